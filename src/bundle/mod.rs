@@ -1,0 +1,1 @@
+//! Signed hook bundles and the key ring that verifies them.

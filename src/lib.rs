@@ -1,0 +1,13 @@
+//! apport-hooks: the shared core of Ubuntu's server-side crash hooks.
+//!
+//! This crate holds everything both sides agree on: the apport report format
+//! ([`report`]), the whoopsie BSON wire format ([`wire`]), the author-facing
+//! hook file with its static analysis ([`hook`]) and signed hook bundles with
+//! the key ring that verifies them ([`bundle`]). The machine-side binaries
+//! (`apportd`, `apport-hook`) are built with the default `client` feature; the
+//! `daisy` server depends on this crate without it.
+
+pub mod bundle;
+pub mod hook;
+pub mod report;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! The apport report format (`/var/crash/*.crash`): parsing, writing, new keys.

@@ -1,0 +1,1 @@
+//! The whoopsie wire format: untrusted BSON decoding and report <-> BSON.
