@@ -1,5 +1,10 @@
 //! `apport-hook verify` as a user runs it: the real binary, real files.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 mod bundle_support;
 

@@ -1,6 +1,12 @@
 //! No single changed byte anywhere in a bundle (header, signature text,
 //! payload) is accepted, and no input makes the verifier panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic
+)]
 
 mod bundle_support;
 

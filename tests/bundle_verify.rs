@@ -1,6 +1,11 @@
 //! Signing and verifying bundles with real minisign keys in real key
 //! directories: every way a bundle can be refused has its own error.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 mod bundle_support;
 

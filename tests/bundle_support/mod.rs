@@ -1,5 +1,10 @@
 //! Shared fixtures for the bundle tests: a real hook, real keys, real files.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects,
+    dead_code
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
