@@ -10,7 +10,7 @@
 
 mod bundle_support;
 
-use apport_hooks::bundle::{BundleError, KeyRing};
+use apport_hooks::bundle::{BundleError, BundlePayload, KeyRing};
 use bundle_support::{NOW, TestKey, sample_payload};
 use proptest::prelude::*;
 
@@ -117,5 +117,30 @@ proptest! {
         }
         prop_assume!(&edited != bytes);
         prop_assert!(ring.verify(&edited, NOW).is_err());
+    }
+
+    #[test]
+    fn payload_decoder_never_panics_on_edited_payloads(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        // The decoder only ever sees signed bytes, but it must still be total.
+        let good = sample_payload().to_canonical_bson().unwrap();
+        let mut edited = good.clone();
+        for (index, value) in &edits {
+            let at = index.index(edited.len());
+            edited[at] = *value;
+        }
+        if let Ok(decoded) = BundlePayload::from_canonical_bson(&edited) {
+            // Only an edit that kept the bytes canonical can decode, and then
+            // it decodes to exactly what re-encodes to those bytes.
+            prop_assert_eq!(decoded.to_canonical_bson().unwrap(), edited);
+        }
+    }
+
+    #[test]
+    fn payload_decoder_never_panics_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+    ) {
+        let _ = BundlePayload::from_canonical_bson(&bytes);
     }
 }
