@@ -259,6 +259,8 @@ fn non_key_files_in_the_key_directory_are_not_trusted() {
     std::fs::write(dir.path().join("garbage.pub"), "not a key\n").unwrap();
     std::fs::create_dir(dir.path().join("subdir.pub")).unwrap();
     std::fs::write(dir.path().join("readme.txt"), &key.pair.public_key_file).unwrap();
+    let hidden = TestKey::new();
+    hidden.install(dir.path(), ".hidden");
     let ring = KeyRing::load(&[dir.path().to_path_buf()], None).unwrap();
     assert_eq!(ring.trusted_key_ids(), vec![key.pair.key_id]);
     let mut skipped: Vec<_> = ring

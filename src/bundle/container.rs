@@ -51,7 +51,7 @@ const TRUSTED_COMMENT_PREFIX: &str = "trusted comment: ";
 
 /// How a minisign signature was computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureAlgorithm {
+pub(crate) enum SignatureAlgorithm {
     /// `ED`: Ed25519 over the BLAKE2b-512 of the data (current minisign).
     Prehashed,
     /// `Ed`: Ed25519 over the raw data (legacy minisign); refused.

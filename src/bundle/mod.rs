@@ -3,12 +3,12 @@
 //! A bundle is the canonical BSON of a [`BundlePayload`] (a validated hook
 //! plus its id, version, target, `issued_at` and `not_after`), signed with
 //! minisign (Ed25519 over BLAKE2b-512) and framed with its signature in one
-//! file ([`container`]). daisy signs ([`sign_bundle`], feature `sign`);
+//! file (see [`frame_bundle`]). daisy signs ([`sign_bundle`], feature `sign`);
 //! clients verify with [`KeyRing::verify`], which checks the signature over
 //! the exact bytes before it parses anything. The byte layout and the trust
 //! rules are in `docs/formats-bundle.md`.
 
-pub mod container;
+mod container;
 mod key_id;
 mod keyring;
 mod payload;
@@ -20,8 +20,8 @@ mod verify;
 use std::path::Path;
 
 pub use container::{
-    BUNDLE_MAGIC, CONTAINER_VERSION, ContainerError, MAX_BUNDLE_BYTES, MAX_SIGNATURE_BYTES,
-    frame_bundle,
+    BUNDLE_MAGIC, CONTAINER_VERSION, ContainerError, HEADER_BYTES, MAX_BUNDLE_BYTES,
+    MAX_SIGNATURE_BYTES, MAX_TRUSTED_COMMENT_BYTES, SIGNATURE_UNTRUSTED_COMMENT, frame_bundle,
 };
 pub use key_id::{KeyId, KeyIdParseError};
 pub use keyring::{
