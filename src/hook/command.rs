@@ -311,7 +311,7 @@ fn state_changing(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
 fn shell_syntax(arg: &str) -> Option<String> {
     let why = if SHELL_OPERATORS.contains(&arg) {
         "is a shell operator"
-    } else if arg.contains("$(") || arg.contains('`') || arg.contains("${") {
+    } else if arg.contains("$(") || arg.contains('`') || arg.starts_with("${") {
         "is a shell substitution"
     } else if arg.starts_with('$') && arg.len() > 1 {
         "is a shell variable"
@@ -519,12 +519,20 @@ mod tests {
             [(1, lints::STATE_CHANGING_COMMAND)]
         );
         assert!(lint_of(&["dpkg", "-l", "lightdm"]).is_empty());
+        assert!(lint_of(&["apt-mark", "showhold"]).is_empty());
+        assert_eq!(
+            lint_of(&["apt-mark", "hold", "x"]),
+            [(1, lints::STATE_CHANGING_COMMAND)]
+        );
     }
 
     #[test]
     fn shell_syntax_and_secret_paths_in_arguments_are_refused() {
         assert_eq!(lint_of(&["dmesg", "|", "tail"]), [(1, lints::SHELL_SYNTAX)]);
         assert_eq!(lint_of(&["uname", "$HOME"]), [(1, lints::SHELL_SYNTAX)]);
+        assert_eq!(lint_of(&["uname", "$(id)"]), [(1, lints::SHELL_SYNTAX)]);
+        // dpkg-query's own format syntax is not shell syntax.
+        assert!(lint_of(&["ls", "--format=${Version}"]).is_empty());
         assert_eq!(
             lint_of(&["ls", "/var/log/*.log"]),
             [(1, lints::SHELL_SYNTAX)]

@@ -315,7 +315,6 @@ pub(crate) const STATE_CHANGING_TOOLS: &[&str] = &[
     "update-initramfs",
     "apt-get",
     "aptitude",
-    "apt-mark",
     "dpkg-reconfigure",
     "umount",
     "fsck",
@@ -353,6 +352,17 @@ pub(crate) const READ_ONLY_VERBS: &[(&str, &[&str])] = &[
     (
         "apt",
         &["list", "show", "policy", "search", "depends", "rdepends"],
+    ),
+    (
+        "apt-mark",
+        &[
+            "showhold",
+            "showauto",
+            "showmanual",
+            "showinstall",
+            "showremove",
+            "showpurge",
+        ],
     ),
     (
         "snap",

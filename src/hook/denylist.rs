@@ -30,7 +30,7 @@
 //! | `**/.local/share/keyrings`, `**/.local/share/keyrings/**` | GNOME keyrings |
 //! | `**/.password-store/**` | `pass` password store |
 //! | `/var/lib/sss`, `/var/lib/sss/**` | SSSD credential caches |
-//! | `/etc/krb5.keytab`, `**/*.keytab` | Kerberos keys |
+//! | `/etc/krb5.keytab`, `/etc/**/*.keytab` | Kerberos keys |
 //! | `**/.netrc`, `**/.pgpass`, `**/.git-credentials` | stored passwords |
 //! | `**/.aws/**`, `**/.docker/config.json`, `**/.kube/config` | cloud and cluster credentials |
 //! | `**/.mozilla/**`, `**/.config/google-chrome/**`, `**/.config/chromium/**` | browser profiles: cookies, saved passwords |
@@ -134,7 +134,7 @@ pub const DENY_LIST: &[DenyEntry] = &[
         reason: "SSSD credential caches",
     },
     DenyEntry {
-        patterns: &["/etc/krb5.keytab", "**/*.keytab"],
+        patterns: &["/etc/krb5.keytab", "/etc/**/*.keytab"],
         reason: "Kerberos keys",
     },
     DenyEntry {
