@@ -372,6 +372,7 @@ mod tests {
             "systemctl",
             "ip",
             "dpkg",
+            "apt-mark",
             "notexec",
         ] {
             let p = bin.join(name);
