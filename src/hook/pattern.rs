@@ -282,7 +282,7 @@ pub(crate) fn intersects(a: &Pattern, b: &Pattern) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn g(s: &str) -> Pattern {
@@ -375,5 +375,43 @@ mod tests {
         );
         assert!(Pattern::glob("/var/[]]").unwrap().has_wildcard());
         assert!(!Pattern::glob("/var/log").unwrap().has_wildcard());
+    }
+
+    /// The automaton agrees with a regex translation of the deny pattern on
+    /// literal paths (where the hidden-name rule plays no part).
+    fn deny_regex(pattern: &str) -> regex::Regex {
+        let mut re = String::from("^");
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '*' {
+                if chars.peek() == Some(&'*') {
+                    chars.next();
+                    re.push_str(".*");
+                } else {
+                    re.push_str("[^/]*");
+                }
+            } else {
+                re.push_str(&regex::escape(&c.to_string()));
+            }
+        }
+        re.push('$');
+        regex::Regex::new(&re).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn intersection_with_a_literal_path_is_plain_matching(
+            path in "(/(\\.ssh|etc|shadow|ssh_host_rsa_key|root|a|\\.|\\.\\.|x_key|keyrings|\\.local|share|proc|1|environ)){1,6}",
+            entry in 0..crate::hook::denylist::DENY_LIST.len(),
+        ) {
+            for p in crate::hook::denylist::DENY_LIST[entry].patterns {
+                let expected = deny_regex(p).is_match(&path);
+                proptest::prop_assert_eq!(
+                    intersects(&Pattern::literal(&path), &Pattern::deny(p)),
+                    expected,
+                    "{} vs {}", path, p
+                );
+            }
+        }
     }
 }
