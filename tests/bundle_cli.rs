@@ -175,6 +175,6 @@ fn verify_cannot_check_a_symlinked_bundle() {
     let link = setup.dir.path().join("link.bundle");
     std::os::unix::fs::symlink(&file, &link).unwrap();
     let out = verify(&link, &setup.keys(), &[]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
 }

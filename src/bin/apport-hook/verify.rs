@@ -11,13 +11,11 @@ use apport_hooks::bundle::{
 
 /// Exit status when the bundle is refused.
 const EXIT_REFUSED: u8 = 1;
-/// Exit status when it could not be checked (unreadable file or key ring).
-const EXIT_CANNOT_CHECK: u8 = 2;
 
 /// Check a signed hook bundle exactly as apportd does before it runs one.
 ///
 /// Exit status: 0 the bundle is valid and trusted, 1 it is refused (the
-/// reason is printed), 2 it could not be checked (unreadable file, key
+/// reason is printed), 3 it could not be checked (unreadable file, key
 /// directory or revocation list).
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(pair) => pair,
         Err(message) => {
             report_cannot_check(&args, &message)?;
-            return Ok(ExitCode::from(EXIT_CANNOT_CHECK));
+            return Ok(ExitCode::from(crate::EXIT_RUNTIME_ERROR));
         }
     };
     if !args.json {
