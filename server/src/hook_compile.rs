@@ -1,14 +1,14 @@
 //! `daisy hook compile`: a hook file in, a signed bundle out.
 
 use std::fs::OpenOptions;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use apport_hooks::bundle::{BundlePayload, check_bundle_id, key_id_of, sign_bundle};
-use apport_hooks::hook::Hook;
+use apport_hooks::hook::{Hook, LintConfig, parse_hook_bytes};
 
 use crate::keys::read_secret_key;
 
@@ -86,11 +86,32 @@ pub fn payload_for(
     ))
 }
 
+/// Reads, parses and lints the hook file with the default bounds; every
+/// problem is printed as `file:line:column: lint: message`.
 fn load_hook(path: &Path) -> anyhow::Result<Hook> {
-    bail!(
-        "cannot compile {}: the hook file parser is not wired into daisy yet",
-        path.display()
-    )
+    let cfg = LintConfig::default();
+    // One byte past the cap, so an oversized file is reported by the linter
+    // without being read whole.
+    let limit = u64::try_from(cfg.max_file_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read the hook file {}", path.display()))?;
+    match parse_hook_bytes(&bytes, &path.display().to_string(), &cfg) {
+        Ok(hook) => Ok(hook),
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            bail!(
+                "{} has {} problem(s); fix them (`apport-hook lint` shows the same) and compile again",
+                path.display(),
+                diagnostics.len()
+            )
+        }
+    }
 }
 
 fn unix_now() -> anyhow::Result<i64> {

@@ -1,5 +1,7 @@
 //! daisy: the crash intake server with server-side hooks.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 mod hook_compile;
@@ -28,9 +30,17 @@ enum HookCommand {
     Compile(hook_compile::CompileArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
         Command::Keygen(args) => keys::keygen(&args),
         Command::Hook(HookCommand::Compile(args)) => hook_compile::compile(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the cause chain on one line, without a backtrace.
+            eprintln!("daisy: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
