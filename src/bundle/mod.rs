@@ -30,7 +30,7 @@ pub use keyring::{
 };
 pub use payload::{
     BUNDLE_FORMAT, BundlePayload, MAX_BUNDLE_ID_BYTES, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH,
-    PayloadError, check_bundle_id,
+    MAX_PAYLOAD_FIELDS, PayloadError, check_bundle_id,
 };
 pub use regular_file::RegularFileError;
 #[cfg(feature = "sign")]

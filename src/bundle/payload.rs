@@ -5,14 +5,16 @@
 //! `BTreeMap`), integers as BSON int64. The same payload always gives the same
 //! bytes, so the server's content hash, the signature and the client's
 //! re-encoding all agree. Decoding is strict: after the signature has been
-//! checked, the bytes must be a well-formed, size- and depth-bounded BSON
-//! document that re-encodes to exactly the same bytes (no unknown fields, no
-//! duplicate keys, no alternative integer widths).
+//! checked, the bytes must pass the wire module's untrusted-BSON checks
+//! (size, length prefix, depth, field count, no duplicate names) and must
+//! re-encode to exactly the same bytes (no unknown fields, no other BSON
+//! types or integer widths, no other field order).
 
-use bson::{RawBsonRef, RawDocument};
+use bson::RawBsonRef;
 use serde::{Deserialize, Serialize};
 
 use crate::hook::{Hook, Target};
+use crate::wire::{WireLimits, check_raw};
 
 /// The only payload format this code reads and writes.
 pub const BUNDLE_FORMAT: u32 = 1;
@@ -21,9 +23,20 @@ pub const BUNDLE_FORMAT: u32 = 1;
 /// far above any real one and far below what would hurt a client.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
-/// Deepest nesting of documents and arrays accepted in a payload (the real
-/// format uses 5: payload, hook, `when`, condition, value list).
+/// Deepest nesting of documents and arrays accepted in a payload, the
+/// payload itself being level 1 (the format uses 6: payload, hook, `steps`,
+/// step, action, argv).
 pub const MAX_PAYLOAD_DEPTH: usize = 8;
+
+/// Most BSON elements accepted in a payload, counted over all levels (a
+/// hook of 64 steps has about a thousand).
+pub const MAX_PAYLOAD_FIELDS: usize = 16_384;
+
+const PAYLOAD_LIMITS: WireLimits = WireLimits {
+    max_document_bytes: MAX_PAYLOAD_BYTES,
+    max_depth: MAX_PAYLOAD_DEPTH,
+    max_fields: MAX_PAYLOAD_FIELDS,
+};
 
 /// Longest bundle id accepted, in bytes.
 pub const MAX_BUNDLE_ID_BYTES: usize = 128;
@@ -112,11 +125,9 @@ impl BundlePayload {
                 bytes.len()
             )));
         }
-        // Checks the length prefix against the slice and the trailing NUL;
-        // nothing is allocated from the prefix.
-        let doc = RawDocument::from_bytes(bytes)
-            .map_err(|e| malformed(format!("not a BSON document: {e}")))?;
-        check_structure(doc, 1)?;
+        // The wire module's untrusted-BSON checks: length prefix against the
+        // slice, depth, field count, no duplicate names; nothing allocated.
+        let doc = check_raw(bytes, &PAYLOAD_LIMITS).map_err(|e| malformed(e.to_string()))?;
         let format = match doc.iter().next() {
             Some(Ok((key, RawBsonRef::Int64(v)))) if key.as_str() == "format" => v,
             Some(Ok((key, RawBsonRef::Int32(v)))) if key.as_str() == "format" => i64::from(v),
@@ -183,51 +194,6 @@ pub fn check_bundle_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Walks every element once: bounded depth, only the BSON types the format
-/// uses, every nested length prefix consistent (the raw iterator checks it).
-fn check_structure(doc: &RawDocument, depth: usize) -> Result<(), PayloadError> {
-    if depth > MAX_PAYLOAD_DEPTH {
-        return Err(PayloadError::Malformed(format!(
-            "nested deeper than {MAX_PAYLOAD_DEPTH} levels"
-        )));
-    }
-    for element in doc {
-        let (key, value) =
-            element.map_err(|e| PayloadError::Malformed(format!("bad BSON element: {e}")))?;
-        check_value(key.as_str(), value, depth)?;
-    }
-    Ok(())
-}
-
-fn check_value(key: &str, value: RawBsonRef<'_>, depth: usize) -> Result<(), PayloadError> {
-    let next = depth.saturating_add(1);
-    match value {
-        RawBsonRef::String(_)
-        | RawBsonRef::Int32(_)
-        | RawBsonRef::Int64(_)
-        | RawBsonRef::Boolean(_)
-        | RawBsonRef::Null => Ok(()),
-        RawBsonRef::Document(inner) => check_structure(inner, next),
-        RawBsonRef::Array(array) => {
-            if next > MAX_PAYLOAD_DEPTH {
-                return Err(PayloadError::Malformed(format!(
-                    "nested deeper than {MAX_PAYLOAD_DEPTH} levels"
-                )));
-            }
-            for item in array {
-                let item =
-                    item.map_err(|e| PayloadError::Malformed(format!("bad BSON array: {e}")))?;
-                check_value(key, item, next)?;
-            }
-            Ok(())
-        }
-        other => Err(PayloadError::Malformed(format!(
-            "field `{key}` has BSON type {:?}, which the format never uses",
-            other.element_type()
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -289,6 +255,25 @@ mod tests {
     }
 
     #[test]
+    fn other_bson_types_and_duplicate_fields_are_refused() {
+        let mut doc = bson::serialize_to_document(&payload()).unwrap();
+        doc.insert("version", 3.0_f64);
+        let bytes = bson::serialize_to_vec(&doc).unwrap();
+        assert!(BundlePayload::from_canonical_bson(&bytes).is_err());
+
+        // Append a second `id` by hand: `Document` would not keep both.
+        let good = payload().to_canonical_bson().unwrap();
+        let mut dup = good[..good.len() - 1].to_vec();
+        dup.extend_from_slice(b"\x02id\0\x02\0\0\0x\0\0");
+        let len = i32::try_from(dup.len()).unwrap().to_le_bytes();
+        dup[..4].copy_from_slice(&len);
+        assert!(matches!(
+            BundlePayload::from_canonical_bson(&dup),
+            Err(PayloadError::Malformed(m)) if m.contains("twice")
+        ));
+    }
+
+    #[test]
     fn other_format_is_unsupported() {
         let mut doc = bson::serialize_to_document(&payload()).unwrap();
         doc.insert("format", 2_i64);
@@ -330,7 +315,7 @@ mod tests {
         let bytes = bson::serialize_to_vec(&doc).unwrap();
         assert!(matches!(
             BundlePayload::from_canonical_bson(&bytes),
-            Err(PayloadError::Malformed(m)) if m.contains("deeper")
+            Err(PayloadError::Malformed(m)) if m.contains("deeper than 8")
         ));
     }
 
