@@ -109,6 +109,7 @@ fn verify_json_gives_the_payload_and_hash() {
         "/usr/sbin/lightdm:11:seat_start:display_manager_start:main"
     );
     assert_eq!(json["hook"]["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(json["skipped_key_files"], serde_json::json!([]));
     let bytes = std::fs::read(&file).unwrap();
     use sha2::Digest as _;
     assert_eq!(json["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
@@ -177,4 +178,23 @@ fn verify_cannot_check_a_symlinked_bundle() {
     let out = verify(&link, &setup.keys(), &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+}
+
+#[test]
+fn verify_reports_untrusted_key_files() {
+    let setup = Setup::new();
+    let file = setup.write_bundle("good.bundle", &current_payload());
+    std::fs::write(setup.keys().join("broken.pub"), "not a key\n").unwrap();
+    let out = verify(&file, &setup.keys(), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.pub is not trusted"), "{stderr}");
+    let out = verify(&file, &setup.keys(), &["--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["skipped_key_files"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.pub")
+    );
 }
