@@ -594,3 +594,26 @@ fn duplicate_signature_wins_and_is_truncated() {
         signature::MAX_DUPLICATE_SIGNATURE_CHARS
     );
 }
+
+#[test]
+fn a_gzip_checksum_mismatch_is_an_error() {
+    let report = load("signal_crash.crash");
+    let core = report.get("CoreDump").unwrap().as_binary().unwrap();
+    use base64::Engine as _;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut raw = Vec::new();
+    for line in core.base64_lines().split(|&b| b == b'\n') {
+        raw.extend_from_slice(&engine.decode(line).unwrap());
+    }
+    // The gzip trailer is CRC32 then the size: break the CRC.
+    let crc = raw.len() - 8;
+    raw[crc] ^= 0xff;
+    let broken = Binary::from_compressed(&raw).unwrap();
+    assert!(matches!(
+        broken.decompress(1 << 30).unwrap_err(),
+        DecompressError::Corrupt {
+            format: Format::Gzip,
+            ..
+        }
+    ));
+}

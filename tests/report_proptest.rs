@@ -94,3 +94,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_prefix_of_a_real_report_parses_or_errors_without_panic() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/testdata/reports/signal_crash.with_hook_keys.crash"
+    ))
+    .unwrap();
+    let mut parsed = 0;
+    for end in 0..=bytes.len() {
+        let prefix = &bytes[..end];
+        match Report::parse(prefix, &ReportLimits::default()) {
+            Ok(report) => {
+                parsed += 1;
+                assert_eq!(report.to_bytes(), prefix);
+            }
+            Err(e) => assert!(e.line().is_some(), "{e}"),
+        }
+    }
+    // Cut at a line end, a prefix is a valid report unless it splits a
+    // multi-line key from its first line.
+    assert!(parsed > 40, "{parsed}");
+}
