@@ -617,3 +617,27 @@ fn a_gzip_checksum_mismatch_is_an_error() {
         }
     ));
 }
+
+#[test]
+fn a_zstd_frame_claiming_a_huge_window_is_refused() {
+    // A streaming frame declares its window size; 2^30 bytes is more than
+    // the decoder may reserve (ZSTD_MAX_WINDOW_LOG), whatever the content.
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.window_log(30).unwrap();
+    encoder.long_distance_matching(true).unwrap();
+    encoder.write_all(b"small content").unwrap();
+    let frame = encoder.finish().unwrap();
+    let blob = Binary::from_compressed(&frame).unwrap();
+    assert_eq!(blob.format().unwrap(), Format::Zstd);
+    assert!(matches!(
+        blob.decompress(1 << 20).unwrap_err(),
+        DecompressError::Corrupt {
+            format: Format::Zstd,
+            ..
+        }
+    ));
+    // The same content with a normal window decompresses.
+    let normal = zstd::encode_all(&b"small content"[..], 3).unwrap();
+    let blob = Binary::from_compressed(&normal).unwrap();
+    assert_eq!(blob.decompress(1 << 20).unwrap(), b"small content");
+}
