@@ -81,6 +81,23 @@ proptest! {
     }
 
     #[test]
+    fn mutated_valid_reports_never_panic_and_round_trip_when_accepted(
+        report in report(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = report.to_bytes();
+        if !bytes.is_empty() {
+            for (index, byte) in flips {
+                let i = index % bytes.len();
+                bytes[i] = byte;
+            }
+        }
+        if let Ok(parsed) = Report::parse(&bytes, &ReportLimits::default()) {
+            prop_assert_eq!(parsed.to_bytes(), bytes);
+        }
+    }
+
+    #[test]
     fn utf8_reports_survive_the_strings_bson_shape(report in report()) {
         // Binary values travel as base64 text; text that is UTF-8 unchanged.
         if let Ok(bytes) = report_to_strings_bson(&report) {
