@@ -112,3 +112,29 @@ fn usage_errors_exit_2() {
     assert_eq!(lint(&[]).status.code(), Some(2));
     assert_eq!(lint(&["--no-such-flag", GOOD]).status.code(), Some(2));
 }
+
+#[test]
+fn a_config_file_tightens_the_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bounds.toml");
+    // The lightdm example asks for 10 reports.
+    std::fs::write(&cfg, "max_reports = 5\ndefault_reports = 5\n").unwrap();
+    let out = lint(&["--config", cfg.to_str().unwrap(), GOOD]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains(": limit-too-high: `reports = 10` is above the server's upper bound of 5"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_inconsistent_config_is_a_runtime_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bounds.toml");
+    std::fs::write(&cfg, "max_days = 5\n").unwrap();
+    let out = lint(&["--config", cfg.to_str().unwrap(), GOOD]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("default_days"), "{err}");
+}

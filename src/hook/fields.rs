@@ -56,12 +56,15 @@ pub(crate) fn reject_unknown(
     }
 }
 
-/// The allowed name within edit distance 2 (or a case-insensitive match).
-fn closest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
+/// The allowed name closest to `name`, ignoring ASCII case: within edit
+/// distance 1 for names under 8 characters, 2 otherwise.
+pub(crate) fn closest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    let max = if name.len() < 8 { 1 } else { 2 };
     allowed
         .iter()
-        .map(|a| (edit_distance(&name.to_ascii_lowercase(), a), *a))
-        .filter(|(d, _)| *d <= 2)
+        .map(|a| (edit_distance(&lower, &a.to_ascii_lowercase()), *a))
+        .filter(|(d, _)| *d <= max)
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a)
 }
@@ -241,6 +244,13 @@ mod tests {
         assert_eq!(closest("timeout_sec", &allowed), Some("timeout_secs"));
         assert_eq!(closest("Optional", &allowed), Some("optional"));
         assert_eq!(closest("zzzzzzzz", &allowed), None);
+        assert_eq!(
+            closest("DistroRelase", &["DistroRelease"]),
+            Some("DistroRelease")
+        );
+        assert_eq!(closest("Data", &["Date"]), Some("Date"));
+        assert_eq!(closest("Dat", &["Date", "Tags"]), Some("Date"));
+        assert_eq!(closest("Tg", &["Tags"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -24,7 +24,7 @@ mod steps;
 
 pub use command::FIXED_PATH;
 pub use conditions::{ConditionError, compile_regex, conditions_hold};
-pub use config::LintConfig;
+pub use config::{ConfigError, LintConfig};
 pub use diagnostic::Diagnostic;
 pub use model::{Action, Condition, Hook, HookLimits, JournalQuery, RunAs, Step, Target};
 pub use parse::{HOOK_FIELDS, MAX_SIGNATURE_LEN, TARGET_KINDS, lint, parse_hook, parse_hook_bytes};

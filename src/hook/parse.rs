@@ -12,6 +12,7 @@ use super::fields::{self, Got, Span, reject_unknown};
 use super::grammar;
 use super::lints;
 use super::model::{Condition, Hook, HookLimits, Step, Target};
+use super::standard_fields;
 use super::steps::{self, StepKey};
 
 /// Top-level fields of a hook file.
@@ -70,10 +71,10 @@ pub fn parse_hook_bytes(
 /// Returns the hook with all defaults filled in and bare command names
 /// resolved, or every problem found, in file order.
 pub fn parse_hook(text: &str, file_name: &str, cfg: &LintConfig) -> Result<Hook, Vec<Diagnostic>> {
-    let mut sink = Sink::new(file_name, text);
     if text.len() > cfg.max_file_bytes {
         return parse_hook_bytes(text.as_bytes(), file_name, cfg);
     }
+    let mut sink = Sink::new(file_name, text);
     let (doc, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         for e in errors {
@@ -267,6 +268,18 @@ fn parse_when(sink: &mut Sink<'_>, doc: &DeTable<'_>) -> BTreeMap<String, Condit
                 format!(
                     "`{}` is not a report field name (ASCII letters, digits, `.`, `-`, `_`)",
                     field.escape_debug()
+                ),
+            );
+            continue;
+        }
+        if !standard_fields::is_standard(field)
+            && let Some(standard) = fields::closest(field, standard_fields::STANDARD_FIELDS)
+        {
+            sink.at(
+                &key.span(),
+                lints::MISSPELLED_FIELD,
+                format!(
+                    "`{field}` is not a standard report field; did you mean `{standard}`? A field the report lacks fails its condition"
                 ),
             );
             continue;

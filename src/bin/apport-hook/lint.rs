@@ -17,6 +17,22 @@ pub struct Args {
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    /// Lint against these server bounds (a TOML file of `LintConfig` fields,
+    /// e.g. `max_days = 14`) instead of the defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<LintConfig> {
+    let Some(path) = path else {
+        return Ok(LintConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read lint configuration {}", path.display()))?;
+    let cfg: LintConfig = toml::from_str(&text)
+        .with_context(|| format!("invalid lint configuration {}", path.display()))?;
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// The result for one file, as printed by `--json`.
@@ -101,7 +117,7 @@ fn check(path: &PathBuf, cfg: &LintConfig) -> FileReport {
 
 /// Runs `apport-hook lint`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = LintConfig::default();
+    let cfg = load_config(args.config.as_ref())?;
     let reports: Vec<FileReport> = args.files.iter().map(|p| check(p, &cfg)).collect();
     let problems: usize = reports.iter().map(|r| r.diagnostics.len()).sum();
     let unreadable = reports.iter().any(|r| r.error.is_some());

@@ -4,7 +4,8 @@
 //! - 0: success (for `lint`: every file is clean);
 //! - 1: problems found (for `lint`: at least one diagnostic);
 //! - 2: usage error (bad arguments, from clap);
-//! - 3: a runtime error (for `lint`: a file could not be read).
+//! - 3: a runtime error (for `lint`: a hook file or the `--config` file
+//!   could not be read, or the configuration is inconsistent).
 
 mod lint;
 
