@@ -148,8 +148,8 @@ pub(crate) fn boolean(sink: &mut Sink<'_>, table: &DeTable<'_>, name: &str) -> G
     }
 }
 
-/// A non-negative integer field. Values beyond `u64` come back as
-/// `u64::MAX`, so the caller's upper bound reports them.
+/// A non-negative integer field (values beyond `u64` are reported as
+/// `limit-too-high`).
 pub(crate) fn count(sink: &mut Sink<'_>, table: &DeTable<'_>, name: &str) -> Got<u64> {
     match value(table, name) {
         None => Got::Absent,
@@ -164,9 +164,17 @@ pub(crate) fn count(sink: &mut Sink<'_>, table: &DeTable<'_>, name: &str) -> Got
                     );
                     return Got::Bad;
                 }
-                let n = u64::from_str_radix(text.trim_start_matches('+'), i.radix())
-                    .unwrap_or(u64::MAX);
-                Got::Ok(n, v.span())
+                match u64::from_str_radix(text.trim_start_matches('+'), i.radix()) {
+                    Ok(n) => Got::Ok(n, v.span()),
+                    Err(_) => {
+                        sink.at(
+                            &v.span(),
+                            lints::LIMIT_TOO_HIGH,
+                            format!("`{name} = {text}` is far above any bound"),
+                        );
+                        Got::Bad
+                    }
+                }
             }
             _ => {
                 wrong_type(sink, v, name, "an integer");
