@@ -1,13 +1,14 @@
 //! apport-hook: lint, verify, test and run server-side hooks.
 //!
 //! Exit codes, for scripts:
-//! - 0: success (for `lint`: every file is clean);
-//! - 1: problems found (for `lint`: at least one diagnostic);
+//! - 0: success (for `lint`: every file is clean; for `verify`: the bundle is valid);
+//! - 1: problems found (for `lint`: at least one diagnostic; for `verify`: the bundle is refused);
 //! - 2: usage error (bad arguments, from clap);
-//! - 3: a runtime error (for `lint`: a hook file or the `--config` file
-//!   could not be read, or the configuration is inconsistent).
+//! - 3: a runtime error (a file, key directory or revocation list could not be
+//!   read; for `lint`: also an inconsistent `--config` file).
 
 mod lint;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Check hook files and print every problem as `file:line:column: lint: message`.
     Lint(lint::Args),
+    /// Check a signed hook bundle: signature, trusted key, payload, expiry.
+    Verify(verify::Args),
 }
 
 /// Exit code for runtime errors.
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint(args) => lint::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(code) => code,
