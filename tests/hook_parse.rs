@@ -216,3 +216,22 @@ fn diagnostics_serialize_for_json() {
     assert_eq!(v["column"], 8);
     assert_eq!(v["lint"], "relative-path");
 }
+
+#[test]
+fn exact_values_that_a_report_never_has_are_refused() {
+    let step = "[[step]]\nkey = \"K\"\nfile = \"/var/log/x\"\n";
+    let package =
+        format!("{HEAD}[when]\nPackage = [\"lightdm 1.30.0-0ubuntu14\", \"lightdm\"]\n{step}");
+    let d = lint(&package, "t.toml", &LintConfig::default());
+    assert_eq!(
+        (d.len(), d[0].line, d[0].column, d[0].lint),
+        (1, 6, 40, lints::INVALID_VALUE)
+    );
+    assert!(d[0].message.contains("matches = '^lightdm '"), "{}", d[0]);
+    let problem = format!("{HEAD}[when]\nProblemType = [\"crash\"]\n{step}");
+    assert_eq!(diags(&problem), [(6, lints::INVALID_VALUE)]);
+    let fine = format!(
+        "{HEAD}[when]\nProblemType = [\"Crash\", \"Package\"]\nSourcePackage = [\"lightdm\"]\n{step}"
+    );
+    assert!(diags(&fine).is_empty());
+}

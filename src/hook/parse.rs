@@ -295,6 +295,10 @@ fn parse_when(sink: &mut Sink<'_>, doc: &DeTable<'_>) -> BTreeMap<String, Condit
                         );
                         continue;
                     }
+                    if let Some((value, vspan)) = values.iter().find(|(v, _)| !can_hold(field, v)) {
+                        sink.at(vspan, lints::INVALID_VALUE, never_holds(field, value));
+                        continue;
+                    }
                     Condition::OneOf(values.into_iter().map(|(v, _)| v).collect())
                 }
                 Got::Absent | Got::Bad => continue,
@@ -342,6 +346,41 @@ fn parse_when(sink: &mut Sink<'_>, doc: &DeTable<'_>) -> BTreeMap<String, Condit
         when.insert(field.to_owned(), condition);
     }
     when
+}
+
+/// apport's problem types: a `ProblemType` condition on anything else never holds.
+pub const PROBLEM_TYPES: &[&str] = &[
+    "Crash",
+    "Package",
+    "KernelOops",
+    "KernelCrash",
+    "Bug",
+    "Hang",
+    "RecoverableProblem",
+];
+
+/// Whether an exact value could ever equal the report field `field`.
+fn can_hold(field: &str, value: &str) -> bool {
+    match field {
+        "ProblemType" => PROBLEM_TYPES.contains(&value),
+        // apport writes `Package: name version`.
+        "Package" => value.trim().contains(' '),
+        _ => true,
+    }
+}
+
+fn never_holds(field: &str, value: &str) -> String {
+    match field {
+        "ProblemType" => format!(
+            "`ProblemType` is never \"{}\": apport writes one of {}",
+            value.escape_debug(),
+            PROBLEM_TYPES.join(", ")
+        ),
+        _ => format!(
+            "`Package` is \"name version\", never just \"{v}\": list full values or write `Package = {{ matches = '^{v} ' }}`",
+            v = value.escape_debug()
+        ),
+    }
 }
 
 /// Regex errors span several lines (a caret diagram); diagnostics are one line.
