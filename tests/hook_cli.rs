@@ -138,3 +138,22 @@ fn an_inconsistent_config_is_a_runtime_error() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("default_days"), "{err}");
 }
+
+#[test]
+fn every_lint_can_be_listed() {
+    let out = lint(&["--list-lints"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), apport_hooks::hook::lints::ALL.len());
+    assert!(
+        text.lines().any(|l| l.starts_with("denied-path ")),
+        "{text}"
+    );
+    let out = lint(&["--list-lints", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc.as_array().unwrap().len(),
+        apport_hooks::hook::lints::ALL.len()
+    );
+    assert_eq!(doc[0]["name"], apport_hooks::hook::lints::ALL[0].name);
+}
