@@ -41,9 +41,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `apport-hook lint … | head`: the reader has what it wanted.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("apport-hook: {e:#}");
             ExitCode::from(EXIT_RUNTIME_ERROR)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
