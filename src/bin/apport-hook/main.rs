@@ -4,7 +4,8 @@
 //! - 0: success (for `lint`: every file is clean; for `verify`: the bundle is valid);
 //! - 1: problems found (for `lint`: at least one diagnostic; for `verify`: the bundle is refused);
 //! - 2: usage error (bad arguments, from clap);
-//! - 3: a runtime error (a file, key directory or revocation list could not be read).
+//! - 3: a runtime error (a file, key directory or revocation list could not be
+//!   read; for `lint`: also an inconsistent `--config` file).
 
 mod lint;
 mod verify;
@@ -40,9 +41,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `apport-hook lint … | head`: the reader has what it wanted.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("apport-hook: {e:#}");
             ExitCode::from(EXIT_RUNTIME_ERROR)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
