@@ -14,7 +14,7 @@ use apport_hooks::bundle::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bundle_support::{DAY, NOW, TestKey, sample_hook, sample_payload};
+use bundle_support::{DAY, NOW, TestKey, sample_hook, sample_payload, write_private};
 use sha2::{Digest, Sha256};
 
 fn ring_trusting(keys: &[&TestKey]) -> (tempfile::TempDir, KeyRing) {
@@ -117,14 +117,13 @@ fn revoked_key_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     key.install(dir.path(), "daisy");
     let revoked = dir.path().join("revoked-keys");
-    std::fs::write(
+    write_private(
         &revoked,
-        format!(
+        &format!(
             "# leaked 2026-11-20\n{}\n",
             key.pair.key_id.to_string().to_lowercase()
         ),
-    )
-    .unwrap();
+    );
     let ring = KeyRing::load(&[dir.path().to_path_buf()], Some(&revoked)).unwrap();
     let bytes = key.sign(&sample_payload());
     assert_eq!(
@@ -371,4 +370,127 @@ fn every_error_names_what_to_do_next() {
     let err = ring.verify(&key.sign(&payload), NOW).unwrap_err();
     assert_eq!(err.code(), "expired");
     assert!(err.to_string().contains("fetch a fresh bundle"));
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn key_file_others_can_write_is_not_trusted() {
+    // hooks run as root: a key file another user can rewrite is a root
+    // exploit, whatever it holds now.
+    for mode in [0o666, 0o664, 0o646] {
+        let key = TestKey::new();
+        let dir = tempfile::tempdir().unwrap();
+        key.install(dir.path(), "daisy");
+        chmod(&dir.path().join("daisy.pub"), mode);
+        let ring = KeyRing::load(&[dir.path().to_path_buf()], None).unwrap();
+        assert!(ring.trusted_key_ids().is_empty(), "mode {mode:o}");
+        assert!(
+            ring.skipped()[0].reason.contains("writable by"),
+            "{:?}",
+            ring.skipped()
+        );
+        assert_eq!(
+            ring.verify(&key.sign(&sample_payload()), NOW),
+            Err(BundleError::UnknownKey {
+                key_id: key.pair.key_id
+            })
+        );
+    }
+}
+
+#[test]
+fn key_file_owned_by_another_user_is_not_trusted() {
+    // Needs root to give the file away (CI runs as root).
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        eprintln!("not root: cannot chown a key file to another user; not checked here");
+        return;
+    }
+    let key = TestKey::new();
+    let dir = tempfile::tempdir().unwrap();
+    key.install(dir.path(), "daisy");
+    let status = std::process::Command::new("chown")
+        .arg("65534")
+        .arg(dir.path().join("daisy.pub"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ring = KeyRing::load(&[dir.path().to_path_buf()], None).unwrap();
+    assert!(ring.trusted_key_ids().is_empty());
+    assert!(ring.skipped()[0].reason.contains("owned by uid 65534"));
+}
+
+fn is_root() -> bool {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+#[test]
+fn key_directory_others_can_write_fails_to_load() {
+    // Group- or world-writable (even sticky, like /tmp): anyone could drop a
+    // key in. The directory above may be sticky, not the key directory.
+    for mode in [0o777, 0o1777, 0o770] {
+        let key = TestKey::new();
+        let dir = tempfile::tempdir().unwrap();
+        key.install(dir.path(), "daisy");
+        chmod(dir.path(), mode);
+        let err = KeyRing::load(&[dir.path().to_path_buf()], None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                apport_hooks::bundle::KeyRingError::InsecureKeyDir { .. }
+            ),
+            "mode {mode:o}: {err}"
+        );
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+    }
+    // A writable directory above the key directory is as bad.
+    let top = tempfile::tempdir().unwrap();
+    let keys = top.path().join("keys.d");
+    std::fs::create_dir(&keys).unwrap();
+    chmod(&keys, 0o755);
+    TestKey::new().install(&keys, "daisy");
+    chmod(top.path(), 0o777);
+    assert!(KeyRing::load(std::slice::from_ref(&keys), None).is_err());
+    chmod(top.path(), 0o755);
+    assert_eq!(
+        KeyRing::load(&[keys], None)
+            .unwrap()
+            .trusted_key_ids()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn revocation_list_others_can_write_or_delete_fails_closed() {
+    let key = TestKey::new();
+    let dir = tempfile::tempdir().unwrap();
+    key.install(dir.path(), "daisy");
+    let revoked = dir.path().join("revoked-keys");
+    write_private(&revoked, &format!("{}\n", key.pair.key_id));
+    chmod(&revoked, 0o666);
+    assert!(matches!(
+        KeyRing::load(&[dir.path().to_path_buf()], Some(&revoked)),
+        Err(apport_hooks::bundle::KeyRingError::RevocationList(_))
+    ));
+
+    // Missing, in a directory anyone can write: anyone could have deleted
+    // it, so it does not count as empty.
+    let open_dir = tempfile::tempdir().unwrap();
+    chmod(open_dir.path(), 0o777);
+    assert!(matches!(
+        KeyRing::load(
+            &[dir.path().to_path_buf()],
+            Some(&open_dir.path().join("revoked-keys"))
+        ),
+        Err(apport_hooks::bundle::KeyRingError::RevocationList(_))
+    ));
 }

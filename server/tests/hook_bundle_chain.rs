@@ -73,6 +73,11 @@ fn daisy(args: &[&str]) -> Output {
         .unwrap()
 }
 
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -120,6 +125,10 @@ impl Server {
         let keys = self.path("client-keys");
         std::fs::create_dir_all(&keys).unwrap();
         std::fs::copy(self.path("signing/daisy.pub"), keys.join("daisy.pub")).unwrap();
+        // The key ring refuses trust material others can write, whatever
+        // the umask made of these.
+        chmod(&keys, 0o755);
+        chmod(&keys.join("daisy.pub"), 0o644);
         keys
     }
 
@@ -193,6 +202,7 @@ fn revoked_server_key_is_refused_on_a_client() {
         format!("# rotated\n{}\n", server.key_id),
     )
     .unwrap();
+    chmod(&server.path("client-keys/revoked-keys"), 0o644);
     let out = server.verify("lightdm.bundle");
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

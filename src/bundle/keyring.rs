@@ -13,7 +13,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::key_id::KeyId;
-use super::regular_file::{RegularFileError, read_regular_file};
+use super::regular_file::{
+    RegularFileError, check_trusted_dir, check_trusted_parent, read_trusted_file,
+};
 
 /// Key directory shipped by the distribution package.
 pub const DEFAULT_KEY_DIR: &str = "/usr/share/apport-hooks/keys/";
@@ -65,7 +67,19 @@ pub enum KeyRingError {
         #[source]
         source: io::Error,
     },
-    /// The revocation list exists but cannot be read safely.
+    /// A key directory, or a directory above it, can be written by a user
+    /// other than root: anyone could add a key hooks would run as root for.
+    #[error("key directory {} is not trusted: {source}", path.display())]
+    InsecureKeyDir {
+        /// The key directory.
+        path: PathBuf,
+        /// What is wrong, and with which directory.
+        #[source]
+        source: RegularFileError,
+    },
+    /// The revocation list exists but cannot be read safely, or it (or a
+    /// directory above it) can be written by a user other than root, who
+    /// could un-revoke a key by editing or deleting it.
     #[error("cannot read the revocation list: {0}; no bundle is trusted until it is fixed")]
     RevocationList(#[source] RegularFileError),
     /// A line of the revocation list is not a key id.
@@ -100,6 +114,10 @@ impl KeyRing {
     /// hold a minisign public key) are not trusted and are listed by
     /// [`KeyRing::skipped`]. Hidden files (`.name.pub`) are ignored. When two
     /// files hold the same key id, the first one read wins.
+    ///
+    /// Trust material must be writable only by root or the current user: a
+    /// key file that is not is skipped; a key directory, the revocation list
+    /// or a directory above either that is not makes loading fail.
     pub fn load(dirs: &[PathBuf], revoked: Option<&Path>) -> Result<Self, KeyRingError> {
         let mut ring = Self::default();
         for dir in dirs {
@@ -153,6 +171,10 @@ impl KeyRing {
                 });
             }
         };
+        check_trusted_dir(dir).map_err(|source| KeyRingError::InsecureKeyDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut paths = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|source| KeyRingError::KeyDir {
@@ -193,7 +215,7 @@ impl KeyRing {
 
 /// Reads one minisign public key file; the error is the reason it is skipped.
 fn read_public_key_file(path: &Path) -> Result<(KeyId, minisign_verify::PublicKey), String> {
-    let bytes = read_regular_file(path, MAX_PUBLIC_KEY_FILE_BYTES).map_err(|e| e.to_string())?;
+    let bytes = read_trusted_file(path, MAX_PUBLIC_KEY_FILE_BYTES).map_err(|e| e.to_string())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string())?;
     parse_public_key(text)
 }
@@ -228,7 +250,9 @@ fn parse_public_key(text: &str) -> Result<(KeyId, minisign_verify::PublicKey), S
 }
 
 fn load_revocation_list(path: &Path) -> Result<BTreeSet<KeyId>, KeyRingError> {
-    let bytes = match read_regular_file(path, MAX_REVOCATION_LIST_BYTES) {
+    // Checked even when the list is missing: deleting it un-revokes keys.
+    check_trusted_parent(path).map_err(KeyRingError::RevocationList)?;
+    let bytes = match read_trusted_file(path, MAX_REVOCATION_LIST_BYTES) {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => return Ok(BTreeSet::new()),
         Err(e) => return Err(KeyRingError::RevocationList(e)),
@@ -264,6 +288,12 @@ mod tests {
     const PUB: &str = "untrusted comment: minisign public key E7620F1842B4E81F\n\
                        RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n";
 
+    /// Mode 0644 whatever the umask: the list must not be writable by others.
+    fn make_private(path: &Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
     #[test]
     fn public_key_file_gives_its_key_id() {
         let (id, _) = parse_public_key(PUB).unwrap();
@@ -279,6 +309,7 @@ mod tests {
             "# rotated 2026-11\n\ne7620f1842b4e81f  # old key\n  0123456789ABCDEF\n",
         )
         .unwrap();
+        make_private(&path);
         let ids = load_revocation_list(&path).unwrap();
         let mut printed: Vec<String> = ids.iter().map(ToString::to_string).collect();
         printed.sort();
@@ -290,6 +321,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("revoked-keys");
         std::fs::write(&path, "# ok\nnot-a-key\n").unwrap();
+        make_private(&path);
         let err = load_revocation_list(&path).unwrap_err();
         assert!(
             matches!(err, KeyRingError::RevocationLine { line: 2, .. }),
