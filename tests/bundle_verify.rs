@@ -10,7 +10,8 @@
 mod bundle_support;
 
 use apport_hooks::bundle::{
-    BundleError, BundlePayload, CLOCK_SKEW_SECS, KeyRing, MAX_PAYLOAD_BYTES, frame_bundle,
+    BundleError, BundlePayload, CLOCK_SKEW_SECS, KeyRing, MAX_BUNDLE_LIFETIME_SECS,
+    MAX_PAYLOAD_BYTES, frame_bundle,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -493,4 +494,67 @@ fn revocation_list_others_can_write_or_delete_fails_closed() {
         ),
         Err(apport_hooks::bundle::KeyRingError::RevocationList(_))
     ));
+}
+
+#[test]
+fn bundle_valid_for_longer_than_the_cap_is_rejected() {
+    // A hand-made (or buggy-server) payload valid forever must not give a
+    // hook that can be replayed forever; 90 days exactly is the cap.
+    let key = TestKey::new();
+    let (_dir, ring) = ring_trusting(&[&key]);
+    let at_cap = BundlePayload {
+        issued_at: NOW - DAY,
+        not_after: NOW - DAY + MAX_BUNDLE_LIFETIME_SECS,
+        ..sample_payload()
+    };
+    assert!(ring.verify(&key.sign(&at_cap), NOW).is_ok());
+    for (issued_at, not_after) in [
+        (NOW - DAY, i64::MAX),
+        (NOW - DAY, NOW - DAY + MAX_BUNDLE_LIFETIME_SECS + 1),
+        (i64::MIN, NOW),
+        (-1, NOW),
+    ] {
+        let payload = BundlePayload {
+            issued_at,
+            not_after,
+            ..sample_payload()
+        };
+        assert!(
+            payload.to_canonical_bson().is_err(),
+            "{issued_at}..{not_after}"
+        );
+        let bytes = key.sign_raw(&bson::serialize_to_vec(&payload).unwrap());
+        assert!(
+            matches!(
+                ring.verify(&bytes, NOW),
+                Err(BundleError::PayloadMalformed(_))
+            ),
+            "{issued_at}..{not_after}"
+        );
+    }
+}
+
+#[test]
+fn clock_at_the_ends_of_time_is_handled() {
+    let key = TestKey::new();
+    let (_dir, ring) = ring_trusting(&[&key]);
+    let payload = BundlePayload {
+        issued_at: 0,
+        not_after: MAX_BUNDLE_LIFETIME_SECS,
+        ..sample_payload()
+    };
+    let bytes = key.sign(&payload);
+    assert!(matches!(
+        ring.verify(&bytes, i64::MIN),
+        Err(BundleError::NotYetValid { .. })
+    ));
+    assert!(matches!(
+        ring.verify(&bytes, i64::MAX),
+        Err(BundleError::Expired { .. })
+    ));
+    assert!(ring.verify(&bytes, -CLOCK_SKEW_SECS).is_ok());
+    assert!(
+        ring.verify(&bytes, MAX_BUNDLE_LIFETIME_SECS + CLOCK_SKEW_SECS)
+            .is_ok()
+    );
 }

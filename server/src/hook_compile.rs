@@ -12,10 +12,11 @@ use apport_hooks::hook::{Hook, LintConfig, parse_hook_bytes};
 
 use crate::keys::read_secret_key;
 
-/// Longest validity of a bundle, in days. Short lifetimes bound how long a
-/// bundle signed with a key that is later revoked keeps working on clients
-/// that have not yet got the revocation list.
-pub const MAX_BUNDLE_DAYS: u32 = 90;
+/// Longest validity of a bundle, in days: the library's cap, which clients
+/// enforce too. Short lifetimes bound how long a withdrawn hook's bundle can
+/// be replayed, and how long a bundle signed with a key that is later revoked
+/// keeps working on clients that have not yet got the revocation list.
+pub const MAX_BUNDLE_DAYS: u32 = apport_hooks::bundle::MAX_BUNDLE_DAYS;
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
