@@ -112,7 +112,10 @@ pub(crate) fn check_trusted_parent(path: &Path) -> Result<(), RegularFileError> 
 /// Checks that `dir` (an existing directory whose entries are trusted) and
 /// every directory above it are writable only by root or the current user.
 /// `dir` itself may not rely on the sticky bit: anyone could add an entry.
-pub(crate) fn check_trusted_dir(dir: &Path) -> Result<(), RegularFileError> {
+///
+/// daisy checks the directory of its signing key with this too: whoever can
+/// write it can swap in a key of their own.
+pub fn check_trusted_dir(dir: &Path) -> Result<(), RegularFileError> {
     check_trusted_ancestors(dir, false)
 }
 
