@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 
 use std::path::{Path, PathBuf};
@@ -34,35 +35,79 @@ optional = true
 
 /// The `apport-hook` binary, built from this very source tree (cargo only
 /// exposes the binaries of the package under test to its tests).
+///
+/// The nested cargo must not cost a second build nor swap a different build
+/// of the binary into place under the root package's tests, so it:
+/// - builds in the target directory, target triple and profile this test was
+///   built for (derived from where cargo put `daisy`; `CARGO_TARGET_DIR` or
+///   `--target-dir`, set or not), and checks `apport-hook` lands next to it;
+/// - builds it the way `cargo test` of the root package does (as the
+///   dependency of its `bundle_cli` test, so dev-dependency features unify
+///   the same way and the artifact is the one `cargo test --workspace`
+///   already made, fresh);
+/// - passes `--locked`, so it can never rewrite `Cargo.lock`.
+///
+/// cargo releases its build-directory lock before it runs test binaries, so
+/// this does not wait on the outer `cargo test`.
 fn apport_hook() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "apport-hooks",
-                "--features",
-                "sign",
-                "--bin",
-                "apport-hook",
-                "--message-format=json",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
+        let daisy_dir = Path::new(env!("CARGO_BIN_EXE_daisy")).parent().unwrap();
+        // The target directory is the nearest ancestor holding cargo's
+        // CACHEDIR.TAG; between it and daisy sit [triple/]profile.
+        let target_dir = daisy_dir
+            .ancestors()
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+            .unwrap_or_else(|| panic!("no cargo target directory above {}", daisy_dir.display()));
+        let below: Vec<String> = daisy_dir
+            .strip_prefix(target_dir)
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["test", "--no-run", "--locked", "-p", "apport-hooks"])
+            .args(["--test", "bundle_cli", "--message-format=json"])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .stdin(std::process::Stdio::null());
+        let profile = match below.as_slice() {
+            [profile] => profile,
+            [triple, profile] => {
+                cmd.args(["--target", triple]);
+                profile
+            }
+            other => panic!("unexpected layout below the target directory: {other:?}"),
+        };
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            custom => {
+                cmd.args(["--profile", custom]);
+            }
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "cannot build apport-hook: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout)
+        let bin = String::from_utf8(out.stdout)
             .unwrap()
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|msg| msg["target"]["name"] == "apport-hook")
             .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no apport-hook executable")
+            .expect("cargo reported no apport-hook executable");
+        assert_eq!(
+            bin.parent(),
+            Some(daisy_dir),
+            "apport-hook was built somewhere else than daisy"
+        );
+        bin
     })
 }
 
