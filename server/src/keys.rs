@@ -113,11 +113,28 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Refuses a FIFO, device, socket or directory before it is opened: opening a
+/// FIFO for reading blocks until someone writes to it, and daisy would hang.
+/// (The descriptor is checked again after `open`; this is only about not
+/// blocking in `open` itself.)
+pub fn refuse_special_file(path: &Path, what: &str) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot open the {what} {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "the {what} {} is not a regular file (a FIFO, device or directory); pass the file itself",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Reads a secret key file written by `daisy keygen` (or `minisign -G -W`).
 ///
 /// Symlinks are followed (secret stores often mount keys through them); the
 /// target must be a regular file of at most 4 KiB.
 pub fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+    refuse_special_file(path, "secret key")?;
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open the secret key {}", path.display()))?;
     let meta = file.metadata()?;

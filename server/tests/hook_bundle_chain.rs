@@ -303,3 +303,49 @@ fn every_example_hook_compiles_and_verifies() {
     }
     assert!(count >= 5, "only {count} example hooks found");
 }
+
+#[test]
+fn compile_refuses_a_fifo_as_key_or_hook_instead_of_hanging() {
+    let server = Server::new();
+    let fifo = server.path("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(server.path("hook.toml"), HOOK).unwrap();
+    let run = |hook: &Path, key: &Path| {
+        daisy(&[
+            "hook",
+            "compile",
+            hook.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--id",
+            "x",
+            "--version",
+            "1",
+            "--days",
+            "1",
+            "--out",
+            server.path("out.bundle").to_str().unwrap(),
+        ])
+    };
+    let out = run(&server.path("hook.toml"), &fifo);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&fifo, &server.path("signing/daisy.key"));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!server.path("out.bundle").exists());
+}
