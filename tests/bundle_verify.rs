@@ -558,3 +558,72 @@ fn clock_at_the_ends_of_time_is_handled() {
             .is_ok()
     );
 }
+
+#[test]
+fn one_key_under_a_second_id_does_not_escape_its_revocation() {
+    // minisign signs neither the key id in a signature nor the one in a
+    // public key file: a copy of a revoked key's file with another id, and
+    // a signature relabelled with that id, must not verify.
+    let key = TestKey::new();
+    let dir = tempfile::tempdir().unwrap();
+    key.install(dir.path(), "daisy");
+    let other_id: [u8; 8] = *b"relabel!";
+    let relabel = |b64: &str| {
+        let mut raw = STANDARD.decode(b64).unwrap();
+        raw[2..10].copy_from_slice(&other_id);
+        STANDARD.encode(raw)
+    };
+    let mut lines: Vec<String> = key
+        .pair
+        .public_key_file
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines[1] = relabel(&lines[1]);
+    write_private(
+        &dir.path().join("copy.pub"),
+        &format!("{}\n", lines.join("\n")),
+    );
+    let revoked = dir.path().join("revoked-keys");
+    write_private(&revoked, &format!("{}\n", key.pair.key_id));
+    let ring = KeyRing::load(&[dir.path().to_path_buf()], Some(&revoked)).unwrap();
+    // Neither copy is trusted: which one is "real" cannot be told.
+    assert!(ring.trusted_key_ids().is_empty());
+    assert_eq!(ring.skipped().len(), 2, "{:?}", ring.skipped());
+    assert!(ring.skipped()[0].reason.contains("under another id"));
+
+    let bytes = key.sign(&sample_payload());
+    let sig_len = usize::try_from(u32::from_be_bytes(bytes[5..9].try_into().unwrap())).unwrap();
+    let text = std::str::from_utf8(&bytes[9..9 + sig_len]).unwrap();
+    let mut sig_lines: Vec<String> = text.lines().map(str::to_string).collect();
+    sig_lines[1] = relabel(&sig_lines[1]);
+    let relabelled = frame_bundle(
+        &format!("{}\n", sig_lines.join("\n")),
+        &bytes[9 + sig_len..],
+    )
+    .unwrap();
+    assert!(matches!(
+        ring.verify(&relabelled, NOW),
+        Err(BundleError::UnknownKey { .. })
+    ));
+    assert!(matches!(
+        ring.verify(&bytes, NOW),
+        Err(BundleError::RevokedKey { .. })
+    ));
+
+    // The same across the two key directories, whichever comes first.
+    let other_dir = tempfile::tempdir().unwrap();
+    std::fs::rename(
+        dir.path().join("copy.pub"),
+        other_dir.path().join("copy.pub"),
+    )
+    .unwrap();
+    for dirs in [
+        [dir.path().to_path_buf(), other_dir.path().to_path_buf()],
+        [other_dir.path().to_path_buf(), dir.path().to_path_buf()],
+    ] {
+        let ring = KeyRing::load(&dirs, None).unwrap();
+        assert!(ring.trusted_key_ids().is_empty());
+        assert!(ring.verify(&relabelled, NOW).is_err());
+    }
+}
