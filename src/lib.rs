@@ -10,4 +10,5 @@
 pub mod bundle;
 pub mod hook;
 pub mod report;
+pub mod sys;
 pub mod wire;

@@ -161,7 +161,7 @@ fn check_owner_and_mode(
 ) -> Result<(), RegularFileError> {
     let uid = meta.uid();
     let mode = meta.mode();
-    let reason = if uid != 0 && uid != effective_uid::get() {
+    let reason = if uid != 0 && uid != crate::sys::effective_uid() {
         Some(format!("is owned by uid {uid}"))
     } else if mode & 0o022 != 0 && !(sticky_ok && mode & 0o1000 != 0) {
         Some(format!(
@@ -182,18 +182,6 @@ fn check_owner_and_mode(
             reason,
         }),
         None => Ok(()),
-    }
-}
-
-/// The one system call here without a safe wrapper in the dependencies this
-/// module may use (nix is client-only; daisy builds this module too).
-#[allow(unsafe_code)]
-mod effective_uid {
-    /// The effective uid of this process.
-    pub(super) fn get() -> u32 {
-        // SAFETY: geteuid(2) takes no arguments, touches no memory of ours
-        // and always succeeds.
-        unsafe { libc::geteuid() }
     }
 }
 
