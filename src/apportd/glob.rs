@@ -301,7 +301,10 @@ mod tests {
             ("[a-c]x", "dx"),
             ("[!a-c]x", "ax"),
             ("\\*", "a"),
-            ("*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac"),
+            (
+                "*a*a*a*a*b",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac",
+            ),
         ];
         for (p, n) in yes {
             assert!(pattern_matches(p.as_bytes(), n.as_bytes()), "{p} {n}");

@@ -219,8 +219,14 @@ impl Executor {
             } else if is_cancelled(&cancel) {
                 status.outcome = Outcome::Cancelled;
             } else if time_left.is_zero() {
-                let why = format!("job deadline of {} s reached", self.limits.job_deadline_secs);
-                output.fields.push(("HookError".into(), format!("job stopped: {why}").into_bytes()));
+                let why = format!(
+                    "job deadline of {} s reached",
+                    self.limits.job_deadline_secs
+                );
+                output.fields.push((
+                    "HookError".into(),
+                    format!("job stopped: {why}").into_bytes(),
+                ));
                 status.detail = why.clone();
                 output.stopped = Some(why);
             } else {
@@ -237,9 +243,10 @@ impl Executor {
                     Err((outcome, detail)) => {
                         status.outcome = outcome;
                         if outcome == Outcome::Failed {
-                            output
-                                .fields
-                                .push((format!("HookError_{}", step.key), detail.clone().into_bytes()));
+                            output.fields.push((
+                                format!("HookError_{}", step.key),
+                                detail.clone().into_bytes(),
+                            ));
                         }
                         status.detail = detail;
                     }
@@ -253,7 +260,8 @@ impl Executor {
                         let step_cap = u64::from(step.max_bytes);
                         let caps = StepCaps {
                             max_bytes: step_cap.min(left),
-                            timeout: Duration::from_secs(u64::from(step.timeout_secs)).min(time_left),
+                            timeout: Duration::from_secs(u64::from(step.timeout_secs))
+                                .min(time_left),
                         };
                         let result = tokio::select! {
                             result = run_step(&env, step, caps) => result,
@@ -276,7 +284,8 @@ impl Executor {
                                     status.detail = why.clone();
                                     output.stopped = Some(why);
                                 } else if collected.truncated {
-                                    status.detail = format!("output cut at {} bytes", caps.max_bytes);
+                                    status.detail =
+                                        format!("output cut at {} bytes", caps.max_bytes);
                                 }
                                 output.fields.extend(collected.fields);
                                 if let Some(why) = &output.stopped {

@@ -161,10 +161,16 @@ mod tests {
         let _a2 = slots.try_acquire(1000).unwrap();
         assert!(matches!(
             slots.try_acquire(1000),
-            Err(AdmissionError::CallerBusy { uid: 1000, running: 2 })
+            Err(AdmissionError::CallerBusy {
+                uid: 1000,
+                running: 2
+            })
         ));
         let _b1 = slots.try_acquire(1001).unwrap();
-        assert_eq!(slots.try_acquire(1002).unwrap_err(), AdmissionError::Busy(3));
+        assert_eq!(
+            slots.try_acquire(1002).unwrap_err(),
+            AdmissionError::Busy(3)
+        );
         drop(a1);
         assert_eq!(slots.running(), 2);
         let _a3 = slots.try_acquire(1000).unwrap();

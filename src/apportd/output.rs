@@ -40,10 +40,14 @@ pub fn encode_fields(fields: &[(String, Vec<u8>)]) -> Result<Vec<u8>, OutputErro
         let text = match std::str::from_utf8(value) {
             Ok(text) if !text.starts_with(BINARY_PREFIX) => text.to_owned(),
             _ => {
-                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
                 gz.write_all(value)?;
                 let compressed = gz.finish()?;
-                format!("{BINARY_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(compressed))
+                format!(
+                    "{BINARY_PREFIX}{}",
+                    base64::engine::general_purpose::STANDARD.encode(compressed)
+                )
             }
         };
         document.insert(key.clone(), Bson::String(text));
@@ -88,7 +92,10 @@ pub fn sealed_memfd(name: &str, bytes: &[u8]) -> Result<OwnedFd, OutputError> {
     fcntl(
         &fd,
         FcntlArg::F_ADD_SEALS(
-            SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL,
+            SealFlag::F_SEAL_WRITE
+                | SealFlag::F_SEAL_GROW
+                | SealFlag::F_SEAL_SHRINK
+                | SealFlag::F_SEAL_SEAL,
         ),
     )
     .map_err(std::io::Error::from)?;
@@ -100,7 +107,8 @@ pub fn read_result(fd: OwnedFd) -> Result<Vec<(String, Vec<u8>)>, OutputError> {
     let mut file = File::from(fd);
     file.seek(SeekFrom::Start(0))?;
     let mut bytes = Vec::new();
-    file.take(MAX_RESULT_BYTES.saturating_add(1)).read_to_end(&mut bytes)?;
+    file.take(MAX_RESULT_BYTES.saturating_add(1))
+        .read_to_end(&mut bytes)?;
     if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_RESULT_BYTES {
         return Err(OutputError::Malformed("result larger than 64 MiB".into()));
     }

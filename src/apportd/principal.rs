@@ -93,8 +93,8 @@ impl UserCreds {
         let user = User::from_uid(Uid::from_raw(uid))
             .map_err(|source| PrincipalError::Lookup { uid, source })?
             .ok_or(PrincipalError::UnknownUser(uid))?;
-        let name = CString::new(user.name.as_bytes())
-            .map_err(|_| PrincipalError::UnknownUser(uid))?;
+        let name =
+            CString::new(user.name.as_bytes()).map_err(|_| PrincipalError::UnknownUser(uid))?;
         let groups = nix::unistd::getgrouplist(&name, user.gid)
             .map_err(|source| PrincipalError::Lookup { uid, source })?;
         Ok(UserCreds {
@@ -165,7 +165,11 @@ impl Launcher {
         match principal {
             Principal::Root => {
                 let mut command = Command::new(program);
-                command.args(args).env_clear().envs(base_environment()).current_dir("/");
+                command
+                    .args(args)
+                    .env_clear()
+                    .envs(base_environment())
+                    .current_dir("/");
                 command
             }
             Principal::User(user) => {
@@ -184,7 +188,11 @@ impl Launcher {
             .arg(DROP_PRIVILEGES_ARG)
             .arg(user.uid.to_string())
             .arg(user.gid.to_string())
-            .arg(if groups.is_empty() { "-".to_owned() } else { groups.join(",") })
+            .arg(if groups.is_empty() {
+                "-".to_owned()
+            } else {
+                groups.join(",")
+            })
             .arg(op)
             .env_clear()
             .envs(user.environment())
@@ -230,7 +238,10 @@ pub fn drop_privileges_main(args: &[OsString]) -> ExitCode {
     match (op.as_bytes(), rest) {
         (b"exec", [program, program_args @ ..]) => {
             let error = Command::new(program).args(program_args).exec();
-            eprintln!("apportd: cannot run {}: {error}", Path::new(program).display());
+            eprintln!(
+                "apportd: cannot run {}: {error}",
+                Path::new(program).display()
+            );
             ExitCode::from(exit::EXEC_FAILED)
         }
         (b"read", [max, path]) => {
@@ -242,7 +253,11 @@ pub fn drop_privileges_main(args: &[OsString]) -> ExitCode {
                     if std::io::stdout().lock().write_all(&contents.bytes).is_err() {
                         return ExitCode::from(exit::IO);
                     }
-                    ExitCode::from(if contents.truncated { exit::TRUNCATED } else { exit::OK })
+                    ExitCode::from(if contents.truncated {
+                        exit::TRUNCATED
+                    } else {
+                        exit::OK
+                    })
                 }
                 Err(e) => file_error_exit(&e),
             }
@@ -261,7 +276,11 @@ pub fn drop_privileges_main(args: &[OsString]) -> ExitCode {
                             return ExitCode::from(exit::IO);
                         }
                     }
-                    ExitCode::from(if matches.truncated { exit::TRUNCATED } else { exit::OK })
+                    ExitCode::from(if matches.truncated {
+                        exit::TRUNCATED
+                    } else {
+                        exit::OK
+                    })
                 }
                 Err(e) => file_error_exit(&e),
             }
@@ -365,10 +384,12 @@ mod tests {
             .iter()
             .map(OsString::from)
             .collect();
-        let (uid, gid, groups, op, rest) = parse_helper_args(&args).unwrap_or_else(|| {
-            unreachable!("valid arguments")
-        });
-        assert_eq!((uid, gid, groups, op), (1000, 1000, vec![4, 27], OsStr::new("read")));
+        let (uid, gid, groups, op, rest) =
+            parse_helper_args(&args).unwrap_or_else(|| unreachable!("valid arguments"));
+        assert_eq!(
+            (uid, gid, groups, op),
+            (1000, 1000, vec![4, 27], OsStr::new("read"))
+        );
         assert_eq!(rest.len(), 2);
         let bad: Vec<OsString> = ["x", "1", "-", "read"].iter().map(OsString::from).collect();
         assert!(parse_helper_args(&bad).is_none());

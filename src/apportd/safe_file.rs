@@ -241,7 +241,11 @@ fn require_regular(path: &Path, stat: &FileStat) -> Result<(), FileError> {
 /// `O_PATH` descriptors cannot be read. Re-open the very inode we checked through
 /// its descriptor's magic link (no path lookup by name happens again), then make
 /// sure it is still the same inode.
-fn reopen_for_reading(path: &Path, handle: &OwnedFd, checked: &FileStat) -> Result<File, FileError> {
+fn reopen_for_reading(
+    path: &Path,
+    handle: &OwnedFd,
+    checked: &FileStat,
+) -> Result<File, FileError> {
     let proc_path = format!("/proc/self/fd/{}", handle.as_raw_fd());
     let fd = open(
         proc_path.as_str(),
@@ -307,7 +311,13 @@ mod tests {
 
     #[test]
     fn relative_and_dotdot_paths_are_refused() {
-        for p in ["etc/passwd", "/etc/../etc/passwd", "/etc/./passwd", "//etc", "/etc/"] {
+        for p in [
+            "etc/passwd",
+            "/etc/../etc/passwd",
+            "/etc/./passwd",
+            "//etc",
+            "/etc/",
+        ] {
             assert!(
                 matches!(check_path(Path::new(p)), Err(FileError::BadPath { .. })),
                 "{p}"

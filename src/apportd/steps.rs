@@ -82,7 +82,11 @@ pub enum StepFailure {
 }
 
 /// Run `step` under `env` within `caps`.
-pub async fn run_step(env: &StepEnv<'_>, step: &Step, caps: StepCaps) -> Result<Collected, StepFailure> {
+pub async fn run_step(
+    env: &StepEnv<'_>,
+    step: &Step,
+    caps: StepCaps,
+) -> Result<Collected, StepFailure> {
     let deadline = Instant::now()
         .checked_add(caps.timeout)
         .unwrap_or_else(Instant::now);
@@ -100,20 +104,20 @@ async fn collect(
     deadline: Instant,
 ) -> Result<Collected, StepFailure> {
     match &step.action {
-        Action::File(path) => {
-            match read_as(env, Path::new(path), max_bytes, deadline).await {
-                Ok(contents) => Ok(Collected {
-                    fields: vec![(step.key.clone(), contents.bytes)],
-                    truncated: contents.truncated,
-                    note: None,
-                }),
-                Err(Failure::File(FileError::NotFound { .. })) if step.optional => {
-                    Err(StepFailure::Missing)
-                }
-                Err(failure) => Err(failure.into()),
+        Action::File(path) => match read_as(env, Path::new(path), max_bytes, deadline).await {
+            Ok(contents) => Ok(Collected {
+                fields: vec![(step.key.clone(), contents.bytes)],
+                truncated: contents.truncated,
+                note: None,
+            }),
+            Err(Failure::File(FileError::NotFound { .. })) if step.optional => {
+                Err(StepFailure::Missing)
             }
+            Err(failure) => Err(failure.into()),
+        },
+        Action::Glob(pattern) => {
+            glob_step(env, step, Path::new(pattern), max_bytes, deadline).await
         }
-        Action::Glob(pattern) => glob_step(env, step, Path::new(pattern), max_bytes, deadline).await,
         Action::Command(argv) => {
             let (program, args) = argv
                 .split_first()
@@ -135,7 +139,11 @@ async fn collect(
 /// `journalctl` arguments for a query; values are passed as `--opt=value` so
 /// none can be taken for an option.
 pub fn journal_argv(query: &JournalQuery) -> Vec<String> {
-    let mut argv = vec!["--no-pager".to_owned(), "-o".to_owned(), "short-iso".to_owned()];
+    let mut argv = vec![
+        "--no-pager".to_owned(),
+        "-o".to_owned(),
+        "short-iso".to_owned(),
+    ];
     if let Some(unit) = &query.unit {
         argv.push(format!("--unit={unit}"));
     }
@@ -221,15 +229,19 @@ async fn read_as(
             command.arg(max_bytes.to_string()).arg(path);
             let captured = helper(env, command, max_bytes, deadline).await?;
             match captured.end {
-                CommandEnd::Exited(code) if code == i32::from(exit::OK) || code == i32::from(exit::TRUNCATED) => {
+                CommandEnd::Exited(code)
+                    if code == i32::from(exit::OK) || code == i32::from(exit::TRUNCATED) =>
+                {
                     Ok(FileContents {
                         truncated: code == i32::from(exit::TRUNCATED),
                         bytes: captured.output,
                     })
                 }
-                CommandEnd::Exited(code) => {
-                    Err(Failure::File(file_error_from_exit(code, path, &captured.stderr)))
-                }
+                CommandEnd::Exited(code) => Err(Failure::File(file_error_from_exit(
+                    code,
+                    path,
+                    &captured.stderr,
+                ))),
                 other => Err(Failure::Step(StepFailure::Failed(format!(
                     "file reader ended abnormally: {other:?}"
                 )))),
@@ -258,7 +270,9 @@ async fn glob_as(
             let cap = GLOB_BYTES_PER_MATCH.saturating_mul(u64::try_from(max).unwrap_or(u64::MAX));
             let captured = helper(env, command, cap, deadline).await?;
             match captured.end {
-                CommandEnd::Exited(code) if code == i32::from(exit::OK) || code == i32::from(exit::TRUNCATED) => {
+                CommandEnd::Exited(code)
+                    if code == i32::from(exit::OK) || code == i32::from(exit::TRUNCATED) =>
+                {
                     use std::os::unix::ffi::OsStrExt;
                     let paths = captured
                         .output
@@ -271,9 +285,11 @@ async fn glob_as(
                         truncated: code == i32::from(exit::TRUNCATED),
                     })
                 }
-                CommandEnd::Exited(code) => {
-                    Err(Failure::File(file_error_from_exit(code, pattern, &captured.stderr)))
-                }
+                CommandEnd::Exited(code) => Err(Failure::File(file_error_from_exit(
+                    code,
+                    pattern,
+                    &captured.stderr,
+                ))),
                 other => Err(Failure::Step(StepFailure::Failed(format!(
                     "glob helper ended abnormally: {other:?}"
                 )))),
@@ -288,9 +304,15 @@ async fn helper(
     cap: u64,
     deadline: Instant,
 ) -> Result<Captured, Failure> {
-    let captured = run_captured(command, Streams::Separate, cap, remaining(deadline), env.cancel.clone())
-        .await
-        .map_err(|e| Failure::Step(StepFailure::Failed(format!("cannot start helper: {e}"))))?;
+    let captured = run_captured(
+        command,
+        Streams::Separate,
+        cap,
+        remaining(deadline),
+        env.cancel.clone(),
+    )
+    .await
+    .map_err(|e| Failure::Step(StepFailure::Failed(format!("cannot start helper: {e}"))))?;
     if let Some(failure) = process_failure(captured.end, deadline) {
         return Err(Failure::Step(failure));
     }
@@ -309,7 +331,9 @@ async fn glob_step(
     max_bytes: u64,
     deadline: Instant,
 ) -> Result<Collected, StepFailure> {
-    let matches = glob_as(env, pattern, deadline).await.map_err(StepFailure::from)?;
+    let matches = glob_as(env, pattern, deadline)
+        .await
+        .map_err(StepFailure::from)?;
     if matches.paths.is_empty() {
         return Err(StepFailure::Missing);
     }
@@ -330,7 +354,11 @@ async fn glob_step(
         let mut key = format!("{}.{}", step.key, path_to_key(name));
         if collected.fields.iter().any(|(k, _)| *k == key) {
             let full = path.as_os_str().as_bytes();
-            key = format!("{}.{}", step.key, path_to_key(full.strip_prefix(b"/").unwrap_or(full)));
+            key = format!(
+                "{}.{}",
+                step.key,
+                path_to_key(full.strip_prefix(b"/").unwrap_or(full))
+            );
         }
         match read_as(env, path, left, deadline).await {
             Ok(contents) => {
@@ -360,9 +388,15 @@ async fn command_step(
     let resolved = resolve_program(program)
         .ok_or_else(|| StepFailure::Refused(format!("{program}: not found in the fixed PATH")))?;
     let command = env.launcher.command(env.principal, &resolved, args);
-    let captured = run_captured(command, Streams::Merged, max_bytes, remaining(deadline), env.cancel.clone())
-        .await
-        .map_err(|e| StepFailure::Failed(format!("cannot start {program}: {e}")))?;
+    let captured = run_captured(
+        command,
+        Streams::Merged,
+        max_bytes,
+        remaining(deadline),
+        env.cancel.clone(),
+    )
+    .await
+    .map_err(|e| StepFailure::Failed(format!("cannot start {program}: {e}")))?;
     if let Some(failure) = process_failure(captured.end, deadline) {
         return Err(failure);
     }
@@ -372,19 +406,23 @@ async fn command_step(
         CommandEnd::Exited(code) => {
             if matches!(env.principal, Principal::User(_))
                 && code == i32::from(exit::DROP_FAILED)
-                && captured.output.starts_with(b"apportd: cannot drop privileges")
+                && captured
+                    .output
+                    .starts_with(b"apportd: cannot drop privileges")
             {
                 return Err(StepFailure::Failed(
                     String::from_utf8_lossy(&captured.output).trim().to_owned(),
                 ));
             }
             // apport's command_output keeps a failing command's output, prefixed.
-            let mut value = format!("Error: command {program} failed with exit code {code}: ").into_bytes();
+            let mut value =
+                format!("Error: command {program} failed with exit code {code}: ").into_bytes();
             value.extend_from_slice(&captured.output);
             value
         }
         CommandEnd::Signaled(signal) => {
-            let mut value = format!("Error: command {program} was killed by signal {signal}: ").into_bytes();
+            let mut value =
+                format!("Error: command {program} was killed by signal {signal}: ").into_bytes();
             value.extend_from_slice(&captured.output);
             value
         }
@@ -422,9 +460,15 @@ async fn conffiles_step(
     ];
     let command = env.launcher.command(env.principal, &program, &args);
     let cap = 1024u64.saturating_mul(u64::try_from(MAX_CONFFILES).unwrap_or(u64::MAX));
-    let captured = run_captured(command, Streams::Separate, cap, remaining(deadline), env.cancel.clone())
-        .await
-        .map_err(|e| StepFailure::Failed(format!("cannot start dpkg-query: {e}")))?;
+    let captured = run_captured(
+        command,
+        Streams::Separate,
+        cap,
+        remaining(deadline),
+        env.cancel.clone(),
+    )
+    .await
+    .map_err(|e| StepFailure::Failed(format!("cannot start dpkg-query: {e}")))?;
     if let Some(failure) = process_failure(captured.end, deadline) {
         return Err(failure);
     }
@@ -437,7 +481,10 @@ async fn conffiles_step(
     let mut summary = String::new();
     let mut collected = Collected::default();
     let mut used = 0u64;
-    for (path, md5sum) in parse_conffiles(&captured.output).into_iter().take(MAX_CONFFILES) {
+    for (path, md5sum) in parse_conffiles(&captured.output)
+        .into_iter()
+        .take(MAX_CONFFILES)
+    {
         let state = match read_as(env, Path::new(&path), CONFFILE_HASH_CAP, deadline).await {
             Ok(contents) if contents.truncated => "too large to check".to_owned(),
             Ok(contents) => {
@@ -452,7 +499,10 @@ async fn conffiles_step(
                 }
                 used = used.saturating_add(u64::try_from(value.len()).unwrap_or(u64::MAX));
                 let full = path.strip_prefix('/').unwrap_or(&path);
-                collected.fields.push((format!("{}.{}", step.key, path_to_key(full.as_bytes())), value));
+                collected.fields.push((
+                    format!("{}.{}", step.key, path_to_key(full.as_bytes())),
+                    value,
+                ));
                 "modified".to_owned()
             }
             Err(Failure::File(FileError::NotFound { .. })) => "deleted".to_owned(),
@@ -464,7 +514,9 @@ async fn conffiles_step(
     if summary.is_empty() {
         summary.push_str("no modified conffiles\n");
     }
-    collected.fields.insert(0, (step.key.clone(), summary.into_bytes()));
+    collected
+        .fields
+        .insert(0, (step.key.clone(), summary.into_bytes()));
     Ok(collected)
 }
 
@@ -502,8 +554,14 @@ mod tests {
         assert_eq!(
             argv,
             [
-                "--no-pager", "-o", "short-iso", "--unit=-x", "--priority=err", "--lines=50",
-                "--grep=fail", "--boot"
+                "--no-pager",
+                "-o",
+                "short-iso",
+                "--unit=-x",
+                "--priority=err",
+                "--lines=50",
+                "--grep=fail",
+                "--boot"
             ]
         );
     }
@@ -513,7 +571,10 @@ mod tests {
         let out = b" /etc/a.conf 0123456789abcdef0123456789abcdef\n /etc/b 0123456789abcdef0123456789abcdef obsolete\n /etc/c newconffile\n\n";
         assert_eq!(
             parse_conffiles(out),
-            [("/etc/a.conf".to_owned(), "0123456789abcdef0123456789abcdef".to_owned())]
+            [(
+                "/etc/a.conf".to_owned(),
+                "0123456789abcdef0123456789abcdef".to_owned()
+            )]
         );
     }
 }
