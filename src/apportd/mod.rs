@@ -8,11 +8,17 @@
 //! memfd the `Finished` signal carries. The D-Bus adapter only plumbs arguments
 //! into these.
 
+pub mod caller;
 pub mod command;
+pub mod config;
+pub mod dbus;
 pub mod glob;
 pub mod job;
 pub mod limits;
 pub mod output;
+pub mod polkit;
 pub mod principal;
+pub mod proxy;
+pub mod service;
 pub mod safe_file;
 pub mod steps;
