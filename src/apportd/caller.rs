@@ -53,7 +53,10 @@ pub enum CallerError {
 /// Finds out who sent a message.
 pub trait CallerResolver: Sync {
     /// The caller of the message with this header.
-    fn resolve(&self, header: &Header<'_>) -> impl Future<Output = Result<Caller, CallerError>> + Send;
+    fn resolve(
+        &self,
+        header: &Header<'_>,
+    ) -> impl Future<Output = Result<Caller, CallerError>> + Send;
 }
 
 /// Asks the bus daemon (`org.freedesktop.DBus.GetConnectionCredentials`).
@@ -70,11 +73,15 @@ impl BusCallerResolver {
 }
 
 impl CallerResolver for BusCallerResolver {
-    fn resolve(&self, header: &Header<'_>) -> impl Future<Output = Result<Caller, CallerError>> + Send {
+    fn resolve(
+        &self,
+        header: &Header<'_>,
+    ) -> impl Future<Output = Result<Caller, CallerError>> + Send {
         let sender = header.sender().map(|s| OwnedUniqueName::from(s.to_owned()));
         let connection = self.connection.clone();
         async move {
-            let name = sender.ok_or_else(|| CallerError::Unknown("message has no sender".into()))?;
+            let name =
+                sender.ok_or_else(|| CallerError::Unknown("message has no sender".into()))?;
             let proxy = DBusProxy::new(&connection)
                 .await
                 .map_err(|e| CallerError::Unknown(e.to_string()))?;
@@ -92,7 +99,11 @@ impl CallerResolver for BusCallerResolver {
 
 /// The owner of the report behind `fd`, if `caller_uid` may use it: the owner
 /// themself, root, or `whoopsie_uid`.
-pub fn report_owner(fd: impl AsFd, caller_uid: u32, whoopsie_uid: Option<u32>) -> Result<u32, CallerError> {
+pub fn report_owner(
+    fd: impl AsFd,
+    caller_uid: u32,
+    whoopsie_uid: Option<u32>,
+) -> Result<u32, CallerError> {
     let stat = fstat(fd.as_fd()).map_err(|e| CallerError::BadDescriptor(e.to_string()))?;
     if file_type(&stat) != SFlag::S_IFREG {
         return Err(CallerError::NotAFile);
@@ -131,7 +142,10 @@ mod tests {
         if me != 4243 {
             assert_eq!(
                 report_owner(&file, 4243, Some(4242)),
-                Err(CallerError::NotOwner { caller: 4243, owner: me })
+                Err(CallerError::NotOwner {
+                    caller: 4243,
+                    owner: me
+                })
             );
         }
         let dir = std::fs::File::open("/").unwrap();

@@ -9,7 +9,8 @@ use super::limits::{IDLE_EXIT, Limits};
 /// Read when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG: &str = "/etc/apport-hooks/apportd.toml";
 /// Trusted keys shipped by the distribution.
-pub const DEFAULT_KEY_DIRS: [&str; 2] = ["/usr/share/apport-hooks/keys", "/etc/apport-hooks/keys.d"];
+pub const DEFAULT_KEY_DIRS: [&str; 2] =
+    ["/usr/share/apport-hooks/keys", "/etc/apport-hooks/keys.d"];
 /// One revoked key id per line.
 pub const DEFAULT_REVOKED_KEYS: &str = "/etc/apport-hooks/revoked-keys";
 
@@ -103,7 +104,8 @@ mod tests {
     #[test]
     fn config_overrides_and_rejects_unknown_keys() {
         let config =
-            Config::parse("key_dirs = [\"/k\"]\nidle_exit_secs = 2\n[limits]\nmax_jobs = 1\n").unwrap();
+            Config::parse("key_dirs = [\"/k\"]\nidle_exit_secs = 2\n[limits]\nmax_jobs = 1\n")
+                .unwrap();
         assert_eq!(config.key_dirs, [PathBuf::from("/k")]);
         assert_eq!(config.limits.max_jobs, 1);
         assert_eq!(config.limits.job_bytes, 50_000_000);

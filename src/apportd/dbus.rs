@@ -101,12 +101,18 @@ impl Shared {
     }
 
     fn touch(&self) {
-        *self.last_activity.lock().unwrap_or_else(PoisonError::into_inner) = std::time::Instant::now();
+        *self
+            .last_activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = std::time::Instant::now();
     }
 
     /// Job objects that exist now.
     pub fn job_paths(&self) -> Vec<OwnedObjectPath> {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// No job exists and nothing was called for `idle`.
@@ -148,6 +154,7 @@ impl Manager {
     /// Run an unsigned hook, given as the canonical BSON encoding of the hook
     /// model, against the report behind `report`. Needs polkit action
     /// `com.ubuntu.apport.test-hook`. Returns the job's object path.
+    #[zbus(out_args("job"))]
     async fn run_unsigned_hook(
         &self,
         hook: Vec<u8>,
@@ -160,11 +167,16 @@ impl Manager {
         if let Some(option) = options.keys().next() {
             return Err(Error::InvalidArgs(format!("unknown option {option}")));
         }
-        let caller = BusCallerResolver::new(connection.clone()).resolve(&header).await?;
+        let caller = BusCallerResolver::new(connection.clone())
+            .resolve(&header)
+            .await?;
         let report = OwnedFd::from(report);
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         let hook = decode_hook(&hook)?;
-        let interactive = header.primary().flags().contains(Flags::ALLOW_INTERACTIVE_AUTH);
+        let interactive = header
+            .primary()
+            .flags()
+            .contains(Flags::ALLOW_INTERACTIVE_AUTH);
         let message = format!(
             "Run the unsigned crash hook \"{}\" (a hook author's test) with full privileges",
             hook.name
@@ -176,7 +188,14 @@ impl Manager {
         ]);
         let authorized = match Subject::new_for_message_header(&header) {
             Ok(subject) => {
-                is_authorized(connection, &subject, TEST_HOOK_ACTION, &details, interactive).await
+                is_authorized(
+                    connection,
+                    &subject,
+                    TEST_HOOK_ACTION,
+                    &details,
+                    interactive,
+                )
+                .await
             }
             Err(_) => false,
         };
@@ -212,8 +231,14 @@ impl Manager {
             ("job_bytes".to_owned(), limits.job_bytes),
             ("job_deadline_secs".to_owned(), limits.job_deadline_secs),
             ("max_jobs".to_owned(), as_u64(limits.max_jobs)),
-            ("max_jobs_per_caller".to_owned(), as_u64(limits.max_jobs_per_caller)),
-            ("max_glob_matches".to_owned(), as_u64(limits.max_glob_matches)),
+            (
+                "max_jobs_per_caller".to_owned(),
+                as_u64(limits.max_jobs_per_caller),
+            ),
+            (
+                "max_glob_matches".to_owned(),
+                as_u64(limits.max_glob_matches),
+            ),
         ])
     }
 
@@ -226,7 +251,9 @@ impl Manager {
 
 fn decode_hook(bytes: &[u8]) -> Result<Hook, Error> {
     if bytes.len() > MAX_HOOK_BYTES {
-        return Err(Error::InvalidArgs(format!("hook larger than {MAX_HOOK_BYTES} bytes")));
+        return Err(Error::InvalidArgs(format!(
+            "hook larger than {MAX_HOOK_BYTES} bytes"
+        )));
     }
     bson::deserialize_from_slice(bytes)
         .map_err(|e| Error::InvalidArgs(format!("not a hook in its canonical BSON encoding: {e}")))
@@ -259,8 +286,14 @@ pub struct JobObject {
 }
 
 impl JobObject {
-    async fn check_caller(&self, header: &Header<'_>, connection: &Connection) -> Result<(), Error> {
-        let caller = BusCallerResolver::new(connection.clone()).resolve(header).await?;
+    async fn check_caller(
+        &self,
+        header: &Header<'_>,
+        connection: &Connection,
+    ) -> Result<(), Error> {
+        let caller = BusCallerResolver::new(connection.clone())
+            .resolve(header)
+            .await?;
         if caller.uid == 0 || caller.uid == self.caller.uid {
             Ok(())
         } else {
@@ -286,15 +319,22 @@ impl JobObject {
     }
 
     /// The result of a finished job: new keys (sealed memfd, BSON), step statuses, outcome.
+    #[zbus(out_args("result", "steps", "outcome"))]
     async fn result(
         &self,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<(zbus::OwnedFd, Vec<StepReport>, String), Error> {
         self.check_caller(&header, connection).await?;
-        let result = self.shared.result.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = self
+            .shared
+            .result
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let Some((fd, steps, outcome)) = result.as_ref() else {
-            return Err(Error::NotFinished("the job is still running; wait for Finished".into()));
+            return Err(Error::NotFinished(
+                "the job is still running; wait for Finished".into(),
+            ));
         };
         let copy = fd
             .try_clone()
@@ -306,7 +346,11 @@ impl JobObject {
     /// `running`, `finished` or `cancelled`.
     #[zbus(property)]
     fn state(&self) -> String {
-        self.shared.state.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Steps done and total.
@@ -334,15 +378,18 @@ async fn start_job<A: Authorizer + Send + 'static>(
     start: JobStart<A>,
 ) -> Result<OwnedObjectPath, Error> {
     let id = shared.next_job.fetch_add(1, Ordering::SeqCst);
-    let path = OwnedObjectPath::try_from(format!("{JOBS_PATH}/{id}"))
-        .map_err(|e| Error::ZBus(e.into()))?;
+    let path = OwnedObjectPath::try_from(format!("{JOBS_PATH}/{id}")).map_err(Error::ZBus)?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let cancel = Arc::new(cancel_tx);
     let job_shared = Arc::new(JobShared::default());
-    *job_shared.state.lock().unwrap_or_else(PoisonError::into_inner) = "running".into();
-    job_shared
-        .total
-        .store(u32::try_from(start.hook.steps.len()).unwrap_or(u32::MAX), Ordering::SeqCst);
+    *job_shared
+        .state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = "running".into();
+    job_shared.total.store(
+        u32::try_from(start.hook.steps.len()).unwrap_or(u32::MAX),
+        Ordering::SeqCst,
+    );
     let object = JobObject {
         shared: Arc::clone(&job_shared),
         caller: start.caller.clone(),
@@ -433,7 +480,8 @@ impl JobTask {
         };
         let job = Arc::clone(&self.job);
         let progress = move |done: usize, _total: usize| {
-            job.done.store(u32::try_from(done).unwrap_or(u32::MAX), Ordering::SeqCst);
+            job.done
+                .store(u32::try_from(done).unwrap_or(u32::MAX), Ordering::SeqCst);
         };
         let output = self
             .shared
@@ -468,9 +516,14 @@ impl JobTask {
         let outcome = if cancelled || output.steps.iter().any(|s| s.outcome == Outcome::Cancelled) {
             "cancelled".to_owned()
         } else {
-            output.stopped.clone().map_or_else(|| "completed".to_owned(), |why| format!("stopped: {why}"))
+            output
+                .stopped
+                .clone()
+                .map_or_else(|| "completed".to_owned(), |why| format!("stopped: {why}"))
         };
-        let fd = match encode_fields(&output.fields).and_then(|bytes| sealed_memfd("apportd-result", &bytes)) {
+        let fd = match encode_fields(&output.fields)
+            .and_then(|bytes| sealed_memfd("apportd-result", &bytes))
+        {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the result descriptor");
@@ -480,16 +533,30 @@ impl JobTask {
                 }
             }
         };
-        let state = if outcome == "cancelled" { "cancelled" } else { "finished" };
+        let state = if outcome == "cancelled" {
+            "cancelled"
+        } else {
+            "finished"
+        };
         // The result is in place before anyone can hear that it exists.
         let signal_fd = fd.try_clone();
-        *self.job.result.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((fd, steps.clone(), outcome.clone()));
-        *self.job.state.lock().unwrap_or_else(PoisonError::into_inner) = state.to_owned();
-        if let (Ok(emitter), Ok(signal_fd)) =
-            (SignalEmitter::new(&self.connection, self.path.clone()), signal_fd)
-        {
-            let _ = JobObject::finished(&emitter, zbus::Fd::from(signal_fd.as_fd()), steps, &outcome).await;
+        *self
+            .job
+            .result
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((fd, steps.clone(), outcome.clone()));
+        *self
+            .job
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = state.to_owned();
+        if let (Ok(emitter), Ok(signal_fd)) = (
+            SignalEmitter::new(&self.connection, self.path.clone()),
+            signal_fd,
+        ) {
+            let _ =
+                JobObject::finished(&emitter, zbus::Fd::from(signal_fd.as_fd()), steps, &outcome)
+                    .await;
             if let Ok(iface) = self
                 .connection
                 .object_server()

@@ -19,6 +19,6 @@ pub mod output;
 pub mod polkit;
 pub mod principal;
 pub mod proxy;
-pub mod service;
 pub mod safe_file;
+pub mod service;
 pub mod steps;

@@ -94,7 +94,14 @@ impl Authorizer for PolkitAuthorizer {
             details.insert("hook_version", version.as_str());
             details.insert("package", package.as_str());
             details.insert("polkit.message", message.as_str());
-            is_authorized(&self.connection, subject, PACKAGE_HOOK_ACTION, &details, self.interactive).await
+            is_authorized(
+                &self.connection,
+                subject,
+                PACKAGE_HOOK_ACTION,
+                &details,
+                self.interactive,
+            )
+            .await
         }
     }
 }

@@ -52,7 +52,10 @@ pub trait Apport1 {
 }
 
 /// `com.ubuntu.Apport1.Job` on a job's path.
-#[proxy(interface = "com.ubuntu.Apport1.Job", default_service = "com.ubuntu.apport")]
+#[proxy(
+    interface = "com.ubuntu.Apport1.Job",
+    default_service = "com.ubuntu.apport"
+)]
 pub trait Job {
     /// Stop the job; only its caller or root may.
     fn cancel(&self) -> zbus::Result<()>;
@@ -70,5 +73,6 @@ pub trait Job {
 
     /// Emitted once when the job ends.
     #[zbus(signal)]
-    fn finished(&self, result: Fd<'_>, steps: Vec<StepReport>, outcome: String) -> zbus::Result<()>;
+    fn finished(&self, result: Fd<'_>, steps: Vec<StepReport>, outcome: String)
+    -> zbus::Result<()>;
 }

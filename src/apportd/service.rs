@@ -13,7 +13,9 @@ use super::principal::Launcher;
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The bus connection or name failed.
-    #[error("D-Bus: {0}; is the system bus running and the bus policy com.ubuntu.apport.conf installed?")]
+    #[error(
+        "D-Bus: {0}; is the system bus running and the bus policy com.ubuntu.apport.conf installed?"
+    )]
     Bus(#[from] zbus::Error),
     /// The helper executable could not be found.
     #[error("cannot find apportd's own executable: {0}")]
@@ -32,7 +34,10 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         .name(BUS_NAME)
         .build()
         .await?;
-    tracing::info!(version = super::dbus::VERSION, "apportd is serving {BUS_NAME}");
+    tracing::info!(
+        version = super::dbus::VERSION,
+        "apportd is serving {BUS_NAME}"
+    );
     let idle = Duration::from_secs(config.idle_exit_secs);
     let mut last_status = String::new();
     loop {

@@ -239,7 +239,10 @@ impl SystemBus {
         std::io::BufReader::new(daemon.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(line.starts_with("unix:"), "dbus-daemon did not start: {line:?}");
+        assert!(
+            line.starts_with("unix:"),
+            "dbus-daemon did not start: {line:?}"
+        );
         let mut bus = SystemBus {
             dir,
             address,

@@ -43,8 +43,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     let hook = std::fs::read(&args.unsigned)
         .with_context(|| format!("reading {}", args.unsigned.display()))?;
-    let report = File::open(&args.report)
-        .with_context(|| format!("opening {}", args.report.display()))?;
+    let report =
+        File::open(&args.report).with_context(|| format!("opening {}", args.report.display()))?;
     let connection = zbus::Connection::system()
         .await
         .context("connecting to the system bus")?;

@@ -50,7 +50,10 @@ fn init_logging() {
         .then(tracing_journald::layer)
         .and_then(Result::ok);
     match journald {
-        Some(layer) => tracing_subscriber::registry().with(filter).with(layer).init(),
+        Some(layer) => tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .init(),
         None => tracing_subscriber::registry()
             .with(filter)
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
