@@ -378,3 +378,53 @@ fn shipped_introspection_matches_the_live_service() {
         "live:\n{job}"
     );
 }
+
+#[test]
+fn only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children() {
+    if !have_root("only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("cn", &[], false);
+    let other = TestUser::create("co", &[], false);
+    let (client, pid) = start_sleeping_job(&bus, &owner);
+    let cancel = |user: Option<&TestUser>| {
+        use std::os::unix::process::CommandExt;
+        let mut command = bus.busctl();
+        command.args([
+            "call",
+            "com.ubuntu.apport",
+            "/com/ubuntu/Apport/jobs/1",
+            "com.ubuntu.Apport1.Job",
+            "Cancel",
+        ]);
+        if let Some(user) = user {
+            command.uid(user.uid).gid(user.gid);
+        }
+        command.output().unwrap()
+    };
+    let refused = cancel(Some(&other));
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("did not start this job"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!process_gone_now(pid), "a refused Cancel stopped the job");
+    let done = cancel(None);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let output = client.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "the client reports an incomplete job"
+    );
+    assert!(
+        process_gone(pid),
+        "the cancelled step's child {pid} survived"
+    );
+}
+
+fn process_gone_now(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}

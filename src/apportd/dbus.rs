@@ -18,7 +18,7 @@ use zbus::{Connection, OwnedObjectPath, OwnedVariant, interface};
 use zbus_polkit::policykit1::Subject;
 
 use super::caller::{BusCallerResolver, Caller, CallerError, CallerResolver, report_owner};
-use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest, Outcome};
+use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest};
 use super::limits::{AdmissionError, JobSlot, JobSlots};
 use super::output::{encode_fields, sealed_memfd};
 use super::polkit::{TEST_HOOK_ACTION, is_authorized};
@@ -513,7 +513,7 @@ impl JobTask {
                 duration_ms: u64::try_from(s.duration.as_millis()).unwrap_or(u64::MAX),
             })
             .collect();
-        let outcome = if cancelled || output.steps.iter().any(|s| s.outcome == Outcome::Cancelled) {
+        let outcome = if cancelled || output.stopped.as_deref() == Some("cancelled") {
             "cancelled".to_owned()
         } else {
             output

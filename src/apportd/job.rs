@@ -214,10 +214,11 @@ impl Executor {
                 bytes: 0,
                 duration: Duration::ZERO,
             };
-            if let Some(why) = &output.stopped {
-                status.detail = why.clone();
-            } else if is_cancelled(&cancel) {
+            if is_cancelled(&cancel) {
                 status.outcome = Outcome::Cancelled;
+                output.stopped.get_or_insert_with(|| "cancelled".to_owned());
+            } else if let Some(why) = &output.stopped {
+                status.detail = why.clone();
             } else if time_left.is_zero() {
                 let why = format!(
                     "job deadline of {} s reached",
@@ -304,7 +305,9 @@ impl Executor {
                                     _ => Outcome::Failed,
                                 };
                                 status.detail = failure.to_string();
-                                if status.outcome != Outcome::Cancelled {
+                                if status.outcome == Outcome::Cancelled {
+                                    output.stopped = Some("cancelled".to_owned());
+                                } else {
                                     output.fields.push((
                                         format!("HookError_{}", step.key),
                                         failure.to_string().into_bytes(),

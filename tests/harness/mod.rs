@@ -45,6 +45,8 @@ pub struct TestUser {
     pub uid: u32,
     /// Primary gid.
     pub gid: u32,
+    /// Created by the test (and so removed by it).
+    created: bool,
 }
 
 impl TestUser {
@@ -55,10 +57,18 @@ impl TestUser {
         Self::create_named(&name, groups, system)
     }
 
-    /// A user with exactly this name (e.g. `whoopsie`), replacing a leftover one.
+    /// A user with exactly this name (e.g. `whoopsie`); an existing one is used
+    /// as it is and left in place.
     pub fn create_named(name: &str, groups: &[&str], system: bool) -> TestUser {
         let _lock = PASSWD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = Command::new("userdel").arg(name).output();
+        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
+            return TestUser {
+                name: name.to_owned(),
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+                created: false,
+            };
+        }
         let mut cmd = Command::new("useradd");
         cmd.args([
             "--no-create-home",
@@ -85,12 +95,16 @@ impl TestUser {
             name: name.to_owned(),
             uid: user.uid.as_raw(),
             gid: user.gid.as_raw(),
+            created: true,
         }
     }
 }
 
 impl Drop for TestUser {
     fn drop(&mut self) {
+        if !self.created {
+            return;
+        }
         let _lock = PASSWD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let _ = Command::new("userdel").arg(&self.name).output();
     }
