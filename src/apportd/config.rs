@@ -5,14 +5,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::limits::{IDLE_EXIT, Limits};
+use crate::bundle::{DEFAULT_KEY_DIRS, DEFAULT_REVOKED_KEYS};
 
 /// Read when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG: &str = "/etc/apport-hooks/apportd.toml";
-/// Trusted keys shipped by the distribution.
-pub const DEFAULT_KEY_DIRS: [&str; 2] =
-    ["/usr/share/apport-hooks/keys", "/etc/apport-hooks/keys.d"];
-/// One revoked key id per line.
-pub const DEFAULT_REVOKED_KEYS: &str = "/etc/apport-hooks/revoked-keys";
 
 /// apportd's configuration, every field optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -17,13 +17,16 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant, interface};
 use zbus_polkit::policykit1::Subject;
 
+use super::applicable::check_applicable;
 use super::caller::{BusCallerResolver, Caller, CallerError, CallerResolver, report_owner};
 use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest};
 use super::limits::{AdmissionError, JobSlot, JobSlots};
 use super::output::{encode_fields, sealed_memfd};
-use super::polkit::{TEST_HOOK_ACTION, is_authorized};
+use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
 use super::proxy::StepReport;
+use crate::bundle::KeyRing;
 use crate::hook::Hook;
+use crate::report::{Report, ReportLimits};
 
 /// The well-known name apportd owns.
 pub const BUS_NAME: &str = "com.ubuntu.apport";
@@ -55,6 +58,10 @@ pub enum Error {
     Busy(String),
     /// The job has not finished yet.
     NotFinished(String),
+    /// The bundle failed verification (signature, key, revocation, expiry, format).
+    BundleRejected(String),
+    /// The hook's target or `when` conditions do not match the report.
+    NotApplicable(String),
 }
 
 impl From<CallerError> for Error {
@@ -80,6 +87,7 @@ impl From<AdmissionError> for Error {
 #[derive(Debug)]
 pub struct Shared {
     executor: Executor,
+    keyring: KeyRing,
     slots: JobSlots,
     whoopsie_uid: Option<u32>,
     next_job: AtomicU64,
@@ -88,9 +96,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// State for `executor`; `whoopsie_uid` may use anyone's report.
-    pub fn new(executor: Executor, whoopsie_uid: Option<u32>) -> Self {
+    /// State for `executor`; bundles are verified with `keyring`;
+    /// `whoopsie_uid` may use anyone's report.
+    pub fn new(executor: Executor, keyring: KeyRing, whoopsie_uid: Option<u32>) -> Self {
         Shared {
+            keyring,
             slots: JobSlots::new(executor.limits()),
             executor,
             whoopsie_uid,
@@ -151,6 +161,68 @@ impl Manager {
 
 #[interface(name = "com.ubuntu.Apport1")]
 impl Manager {
+    /// Run a signed hook bundle against the report behind `report`. Root
+    /// steps need polkit action `com.ubuntu.apport.package-hook`; user steps
+    /// run as the report's owner. Returns the job's object path.
+    #[zbus(out_args("job"))]
+    async fn run_bundle(
+        &self,
+        bundle: Vec<u8>,
+        report: zbus::OwnedFd,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.shared.touch();
+        if let Some(option) = options.keys().next() {
+            return Err(Error::InvalidArgs(format!("unknown option {option}")));
+        }
+        let caller = BusCallerResolver::new(connection.clone())
+            .resolve(&header)
+            .await?;
+        let report = OwnedFd::from(report);
+        let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
+        // Signature first: nothing from an untrusted bundle is parsed or run.
+        let verified = self
+            .shared
+            .keyring
+            .verify(&bundle, unix_now())
+            .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
+        let parsed = report
+            .try_clone()
+            .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))
+            .and_then(|fd| {
+                Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
+                    .map_err(|e| Error::InvalidArgs(format!("report: {e}")))
+            })?;
+        check_applicable(verified.hook(), &parsed)
+            .map_err(|e| Error::NotApplicable(e.to_string()))?;
+        let interactive = header
+            .primary()
+            .flags()
+            .contains(Flags::ALLOW_INTERACTIVE_AUTH);
+        let subject = Subject::new_for_message_header(&header).ok();
+        let slot = self.shared.slots.try_acquire(caller.uid)?;
+        tracing::info!(
+            bundle = verified.id(),
+            version = verified.version(),
+            key = %verified.key_id(),
+            caller_uid = caller.uid,
+            report_owner = owner,
+            "running signed hook"
+        );
+        let version = verified.version();
+        let job = JobStart {
+            caller,
+            owner,
+            hook: verified.into_payload().hook,
+            version,
+            authorizer: PolkitAuthorizer::new(connection.clone(), subject, interactive),
+            slot,
+        };
+        start_job(&self.shared, connection, job).await
+    }
+
     /// Run an unsigned hook, given as the canonical BSON encoding of the hook
     /// model, against the report behind `report`. Needs polkit action
     /// `com.ubuntu.apport.test-hook`. Returns the job's object path.
@@ -216,6 +288,29 @@ impl Manager {
         start_job(&self.shared, connection, job).await
     }
 
+    /// Ids of the trusted signing keys (revoked ones included, see `RevokedKeys`).
+    #[zbus(property)]
+    fn trusted_keys(&self) -> Vec<String> {
+        self.shared
+            .keyring
+            .trusted_key_ids()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// Ids of trusted keys that are revoked.
+    #[zbus(property)]
+    fn revoked_keys(&self) -> Vec<String> {
+        self.shared
+            .keyring
+            .trusted_key_ids()
+            .into_iter()
+            .filter(|id| self.shared.keyring.is_revoked(*id))
+            .map(|id| id.to_string())
+            .collect()
+    }
+
     /// apportd's version.
     #[zbus(property)]
     fn version(&self) -> String {
@@ -247,6 +342,12 @@ impl Manager {
     fn running_jobs(&self) -> Vec<OwnedObjectPath> {
         self.shared.job_paths()
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn decode_hook(bytes: &[u8]) -> Result<Hook, Error> {

@@ -28,18 +28,9 @@ pub struct GlobMatches {
     pub truncated: bool,
 }
 
-/// apport's `path_to_key`: every character outside `[0-9a-zA-Z_.-]` becomes `.`.
+/// apport's `path_to_key` on a file name's bytes (lossily decoded).
 pub fn path_to_key(name: &[u8]) -> String {
-    String::from_utf8_lossy(name)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect()
+    crate::report::path_to_key(&String::from_utf8_lossy(name))
 }
 
 /// Whether a path component contains glob metacharacters.

@@ -8,6 +8,7 @@
 //! memfd the `Finished` signal carries. The D-Bus adapter only plumbs arguments
 //! into these.
 
+pub mod applicable;
 pub mod caller;
 pub mod command;
 pub mod config;

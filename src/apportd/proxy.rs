@@ -28,6 +28,15 @@ pub struct StepReport {
     default_path = "/com/ubuntu/Apport"
 )]
 pub trait Apport1 {
+    /// Run a signed bundle against the report behind `report`. Returns the job.
+    #[zbus(allow_interactive_auth)]
+    fn run_bundle(
+        &self,
+        bundle: &[u8],
+        report: Fd<'_>,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<OwnedObjectPath>;
+
     /// Run an unsigned hook (its canonical BSON encoding) against the report
     /// behind `report`; needs `com.ubuntu.apport.test-hook`. Returns the job.
     #[zbus(allow_interactive_auth)]
@@ -37,6 +46,14 @@ pub trait Apport1 {
         report: Fd<'_>,
         options: HashMap<&str, Variant<'_>>,
     ) -> zbus::Result<OwnedObjectPath>;
+
+    /// Ids of the trusted signing keys.
+    #[zbus(property)]
+    fn trusted_keys(&self) -> zbus::Result<Vec<String>>;
+
+    /// Ids of trusted keys that are revoked.
+    #[zbus(property)]
+    fn revoked_keys(&self) -> zbus::Result<Vec<String>>;
 
     /// apportd's version.
     #[zbus(property)]

@@ -8,6 +8,7 @@ use super::config::Config;
 use super::dbus::{BUS_NAME, Manager, OBJECT_PATH, Shared};
 use super::job::Executor;
 use super::principal::Launcher;
+use crate::bundle::KeyRing;
 
 /// apportd could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,9 @@ pub enum ServiceError {
         "D-Bus: {0}; is the system bus running and the bus policy com.ubuntu.apport.conf installed?"
     )]
     Bus(#[from] zbus::Error),
+    /// The trusted keys could not be loaded.
+    #[error("loading trusted keys: {0}")]
+    Keys(#[from] crate::bundle::KeyRingError),
     /// The helper executable could not be found.
     #[error("cannot find apportd's own executable: {0}")]
     Executable(#[from] std::io::Error),
@@ -26,7 +30,11 @@ pub enum ServiceError {
 /// set) until no job ran and nothing was called for `config.idle_exit_secs`.
 pub async fn serve(config: Config) -> Result<(), ServiceError> {
     let executor = Executor::new(Launcher::current_exe()?, config.limits.clone());
-    let shared = Arc::new(Shared::new(executor, whoopsie_uid()));
+    let keyring = KeyRing::load(&config.key_dirs, Some(&config.revoked_keys))?;
+    for skipped in keyring.skipped() {
+        tracing::warn!(?skipped, "key file not trusted");
+    }
+    let shared = Arc::new(Shared::new(executor, keyring, whoopsie_uid()));
     // The builder exports the objects first and requests the name last, so no
     // caller (or activation) ever sees the name without the objects.
     let _connection = zbus::connection::Builder::system()

@@ -7,21 +7,25 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use apport_hooks::apportd::output::read_result;
 use apport_hooks::apportd::proxy::{Apport1Proxy, JobProxy, StepReport};
 use futures_util::StreamExt;
 
 /// Exit status when the job was cancelled or stopped before its last step.
-const EXIT_INCOMPLETE: u8 = 3;
+const EXIT_INCOMPLETE: u8 = 4;
 
 /// Arguments of `apport-hook run`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("hook").required(true).args(["bundle", "unsigned"])))]
 pub struct Args {
-    /// An unsigned hook in its canonical BSON encoding (the hook author's test
-    /// mechanism; needs an administrator's password).
+    /// A signed hook bundle, as the server sent it.
+    #[arg(value_name = "BUNDLE")]
+    bundle: Option<PathBuf>,
+    /// Instead of a bundle: an unsigned hook in its canonical BSON encoding
+    /// (the hook author's test mechanism; needs an administrator's password).
     #[arg(long, value_name = "HOOK")]
-    unsigned: PathBuf,
+    unsigned: Option<PathBuf>,
     /// The crash report the hook runs against; opened by you and passed to
     /// apportd as a descriptor.
     #[arg(long, value_name = "FILE")]
@@ -41,18 +45,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
-    let hook = std::fs::read(&args.unsigned)
-        .with_context(|| format!("reading {}", args.unsigned.display()))?;
     let report =
         File::open(&args.report).with_context(|| format!("opening {}", args.report.display()))?;
     let connection = zbus::Connection::system()
         .await
         .context("connecting to the system bus")?;
     let apportd = Apport1Proxy::new(&connection).await?;
-    let path = apportd
-        .run_unsigned_hook(&hook, zbus::Fd::from(report.as_fd()), HashMap::new())
-        .await
-        .context("apportd refused the hook")?;
+    let report_fd = zbus::Fd::from(report.as_fd());
+    let path = match (&args.bundle, &args.unsigned) {
+        (Some(bundle), _) => {
+            let bytes = apport_hooks::bundle::read_bundle_file(bundle)
+                .with_context(|| format!("reading {}", bundle.display()))?;
+            apportd.run_bundle(&bytes, report_fd, HashMap::new()).await
+        }
+        (None, Some(hook)) => {
+            let bytes =
+                std::fs::read(hook).with_context(|| format!("reading {}", hook.display()))?;
+            apportd
+                .run_unsigned_hook(&bytes, report_fd, HashMap::new())
+                .await
+        }
+        (None, None) => bail!("name a BUNDLE or --unsigned HOOK"),
+    }
+    .context("apportd refused the hook")?;
     let job = JobProxy::builder(&connection).path(path).build().await?;
     // Subscribe before looking at the state, so the end cannot be missed.
     let mut finished = job.receive_finished().await?;
