@@ -428,3 +428,60 @@ fn only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children() {
 fn process_gone_now(pid: i32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
+
+#[test]
+fn only_root_may_own_the_service_name() {
+    if !have_root("only_root_may_own_the_service_name") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let bus = SystemBus::start(CONFIG);
+    let user = TestUser::create("nm", &[], false);
+    let output = bus
+        .busctl()
+        .args([
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "RequestName",
+            "su",
+            "com.ubuntu.apport",
+            "0",
+        ])
+        .uid(user.uid)
+        .gid(user.gid)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a user took com.ubuntu.apport");
+    assert!(
+        stderr(&output).contains("not allowed to own"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_caller_over_its_job_limit_is_told_busy() {
+    if !have_root("a_caller_over_its_job_limit_is_told_busy") {
+        return;
+    }
+    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\nmax_jobs_per_caller = 1\n");
+    let owner = TestUser::create("bz", &[], false);
+    let (mut client, _pid) = start_sleeping_job(&bus, &owner);
+    let h = hook(vec![step(
+        "Id",
+        RunAs::Root,
+        Action::Command(vec!["id".into()]),
+    )]);
+    let (hook_path, report) = files(&bus, &h, None);
+    let output = run_client(&bus, None, &hook_path, &report);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.Busy"),
+        "{}",
+        stderr(&output)
+    );
+}

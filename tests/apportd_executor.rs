@@ -572,3 +572,53 @@ async fn package_journal_and_conffile_steps_use_the_system_tools() {
         Some(changed.as_slice())
     );
 }
+
+#[tokio::test]
+async fn deny_listed_secrets_are_refused_even_to_root_steps() {
+    if !have_root("deny_listed_secrets_are_refused_even_to_root_steps") {
+        return;
+    }
+    let out = run(
+        &hook(vec![
+            step("Shadow", RunAs::Root, Action::File("/etc/shadow".into())),
+            step("Shadows", RunAs::Root, Action::Glob("/etc/*shadow".into())),
+        ]),
+        0,
+        true,
+    )
+    .await;
+    assert_eq!(outcome(&out, "Shadow"), Outcome::Refused);
+    assert!(out.field("Shadow").is_none());
+    assert!(
+        out.fields.iter().all(|(k, _)| !k.starts_with("Shadows.")),
+        "a deny-listed glob match was read: {:?}",
+        out.fields.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn job_deadline_stops_the_job() {
+    if !have_root("job_deadline_stops_the_job") {
+        return;
+    }
+    let limits = Limits {
+        job_deadline_secs: 1,
+        ..Limits::default()
+    };
+    let h = hook(vec![
+        step(
+            "Slow",
+            RunAs::Root,
+            Action::Command(vec!["sleep".into(), "30".into()]),
+        ),
+        step("Next", RunAs::Root, Action::Command(vec!["true".into()])),
+    ]);
+    let out = run_with(&executor(limits), &h, 0, true, None).await;
+    assert_eq!(
+        outcome(&out, "Slow"),
+        Outcome::TimedOut,
+        "step timeout narrowed to the deadline"
+    );
+    assert_eq!(outcome(&out, "Next"), Outcome::Skipped);
+    assert!(out.field("HookError").is_some());
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The only `PATH` commands are looked up in and run with.
-pub const FIXED_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+/// The only `PATH` commands are looked up in and run with (the linter's).
+pub use crate::hook::FIXED_PATH;
 /// The client-side disk cap of the spec: at most 50 MB of new keys per job.
 pub const JOB_BYTE_CAP: u64 = 50 * 1000 * 1000;
 /// A job stops, whatever its steps' own timeouts, after this long.

@@ -11,6 +11,7 @@ use super::glob::{GlobMatches, expand, path_to_key};
 use super::limits::CONFFILE_HASH_CAP;
 use super::principal::{Launcher, Principal, exit, file_error_from_exit, resolve_program};
 use super::safe_file::{FileContents, FileError, read_file};
+use crate::hook::denylist::is_denied_path;
 use crate::hook::{Action, JournalQuery, Step};
 
 /// At most this many conffiles of one package are checked.
@@ -210,12 +211,23 @@ fn process_failure(end: CommandEnd, deadline: Instant) -> Option<StepFailure> {
 }
 
 /// Read a file with the principal's own privileges.
+///
+/// Every path actually read (a file step's, each glob match, each conffile) is
+/// checked against the linter's deny-list of secret locations first: the
+/// server lints hooks, but a compromised server or signing key must still not
+/// get `/etc/shadow` or `~/.ssh` out of a machine.
 async fn read_as(
     env: &StepEnv<'_>,
     path: &Path,
     max_bytes: u64,
     deadline: Instant,
 ) -> Result<FileContents, Failure> {
+    if path.to_str().is_none_or(is_denied_path) {
+        return Err(Failure::Step(StepFailure::Refused(format!(
+            "{}: on the deny-list of secret locations",
+            path.display()
+        ))));
+    }
     match env.principal {
         Principal::Root => {
             let owned = path.to_path_buf();
@@ -366,6 +378,7 @@ async fn glob_step(
                 collected.truncated |= contents.truncated;
                 collected.fields.push((key, contents.bytes));
             }
+            Err(Failure::Step(StepFailure::Refused(why))) => skipped.push(why),
             Err(Failure::Step(failure)) => return Err(failure),
             // A file that vanished or changed type since the walk is left out.
             Err(Failure::File(e)) => skipped.push(format!("{}: {}", path.display(), e.kind())),
@@ -507,6 +520,7 @@ async fn conffiles_step(
             }
             Err(Failure::File(FileError::NotFound { .. })) => "deleted".to_owned(),
             Err(Failure::File(e)) => format!("inaccessible ({})", e.kind()),
+            Err(Failure::Step(StepFailure::Refused(_))) => "not read (deny-listed)".to_owned(),
             Err(Failure::Step(failure)) => return Err(failure),
         };
         summary.push_str(&format!("{path}: {state}\n"));
