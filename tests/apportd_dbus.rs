@@ -455,7 +455,7 @@ fn only_root_may_own_the_service_name() {
         .unwrap();
     assert!(!output.status.success(), "a user took com.ubuntu.apport");
     assert!(
-        stderr(&output).contains("not allowed to own"),
+        stderr(&output).contains("Access denied"),
         "{}",
         stderr(&output)
     );
