@@ -416,7 +416,7 @@ fn only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children() {
     let output = client.wait_with_output().unwrap();
     assert_eq!(
         output.status.code(),
-        Some(3),
+        Some(4),
         "the client reports an incomplete job"
     );
     assert!(

@@ -52,3 +52,89 @@ pub fn check_applicable(hook: &Hook, report: &Report) -> Result<(), NotApplicabl
         Err(NotApplicable::Conditions)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::hook::{Condition, HookLimits};
+    use crate::report::ReportLimits;
+
+    fn hook(target: Target, when: &[(&str, Condition)]) -> Hook {
+        Hook {
+            name: "h".into(),
+            description: "d".into(),
+            target,
+            when: when
+                .iter()
+                .map(|(k, c)| ((*k).to_owned(), c.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            limits: HookLimits {
+                reports: 1,
+                days: 1,
+            },
+            steps: Vec::new(),
+        }
+    }
+
+    fn report() -> Report {
+        Report::parse(
+            b"ProblemType: Crash\nPackage: lightdm 1.30.0-0ubuntu4\nSourcePackage: lightdm\nDistroRelease: Ubuntu 24.04\nDuplicateSignature: dup:1\nStacktraceAddressSignature: /usr/sbin/lightdm:11:/usr/sbin/lightdm+2a\n",
+            &ReportLimits::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn targets_match_their_report_fields() {
+        let r = report();
+        for target in [
+            Target::Package("lightdm".into()),
+            Target::SourcePackage("lightdm".into()),
+            Target::DuplicateSignature("dup:1".into()),
+            Target::Sas("/usr/sbin/lightdm:11:/usr/sbin/lightdm+2a".into()),
+            Target::CrashSignature("/usr/sbin/lightdm:11:main".into()),
+        ] {
+            check_applicable(&hook(target.clone(), &[]), &r).unwrap_or_else(|e| {
+                unreachable!("{target:?}: {e}");
+            });
+        }
+        for target in [
+            Target::Package("light".into()),
+            Target::SourcePackage("gdm3".into()),
+            Target::DuplicateSignature("dup:2".into()),
+            Target::Sas("other".into()),
+        ] {
+            assert!(matches!(
+                check_applicable(&hook(target, &[]), &r),
+                Err(NotApplicable::Target { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn when_conditions_must_all_hold() {
+        let r = report();
+        let ok = hook(
+            Target::Package("lightdm".into()),
+            &[
+                (
+                    "DistroRelease",
+                    Condition::OneOf(vec!["Ubuntu 24.04".into()]),
+                ),
+                ("Package", Condition::Matches(r"^lightdm 1\.30".into())),
+            ],
+        );
+        check_applicable(&ok, &r).unwrap();
+        let missing_field = hook(
+            Target::Package("lightdm".into()),
+            &[("Architecture", Condition::OneOf(vec!["amd64".into()]))],
+        );
+        assert!(matches!(
+            check_applicable(&missing_field, &r),
+            Err(NotApplicable::Conditions)
+        ));
+    }
+}

@@ -628,6 +628,7 @@ impl JobTask {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the result descriptor");
+                // An empty BSON document: the status still says what happened.
                 match sealed_memfd("apportd-result", &[5, 0, 0, 0, 0]) {
                     Ok(fd) => fd,
                     Err(_) => return,

@@ -1,84 +1,61 @@
-//! The result a job hands back: new keys as a BSON document of strings in a
-//! sealed memfd, so a result of many megabytes never travels inside a D-Bus
-//! message and the receiver can trust it will not change under it.
+//! The result a job hands back: the new keys as a report, encoded the way
+//! whoopsie sends reports (one BSON document, every value a string, binary
+//! values as their base64 lines), in a sealed memfd, so a result of many
+//! megabytes never travels inside a D-Bus message and the receiver can trust
+//! it will not change under it.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
 
-use base64::Engine;
-use bson::{Bson, Document};
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 
-/// Largest result document accepted back from a descriptor.
-pub const MAX_RESULT_BYTES: u64 = 64 * 1024 * 1024;
+use crate::report::{Key, Report, ReportLimits, Value};
+use crate::wire::{WireError, WireLimits, decode_report, report_to_strings_bson};
 
-/// Prefix of a value that is not UTF-8: the rest is base64 of its gzip stream,
-/// as apport writes binary values.
-const BINARY_PREFIX: &str = "base64\n";
+/// Largest result document accepted back from a descriptor: the 50 MB job cap
+/// plus base64 growth of binary values and the field names.
+pub const MAX_RESULT_BYTES: u64 = 80 * 1024 * 1024;
 
 /// Encoding or decoding a result failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    /// BSON encoding or decoding.
+    /// BSON or report rules.
     #[error("result document: {0}")]
-    Bson(#[from] bson::error::Error),
+    Wire(#[from] WireError),
     /// memfd or I/O.
     #[error("result descriptor: {0}")]
     Io(#[from] std::io::Error),
-    /// The document is not what apportd writes.
-    #[error("result document: {0}")]
-    Malformed(String),
 }
 
-/// Encode fields as one BSON document whose values are all strings
-/// (the whoopsie convention); non-UTF-8 values become `base64\n<gzip base64>`.
+/// The fields as a report: text where the bytes allow (no NUL, UTF-8, as
+/// the wire needs), else a gzip-compressed binary value, as apport stores
+/// binary data. A field whose name is not a valid key is left out (hook keys
+/// are linted and glob keys go through `path_to_key`, so this does not happen
+/// for hooks the server accepted).
+pub fn fields_to_report(fields: &[(String, Vec<u8>)]) -> Result<Report, OutputError> {
+    let mut report = Report::new();
+    for (name, bytes) in fields {
+        let Ok(key) = Key::new(name.as_str()) else {
+            tracing::warn!(key = %name, "not a valid report key: left out of the result");
+            continue;
+        };
+        let text = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|_| Value::text(bytes.clone()).ok());
+        let value = match text {
+            Some(value) => value,
+            None => Value::gzip(bytes)?,
+        };
+        report.insert(key, value);
+    }
+    Ok(report)
+}
+
+/// The BSON document of the fields (see [`fields_to_report`]).
 pub fn encode_fields(fields: &[(String, Vec<u8>)]) -> Result<Vec<u8>, OutputError> {
-    let mut document = Document::new();
-    for (key, value) in fields {
-        let text = match std::str::from_utf8(value) {
-            Ok(text) if !text.starts_with(BINARY_PREFIX) => text.to_owned(),
-            _ => {
-                let mut gz =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                gz.write_all(value)?;
-                let compressed = gz.finish()?;
-                format!(
-                    "{BINARY_PREFIX}{}",
-                    base64::engine::general_purpose::STANDARD.encode(compressed)
-                )
-            }
-        };
-        document.insert(key.clone(), Bson::String(text));
-    }
-    Ok(document.to_vec()?)
-}
-
-/// Decode what [`encode_fields`] wrote, refusing anything but string values.
-pub fn decode_fields(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, OutputError> {
-    let document = Document::from_reader(bytes)?;
-    let mut fields = Vec::with_capacity(document.len());
-    for (key, value) in document {
-        let Bson::String(text) = value else {
-            return Err(OutputError::Malformed(format!("{key} is not a string")));
-        };
-        let value = match text.strip_prefix(BINARY_PREFIX) {
-            Some(encoded) => {
-                let compressed = base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .map_err(|e| OutputError::Malformed(format!("{key}: {e}")))?;
-                let mut plain = Vec::new();
-                flate2::read::GzDecoder::new(compressed.as_slice())
-                    .take(MAX_RESULT_BYTES)
-                    .read_to_end(&mut plain)?;
-                plain
-            }
-            None => text.into_bytes(),
-        };
-        fields.push((key, value));
-    }
-    Ok(fields)
+    Ok(report_to_strings_bson(&fields_to_report(fields)?)?)
 }
 
 /// Write `bytes` into a new memfd, seal it against any change, rewind it.
@@ -102,17 +79,26 @@ pub fn sealed_memfd(name: &str, bytes: &[u8]) -> Result<OwnedFd, OutputError> {
     Ok(fd)
 }
 
-/// Read a result descriptor back into fields (what `apport-hook run` and tests do).
-pub fn read_result(fd: OwnedFd) -> Result<Vec<(String, Vec<u8>)>, OutputError> {
+/// Read a result descriptor back into a report (what `apport-hook run` and
+/// tests do). Binary values come back as the text of their base64 lines, as
+/// whoopsie sends them.
+pub fn read_result(fd: OwnedFd) -> Result<Report, OutputError> {
     let mut file = File::from(fd);
     file.seek(SeekFrom::Start(0))?;
     let mut bytes = Vec::new();
     file.take(MAX_RESULT_BYTES.saturating_add(1))
         .read_to_end(&mut bytes)?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_RESULT_BYTES {
-        return Err(OutputError::Malformed("result larger than 64 MiB".into()));
-    }
-    decode_fields(&bytes)
+    let cap = usize::try_from(MAX_RESULT_BYTES).unwrap_or(usize::MAX);
+    let wire = WireLimits {
+        max_document_bytes: cap,
+        ..WireLimits::default()
+    };
+    let limits = ReportLimits {
+        max_file_bytes: MAX_RESULT_BYTES,
+        max_value_bytes: MAX_RESULT_BYTES,
+        ..ReportLimits::default()
+    };
+    Ok(decode_report(&bytes, &wire, &limits)?)
 }
 
 #[cfg(test)]
@@ -125,11 +111,14 @@ mod tests {
         let fields = vec![
             ("Text".to_owned(), b"hello\nworld".to_vec()),
             ("Binary".to_owned(), vec![0xff, 0, 1, 2]),
-            ("Tricky".to_owned(), b"base64\nnot really".to_vec()),
         ];
         let bytes = encode_fields(&fields).unwrap();
-        let fd = sealed_memfd("test", &bytes).unwrap();
-        assert_eq!(read_result(fd).unwrap(), fields);
+        let report = read_result(sealed_memfd("test", &bytes).unwrap()).unwrap();
+        assert_eq!(report.get_str("Text"), Some("hello\nworld"));
+        let binary = report.get_str("Binary").unwrap();
+        // The base64 lines of a gzip stream (`H4sI` is base64 of its magic), as whoopsie sends.
+        assert!(binary.starts_with("H4sI"), "{binary}");
+        assert_eq!(fields_to_report(&fields).unwrap().len(), 2);
     }
 
     #[test]

@@ -75,7 +75,11 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         finished.next().await.context("apportd left the bus")?;
     }
     let (fd, steps, outcome) = job.result().await.context("fetching the job's result")?;
-    let fields = read_result(OwnedFd::from(fd))?;
+    let report = read_result(OwnedFd::from(fd))?;
+    let fields: Vec<(String, Vec<u8>)> = report
+        .iter()
+        .map(|(key, value)| (key.as_str().to_owned(), value.wire_bytes().to_vec()))
+        .collect();
     print_result(&fields, &steps, &outcome, args.json)?;
     Ok(if outcome.as_str() == "completed" {
         ExitCode::SUCCESS
