@@ -10,7 +10,7 @@
 
 mod harness;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::time::Duration;
@@ -70,11 +70,13 @@ async fn run_with(
     root_authorized: bool,
     cancel: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> JobOutput {
+    let existing = BTreeSet::from(["Package".to_owned(), "ProblemType".to_owned()]);
     let request = JobRequest {
         hook,
         version: 1,
         caller_uid: owner,
         report_owner: owner,
+        existing_keys: &existing,
     };
     executor
         .run(&request, &Fixed(root_authorized), cancel, &|_, _| {})
@@ -621,4 +623,39 @@ async fn job_deadline_stops_the_job() {
     );
     assert_eq!(outcome(&out, "Next"), Outcome::Skipped);
     assert!(out.field("HookError").is_some());
+}
+
+#[tokio::test]
+async fn steps_may_not_overwrite_existing_report_fields() {
+    if !have_root("steps_may_not_overwrite_existing_report_fields") {
+        return;
+    }
+    let echo = |text: &str| Action::Command(vec!["echo".into(), text.into()]);
+    let mut replaces = step("Package", RunAs::Root, echo("bash 5.2-1"));
+    replaces.replaces = true;
+    let mut not_replaceable = step("ProblemType", RunAs::Root, echo("Bug"));
+    not_replaceable.replaces = true;
+    let out = run(
+        &hook(vec![
+            step("Package", RunAs::Root, echo("evil 1.0")),
+            not_replaceable,
+            replaces,
+        ]),
+        0,
+        true,
+    )
+    .await;
+    assert_eq!(
+        out.steps[0].outcome,
+        Outcome::Refused,
+        "plain step clobbered Package"
+    );
+    assert_eq!(
+        out.steps[1].outcome,
+        Outcome::Refused,
+        "ProblemType is not replaceable"
+    );
+    assert_eq!(out.steps[2].outcome, Outcome::Collected);
+    assert_eq!(out.field("Package"), Some(&b"bash 5.2-1"[..]));
+    assert!(out.field("ProblemType").is_none());
 }

@@ -4,7 +4,7 @@
 //! [`polkit`](super::polkit) and [`job`](super::job) and map errors into
 //! [`Error`]; all behaviour lives in those modules.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -188,13 +188,7 @@ impl Manager {
             .keyring
             .verify(&bundle, unix_now())
             .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
-        let parsed = report
-            .try_clone()
-            .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))
-            .and_then(|fd| {
-                Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
-                    .map_err(|e| Error::InvalidArgs(format!("report: {e}")))
-            })?;
+        let parsed = parse_report(&report)?;
         check_applicable(verified.hook(), &parsed)
             .map_err(|e| Error::NotApplicable(e.to_string()))?;
         let interactive = header
@@ -215,6 +209,7 @@ impl Manager {
         let job = JobStart {
             caller,
             owner,
+            existing_keys: parsed.keys().map(|k| k.as_str().to_owned()).collect(),
             hook: verified.into_payload().hook,
             version,
             authorizer: PolkitAuthorizer::new(connection.clone(), subject, interactive),
@@ -245,6 +240,7 @@ impl Manager {
         let report = OwnedFd::from(report);
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         let hook = decode_hook(&hook)?;
+        let parsed = parse_report(&report)?;
         let interactive = header
             .primary()
             .flags()
@@ -280,6 +276,7 @@ impl Manager {
         let job = JobStart {
             caller,
             owner,
+            existing_keys: parsed.keys().map(|k| k.as_str().to_owned()).collect(),
             hook,
             version: 0,
             authorizer: Fixed(true),
@@ -344,6 +341,15 @@ impl Manager {
     }
 }
 
+/// Parse the report behind the caller's descriptor, with the report module's limits.
+fn parse_report(report: &OwnedFd) -> Result<Report, Error> {
+    let fd = report
+        .try_clone()
+        .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
+    Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
+        .map_err(|e| Error::InvalidArgs(format!("report: {e}")))
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -363,6 +369,7 @@ fn decode_hook(bytes: &[u8]) -> Result<Hook, Error> {
 struct JobStart<A> {
     caller: Caller,
     owner: u32,
+    existing_keys: BTreeSet<String>,
     hook: Hook,
     version: u32,
     authorizer: A,
@@ -568,6 +575,7 @@ impl JobTask {
         let JobStart {
             caller,
             owner,
+            existing_keys,
             hook,
             version,
             authorizer,
@@ -578,6 +586,7 @@ impl JobTask {
             version,
             caller_uid: caller.uid,
             report_owner: owner,
+            existing_keys: &existing_keys,
         };
         let job = Arc::clone(&self.job);
         let progress = move |done: usize, _total: usize| {

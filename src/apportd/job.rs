@@ -1,6 +1,7 @@
 //! Running a whole hook: authorization of root work, the job's byte cap and
 //! deadline, cancellation, and one journal line per step and per job.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -10,8 +11,9 @@ use tokio::time::Instant;
 use super::command::{CancelSignal, cancelled};
 use super::limits::Limits;
 use super::principal::{Launcher, Principal, UserCreds};
-use super::steps::{StepCaps, StepEnv, StepFailure, run_step};
-use crate::hook::{Hook, RunAs, Target};
+use super::steps::{Collected, StepCaps, StepEnv, StepFailure, run_step};
+use crate::hook::standard_fields::is_replaceable;
+use crate::hook::{Hook, RunAs, Step, Target};
 
 /// What polkit (or a test) is asked before any root step runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +141,9 @@ pub struct JobRequest<'a> {
     pub caller_uid: u32,
     /// The report's owner, from `fstat` of the descriptor the caller passed.
     pub report_owner: u32,
+    /// Keys the report already has: a step may not overwrite them, except a
+    /// `replaces` step for one of the few replaceable standard fields.
+    pub existing_keys: &'a BTreeSet<String>,
 }
 
 /// Runs jobs: the launcher for step processes and the limits in force.
@@ -268,6 +273,9 @@ impl Executor {
                             result = run_step(&env, step, caps) => result,
                             () = cancelled(&mut cancel_watch) => Err(StepFailure::Cancelled),
                         };
+                        let result = result.and_then(|collected| {
+                            refuse_clobbering(step, collected, request.existing_keys)
+                        });
                         match result {
                             Ok(collected) => {
                                 status.bytes = collected.bytes();
@@ -341,6 +349,30 @@ impl Executor {
             "hook job finished"
         );
         output
+    }
+}
+
+/// A hook adds keys; it does not rewrite the report (apport's `new_keys`
+/// would not even send a changed existing key). Only a `replaces` step may
+/// re-set one of [`REPLACEABLE_FIELDS`](crate::hook::standard_fields::REPLACEABLE_FIELDS).
+fn refuse_clobbering(
+    step: &Step,
+    collected: Collected,
+    existing: &BTreeSet<String>,
+) -> Result<Collected, StepFailure> {
+    let clobbered: Vec<&str> = collected
+        .fields
+        .iter()
+        .map(|(key, _)| key.as_str())
+        .filter(|key| existing.contains(*key) && !(step.replaces && is_replaceable(key)))
+        .collect();
+    if clobbered.is_empty() {
+        Ok(collected)
+    } else {
+        Err(StepFailure::Refused(format!(
+            "would overwrite existing report field(s) {}",
+            clobbered.join(", ")
+        )))
     }
 }
 
