@@ -6,8 +6,10 @@
 //! - 2: usage error (bad arguments, from clap);
 //! - 3: a runtime error (a file, key directory or revocation list could not be
 //!   read; for `lint`: also an inconsistent `--config` file).
+//! - 4: for `run`: the job was cancelled or stopped before its last step.
 
 mod lint;
+mod run;
 mod verify;
 
 use std::process::ExitCode;
@@ -28,6 +30,8 @@ enum Command {
     Lint(lint::Args),
     /// Check a signed hook bundle: signature, trusted key, payload, expiry.
     Verify(verify::Args),
+    /// Ask apportd to run a hook against a crash report and print the new keys.
+    Run(run::Args),
 }
 
 /// Exit code for runtime errors.
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Lint(args) => lint::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,
