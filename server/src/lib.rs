@@ -2,8 +2,19 @@
 //! tracker, extended with server-side hooks.
 //!
 //! Layout (after crates.io): [`config`] is parsed once into a typed struct,
-//! [`storage`] holds the one storage trait with its SQLite and PostgreSQL
-//! engines.
+//! [`app`] holds the shared state, [`router`] every route, [`controllers`]
+//! one file per resource, [`middleware`] one layer per file, [`storage`] the
+//! one storage trait with its SQLite and PostgreSQL engines, [`server`] the
+//! `serve(listener, app, shutdown)` entry point, [`cli`] the commands.
 
+pub mod app;
+pub mod auth;
+pub mod cli;
 pub mod config;
+pub mod controllers;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
+pub mod router;
+pub mod server;
 pub mod storage;

@@ -8,7 +8,9 @@
     clippy::arithmetic_side_effects
 )]
 
+pub mod http;
 pub mod postgres;
+pub mod server;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use std::sync::Arc;
 use daisy::storage::{PostgresStorage, SqliteStorage, Storage};
 
 pub use postgres::Postgres;
+#[allow(unused_imports)]
+pub use server::{Engine, TestServer};
 
 /// Runs `scenario` against a fresh SQLite database, then against a fresh
 /// PostgreSQL database (see [`Postgres::start`] for when that half cannot run).

@@ -1,0 +1,3 @@
+//! Request handlers, one file per resource.
+
+pub mod health;

@@ -1,0 +1,32 @@
+//! Every route in one place, each with its body limit; one timeout around
+//! all of them, so a slow or endless body cannot hold a connection.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::app::AppState;
+use crate::controllers::health;
+use crate::middleware::count::count_requests;
+
+/// Builds the router.
+pub fn build(app: AppState) -> Router {
+    let limits = app.config.limits.clone();
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .layer(DefaultBodyLimit::max(limits.max_api_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            count_requests,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_secs),
+        ))
+        .with_state(app)
+}
