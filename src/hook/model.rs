@@ -123,3 +123,43 @@ pub struct JournalQuery {
     /// `--boot` (this boot only).
     pub this_boot: bool,
 }
+
+impl Target {
+    /// The field name this target is written as in `[target]`
+    /// (`crash_signature`, `sas`, `duplicate_signature`, `package`, `source_package`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::CrashSignature(_) => "crash_signature",
+            Target::Sas(_) => "sas",
+            Target::DuplicateSignature(_) => "duplicate_signature",
+            Target::Package(_) => "package",
+            Target::SourcePackage(_) => "source_package",
+        }
+    }
+
+    /// The targeted signature or package name.
+    pub fn value(&self) -> &str {
+        match self {
+            Target::CrashSignature(v)
+            | Target::Sas(v)
+            | Target::DuplicateSignature(v)
+            | Target::Package(v)
+            | Target::SourcePackage(v) => v,
+        }
+    }
+}
+
+impl Action {
+    /// The field name this action is written as in a step (`file`, `glob`,
+    /// `command`, `journal`, `package_versions`, `conffiles`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::File(_) => "file",
+            Action::Glob(_) => "glob",
+            Action::Command(_) => "command",
+            Action::Journal(_) => "journal",
+            Action::PackageVersions(_) => "package_versions",
+            Action::Conffiles(_) => "conffiles",
+        }
+    }
+}

@@ -1,5 +1,48 @@
 //! apport-hook: lint, verify, test and run server-side hooks.
+//!
+//! Exit codes, for scripts:
+//! - 0: success (for `lint`: every file is clean; for `verify`: the bundle is valid);
+//! - 1: problems found (for `lint`: at least one diagnostic; for `verify`: the bundle is refused);
+//! - 2: usage error (bad arguments, from clap);
+//! - 3: a runtime error (a file, key directory or revocation list could not be read).
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("apport-hook is not built yet")
+mod lint;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Lint, verify, test and run server-side crash hooks.
+#[derive(Debug, Parser)]
+#[command(name = "apport-hook", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check hook files and print every problem as `file:line:column: lint: message`.
+    Lint(lint::Args),
+    /// Check a signed hook bundle: signature, trusted key, payload, expiry.
+    Verify(verify::Args),
+}
+
+/// Exit code for runtime errors.
+pub(crate) const EXIT_RUNTIME_ERROR: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint(args) => lint::run(args),
+        Command::Verify(args) => verify::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("apport-hook: {e:#}");
+            ExitCode::from(EXIT_RUNTIME_ERROR)
+        }
+    }
 }

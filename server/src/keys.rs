@@ -1,0 +1,109 @@
+//! `daisy keygen` and reading the signing key back.
+//!
+//! The secret key is a minisign secret key file without a password: daisy
+//! signs unattended. Its only protection is its file mode, so the file is
+//! created with mode 0600 in the same `open` call (never `chmod` afterwards,
+//! which would leave a window where it is world-readable), and never
+//! overwritten.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use apport_hooks::bundle::{LOCAL_KEY_DIR, SecretKey, generate_key_pair, load_secret_key};
+
+/// File name of the secret key `daisy keygen` writes.
+pub const SECRET_KEY_FILE: &str = "daisy.key";
+/// File name of the public key `daisy keygen` writes.
+pub const PUBLIC_KEY_FILE: &str = "daisy.pub";
+/// Largest secret key file read, in bytes (a real one is about 250).
+const MAX_SECRET_KEY_FILE_BYTES: u64 = 4096;
+
+/// Arguments of `daisy keygen`.
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Directory to write daisy.key (secret, mode 0600) and daisy.pub into;
+    /// created with mode 0700 if missing. Existing keys are never overwritten.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// Runs `daisy keygen`: prints the new key id on stdout.
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let secret_path = args.out.join(SECRET_KEY_FILE);
+    let public_path = args.out.join(PUBLIC_KEY_FILE);
+    for path in [&secret_path, &public_path] {
+        if path.symlink_metadata().is_ok() {
+            bail!(
+                "{} already exists; keygen never overwrites a key: choose another --out \
+                 directory, or move the old keys away first",
+                path.display()
+            );
+        }
+    }
+    let pair = generate_key_pair()?;
+    write_new_file(&secret_path, pair.secret_key_file.as_bytes(), 0o600)?;
+    if let Err(e) = write_new_file(&public_path, pair.public_key_file.as_bytes(), 0o644) {
+        // Do not leave a secret key without its public half behind.
+        let _ = std::fs::remove_file(&secret_path);
+        return Err(e);
+    }
+    println!("{}", pair.key_id);
+    eprintln!(
+        "wrote {} (secret, unencrypted, mode 0600: keep it on the server only) and {}; \
+         install {PUBLIC_KEY_FILE} into {LOCAL_KEY_DIR} on the clients that should trust it",
+        secret_path.display(),
+        public_path.display()
+    );
+    Ok(())
+}
+
+/// Creates `path` with `mode` (fails if it exists, even as a symlink) and
+/// writes `contents` to it.
+fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads a secret key file written by `daisy keygen` (or `minisign -G -W`).
+///
+/// Symlinks are followed (secret stores often mount keys through them); the
+/// target must be a regular file of at most 4 KiB.
+pub fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open the secret key {}", path.display()))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_SECRET_KEY_FILE_BYTES {
+        bail!(
+            "{} is not a minisign secret key file (not a regular file of at most \
+             {MAX_SECRET_KEY_FILE_BYTES} bytes); pass the daisy.key written by `daisy keygen`",
+            path.display()
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        eprintln!(
+            "warning: {} is readable by other users (mode {:o}); run `chmod 600` on it",
+            path.display(),
+            meta.mode() & 0o777
+        );
+    }
+    let mut text = String::new();
+    file.take(MAX_SECRET_KEY_FILE_BYTES)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    load_secret_key(&text).with_context(|| format!("in {}", path.display()))
+}

@@ -1,0 +1,550 @@
+//! `command` steps: where the program is, and what it must not be.
+//!
+//! A command is an argv, never a shell (apport's `root_info_wrapper` was
+//! `exec sh "$@"`). A bare program name is resolved at lint time in
+//! [`FIXED_PATH`] and the hook then names the absolute path, so a machine's
+//! own `PATH` never decides what runs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::command_rules::{
+    DPKG_QUERY_OPTIONS, FIND_EXEC_ACTIONS, FIND_WRITE_ACTIONS, INDIRECT_TOOLS, INTERACTIVE_TOOLS,
+    INTERPRETERS, IP_WRITE_WORDS, Inline, JOURNALCTL_WRITE_OPTIONS, PRIVILEGE_TOOLS,
+    READ_ONLY_VERBS, SHELL_OPERATORS, STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
+};
+use super::config::LintConfig;
+use super::denylist::denied;
+use super::lints;
+use super::paths::{check_canonical, normalize_lexically};
+use super::pattern::Pattern;
+
+/// The only directories commands may come from, in lookup order.
+pub const FIXED_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A problem with one element of a command's argv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Finding {
+    /// Index into argv of the element the problem is about.
+    pub(crate) index: usize,
+    pub(crate) lint: &'static str,
+    pub(crate) message: String,
+}
+
+fn finding(index: usize, lint: &'static str, message: String) -> Finding {
+    Finding {
+        index,
+        lint,
+        message,
+    }
+}
+
+/// Checks a command; returns its argv with the program resolved to an
+/// absolute path, and the problems found.
+pub(crate) fn check(argv: &[String], cfg: &LintConfig) -> (Vec<String>, Vec<Finding>) {
+    let mut findings = Vec::new();
+    let Some(program) = argv.first().filter(|p| !p.is_empty()) else {
+        findings.push(finding(
+            0,
+            lints::EMPTY_COMMAND,
+            "the command has no program: write `command = [\"/usr/bin/prog\", \"arg\"…]`".into(),
+        ));
+        return (argv.to_vec(), findings);
+    };
+    let mut resolved = argv.to_vec();
+    let located = match locate(program, cfg) {
+        Ok(located) => Some(located),
+        Err((lint, message)) => {
+            findings.push(finding(0, lint, message));
+            None
+        }
+    };
+    let args = argv.get(1..).unwrap_or_default();
+    // A program that is not there is one clear error; what it would have
+    // been is only judged for programs that exist.
+    if let Some((absolute, real_name)) = located {
+        if let Some(first) = resolved.first_mut() {
+            *first = absolute;
+        }
+        let mut names = vec![base_name(program).to_owned()];
+        if let Some(n) = real_name
+            && !names.contains(&n)
+        {
+            names.push(n);
+        }
+        if let Some(f) = classify(&names, args) {
+            findings.push(f);
+        }
+    }
+    for (i, arg) in args.iter().enumerate() {
+        let index = i.saturating_add(1);
+        if let Some(message) = shell_syntax(arg) {
+            findings.push(finding(index, lints::SHELL_SYNTAX, message));
+        }
+        if let Some(path) = path_in_argument(arg) {
+            if let Err((lint, message)) = check_canonical(path) {
+                findings.push(finding(index, lint, message));
+            }
+            if let Some((entry, pattern)) = denied(&Pattern::literal(&normalize_lexically(path))) {
+                findings.push(finding(
+                    index,
+                    lints::DENIED_PATH,
+                    format!(
+                        "argument `{path}` is in the secret deny-list ({}: `{pattern}`)",
+                        entry.reason
+                    ),
+                ));
+            }
+        }
+    }
+    (resolved, findings)
+}
+
+fn base_name(program: &str) -> &str {
+    program.rsplit('/').next().unwrap_or(program)
+}
+
+/// Finds `program` in the fixed PATH under the configured root; returns the
+/// absolute path to run and, if it is a symlink, the name it points to
+/// (`/bin/sh` → `dash`), so `sh -c` is caught whatever `sh` is.
+fn locate(
+    program: &str,
+    cfg: &LintConfig,
+) -> Result<(String, Option<String>), (&'static str, String)> {
+    let dirs: Vec<&str> = FIXED_PATH.split(':').collect();
+    let candidates: Vec<String> = if program.contains('/') {
+        check_canonical(program)?;
+        let dir = program.rsplit_once('/').map_or("", |(d, _)| d);
+        if !dirs.contains(&dir) {
+            return Err((
+                lints::COMMAND_OUTSIDE_PATH,
+                format!("`{program}` is not in one of the fixed PATH directories {FIXED_PATH}"),
+            ));
+        }
+        vec![program.to_owned()]
+    } else {
+        if program.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err((
+                lints::COMMAND_NOT_FOUND,
+                format!("`{}` is not a program name", program.escape_debug()),
+            ));
+        }
+        dirs.iter().map(|d| format!("{d}/{program}")).collect()
+    };
+    for candidate in candidates {
+        let on_disk = cfg.command_root.join(candidate.trim_start_matches('/'));
+        if is_executable(&on_disk) {
+            let real_name = std::fs::canonicalize(&on_disk)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            return Ok((candidate, real_name));
+        }
+    }
+    Err((
+        lints::COMMAND_NOT_FOUND,
+        format!(
+            "`{program}` is not an executable in {FIXED_PATH} (looked under `{}`): use a program the target machines have",
+            cfg.command_root.display()
+        ),
+    ))
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `python3.12` → `python`, `perl5.38` → `perl`, `lua5.4` → `lua`.
+fn strip_version(name: &str) -> &str {
+    let stripped = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    if stripped.is_empty() { name } else { stripped }
+}
+
+fn classify(names: &[String], args: &[String]) -> Option<Finding> {
+    for name in names {
+        let plain = strip_version(name);
+        let is = |list: &[&str]| list.contains(&name.as_str()) || list.contains(&plain);
+        if is(PRIVILEGE_TOOLS) {
+            return Some(finding(
+                0,
+                lints::PRIVILEGE_TOOL,
+                format!(
+                    "`{name}` changes privileges: drop it and declare `as = \"root\"`, which polkit authorizes"
+                ),
+            ));
+        }
+        if is(INDIRECT_TOOLS) {
+            return Some(finding(
+                0,
+                lints::INDIRECT_COMMAND,
+                format!("`{name}` runs another program: name that program directly"),
+            ));
+        }
+        if is(INTERACTIVE_TOOLS) {
+            return Some(finding(
+                0,
+                lints::INTERACTIVE_COMMAND,
+                format!(
+                    "`{name}` is interactive (a pager or editor); as root it is a shell escape"
+                ),
+            ));
+        }
+        if let Some((_, rule)) = INTERPRETERS.iter().find(|(n, _)| *n == name || *n == plain)
+            && let Some(index) = inline_code(*rule, args)
+        {
+            return Some(finding(
+                index,
+                lints::INLINE_CODE,
+                format!(
+                    "`{name}` is given code inline: ship the program in a package and run it by path, or use the step kinds"
+                ),
+            ));
+        }
+        if let Some(f) = state_changing(name, plain, args) {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// The argv index of the inline-code flag, if any. Only options before the
+/// script path count (`bash /usr/share/x.sh -c` passes `-c` to the script).
+fn inline_code(rule: Inline, args: &[String]) -> Option<usize> {
+    let options = args
+        .iter()
+        .enumerate()
+        .take_while(|(_, a)| !a.starts_with('/'));
+    match rule {
+        Inline::Flags { letters, long } => {
+            for (i, arg) in options {
+                let long_hit = long
+                    .iter()
+                    .any(|l| arg == l || arg.strip_prefix(l).is_some_and(|r| r.starts_with('=')));
+                let short_hit = arg.strip_prefix('-').is_some_and(|cluster| {
+                    !cluster.starts_with('-')
+                        && !cluster.is_empty()
+                        && cluster.chars().all(|c| c.is_ascii_alphabetic())
+                        && cluster.chars().any(|c| letters.contains(&c))
+                });
+                if long_hit || short_hit {
+                    return Some(i.saturating_add(1));
+                }
+            }
+            None
+        }
+        Inline::ProgramArgument => {
+            let from_file = args.iter().any(|a| {
+                a == "-f"
+                    || a.starts_with("--file")
+                    || (a.starts_with("-f") && !a.starts_with("--"))
+            });
+            (!from_file).then_some(1)
+        }
+    }
+}
+
+fn state_changing(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
+    let hit = |index: usize, why: String| Some(finding(index, lints::STATE_CHANGING_COMMAND, why));
+    if STATE_CHANGING_TOOLS.contains(&name) || name.starts_with("mkfs") {
+        return hit(
+            0,
+            format!("`{name}` changes the machine; a hook only collects data"),
+        );
+    }
+    let first_verb = args.iter().enumerate().find(|(_, a)| !a.starts_with('-'));
+    if let Some((_, verbs)) = READ_ONLY_VERBS
+        .iter()
+        .find(|(n, _)| *n == name || *n == plain)
+        && let Some((i, verb)) = first_verb
+        && !verbs.contains(&verb.as_str())
+    {
+        return hit(
+            i.saturating_add(1),
+            format!(
+                "`{name} {verb}` changes the machine; read-only verbs are: {}",
+                verbs.join(", ")
+            ),
+        );
+    }
+    let any_arg = |list: &[&str]| {
+        args.iter().position(|a| {
+            list.iter()
+                .any(|l| a == l || a.strip_prefix(l).is_some_and(|r| r.starts_with('=')))
+        })
+    };
+    let why = |i: usize| {
+        format!(
+            "`{name}` with `{}` changes the machine",
+            args.get(i).map_or("", String::as_str)
+        )
+    };
+    let found = match name {
+        "dpkg" => args.iter().position(|a| a.starts_with('-')).filter(|&i| {
+            let opt = args.get(i).map_or("", String::as_str);
+            let opt = opt.split_once('=').map_or(opt, |(o, _)| o);
+            !DPKG_QUERY_OPTIONS.contains(&opt)
+        }),
+        "ip" => any_arg(IP_WRITE_WORDS),
+        "journalctl" => any_arg(JOURNALCTL_WRITE_OPTIONS),
+        "sysctl" => {
+            any_arg(SYSCTL_WRITE_OPTIONS).or_else(|| args.iter().position(|a| a.contains('=')))
+        }
+        "find" => any_arg(FIND_WRITE_ACTIONS),
+        "mount" => args.iter().position(|a| a != "-l" && a != "--show-labels"),
+        _ => None,
+    };
+    if name == "find"
+        && let Some(i) = any_arg(FIND_EXEC_ACTIONS)
+    {
+        return Some(finding(
+            i.saturating_add(1),
+            lints::INDIRECT_COMMAND,
+            format!(
+                "`find {}` runs another program: name that program directly",
+                args.get(i).map_or("", String::as_str)
+            ),
+        ));
+    }
+    found.and_then(|i| hit(i.saturating_add(1), why(i)))
+}
+
+/// Why `arg` looks like shell syntax, if it does.
+fn shell_syntax(arg: &str) -> Option<String> {
+    let why = if SHELL_OPERATORS.contains(&arg) {
+        "is a shell operator"
+    } else if arg.contains("$(") || arg.contains('`') || arg.starts_with("${") {
+        "is a shell substitution"
+    } else if arg.starts_with('$') && arg.len() > 1 {
+        "is a shell variable"
+    } else if arg == "~" || arg.starts_with("~/") {
+        "uses `~`, which only a shell expands"
+    } else if arg.starts_with('/') && arg.contains(['*', '?', '[']) {
+        "is a glob, which only a shell expands: use a `glob` step"
+    } else if (arg.starts_with("2>") || arg.starts_with('>') || arg.starts_with('<'))
+        && arg.len() > 1
+    {
+        "is a shell redirection"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "`{arg}` {why}; the command runs without a shell, so it would be passed literally"
+    ))
+}
+
+/// The absolute path an argument names, if it names one (`/x`, `--file=/x`).
+fn path_in_argument(arg: &str) -> Option<&str> {
+    if arg.starts_with('/') {
+        return Some(arg);
+    }
+    arg.split_once('=')
+        .map(|(_, v)| v)
+        .filter(|v| v.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A tiny file system with the programs the tests name, so the tests do
+    /// not depend on what the build machine has installed.
+    fn fixture_root() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("usr/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(root.path().join("bin")).unwrap();
+        for name in [
+            "dmesg",
+            "uname",
+            "ls",
+            "dash",
+            "bash",
+            "python3.12",
+            "perl",
+            "mawk",
+            "sudo",
+            "env",
+            "less",
+            "find",
+            "rm",
+            "systemctl",
+            "ip",
+            "dpkg",
+            "apt-mark",
+            "notexec",
+        ] {
+            let p = bin.join(name);
+            std::fs::write(&p, b"").unwrap();
+            let mode = if name == "notexec" { 0o644 } else { 0o755 };
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::os::unix::fs::symlink("../usr/bin/dash", root.path().join("bin/sh")).unwrap();
+        std::os::unix::fs::symlink("python3.12", bin.join("python3")).unwrap();
+        std::os::unix::fs::symlink("mawk", bin.join("awk")).unwrap();
+        root
+    }
+
+    fn lint_of(argv: &[&str]) -> Vec<(usize, &'static str)> {
+        let root = fixture_root();
+        let cfg = LintConfig {
+            command_root: root.path().to_owned(),
+            ..LintConfig::default()
+        };
+        let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+        check(&argv, &cfg)
+            .1
+            .into_iter()
+            .map(|f| (f.index, f.lint))
+            .collect()
+    }
+
+    #[test]
+    fn bare_names_resolve_to_the_first_fixed_path_directory_that_has_them() {
+        let root = fixture_root();
+        let cfg = LintConfig {
+            command_root: root.path().to_owned(),
+            ..LintConfig::default()
+        };
+        let (argv, findings) = check(&["dmesg".to_owned(), "-T".to_owned()], &cfg);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(argv, ["/usr/bin/dmesg", "-T"]);
+        let (argv, _) = check(&["sh".to_owned()], &cfg);
+        assert_eq!(argv, ["/bin/sh"]);
+    }
+
+    #[test]
+    fn symlinked_interpreters_are_recognised_by_their_target() {
+        // /bin/sh -> dash; python3 -> python3.12; awk -> mawk.
+        assert_eq!(lint_of(&["/bin/sh", "-c", "id"]), [(1, lints::INLINE_CODE)]);
+        assert_eq!(
+            lint_of(&["python3", "-Ic", "print(1)"]),
+            [(1, lints::INLINE_CODE)]
+        );
+        assert_eq!(
+            lint_of(&["awk", "-F:", "{print $1}"]),
+            [(1, lints::INLINE_CODE)]
+        );
+    }
+
+    #[test]
+    fn bare_names_resolve_in_the_real_fixed_path() {
+        let (argv, findings) = check(&["dmesg".to_owned()], &LintConfig::default());
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(
+            FIXED_PATH
+                .split(':')
+                .any(|d| argv[0] == format!("{d}/dmesg")),
+            "{argv:?}"
+        );
+    }
+
+    #[test]
+    fn programs_that_are_not_executable_are_not_found() {
+        assert_eq!(lint_of(&["notexec"]), [(0, lints::COMMAND_NOT_FOUND)]);
+        // Not found: no guess about what it would have been.
+        assert_eq!(lint_of(&["pkexec", "id"]), [(0, lints::COMMAND_NOT_FOUND)]);
+    }
+
+    #[test]
+    fn programs_outside_the_fixed_path_are_refused() {
+        assert_eq!(
+            lint_of(&["no-such-program-anywhere"]),
+            [(0, lints::COMMAND_NOT_FOUND)]
+        );
+        assert_eq!(
+            lint_of(&["/usr/local/bin/x"]),
+            [(0, lints::COMMAND_OUTSIDE_PATH)]
+        );
+        assert_eq!(
+            lint_of(&["/usr/bin/no-such-program"]),
+            [(0, lints::COMMAND_NOT_FOUND)]
+        );
+        assert_eq!(lint_of(&["bin/dmesg"]), [(0, lints::RELATIVE_PATH)]);
+        assert_eq!(lint_of(&[""]), [(0, lints::EMPTY_COMMAND)]);
+    }
+
+    #[test]
+    fn inline_code_is_refused_for_every_interpreter_kind() {
+        assert_eq!(lint_of(&["sh", "-c", "id"]), [(1, lints::INLINE_CODE)]);
+        assert_eq!(
+            lint_of(&["bash", "-o", "pipefail", "-ec", "id"]),
+            [(3, lints::INLINE_CODE)]
+        );
+        assert_eq!(
+            lint_of(&["python3", "-c", "print(1)"]),
+            [(1, lints::INLINE_CODE)]
+        );
+        assert_eq!(
+            lint_of(&["perl", "-ne", "print"]),
+            [(1, lints::INLINE_CODE)]
+        );
+        assert_eq!(lint_of(&["awk", "{print}"]), [(1, lints::INLINE_CODE)]);
+        // A script on disk is fine, and so are its own options.
+        assert!(lint_of(&["bash", "/usr/share/apport/x.sh", "-c"]).is_empty());
+    }
+
+    #[test]
+    fn wrappers_pagers_and_privilege_tools_are_refused() {
+        assert_eq!(lint_of(&["sudo", "dmesg"]), [(0, lints::PRIVILEGE_TOOL)]);
+        assert_eq!(lint_of(&["env", "dmesg"]), [(0, lints::INDIRECT_COMMAND)]);
+        assert_eq!(
+            lint_of(&["less", "/var/log/syslog"]),
+            [(0, lints::INTERACTIVE_COMMAND)]
+        );
+        assert_eq!(
+            lint_of(&["find", "/var/log", "-exec", "cat", "{}", ";"]).first(),
+            Some(&(2, lints::INDIRECT_COMMAND))
+        );
+    }
+
+    #[test]
+    fn state_changes_are_refused_but_queries_pass() {
+        assert_eq!(
+            lint_of(&["rm", "-f", "/var/log/x"]),
+            [(0, lints::STATE_CHANGING_COMMAND)]
+        );
+        assert_eq!(
+            lint_of(&["systemctl", "restart", "lightdm"]),
+            [(1, lints::STATE_CHANGING_COMMAND)]
+        );
+        assert!(lint_of(&["systemctl", "status", "lightdm"]).is_empty());
+        assert_eq!(
+            lint_of(&["ip", "link", "set", "eth0", "down"]),
+            [(2, lints::STATE_CHANGING_COMMAND)]
+        );
+        assert!(lint_of(&["ip", "addr"]).is_empty());
+        assert_eq!(
+            lint_of(&["dpkg", "--purge", "x"]),
+            [(1, lints::STATE_CHANGING_COMMAND)]
+        );
+        assert!(lint_of(&["dpkg", "-l", "lightdm"]).is_empty());
+        assert!(lint_of(&["apt-mark", "showhold"]).is_empty());
+        assert_eq!(
+            lint_of(&["apt-mark", "hold", "x"]),
+            [(1, lints::STATE_CHANGING_COMMAND)]
+        );
+    }
+
+    #[test]
+    fn shell_syntax_and_secret_paths_in_arguments_are_refused() {
+        assert_eq!(lint_of(&["dmesg", "|", "tail"]), [(1, lints::SHELL_SYNTAX)]);
+        assert_eq!(lint_of(&["uname", "$HOME"]), [(1, lints::SHELL_SYNTAX)]);
+        assert_eq!(lint_of(&["uname", "$(id)"]), [(1, lints::SHELL_SYNTAX)]);
+        // dpkg-query's own format syntax is not shell syntax.
+        assert!(lint_of(&["ls", "--format=${Version}"]).is_empty());
+        assert_eq!(
+            lint_of(&["ls", "/var/log/*.log"]),
+            [(1, lints::SHELL_SYNTAX)]
+        );
+        assert_eq!(
+            lint_of(&["ls", "/etc/ssl/private"]),
+            [(1, lints::DENIED_PATH)]
+        );
+        assert_eq!(
+            lint_of(&["ls", "--directory=/var/log/../../root"]),
+            [(1, lints::NON_CANONICAL_PATH), (1, lints::DENIED_PATH)]
+        );
+    }
+}

@@ -1,0 +1,473 @@
+//! Tables of programs a `command` step must not run, or must not run in
+//! certain ways. The logic that applies them is in [`super::command`].
+
+/// Ways an interpreter takes code inline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Inline {
+    /// A short option cluster containing one of these letters (`-c`, `-ec`),
+    /// or one of these long options (`--command`, `--eval=…`).
+    Flags {
+        letters: &'static [char],
+        long: &'static [&'static str],
+    },
+    /// The program text is an argument unless `-f`/`--file` names a file.
+    ProgramArgument,
+}
+
+/// Interpreters and how they take inline code. Matched on the program's name
+/// with any version suffix removed (`python3.12` → `python`).
+pub(crate) const INTERPRETERS: &[(&str, Inline)] = &[
+    ("sh", SHELL),
+    ("bash", SHELL),
+    ("rbash", SHELL),
+    ("dash", SHELL),
+    ("ash", SHELL),
+    ("zsh", SHELL),
+    ("ksh", SHELL),
+    ("mksh", SHELL),
+    ("yash", SHELL),
+    ("posh", SHELL),
+    ("csh", SHELL),
+    ("tcsh", SHELL),
+    (
+        "fish",
+        Inline::Flags {
+            letters: &['c', 'C'],
+            long: &["--command", "--init-command"],
+        },
+    ),
+    (
+        "python",
+        Inline::Flags {
+            letters: &['c'],
+            long: &[],
+        },
+    ),
+    (
+        "pypy",
+        Inline::Flags {
+            letters: &['c'],
+            long: &[],
+        },
+    ),
+    (
+        "perl",
+        Inline::Flags {
+            letters: &['e', 'E'],
+            long: &[],
+        },
+    ),
+    (
+        "ruby",
+        Inline::Flags {
+            letters: &['e'],
+            long: &[],
+        },
+    ),
+    (
+        "lua",
+        Inline::Flags {
+            letters: &['e'],
+            long: &[],
+        },
+    ),
+    (
+        "luajit",
+        Inline::Flags {
+            letters: &['e'],
+            long: &[],
+        },
+    ),
+    (
+        "expect",
+        Inline::Flags {
+            letters: &['c'],
+            long: &[],
+        },
+    ),
+    (
+        "julia",
+        Inline::Flags {
+            letters: &['e', 'E'],
+            long: &["--eval", "--print"],
+        },
+    ),
+    (
+        "Rscript",
+        Inline::Flags {
+            letters: &['e'],
+            long: &[],
+        },
+    ),
+    ("node", NODE),
+    ("nodejs", NODE),
+    ("bun", NODE),
+    (
+        "deno",
+        Inline::Flags {
+            letters: &[],
+            long: &["eval"],
+        },
+    ),
+    (
+        "php",
+        Inline::Flags {
+            letters: &['r', 'R', 'B', 'E'],
+            long: &[],
+        },
+    ),
+    (
+        "gdb",
+        Inline::Flags {
+            letters: &[],
+            long: &[
+                "-ex",
+                "--ex",
+                "-iex",
+                "--iex",
+                "-eval-command",
+                "--eval-command",
+                "-init-eval-command",
+                "--init-eval-command",
+                "-x",
+                "--command",
+                "-ix",
+                "--init-command",
+            ],
+        },
+    ),
+    ("awk", Inline::ProgramArgument),
+    ("gawk", Inline::ProgramArgument),
+    ("mawk", Inline::ProgramArgument),
+    ("nawk", Inline::ProgramArgument),
+    ("original-awk", Inline::ProgramArgument),
+    ("sed", Inline::ProgramArgument),
+];
+
+const SHELL: Inline = Inline::Flags {
+    letters: &['c'],
+    long: &["--command"],
+};
+const NODE: Inline = Inline::Flags {
+    letters: &['e', 'p'],
+    long: &["--eval", "--print"],
+};
+
+/// Programs that switch user or escape confinement. A root step is declared
+/// with `as = "root"` and authorized by polkit; anything else bypasses the
+/// review (and `pkexec` itself was CVE-2021-4034).
+pub(crate) const PRIVILEGE_TOOLS: &[&str] = &[
+    "sudo",
+    "su",
+    "pkexec",
+    "doas",
+    "run0",
+    "runuser",
+    "setpriv",
+    "sg",
+    "newgrp",
+    "chroot",
+    "nsenter",
+    "unshare",
+    "capsh",
+    "machinectl",
+    "systemd-run",
+];
+
+/// Programs whose job is to run another program: the reviewer would see
+/// `env` where `sh -c …` runs.
+pub(crate) const INDIRECT_TOOLS: &[&str] = &[
+    "env",
+    "nice",
+    "nohup",
+    "timeout",
+    "xargs",
+    "setsid",
+    "stdbuf",
+    "ionice",
+    "chrt",
+    "taskset",
+    "flock",
+    "script",
+    "watch",
+    "busybox",
+    "strace",
+    "ltrace",
+    "valgrind",
+    "time",
+    "parallel",
+    "at",
+    "batch",
+    "ssh",
+    "dbus-run-session",
+    "dbus-launch",
+    "unbuffer",
+    "faketime",
+    "firejail",
+    "bwrap",
+    "runcon",
+    "catchsegv",
+    "cgexec",
+    "numactl",
+    "prlimit",
+];
+
+/// `find` actions that run programs.
+pub(crate) const FIND_EXEC_ACTIONS: &[&str] = &["-exec", "-execdir", "-ok", "-okdir"];
+
+/// `find` actions that write or delete files.
+pub(crate) const FIND_WRITE_ACTIONS: &[&str] =
+    &["-delete", "-fprint", "-fprint0", "-fprintf", "-fls"];
+
+/// Pagers, editors and other interactive programs: with no terminal they
+/// hang until the timeout, and as root they are shell escapes (CVE-2023-1326
+/// was `less` reachable from apport-cli).
+pub(crate) const INTERACTIVE_TOOLS: &[&str] = &[
+    "less",
+    "more",
+    "most",
+    "pg",
+    "pager",
+    "sensible-pager",
+    "man",
+    "vi",
+    "vim",
+    "nvim",
+    "view",
+    "vimdiff",
+    "ex",
+    "ed",
+    "emacs",
+    "nano",
+    "pico",
+    "joe",
+    "mcedit",
+    "editor",
+    "sensible-editor",
+    "sensible-browser",
+    "xdg-open",
+    "top",
+    "htop",
+    "mc",
+    "w3m",
+    "lynx",
+    "links",
+];
+
+/// Programs that change the machine whatever their arguments.
+pub(crate) const STATE_CHANGING_TOOLS: &[&str] = &[
+    "rm",
+    "rmdir",
+    "unlink",
+    "mv",
+    "cp",
+    "dd",
+    "ln",
+    "link",
+    "chmod",
+    "chown",
+    "chgrp",
+    "chattr",
+    "setfacl",
+    "tee",
+    "truncate",
+    "shred",
+    "install",
+    "mkdir",
+    "mknod",
+    "mkfifo",
+    "touch",
+    "mkswap",
+    "swapon",
+    "swapoff",
+    "wipefs",
+    "fdisk",
+    "sfdisk",
+    "cfdisk",
+    "parted",
+    "gdisk",
+    "sgdisk",
+    "kill",
+    "pkill",
+    "killall",
+    "reboot",
+    "shutdown",
+    "poweroff",
+    "halt",
+    "telinit",
+    "init",
+    "useradd",
+    "userdel",
+    "usermod",
+    "adduser",
+    "deluser",
+    "groupadd",
+    "groupdel",
+    "groupmod",
+    "passwd",
+    "chpasswd",
+    "chage",
+    "modprobe",
+    "insmod",
+    "rmmod",
+    "depmod",
+    "update-grub",
+    "update-initramfs",
+    "apt-get",
+    "aptitude",
+    "dpkg-reconfigure",
+    "umount",
+    "fsck",
+    "e2fsck",
+    "tune2fs",
+    "resize2fs",
+];
+
+/// For programs that read or write depending on a verb: the verbs that only read.
+pub(crate) const READ_ONLY_VERBS: &[(&str, &[&str])] = &[
+    (
+        "systemctl",
+        &[
+            "status",
+            "show",
+            "cat",
+            "list-units",
+            "list-unit-files",
+            "list-sockets",
+            "list-timers",
+            "list-jobs",
+            "list-dependencies",
+            "list-machines",
+            "list-automounts",
+            "list-paths",
+            "is-active",
+            "is-enabled",
+            "is-failed",
+            "is-system-running",
+            "show-environment",
+            "get-default",
+            "help",
+        ],
+    ),
+    (
+        "apt",
+        &["list", "show", "policy", "search", "depends", "rdepends"],
+    ),
+    (
+        "apt-mark",
+        &[
+            "showhold",
+            "showauto",
+            "showmanual",
+            "showinstall",
+            "showremove",
+            "showpurge",
+        ],
+    ),
+    (
+        "snap",
+        &[
+            "list",
+            "info",
+            "version",
+            "connections",
+            "services",
+            "changes",
+            "tasks",
+            "warnings",
+            "model",
+            "get",
+            "find",
+            "interfaces",
+            "aliases",
+        ],
+    ),
+    (
+        "hostnamectl",
+        &[
+            "status",
+            "hostname",
+            "icon-name",
+            "chassis",
+            "deployment",
+            "location",
+        ],
+    ),
+    (
+        "timedatectl",
+        &[
+            "status",
+            "show",
+            "show-timesync",
+            "timesync-status",
+            "list-timezones",
+        ],
+    ),
+    (
+        "localectl",
+        &[
+            "status",
+            "list-locales",
+            "list-keymaps",
+            "list-x11-keymap-models",
+        ],
+    ),
+];
+
+/// `dpkg` options that only query.
+pub(crate) const DPKG_QUERY_OPTIONS: &[&str] = &[
+    "-l",
+    "--list",
+    "-s",
+    "--status",
+    "-L",
+    "--listfiles",
+    "-S",
+    "--search",
+    "-p",
+    "--print-avail",
+    "-C",
+    "--audit",
+    "--print-architecture",
+    "--print-foreign-architectures",
+    "--get-selections",
+    "-V",
+    "--verify",
+    "--compare-versions",
+    "--version",
+    "--help",
+    "-c",
+    "--contents",
+    "-I",
+    "--info",
+    "-f",
+    "--field",
+];
+
+/// `ip` words that change configuration.
+pub(crate) const IP_WRITE_WORDS: &[&str] = &[
+    "add", "del", "delete", "set", "flush", "change", "replace", "append", "prepend",
+];
+
+/// `journalctl` options that change the journal.
+pub(crate) const JOURNALCTL_WRITE_OPTIONS: &[&str] = &[
+    "--vacuum-size",
+    "--vacuum-time",
+    "--vacuum-files",
+    "--rotate",
+    "--flush",
+    "--sync",
+    "--relinquish-var",
+    "--smart-relinquish-var",
+    "--setup-keys",
+    "--update-catalog",
+];
+
+/// `sysctl` options that write.
+pub(crate) const SYSCTL_WRITE_OPTIONS: &[&str] = &["-w", "--write", "-p", "--load", "--system"];
+
+/// Arguments that only mean something to a shell.
+pub(crate) const SHELL_OPERATORS: &[&str] = &[
+    "|", "||", "&&", ";", ";;", "&", ">", ">>", "<", "<<", "<<<", "2>", "2>>", "2>&1", ">&2", "&>",
+    "&>>", "|&", "(", ")", "{", "}",
+];
