@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bucketing;
 pub mod cli;
 pub mod config;
 pub mod controllers;

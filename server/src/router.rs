@@ -6,11 +6,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
-use crate::controllers::health;
+use crate::controllers::{api, crash, health};
 use crate::middleware::count::count_requests;
 
 /// Builds the router.
@@ -19,6 +19,21 @@ pub fn build(app: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/{system_id}",
+            post(crash::submit).layer(DefaultBodyLimit::max(limits.max_report_bytes)),
+        )
+        .route("/api/1.0/hooks", get(api::hooks))
+        .route("/api/1.0/hooks/{id}", get(api::hook))
+        .route("/api/1.0/hooks/{id}/results", get(api::hook_results))
+        .route("/api/1.0/oops/{id}", get(api::oops))
+        .route("/api/1.0/problems/{*bucket}", get(api::problem))
+        .route("/api/1.0/sas/{*sas}", put(api::put_sas))
+        // Streamed with its own cap (`limits.max_core_bytes`).
+        .route(
+            "/{oops_id}/submit-core/{arch}/{system_id}",
+            post(crash::submit_core).layer(DefaultBodyLimit::disable()),
+        )
         .layer(DefaultBodyLimit::max(limits.max_api_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -1,3 +1,5 @@
 //! Request handlers, one file per resource.
 
+pub mod api;
+pub mod crash;
 pub mod health;
