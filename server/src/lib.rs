@@ -7,6 +7,7 @@
 //! one storage trait with its SQLite and PostgreSQL engines, [`server`] the
 //! `serve(listener, app, shutdown)` entry point, [`cli`] the commands.
 
+pub mod activation;
 pub mod app;
 pub mod auth;
 pub mod bucketing;
@@ -18,4 +19,5 @@ pub mod metrics;
 pub mod middleware;
 pub mod router;
 pub mod server;
+pub mod signing;
 pub mod storage;

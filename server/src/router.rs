@@ -10,7 +10,7 @@ use axum::routing::{get, post, put};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
-use crate::controllers::{api, crash, health};
+use crate::controllers::{api, crash, health, hooks};
 use crate::middleware::count::count_requests;
 
 /// Builds the router.
@@ -22,6 +22,13 @@ pub fn build(app: AppState) -> Router {
         .route(
             "/{system_id}",
             post(crash::submit).layer(DefaultBodyLimit::max(limits.max_report_bytes)),
+        )
+        .route("/{oops_id}/hooks/{system_id}", get(hooks::list))
+        .route("/hooks/{id}/bundle", get(hooks::bundle))
+        // Streamed with its own caps (`limits.max_result_bytes`, the disk cap).
+        .route(
+            "/hooks/{id}/results/{oops_id}",
+            post(hooks::post_result).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/1.0/hooks", get(api::hooks))
         .route("/api/1.0/hooks/{id}", get(api::hook))

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use daisy::storage::{
     HookState, InsertOops, NewHook, NewOops, NewResult, OfferRequest, ResultOutcome, Storage,
-    TargetKey, day_of,
+    TargetKey, day_of, next_version,
 };
 use harness::on_both_engines;
 
@@ -43,6 +43,7 @@ fn package_target() -> TargetKey {
 fn hook(name: &str, reports: u32) -> NewHook {
     NewHook {
         name: name.into(),
+        version: 1,
         target: package_target(),
         max_reports: reports,
         max_days: 7,
@@ -166,7 +167,13 @@ async fn mapping_a_sas_rebuckets_the_parked_oopses() {
 async fn hook_versions_count_per_name_and_activation_is_audited_with_its_text() {
     on_both_engines(|s| async move {
         let one = s.insert_hook(hook("lightdm-log", 10)).await.unwrap();
-        let two = s.insert_hook(hook("lightdm-log", 10)).await.unwrap();
+        let mut second = hook("lightdm-log", 10);
+        second.version = next_version(&s.hooks().await.unwrap(), "lightdm-log");
+        let two = s.insert_hook(second).await.unwrap();
+        assert!(
+            s.insert_hook(hook("lightdm-log", 10)).await.is_err(),
+            "(name, version) is unique"
+        );
         let other = s.insert_hook(hook("other", 10)).await.unwrap();
         assert_eq!((one.version, two.version, other.version), (1, 2, 1));
         assert_eq!(one.state, HookState::Active);

@@ -4,9 +4,13 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use std::io::Read as _;
+
 use super::CliError;
+use crate::activation::{ActivateError, ActivateRequest, activate};
 use crate::auth::{hash_token, new_token};
 use crate::config::{CommonArgs, Config};
+use crate::signing::load_signing_key;
 use crate::storage::{self, HookRecord, HookState, Storage};
 
 /// Options of `daisy admin`.
@@ -34,6 +38,17 @@ pub enum AdminCommand {
 /// `daisy admin hook …`.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum HookCommand {
+    /// Lint, compile, sign and activate a hook file (audited with its text).
+    Activate {
+        /// The hook file (TOML).
+        file: std::path::PathBuf,
+        /// Override the file's `reports` (bounded by the server's limits).
+        #[arg(long)]
+        reports: Option<u32>,
+        /// Override the file's `days` (bounded by the server's limits).
+        #[arg(long)]
+        days: Option<u32>,
+    },
     /// List all hooks with state and counters.
     List,
     /// Show one hook.
@@ -75,11 +90,15 @@ pub async fn run(args: AdminArgs, out: &mut (dyn Write + Send)) -> Result<(), Cl
         config.data_dir.display()
     )))?;
     let storage = storage::open(&config.database).await?;
-    run_on(&storage, args.command, out).await
+    run_on(&config, &storage, args.command, out).await
 }
+
+/// Largest hook file read.
+const MAX_HOOK_FILE_BYTES: u64 = 1 << 20;
 
 /// Runs an admin command on an open database.
 pub async fn run_on(
+    config: &Config,
     storage: &Arc<dyn Storage>,
     command: AdminCommand,
     out: &mut (dyn Write + Send),
@@ -97,6 +116,44 @@ pub async fn run_on(
                 .add_user(&name, &team, &hash_token(&token), ACTOR, storage::now())
                 .await?;
             writeln!(out, "{token}").map_err(w)?;
+        }
+        AdminCommand::Hook(HookCommand::Activate {
+            file,
+            reports,
+            days,
+        }) => {
+            let mut text = Vec::new();
+            std::fs::File::open(&file)
+                .and_then(|f| {
+                    std::io::Read::read_to_end(&mut f.take(MAX_HOOK_FILE_BYTES), &mut text)
+                })
+                .map_err(CliError::io(format!("reading {}", file.display())))?;
+            let secret =
+                load_signing_key(&config.data_dir).map_err(|e| CliError::Usage(e.to_string()))?;
+            let record = activate(
+                storage,
+                &config.limits,
+                &secret,
+                ActivateRequest {
+                    text: &text,
+                    file_name: &file.display().to_string(),
+                    reports,
+                    days,
+                    actor: ACTOR,
+                    now: storage::now(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                ActivateError::Storage(e) => CliError::Storage(e),
+                other => CliError::Usage(other.to_string()),
+            })?;
+            writeln!(
+                out,
+                "activated hook {} ({} version {}), sha256 {}",
+                record.id, record.name, record.version, record.sha256
+            )
+            .map_err(w)?;
         }
         AdminCommand::Hook(HookCommand::List) => {
             writeln!(

@@ -53,6 +53,15 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
         "creating {}",
         config.data_dir.display()
     )))?;
+    if let Some(public) = crate::signing::ensure_signing_key(&config.data_dir)
+        .map_err(|e| CliError::Usage(e.to_string()))?
+    {
+        println!(
+            "Created the bundle signing key pair; install the public key {} into the \
+             clients' trust directory.",
+            public.display()
+        );
+    }
     let storage = storage::open(&config.database).await?;
     if let Some(token) = bootstrap_admin(&storage).await? {
         println!(

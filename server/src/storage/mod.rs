@@ -150,6 +150,9 @@ impl HookState {
 pub struct NewHook {
     /// The hook's name; versions count per name.
     pub name: String,
+    /// 1 for the first activation of a name, then +1 (see
+    /// [`next_version`]); `(name, version)` is unique.
+    pub version: i64,
     /// What it matches.
     pub target: TargetKey,
     /// Stop after this many results.
@@ -422,6 +425,17 @@ pub async fn open(database: &Database) -> Result<Arc<dyn Storage>, StorageError>
         Database::Sqlite(path) => Arc::new(SqliteStorage::open(path).await?),
         Database::Postgres(url) => Arc::new(PostgresStorage::connect(url).await?),
     })
+}
+
+/// The version the next activation of `name` gets, given the stored hooks.
+pub fn next_version(hooks: &[HookRecord], name: &str) -> i64 {
+    hooks
+        .iter()
+        .filter(|h| h.name == name)
+        .map(|h| h.version)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1)
 }
 
 /// The Unix day number of a time, for daily statistics.

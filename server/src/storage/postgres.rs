@@ -367,19 +367,7 @@ impl Storage for PostgresStorage {
     async fn insert_hook(&self, hook: NewHook) -> Result<HookRecord, StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // Serialise version numbering per name across processes.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1)::BIGINT)",
-            &[&hook.name],
-        )
-        .await?;
-        let version: i64 = tx
-            .query_one(
-                "SELECT (COALESCE(MAX(version), 0) + 1)::BIGINT FROM hooks WHERE name = $1",
-                &[&hook.name],
-            )
-            .await?
-            .try_get(0)?;
+        let version = hook.version;
         let id: i64 = tx
             .query_one(
                 "INSERT INTO hooks (name, version, state, target_kind, target_value, \

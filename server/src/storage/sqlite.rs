@@ -348,11 +348,7 @@ impl Storage for SqliteStorage {
     async fn insert_hook(&self, hook: NewHook) -> Result<HookRecord, StorageError> {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let version: i64 = tx.query_row(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM hooks WHERE name = ?1",
-                params![hook.name],
-                |r| r.get(0),
-            )?;
+            let version = hook.version;
             let id: i64 = tx.query_row(
                 "INSERT INTO hooks (name, version, state, target_kind, target_value, \
                  max_reports, max_days, not_after, disk_cap, source, bundle, sha256, created) \
