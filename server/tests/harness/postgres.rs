@@ -196,8 +196,16 @@ impl Postgres {
         )
     }
 
-    /// Creates an empty database and returns its connection string.
-    pub async fn fresh_database(&self) -> String {
+    /// A `postgresql://` URI for a database on this server (what `--database` takes).
+    pub fn uri(&self, db: &str) -> String {
+        format!(
+            "postgresql://postgres@localhost/{db}?host={}",
+            self.dir.path().display()
+        )
+    }
+
+    /// Creates an empty database and returns its name.
+    pub async fn create_database(&self) -> String {
         let n = self
             .next_db
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -212,6 +220,12 @@ impl Postgres {
             .expect("CREATE DATABASE");
         drop(client);
         let _ = task.await;
+        name
+    }
+
+    /// Creates an empty database and returns its connection string.
+    pub async fn fresh_database(&self) -> String {
+        let name = self.create_database().await;
         self.url(&name)
     }
 }
