@@ -449,3 +449,28 @@ async fn api_tokens_are_looked_up_by_hash() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_crashes_are_all_stored_and_duplicates_caught_within_a_batch() {
+    on_both_engines(|s| async move {
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let s = Arc::clone(&s);
+            tasks.push(tokio::spawn(async move {
+                let mut o = oops(&format!("c{i}"), "sys");
+                // Pairs share a digest: one of each pair is a duplicate.
+                o.dedup_digest = Some(format!("pair{}", i / 2));
+                s.insert_oops(o).await.unwrap()
+            }));
+        }
+        let mut inserted = 0;
+        for t in tasks {
+            if t.await.unwrap() == InsertOops::Inserted {
+                inserted += 1;
+            }
+        }
+        assert_eq!(inserted, 100);
+        assert_eq!(s.totals().await.unwrap().oopses, 100);
+    })
+    .await;
+}

@@ -8,6 +8,7 @@
 
 mod postgres;
 mod sqlite;
+mod sqlite_batch;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::sqlite_batch::OopsWriter;
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, NewHook, NewOops, NewResult,
     OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey, Totals, UnixTime, User,
@@ -34,32 +35,32 @@ const RESULT_COLUMNS: &str =
 #[derive(Clone)]
 pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
+    writer: Arc<OopsWriter>,
 }
 
 impl SqliteStorage {
     /// Opens (creating when missing) and migrates the database file.
     pub async fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
         let path = path.to_owned();
+        let writer_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StorageError> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|e| {
                     StorageError::Open(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
-            let mut conn = Connection::open(&path)?;
-            conn.busy_timeout(BUSY_TIMEOUT)?;
-            // WAL lets readers (the admin CLI, the API) run beside the writer;
-            // synchronous=FULL makes every acknowledged commit durable.
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
+            let mut conn = connect(&path)?;
             migrate(&mut conn)?;
             Ok(conn)
         })
         .await
         .map_err(|_| StorageError::WorkerGone)??;
+        let writer = tokio::task::spawn_blocking(move || OopsWriter::start(&writer_path))
+            .await
+            .map_err(|_| StorageError::WorkerGone)??;
         Ok(SqliteStorage {
             conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(writer),
         })
     }
 
@@ -76,6 +77,58 @@ impl SqliteStorage {
         .await
         .map_err(|_| StorageError::WorkerGone)?
     }
+}
+
+/// Opens one connection with daisy's settings.
+pub(super) fn connect(path: &Path) -> Result<Connection, StorageError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets readers (the admin CLI, the API) run beside the writer;
+    // synchronous=FULL makes every acknowledged commit durable.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Stores one crash inside the caller's transaction.
+pub(super) fn insert_oops_in(
+    conn: &Connection,
+    oops: &NewOops,
+) -> Result<InsertOops, StorageError> {
+    if let Some(digest) = &oops.dedup_digest {
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO oops_dedup (system_id, digest, oops_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![oops.system_id, digest, oops.id])?;
+        if inserted == 0 {
+            let existing: String = conn.query_row(
+                "SELECT oops_id FROM oops_dedup WHERE system_id = ?1 AND digest = ?2",
+                params![oops.system_id, digest],
+                |r| r.get(0),
+            )?;
+            return Ok(InsertOops::Duplicate(existing));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO oops (id, system_id, received, bucket, sas, package, \
+         source_package, duplicate_signature, report) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        oops.id,
+        oops.system_id,
+        oops.received,
+        oops.bucket,
+        oops.sas,
+        oops.package,
+        oops.source_package,
+        oops.duplicate_signature,
+        oops.report
+    ])?;
+    Ok(InsertOops::Inserted)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
@@ -217,43 +270,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(digest) = &oops.dedup_digest {
-                let inserted = tx.execute(
-                    "INSERT INTO oops_dedup (system_id, digest, oops_id) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT DO NOTHING",
-                    params![oops.system_id, digest, oops.id],
-                )?;
-                if inserted == 0 {
-                    let existing: String = tx.query_row(
-                        "SELECT oops_id FROM oops_dedup WHERE system_id = ?1 AND digest = ?2",
-                        params![oops.system_id, digest],
-                        |r| r.get(0),
-                    )?;
-                    return Ok(InsertOops::Duplicate(existing));
-                }
-            }
-            tx.execute(
-                "INSERT INTO oops (id, system_id, received, bucket, sas, package, \
-                 source_package, duplicate_signature, report) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    oops.id,
-                    oops.system_id,
-                    oops.received,
-                    oops.bucket,
-                    oops.sas,
-                    oops.package,
-                    oops.source_package,
-                    oops.duplicate_signature,
-                    oops.report
-                ],
-            )?;
-            tx.commit()?;
-            Ok(InsertOops::Inserted)
-        })
-        .await
+        self.writer.insert(oops).await
     }
 
     async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError> {
