@@ -76,28 +76,119 @@ pub(crate) fn check(argv: &[String], cfg: &LintConfig) -> (Vec<String>, Vec<Find
             findings.push(f);
         }
     }
+    let bases = directory_bases(args);
     for (i, arg) in args.iter().enumerate() {
         let index = i.saturating_add(1);
         if let Some(message) = shell_syntax(arg) {
             findings.push(finding(index, lints::SHELL_SYNTAX, message));
         }
-        if let Some(path) = path_in_argument(arg) {
-            if let Err((lint, message)) = check_canonical(path) {
-                findings.push(finding(index, lint, message));
-            }
-            if let Some((entry, pattern)) = denied(&Pattern::literal(&normalize_lexically(path))) {
-                findings.push(finding(
-                    index,
-                    lints::DENIED_PATH,
-                    format!(
-                        "argument `{path}` is in the secret deny-list ({}: `{pattern}`)",
-                        entry.reason
-                    ),
-                ));
-            }
+        if let Some(path) = path_in_argument(arg)
+            && let Err((lint, message)) = check_canonical(path)
+        {
+            findings.push(finding(index, lint, message));
+        }
+        if let Some((path, entry, pattern)) = denied_in_argument(arg, &bases) {
+            findings.push(finding(
+                index,
+                lints::DENIED_PATH,
+                format!(
+                    "argument `{arg}` can name `{path}`, which is in the secret deny-list ({}: `{pattern}`)",
+                    entry.reason
+                ),
+            ));
         }
     }
     (resolved, findings)
+}
+
+/// Most directories a relative argument is resolved against (see
+/// [`directory_bases`]); bounds the linter's work on long argvs.
+const MAX_DIRECTORY_BASES: usize = 16;
+
+/// The directories a relative argument may be resolved in at run time:
+/// apportd runs commands in `/`, and a program may change directory first
+/// (`tar -C /etc -c shadow`, `--directory=/etc`), so every absolute path
+/// named by another argument is a possible base too.
+fn directory_bases(args: &[String]) -> Vec<String> {
+    let mut bases = vec!["/".to_owned()];
+    let absolute = args
+        .iter()
+        .flat_map(|a| absolute_candidates(a))
+        .map(normalize_lexically);
+    let relative = args
+        .iter()
+        .flat_map(|a| relative_candidates(a))
+        .map(|r| normalize_lexically(&format!("/{r}")));
+    for path in absolute.chain(relative) {
+        if bases.len() >= MAX_DIRECTORY_BASES {
+            break;
+        }
+        if !bases.contains(&path) {
+            bases.push(path);
+        }
+    }
+    bases
+}
+
+/// The absolute paths an argument may carry: the argument itself, the value
+/// of `--opt=/x`, a short option with its value attached (`-f/x`), and a
+/// path after a separator (`file:///x`, `@/x`, `a,/x`).
+fn absolute_candidates(arg: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for (at, _) in arg.match_indices('/') {
+        let before = arg.get(..at).unwrap_or_default();
+        let boundary = match before.chars().next_back() {
+            None => true,
+            Some(c) => !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '~')),
+        };
+        // `-f/etc/x`, `-Cetc`-style clusters: the value starts at the first `/`.
+        let short_option = before.starts_with('-')
+            && !before.starts_with("--")
+            && !before.contains('/')
+            && before.chars().skip(1).all(|c| c.is_ascii_alphanumeric());
+        if boundary || short_option {
+            if let Some(path) = arg.get(at..) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The relative paths an argument may carry: a non-option argument, or the
+/// value of `--opt=x`.
+fn relative_candidates(arg: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    if !arg.is_empty() && !arg.starts_with('-') && !arg.starts_with('/') {
+        out.push(arg);
+    }
+    if let Some((_, value)) = arg.split_once('=')
+        && !value.is_empty()
+        && !value.starts_with('/')
+    {
+        out.push(value);
+    }
+    out
+}
+
+/// The first denied path `arg` can name at run time, with its deny entry.
+/// Commands run in `/` (so `cat etc/shadow` reads `/etc/shadow`), and a
+/// relative argument is also tried in every directory in `bases`.
+fn denied_in_argument(
+    arg: &str,
+    bases: &[String],
+) -> Option<(String, &'static super::denylist::DenyEntry, &'static str)> {
+    let absolute = absolute_candidates(arg)
+        .into_iter()
+        .map(normalize_lexically);
+    let relative = relative_candidates(arg).into_iter().flat_map(|r| {
+        bases
+            .iter()
+            .map(move |base| normalize_lexically(&format!("{base}/{r}")))
+    });
+    absolute.chain(relative).find_map(|path| {
+        denied(&Pattern::literal(&path)).map(|(entry, pattern)| (path, entry, pattern))
+    })
 }
 
 fn base_name(program: &str) -> &str {
@@ -546,5 +637,39 @@ mod tests {
             lint_of(&["ls", "--directory=/var/log/../../root"]),
             [(1, lints::NON_CANONICAL_PATH), (1, lints::DENIED_PATH)]
         );
+    }
+
+    #[test]
+    fn relative_attached_and_embedded_secret_paths_in_arguments_are_refused() {
+        // apportd runs commands in `/`: `ls etc/shadow` names /etc/shadow.
+        assert_eq!(lint_of(&["ls", "etc/shadow"]), [(1, lints::DENIED_PATH)]);
+        assert_eq!(
+            lint_of(&["ls", "--", "root/.bashrc"]),
+            [(2, lints::DENIED_PATH)]
+        );
+        assert_eq!(
+            lint_of(&["ls", "var/log/../../etc/gshadow"]),
+            [(1, lints::DENIED_PATH)]
+        );
+        // A program that changes directory first (`tar -C /etc -c shadow`).
+        assert_eq!(
+            lint_of(&["ls", "-C", "/etc", "shadow"]),
+            [(3, lints::DENIED_PATH)]
+        );
+        assert_eq!(
+            lint_of(&["ls", "--directory=etc", "--file=shadow"]),
+            [(2, lints::DENIED_PATH)]
+        );
+        // Values glued to a short option or behind a separator.
+        assert_eq!(lint_of(&["ls", "-f/etc/shadow"]), [(1, lints::DENIED_PATH)]);
+        assert_eq!(
+            lint_of(&["ls", "file:///etc/shadow"]),
+            [(1, lints::DENIED_PATH)]
+        );
+        assert_eq!(lint_of(&["ls", "@/etc/shadow"]), [(1, lints::DENIED_PATH)]);
+        // Ordinary relative words stay fine.
+        assert!(lint_of(&["ls", "-l", "lightdm", "/var/log"]).is_empty());
+        assert!(lint_of(&["dpkg", "-l", "lightdm"]).is_empty());
+        assert!(lint_of(&["ls", "/srv/root", "/var/log/root.log"]).is_empty());
     }
 }
