@@ -54,7 +54,7 @@ lints! {
     ROOT_IN_USER_DIR = "root-in-user-dir": "A root step reading where users can write (symlink attacks): use `as = \"user\"`.";
     WILDCARD_IN_FILE = "wildcard-in-file": "A `file` path with `*`, `?` or `[`: use `glob`.";
     GLOB_WITHOUT_WILDCARD = "glob-without-wildcard": "A `glob` with no wildcard: use `file`.";
-    BAD_GLOB = "bad-glob": "A glob the executor does not support (`**`, braces, an unclosed `[`).";
+    BAD_GLOB = "bad-glob": "A glob the executor does not support (`**`, braces, an unclosed `[`, a backslash).";
     EMPTY_COMMAND = "empty-command": "A `command` with no program.";
     COMMAND_NOT_FOUND = "command-not-found": "A command not found in the fixed PATH.";
     COMMAND_OUTSIDE_PATH = "command-outside-path": "An absolute command outside the fixed PATH directories.";
