@@ -14,10 +14,9 @@ use super::command_rules::{
     READ_ONLY_VERBS, SHELL_OPERATORS, STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
 };
 use super::config::LintConfig;
-use super::denylist::denied;
+use super::denylist::denied_literal;
 use super::lints;
 use super::paths::{check_canonical, normalize_lexically};
-use super::pattern::Pattern;
 
 /// The only directories commands may come from, in lookup order.
 pub const FIXED_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -186,9 +185,9 @@ fn denied_in_argument(
             .iter()
             .map(move |base| normalize_lexically(&format!("{base}/{r}")))
     });
-    absolute.chain(relative).find_map(|path| {
-        denied(&Pattern::literal(&path)).map(|(entry, pattern)| (path, entry, pattern))
-    })
+    absolute
+        .chain(relative)
+        .find_map(|path| denied_literal(&path).map(|(entry, pattern)| (path, entry, pattern)))
 }
 
 fn base_name(program: &str) -> &str {
@@ -667,6 +666,15 @@ mod tests {
             [(1, lints::DENIED_PATH)]
         );
         assert_eq!(lint_of(&["ls", "@/etc/shadow"]), [(1, lints::DENIED_PATH)]);
+        // Programs follow /var/run -> /run and /proc/self/root -> /.
+        assert_eq!(
+            lint_of(&["ls", "/var/run/credentials/x.service/token"]),
+            [(1, lints::DENIED_PATH)]
+        );
+        assert_eq!(
+            lint_of(&["ls", "/proc/self/root/etc/shadow"]),
+            [(1, lints::DENIED_PATH)]
+        );
         // Ordinary relative words stay fine.
         assert!(lint_of(&["ls", "-l", "lightdm", "/var/log"]).is_empty());
         assert!(lint_of(&["dpkg", "-l", "lightdm"]).is_empty());
