@@ -145,10 +145,10 @@ fn absolute_candidates(arg: &str) -> Vec<&str> {
             && !before.starts_with("--")
             && !before.contains('/')
             && before.chars().skip(1).all(|c| c.is_ascii_alphanumeric());
-        if boundary || short_option {
-            if let Some(path) = arg.get(at..) {
-                out.push(path);
-            }
+        if (boundary || short_option)
+            && let Some(path) = arg.get(at..)
+        {
+            out.push(path);
         }
     }
     out
