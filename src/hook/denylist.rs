@@ -340,11 +340,51 @@ pub(crate) fn through_alias(path: &str) -> Option<String> {
     })
 }
 
+/// A deny pattern as an anchored regex: on a literal path (where the
+/// hidden-name rule of globs plays no part) it matches exactly when
+/// [`intersects`] says so (a property test in `pattern.rs` checks this).
+fn literal_regex(pattern: &str) -> String {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '*' {
+            if chars.peek() == Some(&'*') {
+                chars.next();
+                re.push_str("(?s:.*)");
+            } else {
+                re.push_str("[^/]*");
+            }
+        } else {
+            re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+        }
+    }
+    re.push('$');
+    re
+}
+
+/// Every deny pattern in one regex set, in [`COMPILED`] order: a literal path
+/// is checked in one linear pass (the product automaton costs the product of
+/// the lengths per pattern, which a command with many long arguments made
+/// minutes long).
+static LITERAL_SET: LazyLock<Result<regex::RegexSet, regex::Error>> =
+    LazyLock::new(|| regex::RegexSet::new(COMPILED.iter().map(|(_, p, _)| literal_regex(p))));
+
+fn denied_exactly(path: &str) -> Option<(&'static DenyEntry, &'static str)> {
+    match &*LITERAL_SET {
+        Ok(set) => set
+            .matches(path)
+            .iter()
+            .next()
+            .and_then(|i| COMPILED.get(i))
+            .map(|(entry, p, _)| (*entry, *p)),
+        Err(_) => denied(&Pattern::literal(path)),
+    }
+}
+
 /// The first deny-list entry and pattern a literal path matches, directly or
 /// through a well-known symlink.
 pub(crate) fn denied_literal(path: &str) -> Option<(&'static DenyEntry, &'static str)> {
-    denied(&Pattern::literal(path))
-        .or_else(|| through_alias(path).and_then(|p| denied(&Pattern::literal(&p))))
+    denied_exactly(path).or_else(|| through_alias(path).and_then(|p| denied_exactly(&p)))
 }
 
 /// Whether a literal absolute path is denied (directly or through a
@@ -449,6 +489,30 @@ mod tests {
             "/etc/openvpn/client/x.key",
         ] {
             assert!(is_denied_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn the_regex_set_agrees_with_the_automaton_on_literal_paths() {
+        assert!(LITERAL_SET.is_ok());
+        for path in [
+            "/etc/shadow",
+            "/etc/shadow-",
+            "/etc/passwd",
+            "/home/a/.ssh/id_rsa",
+            "/home/a/.config/x/y/Cookies",
+            "/home/a/.config/Cookies",
+            "/proc/1/task/2/environ",
+            "/etc/ssh/ssh_host_rsa_key.pub",
+            "/var/lib/cloud/instances/i/user-data.txt",
+            "/sys/class/dmi/id/product_name",
+            "/root",
+            "/rootfs",
+            "/etc/sudoers.d/x",
+            "/dev",
+        ] {
+            let automaton = denied(&Pattern::literal(path)).map(|(_, p)| p);
+            assert_eq!(denied_exactly(path).map(|(_, p)| p), automaton, "{path}");
         }
     }
 
