@@ -11,7 +11,7 @@ use std::path::Path;
 use super::command_rules::{
     DPKG_QUERY_OPTIONS, FIND_EXEC_ACTIONS, FIND_WRITE_ACTIONS, INDIRECT_TOOLS, INTERACTIVE_TOOLS,
     INTERPRETERS, IP_WRITE_WORDS, Inline, JOURNALCTL_WRITE_OPTIONS, PRIVILEGE_TOOLS,
-    READ_ONLY_VERBS, SHELL_OPERATORS, STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
+    READ_ONLY_VERBS, SECRET_COMMANDS, SHELL_OPERATORS, STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
 };
 use super::config::LintConfig;
 use super::denylist::denied_literal;
@@ -114,12 +114,21 @@ fn directory_bases(args: &[String]) -> Vec<String> {
         .iter()
         .flat_map(|a| absolute_candidates(a))
         .map(normalize_lexically);
-    // A directory named relative to `/` (`--directory=etc`); file names
-    // are at most 255 bytes, so longer words are no directory a program
-    // changes into in one step.
+    // A directory named relative to `/`: a word with a `/` (`var/lib`) or an
+    // option value (`--directory=etc`). A bare word is a user or unit name
+    // more often than a directory (`id root`). File names are at most 255
+    // bytes, so longer words are no directory a program enters in one step.
     let relative = args
         .iter()
-        .flat_map(|a| relative_candidates(a))
+        .flat_map(|a| {
+            let word = (!a.starts_with('-') && !a.starts_with('/') && a.contains('/'))
+                .then_some(a.as_str());
+            let value = a
+                .split_once('=')
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_empty() && !v.starts_with('/'));
+            word.into_iter().chain(value)
+        })
         .filter(|r| r.len() <= MAX_NAME_LEN)
         .map(|r| normalize_lexically(&format!("/{r}")));
     for path in absolute.chain(relative) {
@@ -215,8 +224,13 @@ fn denied_in_argument(
         .into_iter()
         .filter(|r| r.len() <= MAX_PATH_LEN)
         .flat_map(|r| {
+            // A bare word (no `/`) in `/` is a user or unit name more often
+            // than a path (`getent passwd root`, `id root`): it is only
+            // resolved in the directories other arguments name.
+            let skip = usize::from(!r.contains('/'));
             bases
                 .iter()
+                .skip(skip)
                 .map(move |base| normalize_lexically(&format!("{base}/{r}")))
         });
     absolute
@@ -326,6 +340,9 @@ fn classify(names: &[String], args: &[String]) -> Option<Finding> {
         if let Some(f) = state_changing(name, plain, args) {
             return Some(f);
         }
+        if let Some(f) = prints_secrets(name, plain, args) {
+            return Some(f);
+        }
     }
     None
 }
@@ -431,6 +448,36 @@ fn state_changing(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
     found.and_then(|i| hit(i.saturating_add(1), why(i)))
 }
 
+fn prints_secrets(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
+    let (_, words) = SECRET_COMMANDS
+        .iter()
+        .find(|(n, _)| *n == name || *n == plain)?;
+    let index = if words.is_empty() {
+        0
+    } else {
+        args.iter()
+            .position(|a| {
+                words
+                    .iter()
+                    .any(|w| a == w || a.strip_prefix(w).is_some_and(|r| r.starts_with('=')))
+            })?
+            .saturating_add(1)
+    };
+    let what = args.get(index.wrapping_sub(1)).filter(|_| index > 0);
+    Some(finding(
+        index,
+        lints::SECRET_COMMAND,
+        match what {
+            Some(word) => format!(
+                "`{name} {word}` prints secrets (the secret deny-list applies to programs too)"
+            ),
+            None => {
+                format!("`{name}` prints secrets (the secret deny-list applies to programs too)")
+            }
+        },
+    ))
+}
+
 /// Why `arg` looks like shell syntax, if it does.
 fn shell_syntax(arg: &str) -> Option<String> {
     let why = if SHELL_OPERATORS.contains(&arg) {
@@ -497,6 +544,10 @@ mod tests {
             "ip",
             "dpkg",
             "apt-mark",
+            "getent",
+            "debconf-get-selections",
+            "wg",
+            "nmcli",
             "notexec",
         ] {
             let p = bin.join(name);
@@ -673,6 +724,33 @@ mod tests {
     }
 
     #[test]
+    fn programs_that_print_secrets_are_refused() {
+        assert_eq!(lint_of(&["getent", "shadow"]), [(1, lints::SECRET_COMMAND)]);
+        assert_eq!(
+            lint_of(&["getent", "gshadow", "root"]),
+            [(1, lints::SECRET_COMMAND)]
+        );
+        assert!(lint_of(&["getent", "passwd", "lightdm"]).is_empty());
+        assert_eq!(
+            lint_of(&["debconf-get-selections"]),
+            [(0, lints::SECRET_COMMAND)]
+        );
+        assert_eq!(
+            lint_of(&["wg", "showconf", "wg0"]),
+            [(1, lints::SECRET_COMMAND)]
+        );
+        assert!(lint_of(&["wg", "show", "wg0", "latest-handshakes"]).is_empty());
+        assert_eq!(
+            lint_of(&["nmcli", "--show-secrets", "connection", "show", "Home"]),
+            [(1, lints::SECRET_COMMAND)]
+        );
+        assert_eq!(
+            lint_of(&["ip", "xfrm", "state"]),
+            [(1, lints::SECRET_COMMAND)]
+        );
+    }
+
+    #[test]
     fn a_command_of_many_long_relative_arguments_is_checked_in_linear_work() {
         // 240 arguments of 4 KiB against 16 directories: the product
         // automaton per deny pattern took minutes here; the regex set is
@@ -702,6 +780,8 @@ mod tests {
             lint_of(&["ls", "--", "root/.bashrc"]),
             [(2, lints::DENIED_PATH)]
         );
+        // A bare word is a user or unit name more often than a path.
+        assert!(lint_of(&["getent", "passwd", "root"]).is_empty());
         assert_eq!(
             lint_of(&["ls", "var/log/../../etc/gshadow"]),
             [(1, lints::DENIED_PATH)]

@@ -466,6 +466,34 @@ pub(crate) const JOURNALCTL_WRITE_OPTIONS: &[&str] = &[
 /// `sysctl` options that write.
 pub(crate) const SYSCTL_WRITE_OPTIONS: &[&str] = &["-w", "--write", "-p", "--load", "--system"];
 
+/// Programs that print secrets: the deny-list protects files, these read
+/// the same secrets through a program (`getent shadow` is `/etc/shadow`).
+/// With no words the program is refused outright; otherwise when any
+/// argument is one of the words (or `word=…`).
+pub(crate) const SECRET_COMMANDS: &[(&str, &[&str])] = &[
+    ("getent", &["shadow", "gshadow"]),
+    ("debconf-get-selections", &[]),
+    ("debconf-copydb", &[]),
+    ("unshadow", &[]),
+    ("systemd-creds", &[]),
+    ("keyctl", &[]),
+    ("secret-tool", &[]),
+    ("tpm2_unseal", &[]),
+    ("wg", &["showconf", "private-key", "preshared-keys"]),
+    ("nmcli", &["-s", "--show-secrets"]),
+    ("ip", &["xfrm"]),
+    ("cloud-init", &["query"]),
+    ("netplan", &["get"]),
+    (
+        "gpg",
+        &[
+            "--export-secret-keys",
+            "--export-secret-subkeys",
+            "--export-ssh-key",
+        ],
+    ),
+];
+
 /// Arguments that only mean something to a shell.
 pub(crate) const SHELL_OPERATORS: &[&str] = &[
     "|", "||", "&&", ";", ";;", "&", ">", ">>", "<", "<<", "<<<", "2>", "2>>", "2>&1", ">&2", "&>",

@@ -63,6 +63,7 @@ lints! {
     INDIRECT_COMMAND = "indirect-command": "A command that runs another command (`env`, `xargs`, `find -exec`…).";
     INTERACTIVE_COMMAND = "interactive-command": "A pager or editor: interactive, and a root shell escape (CVE-2023-1326).";
     STATE_CHANGING_COMMAND = "state-changing-command": "A command that changes the machine (`rm`, `systemctl restart`, `apt install`…).";
+    SECRET_COMMAND = "secret-command": "A command that prints secrets (`getent shadow`, `debconf-get-selections`, `wg showconf`, `nmcli --show-secrets`…).";
     SHELL_SYNTAX = "shell-syntax": "Shell syntax in a command argument, which no shell will interpret.";
     BAD_JOURNAL_PRIORITY = "bad-journal-priority": "A journal priority that is not a syslog level.";
     BAD_UNIT_NAME = "bad-unit-name": "A journal `unit` that is not a systemd unit name.";
