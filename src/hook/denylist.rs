@@ -13,7 +13,7 @@
 //!
 //! | Pattern(s) | Why |
 //! |---|---|
-//! | `/etc/shadow*`, `/etc/gshadow*` | password hashes (and their `-` backups) |
+//! | `/etc/shadow*`, `/etc/gshadow*`, `/var/backups/shadow*`, `/var/backups/gshadow*` | password hashes (and their `-` backups) |
 //! | `/etc/sudoers**` | sudo policy (`/etc/sudoers`, `/etc/sudoers.d/…`) |
 //! | `/etc/security/opasswd` | old password hashes |
 //! | `/root`, `/root/**` | root's home |
@@ -46,6 +46,8 @@
 //! | `/etc/machine-id`, `/var/lib/dbus/machine-id`, `/sys/**/dmi/id/*_serial`, `/sys/**/dmi/id/product_uuid` | raw machine identifiers and serial numbers (whoopsie sends only a hash) |
 //! | `/sys/firmware/efi/efivars/**`, `/sys/firmware/efi/vars/**`, `/sys/firmware/qemu_fw_cfg/**` | firmware variables and VM firmware configuration (may carry keys) |
 //! | `/etc/openvpn/**` | VPN keys |
+//! | `/sys/kernel/debug/**` | kernel debug interfaces (mac80211 exposes Wi-Fi key material there) |
+//! | `**/.Xauthority`, `**/.ICEauthority`, `/run/user/*/gdm/Xauthority`, `/run/lightdm/root/**`, `/var/lib/lightdm/.Xauthority` | X11 session cookies (whoever holds one controls the session) |
 //! | `/dev/**` | devices: not regular files; a read may never end or change hardware state |
 
 use std::sync::LazyLock;
@@ -64,7 +66,12 @@ pub struct DenyEntry {
 /// The deny-list. Keep the table in the module documentation in step.
 pub const DENY_LIST: &[DenyEntry] = &[
     DenyEntry {
-        patterns: &["/etc/shadow*", "/etc/gshadow*"],
+        patterns: &[
+            "/etc/shadow*",
+            "/etc/gshadow*",
+            "/var/backups/shadow*",
+            "/var/backups/gshadow*",
+        ],
         reason: "password hashes",
     },
     DenyEntry {
@@ -285,6 +292,20 @@ pub const DENY_LIST: &[DenyEntry] = &[
         reason: "VPN keys",
     },
     DenyEntry {
+        patterns: &["/sys/kernel/debug/**"],
+        reason: "kernel debug interfaces (mac80211 exposes Wi-Fi key material there)",
+    },
+    DenyEntry {
+        patterns: &[
+            "**/.Xauthority",
+            "**/.ICEauthority",
+            "/run/user/*/gdm/Xauthority",
+            "/run/lightdm/root/**",
+            "/var/lib/lightdm/.Xauthority",
+        ],
+        reason: "X11 session cookies (whoever holds one controls the session)",
+    },
+    DenyEntry {
         patterns: &["/dev/**"],
         reason: "devices are not regular files",
     },
@@ -487,6 +508,12 @@ mod tests {
             "/var/lib/samba/private/secrets.tdb",
             "/etc/postfix/sasl_passwd.db",
             "/etc/openvpn/client/x.key",
+            "/var/backups/shadow.bak",
+            "/var/backups/gshadow.bak",
+            "/sys/kernel/debug/ieee80211/phy0/netdev:wlan0/stations/x/keys",
+            "/home/alice/.Xauthority",
+            "/run/user/1000/gdm/Xauthority",
+            "/run/lightdm/root/:0",
         ] {
             assert!(is_denied_path(p), "{p}");
         }
@@ -541,6 +568,8 @@ mod tests {
             "/var/log/cloud-init.log",
             "/etc/apt/sources.list",
             "/home/alice/.config/monitors.xml",
+            "/var/backups/passwd.bak",
+            "/var/backups/dpkg.status.0",
         ] {
             assert!(!is_denied_path(p), "{p}");
         }
