@@ -42,6 +42,17 @@ fn every_gzip_member_is_decompressed_like_pythons_gzip_module() {
         blob(&two).decompress(1 << 20).unwrap(),
         b"first member second member"
     );
+    // An empty member in between does not end the value early.
+    let mut with_empty = gzip(b"a");
+    with_empty.extend_from_slice(&gzip(b""));
+    with_empty.extend_from_slice(&gzip(b""));
+    with_empty.extend_from_slice(&gzip(b"b"));
+    assert_eq!(blob(&with_empty).decompress(1 << 20).unwrap(), b"ab");
+    // Same for zstd frames.
+    let mut frames = zstd::encode_all(&b"a"[..], 3).unwrap();
+    frames.extend_from_slice(&zstd::encode_all(&b""[..], 3).unwrap());
+    frames.extend_from_slice(&zstd::encode_all(&b"b"[..], 3).unwrap());
+    assert_eq!(blob(&frames).decompress(1 << 20).unwrap(), b"ab");
 }
 
 #[test]
