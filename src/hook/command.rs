@@ -11,12 +11,14 @@ use std::path::Path;
 use super::command_rules::{
     DPKG_QUERY_OPTIONS, FIND_EXEC_ACTIONS, FIND_WRITE_ACTIONS, INDIRECT_TOOLS, INTERACTIVE_TOOLS,
     INTERPRETERS, IP_WRITE_WORDS, Inline, JOURNALCTL_WRITE_OPTIONS, PRIVILEGE_TOOLS,
-    READ_ONLY_VERBS, SECRET_COMMANDS, SHELL_OPERATORS, STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
+    READ_ONLY_VERBS, RECURSIVE_READERS, SECRET_COMMANDS, SHELL_OPERATORS, STATE_CHANGING_TOOLS,
+    SYSCTL_WRITE_OPTIONS,
 };
 use super::config::LintConfig;
-use super::denylist::denied_literal;
+use super::denylist::{denied, denied_anchored, denied_literal};
 use super::lints;
-use super::paths::{MAX_PATH_LEN, check_canonical, normalize_lexically};
+use super::paths::{MAX_PATH_LEN, check_canonical, normalize_lexically, user_writable_dir};
+use super::pattern::Pattern;
 
 /// The only directories commands may come from, in lookup order.
 pub const FIXED_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -343,6 +345,9 @@ fn classify(names: &[String], args: &[String]) -> Option<Finding> {
         if let Some(f) = prints_secrets(name, plain, args) {
             return Some(f);
         }
+        if let Some(f) = reads_denied_tree(name, plain, args) {
+            return Some(f);
+        }
     }
     None
 }
@@ -448,6 +453,68 @@ fn state_changing(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
     found.and_then(|i| hit(i.saturating_add(1), why(i)))
 }
 
+/// A recursive reader (`tar`, `grep -r`) given a directory that holds a
+/// denied path.
+fn reads_denied_tree(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
+    let (_, recursion) = RECURSIVE_READERS
+        .iter()
+        .find(|(n, _)| *n == name || *n == plain)?;
+    if let Some(r) = recursion {
+        let on = args.iter().any(|a| {
+            r.long
+                .iter()
+                .any(|l| a == l || a.strip_prefix(l).is_some_and(|v| v.starts_with('=')))
+                || a.strip_prefix('-').is_some_and(|cluster| {
+                    !cluster.starts_with('-')
+                        && !cluster.is_empty()
+                        && cluster.chars().all(|c| c.is_ascii_alphanumeric())
+                        && cluster.chars().any(|c| r.letters.contains(&c))
+                })
+        });
+        if !on {
+            return None;
+        }
+    }
+    for (i, arg) in args.iter().enumerate() {
+        let dirs = absolute_candidates(arg)
+            .into_iter()
+            .map(normalize_lexically)
+            .chain(
+                relative_candidates(arg)
+                    .into_iter()
+                    .filter(|r| r.contains('/'))
+                    .map(|r| normalize_lexically(&format!("/{r}"))),
+            );
+        for dir in dirs {
+            let tree = if dir == "/" {
+                "/**".to_owned()
+            } else {
+                format!("{dir}/**")
+            };
+            let tree = Pattern::deny(&tree);
+            // Patterns like `**/.ssh/**` could match under any directory;
+            // they count for trees that reach homes or user-writable places
+            // (`tar -c /home`), where such names live.
+            let hit = if user_writable_dir(&tree).is_some() {
+                denied(&tree)
+            } else {
+                denied_anchored(&tree)
+            };
+            if let Some((entry, pattern)) = hit {
+                return Some(finding(
+                    i.saturating_add(1),
+                    lints::DENIED_PATH,
+                    format!(
+                        "`{name}` reads every file under `{dir}`, which holds paths in the secret deny-list ({}: `{pattern}`): name the files you need",
+                        entry.reason
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn prints_secrets(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
     let (_, words) = SECRET_COMMANDS
         .iter()
@@ -548,6 +615,8 @@ mod tests {
             "debconf-get-selections",
             "wg",
             "nmcli",
+            "tar",
+            "grep",
             "notexec",
         ] {
             let p = bin.join(name);
@@ -747,6 +816,33 @@ mod tests {
         assert_eq!(
             lint_of(&["ip", "xfrm", "state"]),
             [(1, lints::SECRET_COMMAND)]
+        );
+    }
+
+    #[test]
+    fn recursive_readers_of_a_directory_holding_secrets_are_refused() {
+        assert_eq!(lint_of(&["tar", "-c", "/etc"]), [(2, lints::DENIED_PATH)]);
+        assert!(lint_of(&["tar", "-cf", "-", "/"]).contains(&(3, lints::DENIED_PATH)));
+        assert_eq!(
+            lint_of(&["grep", "-rn", "password", "/etc"]),
+            [(3, lints::DENIED_PATH)]
+        );
+        assert_eq!(
+            lint_of(&["grep", "--recursive", "x", "/home"]),
+            [(3, lints::DENIED_PATH)]
+        );
+        assert_eq!(
+            lint_of(&["tar", "-c", "/var/lib"]),
+            [(2, lints::DENIED_PATH)]
+        );
+        // Not recursive, or a tree without secrets: fine.
+        assert!(lint_of(&["grep", "-n", "error", "/var/log/syslog"]).is_empty());
+        assert!(lint_of(&["grep", "-rn", "drm", "/var/log/lightdm"]).is_empty());
+        assert!(lint_of(&["tar", "-c", "/var/log/lightdm"]).is_empty());
+        assert!(lint_of(&["tar", "-c", "var/log/lightdm"]).is_empty());
+        assert_eq!(
+            lint_of(&["tar", "-c", "var/lib"]),
+            [(2, lints::DENIED_PATH)]
         );
     }
 

@@ -352,6 +352,18 @@ pub(crate) fn denied(path: &Pattern) -> Option<(&'static DenyEntry, &'static str
         .map(|(entry, p, _)| (*entry, *p))
 }
 
+/// Like [`denied`], but only patterns anchored at a directory (not those
+/// starting with `**`, which could match under any directory): for "does this
+/// directory tree hold a denied path", where `**/.ssh` would make every tree
+/// suspect.
+pub(crate) fn denied_anchored(path: &Pattern) -> Option<(&'static DenyEntry, &'static str)> {
+    COMPILED
+        .iter()
+        .filter(|(_, p, _)| !p.starts_with("**"))
+        .find(|(_, _, compiled)| intersects(path, compiled))
+        .map(|(entry, p, _)| (*entry, *p))
+}
+
 /// `path` with a leading well-known symlink replaced by its target, if it
 /// starts with one (see [`SYMLINK_ALIASES`]).
 pub(crate) fn through_alias(path: &str) -> Option<String> {
