@@ -7,7 +7,10 @@
 //! (`apportd`, `apport-hook`) are built with the default `client` feature; the
 //! `daisy` server depends on this crate without it.
 
+#[cfg(feature = "client")]
+pub mod apportd;
 pub mod bundle;
 pub mod hook;
 pub mod report;
+pub mod sys;
 pub mod wire;

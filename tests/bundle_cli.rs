@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apport_hooks::bundle::BundlePayload;
-use bundle_support::{DAY, TestKey, sample_hook};
+use bundle_support::{DAY, TestKey, sample_hook, write_private};
 
 fn now() -> i64 {
     i64::try_from(
@@ -47,6 +47,13 @@ impl Setup {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("keys")).unwrap();
+        // The key ring refuses key directories others can write, whatever
+        // the umask made of this one.
+        std::fs::set_permissions(
+            dir.path().join("keys"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let key = TestKey::new();
         key.install(&dir.path().join("keys"), "daisy");
         Self { dir, key }
@@ -109,6 +116,7 @@ fn verify_json_gives_the_payload_and_hash() {
         "/usr/sbin/lightdm:11:seat_start:display_manager_start:main"
     );
     assert_eq!(json["hook"]["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(json["skipped_key_files"], serde_json::json!([]));
     let bytes = std::fs::read(&file).unwrap();
     use sha2::Digest as _;
     assert_eq!(json["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
@@ -158,11 +166,10 @@ fn verify_refuses_an_expired_bundle() {
 fn verify_honours_the_revocation_list() {
     let setup = Setup::new();
     let file = setup.write_bundle("good.bundle", &current_payload());
-    std::fs::write(
-        setup.keys().join("revoked-keys"),
-        format!("{}\n", setup.key.pair.key_id),
-    )
-    .unwrap();
+    write_private(
+        &setup.keys().join("revoked-keys"),
+        &format!("{}\n", setup.key.pair.key_id),
+    );
     let out = verify(&file, &setup.keys(), &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused (revoked-key)"));
@@ -177,4 +184,23 @@ fn verify_cannot_check_a_symlinked_bundle() {
     let out = verify(&link, &setup.keys(), &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+}
+
+#[test]
+fn verify_reports_untrusted_key_files() {
+    let setup = Setup::new();
+    let file = setup.write_bundle("good.bundle", &current_payload());
+    std::fs::write(setup.keys().join("broken.pub"), "not a key\n").unwrap();
+    let out = verify(&file, &setup.keys(), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.pub is not trusted"), "{stderr}");
+    let out = verify(&file, &setup.keys(), &["--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["skipped_key_files"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.pub")
+    );
 }

@@ -594,3 +594,50 @@ fn duplicate_signature_wins_and_is_truncated() {
         signature::MAX_DUPLICATE_SIGNATURE_CHARS
     );
 }
+
+#[test]
+fn a_gzip_checksum_mismatch_is_an_error() {
+    let report = load("signal_crash.crash");
+    let core = report.get("CoreDump").unwrap().as_binary().unwrap();
+    use base64::Engine as _;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut raw = Vec::new();
+    for line in core.base64_lines().split(|&b| b == b'\n') {
+        raw.extend_from_slice(&engine.decode(line).unwrap());
+    }
+    // The gzip trailer is CRC32 then the size: break the CRC.
+    let crc = raw.len() - 8;
+    raw[crc] ^= 0xff;
+    let broken = Binary::from_compressed(&raw).unwrap();
+    assert!(matches!(
+        broken.decompress(1 << 30).unwrap_err(),
+        DecompressError::Corrupt {
+            format: Format::Gzip,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_zstd_frame_claiming_a_huge_window_is_refused() {
+    // A streaming frame declares its window size; 2^30 bytes is more than
+    // the decoder may reserve (ZSTD_MAX_WINDOW_LOG), whatever the content.
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.window_log(30).unwrap();
+    encoder.long_distance_matching(true).unwrap();
+    encoder.write_all(b"small content").unwrap();
+    let frame = encoder.finish().unwrap();
+    let blob = Binary::from_compressed(&frame).unwrap();
+    assert_eq!(blob.format().unwrap(), Format::Zstd);
+    assert!(matches!(
+        blob.decompress(1 << 20).unwrap_err(),
+        DecompressError::Corrupt {
+            format: Format::Zstd,
+            ..
+        }
+    ));
+    // The same content with a normal window decompresses.
+    let normal = zstd::encode_all(&b"small content"[..], 3).unwrap();
+    let blob = Binary::from_compressed(&normal).unwrap();
+    assert_eq!(blob.decompress(1 << 20).unwrap(), b"small content");
+}

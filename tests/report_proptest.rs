@@ -81,6 +81,23 @@ proptest! {
     }
 
     #[test]
+    fn mutated_valid_reports_never_panic_and_round_trip_when_accepted(
+        report in report(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = report.to_bytes();
+        if !bytes.is_empty() {
+            for (index, byte) in flips {
+                let i = index % bytes.len();
+                bytes[i] = byte;
+            }
+        }
+        if let Ok(parsed) = Report::parse(&bytes, &ReportLimits::default()) {
+            prop_assert_eq!(parsed.to_bytes(), bytes);
+        }
+    }
+
+    #[test]
     fn utf8_reports_survive_the_strings_bson_shape(report in report()) {
         // Binary values travel as base64 text; text that is UTF-8 unchanged.
         if let Ok(bytes) = report_to_strings_bson(&report) {
@@ -93,4 +110,27 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn every_prefix_of_a_real_report_parses_or_errors_without_panic() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/testdata/reports/signal_crash.with_hook_keys.crash"
+    ))
+    .unwrap();
+    let mut parsed = 0;
+    for end in 0..=bytes.len() {
+        let prefix = &bytes[..end];
+        match Report::parse(prefix, &ReportLimits::default()) {
+            Ok(report) => {
+                parsed += 1;
+                assert_eq!(report.to_bytes(), prefix);
+            }
+            Err(e) => assert!(e.line().is_some(), "{e}"),
+        }
+    }
+    // Cut at a line end, a prefix is a valid report unless it splits a
+    // multi-line key from its first line.
+    assert!(parsed > 40, "{parsed}");
 }

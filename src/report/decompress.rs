@@ -19,6 +19,8 @@ use std::io::Read;
 use base64::Engine as _;
 use thiserror::Error;
 
+use super::value::split_lines;
+
 /// Largest zstd window accepted: 2^27 bytes (libzstd's own default limit).
 pub const ZSTD_MAX_WINDOW_LOG: u32 = 27;
 
@@ -88,7 +90,7 @@ fn decode_base64_lines(lines: &[u8]) -> Result<Vec<u8>, DecompressError> {
     {
         return Err(DecompressError::OutOfMemory { bytes: 0 });
     }
-    for (index, line) in lines.split(|&b| b == b'\n').enumerate() {
+    for (index, line) in split_lines(lines).enumerate() {
         engine
             .decode_vec(line, &mut out)
             .map_err(|e| DecompressError::Base64 {
@@ -111,7 +113,7 @@ fn sniff_bytes(raw: &[u8]) -> Format {
 
 /// The format of base64 `lines` (joined with `\n`), from the first line.
 pub(crate) fn sniff(lines: &[u8]) -> Result<Format, DecompressError> {
-    let first = lines.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = split_lines(lines).next().unwrap_or_default();
     let raw = base64::engine::general_purpose::STANDARD
         .decode(first)
         .map_err(|e| DecompressError::Base64 {

@@ -25,6 +25,10 @@ pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Caps applied while parsing, opening and decompressing a report.
 ///
+/// Parsing holds the input and a copy of its values, so peak memory is about
+/// twice the file size; decompression adds at most `max_decompressed_bytes`
+/// per value asked for.
+///
 /// `ReportLimits::default()` gives the documented defaults
 /// ([`DEFAULT_MAX_FILE_BYTES`], [`DEFAULT_MAX_KEYS`],
 /// [`DEFAULT_MAX_VALUE_BYTES`], [`DEFAULT_MAX_DECOMPRESSED_BYTES`]); every

@@ -213,7 +213,7 @@ impl Parser<'_> {
                 ));
             }
             Body::Block(buf, count) => {
-                if content.contains(&0) {
+                if memchr::memchr(0, content).is_some() {
                     return Err(at(lineno, LineError::NulByte));
                 }
                 (buf, count)
@@ -270,7 +270,7 @@ impl Parser<'_> {
             None => Body::Block(Vec::new(), 0),
             Some((b' ', value)) if value == BASE64_MARKER => Body::Binary(Vec::new(), 0),
             Some((b' ', value)) => {
-                if value.contains(&0) {
+                if memchr::memchr(0, value).is_some() {
                     return Err(at(lineno, LineError::NulByte));
                 }
                 if over(value.len(), self.limits.max_value_bytes) {
@@ -318,19 +318,17 @@ impl Report {
             first_lines: HashMap::new(),
             pending: None,
         };
-        let mut lines = data.split(|&b| b == b'\n').peekable();
+        let mut rest = data;
         let mut lineno: usize = 0;
-        while let Some(line) = lines.next() {
+        while !rest.is_empty() {
             lineno = lineno
                 .checked_add(1)
                 .ok_or_else(|| at(lineno, LineError::TooManyLines))?;
-            if lines.peek().is_none() {
-                // The piece after the last '\n' is empty in a well-formed file.
-                if !line.is_empty() {
-                    return Err(at(lineno, LineError::MissingFinalNewline));
-                }
-                break;
-            }
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                return Err(at(lineno, LineError::MissingFinalNewline));
+            };
+            let (line, after) = rest.split_at(end);
+            rest = after.get(1..).unwrap_or_default();
             match line.split_first() {
                 None => return Err(at(lineno, LineError::EmptyLine)),
                 Some((b' ', content)) => parser.continuation(lineno, content)?,

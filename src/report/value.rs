@@ -112,7 +112,7 @@ impl Binary {
         if lines.is_empty() {
             return Err(ValueError::EmptyBinary);
         }
-        for (index, line) in lines.split(|&b| b == b'\n').enumerate() {
+        for (index, line) in split_lines(&lines).enumerate() {
             check_base64_line(line).map_err(|reason| ValueError::Base64Line {
                 line: index.saturating_add(1),
                 reason,
@@ -183,8 +183,24 @@ impl Binary {
     }
 }
 
+/// `BASE64_ALPHABET[b]` is true for the 64 symbols of standard base64.
+// Index and increment stay within 0..=255 by construction.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const BASE64_ALPHABET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0u8;
+    loop {
+        table[b as usize] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+        if b == u8::MAX {
+            break;
+        }
+        b += 1;
+    }
+    table
+};
+
 /// Checks one base64 line: non-empty, a multiple of 4 long, only the
-/// standard alphabet, `=` only as final padding.
+/// standard alphabet, `=` only as final padding (at most two).
 pub(crate) fn check_base64_line(line: &[u8]) -> Result<(), &'static str> {
     if line.is_empty() {
         return Err("empty line");
@@ -192,22 +208,40 @@ pub(crate) fn check_base64_line(line: &[u8]) -> Result<(), &'static str> {
     if !line.len().is_multiple_of(4) {
         return Err("length is not a multiple of 4");
     }
-    let body_len = line
-        .iter()
-        .rposition(|&b| b != b'=')
-        .map_or(0, |p| p.saturating_add(1));
-    let padding = line.len().saturating_sub(body_len);
-    if padding > 2 {
+    let body = line
+        .strip_suffix(b"==")
+        .or_else(|| line.strip_suffix(b"="))
+        .unwrap_or(line);
+    if body.last() == Some(&b'=') {
         return Err("more than two '=' padding characters");
     }
-    let body = line.get(..body_len).unwrap_or_default();
-    if body
+    if !body
         .iter()
-        .any(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
+        .all(|&b| BASE64_ALPHABET.get(usize::from(b)) == Some(&true))
     {
         return Err("character outside the base64 alphabet");
     }
     Ok(())
+}
+
+/// Splits at every `\n`, like `bytes.split(|&b| b == b'\n')` (so a trailing
+/// `\n` gives a final empty piece), but with `memchr`.
+pub(crate) fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(b'\n', current) {
+            Some(end) => {
+                let (line, after) = current.split_at(end);
+                rest = after.get(1..);
+                Some(line)
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
 }
 
 /// One report value.
@@ -288,6 +322,15 @@ mod tests {
         assert!(check_base64_line(b"AA=A").is_err());
         assert!(check_base64_line(b"AB\rC").is_err());
         assert!(check_base64_line(b"ABC").is_err());
+    }
+
+    #[test]
+    fn split_lines_matches_slice_split() {
+        for case in [&b""[..], b"\n", b"a", b"a\n", b"\n\na\nbc\n\n", b"abc"] {
+            let ours: Vec<&[u8]> = split_lines(case).collect();
+            let std: Vec<&[u8]> = case.split(|&b| b == b'\n').collect();
+            assert_eq!(ours, std, "{case:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::Report;
-use super::value::{BASE64_MARKER, Value};
+use super::value::{BASE64_MARKER, Value, split_lines};
 
 impl Report {
     /// Writes the report in apport's format: keys in this report's order,
@@ -20,7 +20,7 @@ impl Report {
             match value {
                 Value::Text(text) if text.is_multiline() => {
                     out.write_all(b":\n")?;
-                    for line in text.as_bytes().split(|&b| b == b'\n') {
+                    for line in split_lines(text.as_bytes()) {
                         out.write_all(b" ")?;
                         out.write_all(line)?;
                         out.write_all(b"\n")?;
@@ -34,7 +34,7 @@ impl Report {
                 Value::Binary(binary) => {
                     out.write_all(b": ")?;
                     out.write_all(BASE64_MARKER)?;
-                    for line in binary.base64_lines().split(|&b| b == b'\n') {
+                    for line in split_lines(binary.base64_lines()) {
                         out.write_all(b"\n ")?;
                         out.write_all(line)?;
                     }

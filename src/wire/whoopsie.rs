@@ -8,6 +8,10 @@
 //!   continuation lines);
 //! - `CoreDump` left out (it goes to `submit-core` only if daisy asks).
 //!
+//! No field allow-list is applied here (the testdata uploads carry
+//! `DpkgTerminalLog` and `Title`, which whoopsie's list leaves out); a client
+//! that wants whoopsie's list filters the report before encoding.
+//!
 //! Values must be UTF-8: the BSON string type requires it and daisy's
 //! decoder refuses anything else (`Invalid BSON.`). Hook results ("new
 //! keys") travel in the same strings-only shape, with every key.

@@ -18,6 +18,11 @@ const EXIT_REFUSED: u8 = 1;
 /// reason is printed), 3 it could not be checked (unreadable file, key
 /// directory or revocation list).
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 the bundle is valid and trusted; 1 it is refused (the reason \
+                  and what to do are printed); 3 it could not be checked (unreadable bundle, key \
+                  directory or revocation list)."
+)]
 pub struct Args {
     /// The bundle file (as served by daisy or written by `daisy hook compile`).
     file: PathBuf,
@@ -74,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
-            report_refused(&args, &error)?;
+            report_refused(&args, &ring, &error)?;
             Ok(ExitCode::from(EXIT_REFUSED))
         }
     }
@@ -97,6 +102,7 @@ fn report_valid(args: &Args, ring: &KeyRing, bundle: &VerifiedBundle) -> anyhow:
             "key_file": key_file,
             "sha256": bundle.sha256_hex(),
             "hook": bundle.hook(),
+            "skipped_key_files": skipped_json(ring),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -116,13 +122,22 @@ fn report_valid(args: &Args, ring: &KeyRing, bundle: &VerifiedBundle) -> anyhow:
     Ok(())
 }
 
-fn report_refused(args: &Args, error: &BundleError) -> anyhow::Result<()> {
+/// Key files found but not trusted, for `--json` output.
+fn skipped_json(ring: &KeyRing) -> serde_json::Value {
+    ring.skipped()
+        .iter()
+        .map(|s| serde_json::json!({ "path": s.path.display().to_string(), "reason": s.reason }))
+        .collect()
+}
+
+fn report_refused(args: &Args, ring: &KeyRing, error: &BundleError) -> anyhow::Result<()> {
     if args.json {
         let value = serde_json::json!({
             "ok": false,
             "file": args.file.display().to_string(),
             "error": error.code(),
             "message": error.to_string(),
+            "skipped_key_files": skipped_json(ring),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
