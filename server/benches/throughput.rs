@@ -171,7 +171,7 @@ async fn prepare_results(storage: &Arc<dyn Storage>, n: u64) -> (i64, Vec<(Strin
                 kind: "package".into(),
                 value: "bench".into(),
             },
-            max_reports: u32::MAX,
+            max_reports: 1_000_000_000,
             max_days: 30,
             not_after: now + 86_400,
             disk_cap: i64::MAX / 2,
@@ -212,7 +212,7 @@ async fn prepare_results(storage: &Arc<dyn Storage>, n: u64) -> (i64, Vec<(Strin
                 token_hash: hash_token(&token),
                 now,
                 expires: now + 86_400,
-                offer_multiple: u32::MAX,
+                offer_multiple: 2,
             })
             .await
             .unwrap();
@@ -373,6 +373,10 @@ fn main() {
             .await
             .unwrap();
         bench_engine("sqlite", Arc::new(sqlite), dir.path(), bare).await;
+        let sqlite = SqliteStorage::open(&dir.path().join("match.sqlite3"))
+            .await
+            .unwrap();
+        bench_matching("sqlite", Arc::new(sqlite)).await;
 
         if let Some(pg) = Postgres::start() {
             let url = pg.fresh_database().await;
