@@ -171,7 +171,7 @@ async fn prepare_results(storage: &Arc<dyn Storage>, n: u64) -> (i64, Vec<(Strin
                 kind: "package".into(),
                 value: "bench".into(),
             },
-            max_reports: u32::MAX,
+            max_reports: 1_000_000_000,
             max_days: 30,
             not_after: now + 86_400,
             disk_cap: i64::MAX / 2,
@@ -212,7 +212,7 @@ async fn prepare_results(storage: &Arc<dyn Storage>, n: u64) -> (i64, Vec<(Strin
                 token_hash: hash_token(&token),
                 now,
                 expires: now + 86_400,
-                offer_multiple: u32::MAX,
+                offer_multiple: 2,
             })
             .await
             .unwrap();
@@ -264,6 +264,98 @@ async fn bench_engine(name: &str, storage: Arc<dyn Storage>, dir: &std::path::Pa
     );
 }
 
+/// Hook matching with few and with 10,000 active hooks over 100,000 OOPSes:
+/// one index probe per target, so the time per lookup should not grow.
+async fn bench_matching(name: &str, storage: Arc<dyn Storage>) {
+    let now = daisy::storage::now();
+    let mut tasks = Vec::new();
+    for i in 0..100_000u32 {
+        let storage = Arc::clone(&storage);
+        tasks.push(tokio::spawn(async move {
+            storage
+                .insert_oops(NewOops {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    system_id: format!("m{i}"),
+                    received: now,
+                    dedup_digest: None,
+                    bucket: Some(format!("/usr/bin/p{}:11:main", i % 5000)),
+                    sas: None,
+                    package: Some(format!("p{}", i % 5000)),
+                    source_package: None,
+                    duplicate_signature: None,
+                    report: vec![5, 0, 0, 0, 0],
+                })
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let targets = |i: u32| {
+        vec![
+            TargetKey {
+                kind: "crash_signature".into(),
+                value: format!("/usr/bin/p{i}:11:main"),
+            },
+            TargetKey {
+                kind: "package".into(),
+                value: format!("p{i}"),
+            },
+        ]
+    };
+    let mut active = 0u32;
+    for goal in [10u32, 10_000] {
+        while active < goal {
+            let kind = if active.is_multiple_of(2) {
+                "package"
+            } else {
+                "crash_signature"
+            };
+            let value = if kind == "package" {
+                format!("p{active}")
+            } else {
+                format!("/usr/bin/p{active}:11:main")
+            };
+            storage
+                .insert_hook(NewHook {
+                    name: format!("m{active}"),
+                    version: 1,
+                    target: TargetKey {
+                        kind: kind.into(),
+                        value,
+                    },
+                    max_reports: 10,
+                    max_days: 30,
+                    not_after: now + 86_400,
+                    disk_cap: 1 << 20,
+                    source: String::new(),
+                    bundle: vec![],
+                    sha256: String::new(),
+                    actor: "bench".into(),
+                    created: now,
+                })
+                .await
+                .unwrap();
+            active += 1;
+        }
+        let lookups = 20_000u32;
+        let start = Instant::now();
+        let mut found = 0usize;
+        for i in 0..lookups {
+            found += storage
+                .matching_hooks(&targets(i % 5000), now)
+                .await
+                .unwrap()
+                .len();
+        }
+        let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(lookups);
+        println!(
+            "match   {name:<8} {per:>7.1} µs per OOPS with {goal:>6} active hooks, 100,000 OOPSes ({found} matches)"
+        );
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -281,11 +373,18 @@ fn main() {
             .await
             .unwrap();
         bench_engine("sqlite", Arc::new(sqlite), dir.path(), bare).await;
+        let sqlite = SqliteStorage::open(&dir.path().join("match.sqlite3"))
+            .await
+            .unwrap();
+        bench_matching("sqlite", Arc::new(sqlite)).await;
 
         if let Some(pg) = Postgres::start() {
             let url = pg.fresh_database().await;
             let storage = PostgresStorage::connect(&url).await.unwrap();
             bench_engine("postgres", Arc::new(storage), dir.path(), bare).await;
+            let url = pg.fresh_database().await;
+            let storage = PostgresStorage::connect(&url).await.unwrap();
+            bench_matching("postgres", Arc::new(storage)).await;
         }
         println!(
             "peak RSS of this process (servers + load generator): {} KiB",

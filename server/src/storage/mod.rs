@@ -7,6 +7,7 @@
 //! seconds.
 
 mod postgres;
+mod postgres_batch;
 mod sqlite;
 mod sqlite_batch;
 

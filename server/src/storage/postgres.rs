@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
+use super::postgres_batch::PgOopsWriter;
 use super::sqlite::{DISK_CAP_REASON, HOOK_COLUMNS};
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, NewHook, NewOops, NewResult,
@@ -34,11 +35,12 @@ const RESULT_COLUMNS: &str =
 /// PostgreSQL storage.
 pub struct PostgresStorage {
     url: String,
+    writer: PgOopsWriter,
     clients: Vec<Mutex<Client>>,
     next: AtomicUsize,
 }
 
-async fn connect_one(url: &str) -> Result<Client, StorageError> {
+pub(super) async fn connect_one(url: &str) -> Result<Client, StorageError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -58,6 +60,7 @@ impl PostgresStorage {
         }
         let storage = PostgresStorage {
             url: url.to_owned(),
+            writer: PgOopsWriter::start(url).await?,
             clients,
             next: AtomicUsize::new(0),
         };
@@ -223,45 +226,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        if let Some(digest) = &oops.dedup_digest {
-            let inserted = tx
-                .execute(
-                    "INSERT INTO oops_dedup (system_id, digest, oops_id) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                    &[&oops.system_id, digest, &oops.id],
-                )
-                .await?;
-            if inserted == 0 {
-                let existing: String = tx
-                    .query_one(
-                        "SELECT oops_id FROM oops_dedup WHERE system_id = $1 AND digest = $2",
-                        &[&oops.system_id, digest],
-                    )
-                    .await?
-                    .try_get(0)?;
-                return Ok(InsertOops::Duplicate(existing));
-            }
-        }
-        tx.execute(
-            "INSERT INTO oops (id, system_id, received, bucket, sas, package, source_package, \
-             duplicate_signature, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &oops.id,
-                &oops.system_id,
-                &oops.received,
-                &oops.bucket,
-                &oops.sas,
-                &oops.package,
-                &oops.source_package,
-                &oops.duplicate_signature,
-                &oops.report,
-            ],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(InsertOops::Inserted)
+        self.writer.insert(oops).await
     }
 
     async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError> {

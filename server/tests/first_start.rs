@@ -1,0 +1,113 @@
+//! `daisy serve` on an empty data directory, as a real process.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod harness;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use harness::http::request;
+
+#[tokio::test]
+async fn first_start_creates_the_signing_key_and_prints_a_bootstrap_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_daisy"))
+            .args(["serve", "--listen", &addr.to_string()])
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("DAISY_CONFIG")
+            .env_remove("DAISY_DATABASE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    let mut key_line = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("public key") {
+            key_line = Some(line.clone());
+        }
+        if let Some(t) = line.strip_prefix("Its API token, shown this once: ") {
+            token = Some(t.trim().to_owned());
+            break;
+        }
+    }
+    let token = token.expect("bootstrap token printed");
+    assert!(key_line.unwrap().contains("keys/daisy.pub"));
+    let secret = data.join("keys/daisy.key");
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let mut ok = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(ok, "daisy listens");
+    let auth = format!("Bearer {token}");
+    let r = request(
+        addr,
+        "GET",
+        "/api/1.0/hooks",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+
+    // Second start: same key, no new token.
+    let key_before = std::fs::read(&secret).unwrap();
+    let mut child = start();
+    let stdout = child.stdout.take().unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+    let printed: Vec<String> = BufReader::new(stdout).lines().map(|l| l.unwrap()).collect();
+    assert!(
+        printed.is_empty(),
+        "nothing printed on a second start: {printed:?}"
+    );
+    assert_eq!(std::fs::read(&secret).unwrap(), key_before);
+}
