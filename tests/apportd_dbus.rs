@@ -114,9 +114,17 @@ fn root_runs_an_unsigned_hook_and_user_steps_run_as_the_report_owner() {
             RunAs::Root,
             Action::Command(vec!["id".into(), "-u".into()]),
         ),
+        step(
+            "Fds",
+            RunAs::User,
+            Action::Command(vec!["ls".into(), "/proc/self/fd".into()]),
+        ),
     ]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
     let result = json(&run_client(&bus, None, &hook_path, &report));
+    // stdin, stdout, stderr and ls's own directory descriptor: nothing inherited
+    // from apportd (its bus socket, a caller's report descriptor).
+    assert_eq!(result["keys"]["Fds"], "0\n1\n2\n3", "{result}");
     assert_eq!(result["outcome"], "completed");
     assert_eq!(result["keys"]["UserId"], owner.uid.to_string());
     assert_eq!(result["keys"]["RootId"], "0");
