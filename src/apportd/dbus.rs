@@ -598,9 +598,25 @@ impl JobTask {
             existing_keys: &existing_keys,
         };
         let job = Arc::clone(&self.job);
+        let connection = self.connection.clone();
+        let path = self.path.clone();
         let progress = move |done: usize, _total: usize| {
             job.done
                 .store(u32::try_from(done).unwrap_or(u32::MAX), Ordering::SeqCst);
+            let (connection, path) = (connection.clone(), path.clone());
+            tokio::spawn(async move {
+                if let Ok(iface) = connection
+                    .object_server()
+                    .interface::<_, JobObject>(&path)
+                    .await
+                {
+                    let _ = iface
+                        .get()
+                        .await
+                        .progress_changed(iface.signal_emitter())
+                        .await;
+                }
+            });
         };
         let output = self
             .shared
