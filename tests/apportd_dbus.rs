@@ -114,9 +114,17 @@ fn root_runs_an_unsigned_hook_and_user_steps_run_as_the_report_owner() {
             RunAs::Root,
             Action::Command(vec!["id".into(), "-u".into()]),
         ),
+        step(
+            "Fds",
+            RunAs::User,
+            Action::Command(vec!["ls".into(), "/proc/self/fd".into()]),
+        ),
     ]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
     let result = json(&run_client(&bus, None, &hook_path, &report));
+    // stdin, stdout, stderr and ls's own directory descriptor: nothing inherited
+    // from apportd (its bus socket, a caller's report descriptor).
+    assert_eq!(result["keys"]["Fds"], "0\n1\n2\n3", "{result}");
     assert_eq!(result["outcome"], "completed");
     assert_eq!(result["keys"]["UserId"], owner.uid.to_string());
     assert_eq!(result["keys"]["RootId"], "0");
@@ -484,4 +492,34 @@ fn a_caller_over_its_job_limit_is_told_busy() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn an_unsigned_hook_file_is_linted_by_the_client_and_run() {
+    if !have_root("an_unsigned_hook_file_is_linted_by_the_client_and_run") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("tm", &[], false);
+    let (_, report) = files(&bus, &hook(Vec::new()), Some(&owner));
+    let toml = bus.dir.path().join("ids.toml");
+    std::fs::write(
+        &toml,
+        "name = \"ids\"\ndescription = \"who runs the steps\"\n[target]\npackage = \"bash\"\n\
+         [[step]]\nkey = \"UserId\"\ncommand = [\"id\", \"-u\"]\n",
+    )
+    .unwrap();
+    let result = json(&run_client(&bus, None, &toml, &report));
+    assert_eq!(result["keys"]["UserId"], owner.uid.to_string());
+
+    let bad = bus.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\ndescription = \"reads a secret\"\n[target]\npackage = \"bash\"\n\
+         [[step]]\nkey = \"Shadow\"\nfile = \"/etc/shadow\"\nas = \"root\"\n",
+    )
+    .unwrap();
+    let output = run_client(&bus, None, &bad, &report);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("problem"), "{}", stderr(&output));
 }

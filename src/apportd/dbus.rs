@@ -180,7 +180,7 @@ impl Manager {
         let caller = BusCallerResolver::new(connection.clone())
             .resolve(&header)
             .await?;
-        let report = OwnedFd::from(report);
+        let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         // Signature first: nothing from an untrusted bundle is parsed or run.
         let verified = self
@@ -237,7 +237,7 @@ impl Manager {
         let caller = BusCallerResolver::new(connection.clone())
             .resolve(&header)
             .await?;
-        let report = OwnedFd::from(report);
+        let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         let hook = decode_hook(&hook)?;
         let parsed = parse_report(&report)?;
@@ -342,6 +342,15 @@ impl Manager {
 }
 
 /// Parse the report behind the caller's descriptor, with the report module's limits.
+/// Descriptors arrive from zbus without close-on-exec; the report must not
+/// reach any step process.
+fn close_on_exec(fd: OwnedFd) -> Result<OwnedFd, Error> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
+    Ok(fd)
+}
+
 fn parse_report(report: &OwnedFd) -> Result<Report, Error> {
     let fd = report
         .try_clone()
@@ -589,9 +598,25 @@ impl JobTask {
             existing_keys: &existing_keys,
         };
         let job = Arc::clone(&self.job);
+        let connection = self.connection.clone();
+        let path = self.path.clone();
         let progress = move |done: usize, _total: usize| {
             job.done
                 .store(u32::try_from(done).unwrap_or(u32::MAX), Ordering::SeqCst);
+            let (connection, path) = (connection.clone(), path.clone());
+            tokio::spawn(async move {
+                if let Ok(iface) = connection
+                    .object_server()
+                    .interface::<_, JobObject>(&path)
+                    .await
+                {
+                    let _ = iface
+                        .get()
+                        .await
+                        .progress_changed(iface.signal_emitter())
+                        .await;
+                }
+            });
         };
         let output = self
             .shared

@@ -231,6 +231,7 @@ pub fn drop_privileges_main(args: &[OsString]) -> ExitCode {
         eprintln!("apportd: internal helper called wrongly");
         return ExitCode::from(exit::USAGE);
     };
+    close_inherited_fds();
     if let Err(e) = become_user(uid, gid, &groups) {
         eprintln!("apportd: cannot drop privileges to uid {uid}: {e}");
         return ExitCode::from(exit::DROP_FAILED);
@@ -305,6 +306,25 @@ fn parse_helper_args(args: &[OsString]) -> Option<HelperArgs<'_>> {
             .collect::<Option<Vec<u32>>>()?,
     };
     Some((uid, gid, groups, op.as_os_str(), rest))
+}
+
+/// zbus receives descriptors without `MSG_CMSG_CLOEXEC`, so a report
+/// descriptor another caller passed could still be open in apportd when this
+/// helper was spawned. Nothing but stdin, stdout and stderr may reach a user
+/// step: close everything else before anything runs as the user.
+fn close_inherited_fds() {
+    let inherited: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .filter(|fd: &i32| *fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in inherited {
+        // EBADF for the directory descriptor read_dir already closed.
+        let _ = nix::unistd::close(fd);
+    }
 }
 
 fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {

@@ -22,8 +22,9 @@ pub struct Args {
     /// A signed hook bundle, as the server sent it.
     #[arg(value_name = "BUNDLE")]
     bundle: Option<PathBuf>,
-    /// Instead of a bundle: an unsigned hook in its canonical BSON encoding
-    /// (the hook author's test mechanism; needs an administrator's password).
+    /// Instead of a bundle: an unsigned hook file (TOML, linted here first) or
+    /// its canonical BSON encoding; the hook author's test mechanism, needs an
+    /// administrator's password. apportd itself only ever decodes the BSON.
     #[arg(long, value_name = "HOOK")]
     unsigned: Option<PathBuf>,
     /// The crash report the hook runs against; opened by you and passed to
@@ -59,8 +60,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             apportd.run_bundle(&bytes, report_fd, HashMap::new()).await
         }
         (None, Some(hook)) => {
-            let bytes =
-                std::fs::read(hook).with_context(|| format!("reading {}", hook.display()))?;
+            let bytes = unsigned_hook_bson(hook)?;
             apportd
                 .run_unsigned_hook(&bytes, report_fd, HashMap::new())
                 .await
@@ -86,6 +86,32 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_INCOMPLETE)
     })
+}
+
+/// The canonical BSON of an unsigned hook: a BSON file is sent as it is (its
+/// length prefix is the file's length); anything else is parsed and linted as
+/// a hook file, and refused with the linter's diagnostics.
+fn unsigned_hook_bson(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use apport_hooks::hook::{LintConfig, parse_hook_bytes};
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let declared = bytes
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok());
+    if declared == Some(bytes.len()) && bytes.last() == Some(&0) {
+        return Ok(bytes);
+    }
+    let name = path.display().to_string();
+    match parse_hook_bytes(&bytes, &name, &LintConfig::default()) {
+        Ok(hook) => Ok(bson::serialize_to_vec(&hook)?),
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            bail!("{name}: the hook file has {} problem(s)", diagnostics.len())
+        }
+    }
 }
 
 fn print_result(
