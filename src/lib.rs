@@ -11,3 +11,6 @@ pub mod bundle;
 pub mod hook;
 pub mod report;
 pub mod wire;
+
+#[cfg(feature = "client")]
+pub mod agent;
