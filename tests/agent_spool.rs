@@ -309,3 +309,35 @@ fn temporary_files_left_by_a_crash_are_cleaned_at_open() {
     );
     assert!(spool.pending().unwrap().is_empty());
 }
+
+#[test]
+fn a_result_is_streamed_in_and_a_wrong_length_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 24).unwrap();
+    let k = key("oops", "hook", 1);
+    let data = vec![3u8; 5 * 1024 * 1024];
+    spool
+        .put_reader(&k, &mut &data[..], data.len() as u64, at(0))
+        .unwrap();
+    let entry = &spool.pending().unwrap()[0];
+    assert_eq!(entry.payload_bytes(), data.len() as u64);
+    let mut streamed = Vec::new();
+    std::io::Read::read_to_end(&mut entry.open_payload().unwrap(), &mut streamed).unwrap();
+    assert_eq!(streamed, data);
+
+    let short = key("oops-short", "hook", 1);
+    assert!(matches!(
+        spool.put_reader(&short, &mut &b"abc"[..], 10, at(1)),
+        Err(SpoolError::Io { .. })
+    ));
+    let long = key("oops-long", "hook", 1);
+    assert!(matches!(
+        spool.put_reader(&long, &mut &b"abcdef"[..], 3, at(2)),
+        Err(SpoolError::Io { .. })
+    ));
+    assert_eq!(
+        spool.pending().unwrap().len(),
+        1,
+        "refused results leave nothing behind"
+    );
+}

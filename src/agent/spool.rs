@@ -604,7 +604,10 @@ impl Spool {
         let written = (|| {
             file.write_all(MAGIC)?;
             file.write_all(&json)?;
-            let copied = io::copy(payload, &mut file)?;
+            let copied = io::copy(
+                &mut payload.take(header.payload_bytes.saturating_add(1)),
+                &mut file,
+            )?;
             if copied != header.payload_bytes {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -636,6 +639,23 @@ impl Spool {
         payload: &[u8],
         now: SystemTime,
     ) -> Result<PutOutcome, SpoolError> {
+        let len = u64::try_from(payload.len()).unwrap_or(u64::MAX);
+        self.put_reader(key, &mut &payload[..], len, now)
+    }
+
+    /// As [`Spool::put`], streaming exactly `len` payload bytes from
+    /// `payload` to disk (a large result never has to sit in memory).
+    ///
+    /// # Errors
+    /// As [`Spool::put`]; also [`SpoolError::Io`] when `payload` yields more
+    /// or fewer than `len` bytes.
+    pub fn put_reader(
+        &self,
+        key: &EntryKey,
+        payload: &mut dyn Read,
+        len: u64,
+        now: SystemTime,
+    ) -> Result<PutOutcome, SpoolError> {
         let header = Header {
             oops_id: key.oops.to_string(),
             hook_id: key.hook_id.clone(),
@@ -644,10 +664,16 @@ impl Spool {
             attempts: 0,
             next_attempt_at: unix_secs(now),
             last_error: None,
-            payload_bytes: u64::try_from(payload.len()).unwrap_or(u64::MAX),
+            payload_bytes: len,
         };
+        if len > self.max_bytes {
+            return Err(SpoolError::TooLarge {
+                size: len,
+                max: self.max_bytes,
+            });
+        }
         let _lock = self.lock()?;
-        let (file, temp, size) = self.write_entry(&header, &mut &payload[..])?;
+        let (file, temp, size) = self.write_entry(&header, payload)?;
         if size > self.max_bytes {
             let _ = std::fs::remove_file(&temp);
             return Err(SpoolError::TooLarge {
