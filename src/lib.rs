@@ -7,9 +7,12 @@
 //! (`apportd`, `apport-hook`) are built with the default `client` feature; the
 //! `daisy` server depends on this crate without it.
 
+#[cfg(feature = "client")]
+pub mod apportd;
 pub mod bundle;
 pub mod hook;
 pub mod report;
+pub mod sys;
 pub mod wire;
 
 #[cfg(feature = "client")]

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apport_hooks::bundle::BundlePayload;
-use bundle_support::{DAY, TestKey, sample_hook};
+use bundle_support::{DAY, TestKey, sample_hook, write_private};
 
 fn now() -> i64 {
     i64::try_from(
@@ -47,6 +47,13 @@ impl Setup {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("keys")).unwrap();
+        // The key ring refuses key directories others can write, whatever
+        // the umask made of this one.
+        std::fs::set_permissions(
+            dir.path().join("keys"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let key = TestKey::new();
         key.install(&dir.path().join("keys"), "daisy");
         Self { dir, key }
@@ -159,11 +166,10 @@ fn verify_refuses_an_expired_bundle() {
 fn verify_honours_the_revocation_list() {
     let setup = Setup::new();
     let file = setup.write_bundle("good.bundle", &current_payload());
-    std::fs::write(
-        setup.keys().join("revoked-keys"),
-        format!("{}\n", setup.key.pair.key_id),
-    )
-    .unwrap();
+    write_private(
+        &setup.keys().join("revoked-keys"),
+        &format!("{}\n", setup.key.pair.key_id),
+    );
     let out = verify(&file, &setup.keys(), &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused (revoked-key)"));

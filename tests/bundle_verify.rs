@@ -10,11 +10,12 @@
 mod bundle_support;
 
 use apport_hooks::bundle::{
-    BundleError, BundlePayload, CLOCK_SKEW_SECS, KeyRing, MAX_PAYLOAD_BYTES, frame_bundle,
+    BundleError, BundlePayload, CLOCK_SKEW_SECS, KeyRing, MAX_BUNDLE_LIFETIME_SECS,
+    MAX_PAYLOAD_BYTES, frame_bundle,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bundle_support::{DAY, NOW, TestKey, sample_hook, sample_payload};
+use bundle_support::{DAY, NOW, TestKey, sample_hook, sample_payload, write_private};
 use sha2::{Digest, Sha256};
 
 fn ring_trusting(keys: &[&TestKey]) -> (tempfile::TempDir, KeyRing) {
@@ -117,14 +118,13 @@ fn revoked_key_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     key.install(dir.path(), "daisy");
     let revoked = dir.path().join("revoked-keys");
-    std::fs::write(
+    write_private(
         &revoked,
-        format!(
+        &format!(
             "# leaked 2026-11-20\n{}\n",
             key.pair.key_id.to_string().to_lowercase()
         ),
-    )
-    .unwrap();
+    );
     let ring = KeyRing::load(&[dir.path().to_path_buf()], Some(&revoked)).unwrap();
     let bytes = key.sign(&sample_payload());
     assert_eq!(
@@ -371,4 +371,259 @@ fn every_error_names_what_to_do_next() {
     let err = ring.verify(&key.sign(&payload), NOW).unwrap_err();
     assert_eq!(err.code(), "expired");
     assert!(err.to_string().contains("fetch a fresh bundle"));
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn key_file_others_can_write_is_not_trusted() {
+    // hooks run as root: a key file another user can rewrite is a root
+    // exploit, whatever it holds now.
+    for mode in [0o666, 0o664, 0o646] {
+        let key = TestKey::new();
+        let dir = tempfile::tempdir().unwrap();
+        key.install(dir.path(), "daisy");
+        chmod(&dir.path().join("daisy.pub"), mode);
+        let ring = KeyRing::load(&[dir.path().to_path_buf()], None).unwrap();
+        assert!(ring.trusted_key_ids().is_empty(), "mode {mode:o}");
+        assert!(
+            ring.skipped()[0].reason.contains("writable by"),
+            "{:?}",
+            ring.skipped()
+        );
+        assert_eq!(
+            ring.verify(&key.sign(&sample_payload()), NOW),
+            Err(BundleError::UnknownKey {
+                key_id: key.pair.key_id
+            })
+        );
+    }
+}
+
+#[test]
+fn key_file_owned_by_another_user_is_not_trusted() {
+    // Needs root to give the file away (CI runs as root).
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        eprintln!("not root: cannot chown a key file to another user; not checked here");
+        return;
+    }
+    let key = TestKey::new();
+    let dir = tempfile::tempdir().unwrap();
+    key.install(dir.path(), "daisy");
+    let status = std::process::Command::new("chown")
+        .arg("65534")
+        .arg(dir.path().join("daisy.pub"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ring = KeyRing::load(&[dir.path().to_path_buf()], None).unwrap();
+    assert!(ring.trusted_key_ids().is_empty());
+    assert!(ring.skipped()[0].reason.contains("owned by uid 65534"));
+}
+
+fn is_root() -> bool {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+#[test]
+fn key_directory_others_can_write_fails_to_load() {
+    // Group- or world-writable (even sticky, like /tmp): anyone could drop a
+    // key in. The directory above may be sticky, not the key directory.
+    for mode in [0o777, 0o1777, 0o770] {
+        let key = TestKey::new();
+        let dir = tempfile::tempdir().unwrap();
+        key.install(dir.path(), "daisy");
+        chmod(dir.path(), mode);
+        let err = KeyRing::load(&[dir.path().to_path_buf()], None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                apport_hooks::bundle::KeyRingError::InsecureKeyDir { .. }
+            ),
+            "mode {mode:o}: {err}"
+        );
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+    }
+    // A writable directory above the key directory is as bad.
+    let top = tempfile::tempdir().unwrap();
+    let keys = top.path().join("keys.d");
+    std::fs::create_dir(&keys).unwrap();
+    chmod(&keys, 0o755);
+    TestKey::new().install(&keys, "daisy");
+    chmod(top.path(), 0o777);
+    assert!(KeyRing::load(std::slice::from_ref(&keys), None).is_err());
+    chmod(top.path(), 0o755);
+    assert_eq!(
+        KeyRing::load(&[keys], None)
+            .unwrap()
+            .trusted_key_ids()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn revocation_list_others_can_write_or_delete_fails_closed() {
+    let key = TestKey::new();
+    let dir = tempfile::tempdir().unwrap();
+    key.install(dir.path(), "daisy");
+    let revoked = dir.path().join("revoked-keys");
+    write_private(&revoked, &format!("{}\n", key.pair.key_id));
+    chmod(&revoked, 0o666);
+    assert!(matches!(
+        KeyRing::load(&[dir.path().to_path_buf()], Some(&revoked)),
+        Err(apport_hooks::bundle::KeyRingError::RevocationList(_))
+    ));
+
+    // Missing, in a directory anyone can write: anyone could have deleted
+    // it, so it does not count as empty.
+    let open_dir = tempfile::tempdir().unwrap();
+    chmod(open_dir.path(), 0o777);
+    assert!(matches!(
+        KeyRing::load(
+            &[dir.path().to_path_buf()],
+            Some(&open_dir.path().join("revoked-keys"))
+        ),
+        Err(apport_hooks::bundle::KeyRingError::RevocationList(_))
+    ));
+}
+
+#[test]
+fn bundle_valid_for_longer_than_the_cap_is_rejected() {
+    // A hand-made (or buggy-server) payload valid forever must not give a
+    // hook that can be replayed forever; 90 days exactly is the cap.
+    let key = TestKey::new();
+    let (_dir, ring) = ring_trusting(&[&key]);
+    let at_cap = BundlePayload {
+        issued_at: NOW - DAY,
+        not_after: NOW - DAY + MAX_BUNDLE_LIFETIME_SECS,
+        ..sample_payload()
+    };
+    assert!(ring.verify(&key.sign(&at_cap), NOW).is_ok());
+    for (issued_at, not_after) in [
+        (NOW - DAY, i64::MAX),
+        (NOW - DAY, NOW - DAY + MAX_BUNDLE_LIFETIME_SECS + 1),
+        (i64::MIN, NOW),
+        (-1, NOW),
+    ] {
+        let payload = BundlePayload {
+            issued_at,
+            not_after,
+            ..sample_payload()
+        };
+        assert!(
+            payload.to_canonical_bson().is_err(),
+            "{issued_at}..{not_after}"
+        );
+        let bytes = key.sign_raw(&bson::serialize_to_vec(&payload).unwrap());
+        assert!(
+            matches!(
+                ring.verify(&bytes, NOW),
+                Err(BundleError::PayloadMalformed(_))
+            ),
+            "{issued_at}..{not_after}"
+        );
+    }
+}
+
+#[test]
+fn clock_at_the_ends_of_time_is_handled() {
+    let key = TestKey::new();
+    let (_dir, ring) = ring_trusting(&[&key]);
+    let payload = BundlePayload {
+        issued_at: 0,
+        not_after: MAX_BUNDLE_LIFETIME_SECS,
+        ..sample_payload()
+    };
+    let bytes = key.sign(&payload);
+    assert!(matches!(
+        ring.verify(&bytes, i64::MIN),
+        Err(BundleError::NotYetValid { .. })
+    ));
+    assert!(matches!(
+        ring.verify(&bytes, i64::MAX),
+        Err(BundleError::Expired { .. })
+    ));
+    assert!(ring.verify(&bytes, -CLOCK_SKEW_SECS).is_ok());
+    assert!(
+        ring.verify(&bytes, MAX_BUNDLE_LIFETIME_SECS + CLOCK_SKEW_SECS)
+            .is_ok()
+    );
+}
+
+#[test]
+fn one_key_under_a_second_id_does_not_escape_its_revocation() {
+    // minisign signs neither the key id in a signature nor the one in a
+    // public key file: a copy of a revoked key's file with another id, and
+    // a signature relabelled with that id, must not verify.
+    let key = TestKey::new();
+    let dir = tempfile::tempdir().unwrap();
+    key.install(dir.path(), "daisy");
+    let other_id: [u8; 8] = *b"relabel!";
+    let relabel = |b64: &str| {
+        let mut raw = STANDARD.decode(b64).unwrap();
+        raw[2..10].copy_from_slice(&other_id);
+        STANDARD.encode(raw)
+    };
+    let mut lines: Vec<String> = key
+        .pair
+        .public_key_file
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines[1] = relabel(&lines[1]);
+    write_private(
+        &dir.path().join("copy.pub"),
+        &format!("{}\n", lines.join("\n")),
+    );
+    let revoked = dir.path().join("revoked-keys");
+    write_private(&revoked, &format!("{}\n", key.pair.key_id));
+    let ring = KeyRing::load(&[dir.path().to_path_buf()], Some(&revoked)).unwrap();
+    // Neither copy is trusted: which one is "real" cannot be told.
+    assert!(ring.trusted_key_ids().is_empty());
+    assert_eq!(ring.skipped().len(), 2, "{:?}", ring.skipped());
+    assert!(ring.skipped()[0].reason.contains("under another id"));
+
+    let bytes = key.sign(&sample_payload());
+    let sig_len = usize::try_from(u32::from_be_bytes(bytes[5..9].try_into().unwrap())).unwrap();
+    let text = std::str::from_utf8(&bytes[9..9 + sig_len]).unwrap();
+    let mut sig_lines: Vec<String> = text.lines().map(str::to_string).collect();
+    sig_lines[1] = relabel(&sig_lines[1]);
+    let relabelled = frame_bundle(
+        &format!("{}\n", sig_lines.join("\n")),
+        &bytes[9 + sig_len..],
+    )
+    .unwrap();
+    assert!(matches!(
+        ring.verify(&relabelled, NOW),
+        Err(BundleError::UnknownKey { .. })
+    ));
+    assert!(matches!(
+        ring.verify(&bytes, NOW),
+        Err(BundleError::RevokedKey { .. })
+    ));
+
+    // The same across the two key directories, whichever comes first.
+    let other_dir = tempfile::tempdir().unwrap();
+    std::fs::rename(
+        dir.path().join("copy.pub"),
+        other_dir.path().join("copy.pub"),
+    )
+    .unwrap();
+    for dirs in [
+        [dir.path().to_path_buf(), other_dir.path().to_path_buf()],
+        [other_dir.path().to_path_buf(), dir.path().to_path_buf()],
+    ] {
+        let ring = KeyRing::load(&dirs, None).unwrap();
+        assert!(ring.trusted_key_ids().is_empty());
+        assert!(ring.verify(&relabelled, NOW).is_err());
+    }
 }

@@ -112,3 +112,48 @@ fn usage_errors_exit_2() {
     assert_eq!(lint(&[]).status.code(), Some(2));
     assert_eq!(lint(&["--no-such-flag", GOOD]).status.code(), Some(2));
 }
+
+#[test]
+fn a_config_file_tightens_the_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bounds.toml");
+    // The lightdm example asks for 10 reports.
+    std::fs::write(&cfg, "max_reports = 5\ndefault_reports = 5\n").unwrap();
+    let out = lint(&["--config", cfg.to_str().unwrap(), GOOD]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains(": limit-too-high: `reports = 10` is above the server's upper bound of 5"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_inconsistent_config_is_a_runtime_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bounds.toml");
+    std::fs::write(&cfg, "max_days = 5\n").unwrap();
+    let out = lint(&["--config", cfg.to_str().unwrap(), GOOD]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("default_days"), "{err}");
+}
+
+#[test]
+fn every_lint_can_be_listed() {
+    let out = lint(&["--list-lints"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), apport_hooks::hook::lints::ALL.len());
+    assert!(
+        text.lines().any(|l| l.starts_with("denied-path ")),
+        "{text}"
+    );
+    let out = lint(&["--list-lints", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc.as_array().unwrap().len(),
+        apport_hooks::hook::lints::ALL.len()
+    );
+    assert_eq!(doc[0]["name"], apport_hooks::hook::lints::ALL[0].name);
+}

@@ -15,6 +15,7 @@ use apport_hooks::hook::{
     ACTIONS, Action, Condition, FIXED_PATH, Hook, HookLimits, JournalQuery, LintConfig, RunAs,
     TARGET_KINDS, Target, conditions_hold, parse_hook,
 };
+use apport_hooks::report::{Report, ReportLimits};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hooks");
 const REPORTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/reports");
@@ -152,16 +153,9 @@ fn the_lightdm_example_parses_to_the_expected_model() {
     assert_eq!(hook.steps[5].action, Action::Conffiles("lightdm".into()));
 }
 
-/// One-line `Key: value` fields of a real report, enough for `[when]` (the
-/// report module owns the full format).
-fn report_fields(name: &str) -> BTreeMap<String, String> {
-    let text = std::fs::read(format!("{REPORTS}/{name}")).unwrap();
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter(|l| !l.starts_with(' '))
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+/// A real report, through the report module.
+fn report(name: &str) -> Report {
+    Report::open(format!("{REPORTS}/{name}"), &ReportLimits::default()).unwrap()
 }
 
 #[test]
@@ -173,11 +167,11 @@ fn example_conditions_hold_on_the_reports_they_were_written_for_and_no_others() 
     let lightdm = load("lightdm.toml");
     let update_manager = load("update-manager.toml");
     let grub = load("grub-postinst-failure.toml");
-    let signal = report_fields("signal_crash.crash");
-    let python = report_fields("python_crash.crash");
-    let package = report_fields("package_failure.crash");
-    let holds = |hook: &Hook, report: &BTreeMap<String, String>| {
-        conditions_hold(hook, |k| report.get(k).cloned()).unwrap()
+    let signal = report("signal_crash.crash");
+    let python = report("python_crash.crash");
+    let package = report("package_failure.crash");
+    let holds = |hook: &Hook, report: &Report| {
+        conditions_hold(hook, |k| report.get_str(k).map(str::to_owned)).unwrap()
     };
     assert!(holds(&lightdm, &signal));
     assert!(!holds(&lightdm, &python));
@@ -188,6 +182,6 @@ fn example_conditions_hold_on_the_reports_they_were_written_for_and_no_others() 
     // The grub hook targets exactly the DuplicateSignature of the real report.
     assert_eq!(
         Some(grub.target.value()),
-        package.get("DuplicateSignature").map(String::as_str)
+        package.get_str("DuplicateSignature")
     );
 }

@@ -10,12 +10,13 @@ use anyhow::{Context as _, bail};
 use apport_hooks::bundle::{BundlePayload, check_bundle_id, key_id_of, sign_bundle};
 use apport_hooks::hook::{Hook, LintConfig, parse_hook_bytes};
 
-use crate::keys::read_secret_key;
+use crate::keys::{read_secret_key, refuse_special_file};
 
-/// Longest validity of a bundle, in days. Short lifetimes bound how long a
-/// bundle signed with a key that is later revoked keeps working on clients
-/// that have not yet got the revocation list.
-pub const MAX_BUNDLE_DAYS: u32 = 90;
+/// Longest validity of a bundle, in days: the library's cap, which clients
+/// enforce too. Short lifetimes bound how long a withdrawn hook's bundle can
+/// be replayed, and how long a bundle signed with a key that is later revoked
+/// keeps working on clients that have not yet got the revocation list.
+pub const MAX_BUNDLE_DAYS: u32 = apport_hooks::bundle::MAX_BUNDLE_DAYS;
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -95,6 +96,7 @@ fn load_hook(path: &Path) -> anyhow::Result<Hook> {
     let limit = u64::try_from(cfg.max_file_bytes)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
+    refuse_special_file(path, "hook file")?;
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(limit).read_to_end(&mut bytes))

@@ -12,7 +12,9 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use apport_hooks::bundle::{LOCAL_KEY_DIR, SecretKey, generate_key_pair, load_secret_key};
+use apport_hooks::bundle::{
+    LOCAL_KEY_DIR, SecretKey, check_trusted_dir, generate_key_pair, load_secret_key,
+};
 
 /// File name of the secret key `daisy keygen` writes.
 pub const SECRET_KEY_FILE: &str = "daisy.key";
@@ -37,6 +39,7 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    check_key_dir(&args.out)?;
     let secret_path = args.out.join(SECRET_KEY_FILE);
     let public_path = args.out.join(PUBLIC_KEY_FILE);
     for path in [&secret_path, &public_path] {
@@ -65,8 +68,35 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses an `--out` directory (or a directory above it) that another user
+/// can write: they could not read the new secret key, but they could swap in
+/// a key pair of their own before daisy signs with it or before the operator
+/// ships daisy.pub, and then sign hooks that run as root on every client.
+/// Warns when others can list it (an existing directory keygen did not make).
+fn check_key_dir(dir: &Path) -> anyhow::Result<()> {
+    check_trusted_dir(dir).with_context(|| {
+        format!(
+            "--out {} is not a safe place for a signing key; use a directory only you can write",
+            dir.display()
+        )
+    })?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot inspect {}", dir.display()))?
+        .mode();
+    if mode & 0o077 != 0 {
+        eprintln!(
+            "warning: {} can be listed by other users (mode {:o}); the secret key itself is \
+             mode 0600, but `chmod 700` the directory",
+            dir.display(),
+            mode & 0o7777
+        );
+    }
+    Ok(())
+}
+
 /// Creates `path` with `mode` (fails if it exists, even as a symlink) and
-/// writes `contents` to it.
+/// writes `contents` to it; removes it again if writing fails, so no
+/// truncated key is left behind to block the next keygen.
 fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
@@ -74,9 +104,29 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()>
         .mode(mode)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Refuses a FIFO, device, socket or directory before it is opened: opening a
+/// FIFO for reading blocks until someone writes to it, and daisy would hang.
+/// (The descriptor is checked again after `open`; this is only about not
+/// blocking in `open` itself.)
+pub fn refuse_special_file(path: &Path, what: &str) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot open the {what} {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "the {what} {} is not a regular file (a FIFO, device or directory); pass the file itself",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Reads a secret key file written by `daisy keygen` (or `minisign -G -W`).
@@ -84,6 +134,7 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()>
 /// Symlinks are followed (secret stores often mount keys through them); the
 /// target must be a regular file of at most 4 KiB.
 pub fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+    refuse_special_file(path, "secret key")?;
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open the secret key {}", path.display()))?;
     let meta = file.metadata()?;

@@ -81,3 +81,64 @@ fn keygen_refuses_to_overwrite_a_key() {
     assert!(!keygen(other.path()).status.success());
     assert!(!dir.path().join("elsewhere").exists());
 }
+
+#[test]
+fn keygen_refuses_a_directory_others_can_write() {
+    // Another user could swap in a key pair of their own (group-writable,
+    // world-writable, even sticky like /tmp itself).
+    for dir_mode in [0o777, 0o770, 0o1777] {
+        let dir = tempfile::tempdir().unwrap();
+        let out_dir = dir.path().join("signing");
+        std::fs::create_dir(&out_dir).unwrap();
+        std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        let out = keygen(&out_dir);
+        assert!(!out.status.success(), "mode {dir_mode:o}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a safe place"), "{stderr}");
+        assert!(!out_dir.join("daisy.key").exists());
+    }
+    // The same for a directory above it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(!keygen(&dir.path().join("signing")).status.success());
+}
+
+#[test]
+fn keygen_warns_about_a_directory_others_can_list() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = keygen(dir.path());
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("can be listed by other users"), "{stderr}");
+    assert_eq!(mode(&dir.path().join("daisy.key")), 0o600);
+}
+
+#[test]
+fn keygen_modes_do_not_depend_on_the_umask() {
+    // umask 000 must not widen anything; umask 077 must not break the
+    // public key's readability for its owner.
+    for umask in ["000", "077", "022"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out_dir = dir.path().join("signing");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" keygen --out \"$1\""))
+            .arg(env!("CARGO_BIN_EXE_daisy"))
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(mode(&out_dir), 0o700, "umask {umask}");
+        assert_eq!(mode(&out_dir.join("daisy.key")), 0o600, "umask {umask}");
+        assert_eq!(
+            mode(&out_dir.join("daisy.pub")) & 0o600,
+            0o600,
+            "umask {umask}"
+        );
+    }
+}

@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 
 use std::path::{Path, PathBuf};
@@ -34,35 +35,79 @@ optional = true
 
 /// The `apport-hook` binary, built from this very source tree (cargo only
 /// exposes the binaries of the package under test to its tests).
+///
+/// The nested cargo must not cost a second build nor swap a different build
+/// of the binary into place under the root package's tests, so it:
+/// - builds in the target directory, target triple and profile this test was
+///   built for (derived from where cargo put `daisy`; `CARGO_TARGET_DIR` or
+///   `--target-dir`, set or not), and checks `apport-hook` lands next to it;
+/// - builds it the way `cargo test` of the root package does (as the
+///   dependency of its `bundle_cli` test, so dev-dependency features unify
+///   the same way and the artifact is the one `cargo test --workspace`
+///   already made, fresh);
+/// - passes `--locked`, so it can never rewrite `Cargo.lock`.
+///
+/// cargo releases its build-directory lock before it runs test binaries, so
+/// this does not wait on the outer `cargo test`.
 fn apport_hook() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "apport-hooks",
-                "--features",
-                "sign",
-                "--bin",
-                "apport-hook",
-                "--message-format=json",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
+        let daisy_dir = Path::new(env!("CARGO_BIN_EXE_daisy")).parent().unwrap();
+        // The target directory is the nearest ancestor holding cargo's
+        // CACHEDIR.TAG; between it and daisy sit [triple/]profile.
+        let target_dir = daisy_dir
+            .ancestors()
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+            .unwrap_or_else(|| panic!("no cargo target directory above {}", daisy_dir.display()));
+        let below: Vec<String> = daisy_dir
+            .strip_prefix(target_dir)
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["test", "--no-run", "--locked", "-p", "apport-hooks"])
+            .args(["--test", "bundle_cli", "--message-format=json"])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .stdin(std::process::Stdio::null());
+        let profile = match below.as_slice() {
+            [profile] => profile,
+            [triple, profile] => {
+                cmd.args(["--target", triple]);
+                profile
+            }
+            other => panic!("unexpected layout below the target directory: {other:?}"),
+        };
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            custom => {
+                cmd.args(["--profile", custom]);
+            }
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "cannot build apport-hook: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout)
+        let bin = String::from_utf8(out.stdout)
             .unwrap()
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|msg| msg["target"]["name"] == "apport-hook")
             .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no apport-hook executable")
+            .expect("cargo reported no apport-hook executable");
+        assert_eq!(
+            bin.parent(),
+            Some(daisy_dir),
+            "apport-hook was built somewhere else than daisy"
+        );
+        bin
     })
 }
 
@@ -71,6 +116,11 @@ fn daisy(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -120,6 +170,10 @@ impl Server {
         let keys = self.path("client-keys");
         std::fs::create_dir_all(&keys).unwrap();
         std::fs::copy(self.path("signing/daisy.pub"), keys.join("daisy.pub")).unwrap();
+        // The key ring refuses trust material others can write, whatever
+        // the umask made of these.
+        chmod(&keys, 0o755);
+        chmod(&keys.join("daisy.pub"), 0o644);
         keys
     }
 
@@ -193,6 +247,7 @@ fn revoked_server_key_is_refused_on_a_client() {
         format!("# rotated\n{}\n", server.key_id),
     )
     .unwrap();
+    chmod(&server.path("client-keys/revoked-keys"), 0o644);
     let out = server.verify("lightdm.bundle");
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -247,4 +302,50 @@ fn every_example_hook_compiles_and_verifies() {
         count += 1;
     }
     assert!(count >= 5, "only {count} example hooks found");
+}
+
+#[test]
+fn compile_refuses_a_fifo_as_key_or_hook_instead_of_hanging() {
+    let server = Server::new();
+    let fifo = server.path("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(server.path("hook.toml"), HOOK).unwrap();
+    let run = |hook: &Path, key: &Path| {
+        daisy(&[
+            "hook",
+            "compile",
+            hook.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--id",
+            "x",
+            "--version",
+            "1",
+            "--days",
+            "1",
+            "--out",
+            server.path("out.bundle").to_str().unwrap(),
+        ])
+    };
+    let out = run(&server.path("hook.toml"), &fifo);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&fifo, &server.path("signing/daisy.key"));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!server.path("out.bundle").exists());
 }

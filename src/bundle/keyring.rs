@@ -13,7 +13,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::key_id::KeyId;
-use super::regular_file::{RegularFileError, read_regular_file};
+use super::regular_file::{
+    RegularFileError, check_trusted_dir, check_trusted_parent, read_trusted_file,
+};
 
 /// Key directory shipped by the distribution package.
 pub const DEFAULT_KEY_DIR: &str = "/usr/share/apport-hooks/keys/";
@@ -50,6 +52,8 @@ pub struct SkippedKeyFile {
 pub(crate) struct TrustedKey {
     pub path: PathBuf,
     pub key: minisign_verify::PublicKey,
+    /// The 32 Ed25519 key bytes, to spot one key under two ids.
+    pub ed25519: [u8; 32],
 }
 
 /// Why the key ring could not be loaded. Loading fails closed: an
@@ -65,7 +69,19 @@ pub enum KeyRingError {
         #[source]
         source: io::Error,
     },
-    /// The revocation list exists but cannot be read safely.
+    /// A key directory, or a directory above it, can be written by a user
+    /// other than root: anyone could add a key hooks would run as root for.
+    #[error("key directory {} is not trusted: {source}", path.display())]
+    InsecureKeyDir {
+        /// The key directory.
+        path: PathBuf,
+        /// What is wrong, and with which directory.
+        #[source]
+        source: RegularFileError,
+    },
+    /// The revocation list exists but cannot be read safely, or it (or a
+    /// directory above it) can be written by a user other than root, who
+    /// could un-revoke a key by editing or deleting it.
     #[error("cannot read the revocation list: {0}; no bundle is trusted until it is fixed")]
     RevocationList(#[source] RegularFileError),
     /// A line of the revocation list is not a key id.
@@ -99,12 +115,19 @@ impl KeyRing {
     /// most [`MAX_PUBLIC_KEY_FILE_BYTES`]; files that are not (or that do not
     /// hold a minisign public key) are not trusted and are listed by
     /// [`KeyRing::skipped`]. Hidden files (`.name.pub`) are ignored. When two
-    /// files hold the same key id, the first one read wins.
+    /// files hold the same key id, the first one read wins. A key held by
+    /// two files under two different ids is not trusted at all (signatures
+    /// do not sign the key id, so it would defeat revoking one of the ids).
+    ///
+    /// Trust material must be writable only by root or the current user: a
+    /// key file that is not is skipped; a key directory, the revocation list
+    /// or a directory above either that is not makes loading fail.
     pub fn load(dirs: &[PathBuf], revoked: Option<&Path>) -> Result<Self, KeyRingError> {
         let mut ring = Self::default();
         for dir in dirs {
             ring.load_dir(dir)?;
         }
+        ring.drop_keys_under_two_ids();
         if let Some(path) = revoked {
             ring.revoked = load_revocation_list(path)?;
         }
@@ -142,6 +165,35 @@ impl KeyRing {
         self.skipped.push(SkippedKeyFile { path, reason });
     }
 
+    /// Distrusts every key that is installed under more than one id.
+    ///
+    /// minisign signs neither the key id in a signature nor the one in a
+    /// public key file. With one key trusted under two ids, revoking one id
+    /// would not stop it: relabel a signature with the other id and it
+    /// verifies. Which of the two files is the "real" one cannot be told, so
+    /// neither is trusted (fail closed).
+    fn drop_keys_under_two_ids(&mut self) {
+        let shared: Vec<KeyId> = self
+            .keys
+            .iter()
+            .filter(|(id, k)| {
+                self.keys
+                    .iter()
+                    .any(|(other, o)| other != *id && o.ed25519 == k.ed25519)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in shared {
+            if let Some(key) = self.keys.remove(&id) {
+                let reason = format!(
+                    "it holds a key that another trusted file holds under another id \
+                     (this one says {id}); neither is trusted: remove the copy"
+                );
+                self.skip(key.path, reason);
+            }
+        }
+    }
+
     fn load_dir(&mut self, dir: &Path) -> Result<(), KeyRingError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -153,6 +205,10 @@ impl KeyRing {
                 });
             }
         };
+        check_trusted_dir(dir).map_err(|source| KeyRingError::InsecureKeyDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut paths = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|source| KeyRingError::KeyDir {
@@ -173,7 +229,7 @@ impl KeyRing {
         }
         for path in paths {
             match read_public_key_file(&path) {
-                Ok((id, key)) => {
+                Ok((id, key, ed25519)) => {
                     if let Some(first) = self.keys.get(&id) {
                         let reason = format!(
                             "key id {id} is already trusted from {}",
@@ -181,7 +237,7 @@ impl KeyRing {
                         );
                         self.skip(path, reason);
                     } else {
-                        self.keys.insert(id, TrustedKey { path, key });
+                        self.keys.insert(id, TrustedKey { path, key, ed25519 });
                     }
                 }
                 Err(reason) => self.skip(path, reason),
@@ -191,16 +247,19 @@ impl KeyRing {
     }
 }
 
+/// A parsed public key file: its id, the key, and the raw Ed25519 bytes.
+type ParsedPublicKey = (KeyId, minisign_verify::PublicKey, [u8; 32]);
+
 /// Reads one minisign public key file; the error is the reason it is skipped.
-fn read_public_key_file(path: &Path) -> Result<(KeyId, minisign_verify::PublicKey), String> {
-    let bytes = read_regular_file(path, MAX_PUBLIC_KEY_FILE_BYTES).map_err(|e| e.to_string())?;
+fn read_public_key_file(path: &Path) -> Result<ParsedPublicKey, String> {
+    let bytes = read_trusted_file(path, MAX_PUBLIC_KEY_FILE_BYTES).map_err(|e| e.to_string())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string())?;
     parse_public_key(text)
 }
 
 /// Parses the minisign public key file format: an untrusted comment line,
 /// then the base64 of `Ed` + 8-byte key id + 32-byte Ed25519 key.
-fn parse_public_key(text: &str) -> Result<(KeyId, minisign_verify::PublicKey), String> {
+fn parse_public_key(text: &str) -> Result<ParsedPublicKey, String> {
     let mut lines = text.lines();
     let comment = lines.next().unwrap_or_default();
     if !comment.starts_with("untrusted comment:") {
@@ -216,19 +275,22 @@ fn parse_public_key(text: &str) -> Result<(KeyId, minisign_verify::PublicKey), S
     let [b'E', b'd', k0, k1, k2, k3, k4, k5, k6, k7, key @ ..] = raw.as_slice() else {
         return Err("not a minisign Ed25519 public key".into());
     };
-    if key.len() != 32 {
-        return Err("not a minisign public key: wrong key length".into());
-    }
+    let ed25519: [u8; 32] = key
+        .try_into()
+        .map_err(|_| "not a minisign public key: wrong key length".to_string())?;
     let key = minisign_verify::PublicKey::from_base64(b64)
         .map_err(|e| format!("not a minisign public key: {e}"))?;
     Ok((
         KeyId::from_bytes([*k0, *k1, *k2, *k3, *k4, *k5, *k6, *k7]),
         key,
+        ed25519,
     ))
 }
 
 fn load_revocation_list(path: &Path) -> Result<BTreeSet<KeyId>, KeyRingError> {
-    let bytes = match read_regular_file(path, MAX_REVOCATION_LIST_BYTES) {
+    // Checked even when the list is missing: deleting it un-revokes keys.
+    check_trusted_parent(path).map_err(KeyRingError::RevocationList)?;
+    let bytes = match read_trusted_file(path, MAX_REVOCATION_LIST_BYTES) {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => return Ok(BTreeSet::new()),
         Err(e) => return Err(KeyRingError::RevocationList(e)),
@@ -264,9 +326,15 @@ mod tests {
     const PUB: &str = "untrusted comment: minisign public key E7620F1842B4E81F\n\
                        RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n";
 
+    /// Mode 0644 whatever the umask: the list must not be writable by others.
+    fn make_private(path: &Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
     #[test]
     fn public_key_file_gives_its_key_id() {
-        let (id, _) = parse_public_key(PUB).unwrap();
+        let (id, _, _) = parse_public_key(PUB).unwrap();
         assert_eq!(id.to_string(), "E7620F1842B4E81F");
     }
 
@@ -279,6 +347,7 @@ mod tests {
             "# rotated 2026-11\n\ne7620f1842b4e81f  # old key\n  0123456789ABCDEF\n",
         )
         .unwrap();
+        make_private(&path);
         let ids = load_revocation_list(&path).unwrap();
         let mut printed: Vec<String> = ids.iter().map(ToString::to_string).collect();
         printed.sort();
@@ -290,6 +359,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("revoked-keys");
         std::fs::write(&path, "# ok\nnot-a-key\n").unwrap();
+        make_private(&path);
         let err = load_revocation_list(&path).unwrap_err();
         assert!(
             matches!(err, KeyRingError::RevocationLine { line: 2, .. }),

@@ -29,10 +29,10 @@ pub use keyring::{
     MAX_KEY_FILES_PER_DIR, MAX_PUBLIC_KEY_FILE_BYTES, MAX_REVOCATION_LIST_BYTES, SkippedKeyFile,
 };
 pub use payload::{
-    BUNDLE_FORMAT, BundlePayload, MAX_BUNDLE_ID_BYTES, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH,
-    MAX_PAYLOAD_FIELDS, PayloadError, check_bundle_id,
+    BUNDLE_FORMAT, BundlePayload, MAX_BUNDLE_DAYS, MAX_BUNDLE_ID_BYTES, MAX_BUNDLE_LIFETIME_SECS,
+    MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_FIELDS, PayloadError, check_bundle_id,
 };
-pub use regular_file::RegularFileError;
+pub use regular_file::{RegularFileError, check_trusted_dir};
 #[cfg(feature = "sign")]
 pub use sign::{
     GeneratedKeyPair, SECRET_KEY_COMMENT, SecretKey, SignError, generate_key_pair, key_id_of,

@@ -38,6 +38,17 @@ const PAYLOAD_LIMITS: WireLimits = WireLimits {
     max_fields: MAX_PAYLOAD_FIELDS,
 };
 
+/// Longest validity of a bundle, in days (`not_after - issued_at`).
+///
+/// daisy never signs a longer one, and clients refuse one: a signed bundle
+/// can be replayed until it expires, even after the server withdrew the hook,
+/// so a server bug or a hand-made signature with `not_after` far away (say
+/// `i64::MAX`) must not yield a hook that runs forever.
+pub const MAX_BUNDLE_DAYS: u32 = 90;
+
+/// [`MAX_BUNDLE_DAYS`] in seconds.
+pub const MAX_BUNDLE_LIFETIME_SECS: i64 = 90 * 86_400;
+
 /// Longest bundle id accepted, in bytes.
 pub const MAX_BUNDLE_ID_BYTES: usize = 128;
 
@@ -95,8 +106,9 @@ impl BundlePayload {
 
     /// The canonical BSON bytes that get signed.
     ///
-    /// Refuses payloads the verifier would refuse (bad id, `not_after`
-    /// before `issued_at`, target not the hook's, too large), so a server
+    /// Refuses payloads the verifier would refuse (bad id, `issued_at`
+    /// negative, `not_after` before `issued_at` or more than
+    /// [`MAX_BUNDLE_DAYS`] after it, target not the hook's, too large), so a server
     /// cannot sign a bundle no client accepts.
     pub fn to_canonical_bson(&self) -> Result<Vec<u8>, PayloadError> {
         if self.format != BUNDLE_FORMAT {
@@ -161,10 +173,25 @@ impl BundlePayload {
                 "`target` differs from the hook's own target".into(),
             ));
         }
+        if self.issued_at < 0 {
+            return Err(PayloadError::Malformed(format!(
+                "`issued_at` ({}) is before 1970",
+                self.issued_at
+            )));
+        }
         if self.not_after < self.issued_at {
             return Err(PayloadError::Malformed(format!(
                 "`not_after` ({}) is before `issued_at` ({})",
                 self.not_after, self.issued_at
+            )));
+        }
+        // issued_at >= 0 and not_after >= issued_at: the difference cannot
+        // overflow, but stay checked.
+        let lifetime = self.not_after.checked_sub(self.issued_at);
+        if lifetime.is_none_or(|secs| secs > MAX_BUNDLE_LIFETIME_SECS) {
+            return Err(PayloadError::Malformed(format!(
+                "valid from {} to {}, longer than {MAX_BUNDLE_DAYS} days",
+                self.issued_at, self.not_after
             )));
         }
         Ok(())

@@ -41,6 +41,8 @@
 //! | `/proc/**/environ`, `/proc/**/mem`, `/proc/kcore` | other processes' environment and memory |
 //! | `/dev/**` | devices: not regular files; a read may never end or change hardware state |
 
+use std::sync::LazyLock;
+
 use super::pattern::{Pattern, intersects};
 
 /// One deny-list entry.
@@ -183,15 +185,31 @@ pub const DENY_LIST: &[DenyEntry] = &[
     },
 ];
 
+/// Every deny pattern, compiled once.
+static COMPILED: LazyLock<Vec<(&'static DenyEntry, &'static str, Pattern)>> = LazyLock::new(|| {
+    DENY_LIST
+        .iter()
+        .flat_map(|entry| {
+            entry
+                .patterns
+                .iter()
+                .map(move |p| (entry, *p, Pattern::deny(p)))
+        })
+        .collect()
+});
+
+/// Every compiled deny pattern with its entry.
+#[cfg(test)]
+pub(crate) fn compiled_patterns() -> &'static [(&'static DenyEntry, &'static str, Pattern)] {
+    &COMPILED
+}
+
 /// The first deny-list entry and pattern `path` could match, if any.
 pub(crate) fn denied(path: &Pattern) -> Option<(&'static DenyEntry, &'static str)> {
-    DENY_LIST.iter().find_map(|entry| {
-        entry
-            .patterns
-            .iter()
-            .find(|p| intersects(path, &Pattern::deny(p)))
-            .map(|p| (entry, *p))
-    })
+    COMPILED
+        .iter()
+        .find(|(_, _, compiled)| intersects(path, compiled))
+        .map(|(entry, p, _)| (*entry, *p))
 }
 
 /// Whether a literal absolute path is denied.

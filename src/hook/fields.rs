@@ -56,12 +56,15 @@ pub(crate) fn reject_unknown(
     }
 }
 
-/// The allowed name within edit distance 2 (or a case-insensitive match).
-fn closest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
+/// The allowed name closest to `name`, ignoring ASCII case: within edit
+/// distance 1 for names under 8 characters, 2 otherwise.
+pub(crate) fn closest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    let max = if name.len() < 8 { 1 } else { 2 };
     allowed
         .iter()
-        .map(|a| (edit_distance(&name.to_ascii_lowercase(), a), *a))
-        .filter(|(d, _)| *d <= 2)
+        .map(|a| (edit_distance(&lower, &a.to_ascii_lowercase()), *a))
+        .filter(|(d, _)| *d <= max)
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a)
 }
@@ -145,8 +148,8 @@ pub(crate) fn boolean(sink: &mut Sink<'_>, table: &DeTable<'_>, name: &str) -> G
     }
 }
 
-/// A non-negative integer field. Values beyond `u64` come back as
-/// `u64::MAX`, so the caller's upper bound reports them.
+/// A non-negative integer field (values beyond `u64` are reported as
+/// `limit-too-high`).
 pub(crate) fn count(sink: &mut Sink<'_>, table: &DeTable<'_>, name: &str) -> Got<u64> {
     match value(table, name) {
         None => Got::Absent,
@@ -161,9 +164,17 @@ pub(crate) fn count(sink: &mut Sink<'_>, table: &DeTable<'_>, name: &str) -> Got
                     );
                     return Got::Bad;
                 }
-                let n = u64::from_str_radix(text.trim_start_matches('+'), i.radix())
-                    .unwrap_or(u64::MAX);
-                Got::Ok(n, v.span())
+                match u64::from_str_radix(text.trim_start_matches('+'), i.radix()) {
+                    Ok(n) => Got::Ok(n, v.span()),
+                    Err(_) => {
+                        sink.at(
+                            &v.span(),
+                            lints::LIMIT_TOO_HIGH,
+                            format!("`{name} = {text}` is far above any bound"),
+                        );
+                        Got::Bad
+                    }
+                }
             }
             _ => {
                 wrong_type(sink, v, name, "an integer");
@@ -241,6 +252,13 @@ mod tests {
         assert_eq!(closest("timeout_sec", &allowed), Some("timeout_secs"));
         assert_eq!(closest("Optional", &allowed), Some("optional"));
         assert_eq!(closest("zzzzzzzz", &allowed), None);
+        assert_eq!(
+            closest("DistroRelase", &["DistroRelease"]),
+            Some("DistroRelease")
+        );
+        assert_eq!(closest("Data", &["Date"]), Some("Date"));
+        assert_eq!(closest("Dat", &["Date", "Tags"]), Some("Date"));
+        assert_eq!(closest("Tg", &["Tags"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -19,15 +19,12 @@ pub fn is_hook_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Whether `key` is a valid apport report key: ASCII letters, digits, `.`,
-/// `-`, `_`, 1 to [`MAX_KEY_LEN`] characters. Anything else could break the
+/// Whether `key` is a valid report key for a hook: the report format's key
+/// grammar ([`crate::report::validate_key`]: ASCII letters, digits, `.`, `-`,
+/// `_`), at most [`MAX_KEY_LEN`] characters. Anything else could break the
 /// report file or, as CVE-2026-77113 showed, become a path.
 pub fn is_report_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= MAX_KEY_LEN
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    key.len() <= MAX_KEY_LEN && crate::report::validate_key(key.as_bytes()).is_ok()
 }
 
 /// Whether `name` is a Debian package name (`[a-z0-9][a-z0-9+.-]+`); with

@@ -44,6 +44,7 @@ lints! {
     STANDARD_FIELD = "standard-field": "A step key that would overwrite a standard apport report field.";
     RESERVED_KEY = "reserved-key": "A step key in a namespace apport or apportd reserve (`_…`, `HookError…`).";
     MISPLACED_REPLACES = "misplaced-replaces": "`replaces = true` on a step that does not re-set a replaceable field.";
+    MISSPELLED_FIELD = "misspelled-field": "A `[when]` field that is not a standard report field but nearly is (it would never be found).";
     INVALID_REGEX = "invalid-regex": "A regular expression that does not compile (or is too large).";
     ZERO_LIMIT = "zero-limit": "A limit of 0, which would make the hook or step useless.";
     LIMIT_TOO_HIGH = "limit-too-high": "A limit above the server's configured upper bound.";

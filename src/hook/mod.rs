@@ -24,9 +24,9 @@ mod steps;
 
 pub use command::FIXED_PATH;
 pub use conditions::{ConditionError, compile_regex, conditions_hold};
-pub use config::LintConfig;
+pub use config::{ConfigError, LintConfig};
 pub use diagnostic::Diagnostic;
 pub use model::{Action, Condition, Hook, HookLimits, JournalQuery, RunAs, Step, Target};
 pub use parse::{HOOK_FIELDS, MAX_SIGNATURE_LEN, TARGET_KINDS, lint, parse_hook, parse_hook_bytes};
 pub use paths::{MAX_PATH_LEN, USER_WRITABLE_DIRS};
-pub use steps::{ACTIONS, JOURNAL_FIELDS, STEP_FIELDS};
+pub use steps::{ACTIONS, JOURNAL_FIELDS, MAX_COMMAND_ARGS, STEP_FIELDS};

@@ -83,7 +83,8 @@ pub struct Step {
     pub optional: bool,
     /// The step may re-set one of the few standard fields that hooks may change.
     pub replaces: bool,
-    /// Per-step output cap in bytes.
+    /// Per-step output cap in bytes; for a glob step, the cap on all its
+    /// keys together.
     pub max_bytes: u32,
     /// Per-step time cap in seconds.
     pub timeout_secs: u32,
@@ -98,8 +99,15 @@ pub enum Action {
     /// `attach_file` / `attach_file_if_exists`: one absolute path.
     File(String),
     /// One key per matching file: `Key.<path_to_key(file name)>`.
+    ///
+    /// Python `glob.glob` semantics: `*`, `?` and `[...]` never match `/`,
+    /// and a name starting with `.` is matched only by a pattern component
+    /// that starts with a literal `.` (the deny-list analysis relies on
+    /// this). No `**`, no braces, no escapes.
     Glob(String),
-    /// `command_output`: argv, never a shell.
+    /// `command_output`: argv, never a shell. In a hook from
+    /// `parse_hook`, `argv[0]` is an absolute path in
+    /// [`crate::hook::FIXED_PATH`]'s directories.
     Command(Vec<String>),
     /// `attach_journal_errors`-like query.
     Journal(JournalQuery),
@@ -116,7 +124,8 @@ pub struct JournalQuery {
     pub unit: Option<String>,
     /// `--priority` (syslog level name).
     pub priority: Option<String>,
-    /// `--lines`.
+    /// `--lines`. `parse_hook` fills in the configured default when the
+    /// author omits it, so a validated hook always has a bound.
     pub lines: Option<u32>,
     /// `--grep`.
     pub grep: Option<String>,

@@ -12,6 +12,7 @@ use super::fields::{self, Got, Span, reject_unknown};
 use super::grammar;
 use super::lints;
 use super::model::{Condition, Hook, HookLimits, Step, Target};
+use super::standard_fields;
 use super::steps::{self, StepKey};
 
 /// Top-level fields of a hook file.
@@ -70,10 +71,10 @@ pub fn parse_hook_bytes(
 /// Returns the hook with all defaults filled in and bare command names
 /// resolved, or every problem found, in file order.
 pub fn parse_hook(text: &str, file_name: &str, cfg: &LintConfig) -> Result<Hook, Vec<Diagnostic>> {
-    let mut sink = Sink::new(file_name, text);
     if text.len() > cfg.max_file_bytes {
         return parse_hook_bytes(text.as_bytes(), file_name, cfg);
     }
+    let mut sink = Sink::new(file_name, text);
     let (doc, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         for e in errors {
@@ -271,6 +272,18 @@ fn parse_when(sink: &mut Sink<'_>, doc: &DeTable<'_>) -> BTreeMap<String, Condit
             );
             continue;
         }
+        if !standard_fields::is_standard(field)
+            && let Some(standard) = fields::closest(field, standard_fields::STANDARD_FIELDS)
+        {
+            sink.at(
+                &key.span(),
+                lints::MISSPELLED_FIELD,
+                format!(
+                    "`{field}` is not a standard report field; did you mean `{standard}`? A field the report lacks fails its condition"
+                ),
+            );
+            continue;
+        }
         let condition = match value.get_ref() {
             DeValue::Array(_) => match fields::string_list(sink, value, field) {
                 Got::Ok(values, span) => {
@@ -280,6 +293,10 @@ fn parse_when(sink: &mut Sink<'_>, doc: &DeTable<'_>) -> BTreeMap<String, Condit
                             lints::EMPTY_VALUE,
                             format!("`{field} = []` can never hold: list at least one value"),
                         );
+                        continue;
+                    }
+                    if let Some((value, vspan)) = values.iter().find(|(v, _)| !can_hold(field, v)) {
+                        sink.at(vspan, lints::INVALID_VALUE, never_holds(field, value));
                         continue;
                     }
                     Condition::OneOf(values.into_iter().map(|(v, _)| v).collect())
@@ -329,6 +346,41 @@ fn parse_when(sink: &mut Sink<'_>, doc: &DeTable<'_>) -> BTreeMap<String, Condit
         when.insert(field.to_owned(), condition);
     }
     when
+}
+
+/// apport's problem types: a `ProblemType` condition on anything else never holds.
+pub const PROBLEM_TYPES: &[&str] = &[
+    "Crash",
+    "Package",
+    "KernelOops",
+    "KernelCrash",
+    "Bug",
+    "Hang",
+    "RecoverableProblem",
+];
+
+/// Whether an exact value could ever equal the report field `field`.
+fn can_hold(field: &str, value: &str) -> bool {
+    match field {
+        "ProblemType" => PROBLEM_TYPES.contains(&value),
+        // apport writes `Package: name version`.
+        "Package" => value.trim().contains(' '),
+        _ => true,
+    }
+}
+
+fn never_holds(field: &str, value: &str) -> String {
+    match field {
+        "ProblemType" => format!(
+            "`ProblemType` is never \"{}\": apport writes one of {}",
+            value.escape_debug(),
+            PROBLEM_TYPES.join(", ")
+        ),
+        _ => format!(
+            "`Package` is \"name version\", never just \"{v}\": list full values or write `Package = {{ matches = '^{v} ' }}`",
+            v = value.escape_debug()
+        ),
+    }
 }
 
 /// Regex errors span several lines (a caret diagram); diagnostics are one line.

@@ -9,8 +9,6 @@
 //! patterns use `*` the same way and `**` for "any characters, `/` included";
 //! they match hidden names like any other.
 
-use std::collections::BTreeSet;
-
 /// One element of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -192,74 +190,51 @@ impl Pattern {
     fn can_skip(&self, i: usize) -> bool {
         matches!(self.toks.get(i), Some(Tok::Star | Tok::Globstar))
     }
-
-    fn boundary_chars(&self, out: &mut BTreeSet<char>) {
-        for t in &self.toks {
-            match t {
-                Tok::Lit(c) => {
-                    out.insert(*c);
-                }
-                Tok::Class { ranges, .. } => {
-                    for (a, b) in ranges {
-                        for c in [*a, *b] {
-                            out.insert(c);
-                            let n = u32::from(c);
-                            for m in [n.checked_sub(1), n.checked_add(1)].into_iter().flatten() {
-                                if let Some(m) = char::from_u32(m) {
-                                    out.insert(m);
-                                }
-                            }
-                        }
-                    }
-                }
-                Tok::Star | Tok::Globstar => {}
-            }
-        }
-    }
 }
 
 /// Largest product automaton searched; beyond it the answer is "yes" (the
-/// safe side for a deny-list). Paths are capped well below this.
-const MAX_STATES: usize = 4 * 1024 * 1024;
+/// safe side for a deny-list). Capped paths against deny patterns stay well
+/// below this.
+const MAX_STATES: usize = 16 * 1024 * 1024;
 
 /// Whether some path matches both patterns.
 ///
-/// A breadth-first search of the product of the two patterns' automata. The
-/// alphabet is every character either pattern names, class boundaries and
-/// their neighbours, `/`, and one character neither names: enough to tell
-/// every pair of token kinds apart.
+/// A depth-first search of the product of the two patterns' automata, with a
+/// bitset of visited states. From a state, a literal on either side admits
+/// one character; when both sides are wildcards, the only characters that
+/// can lead to different states are `/`, `.` (hidden names), the boundaries
+/// of the classes at hand and one character no class names, so only those
+/// are tried. Work is linear in the product of the pattern lengths.
 pub(crate) fn intersects(a: &Pattern, b: &Pattern) -> bool {
     let (la, lb) = (a.toks.len(), b.toks.len());
-    let (wa, wb) = (la.saturating_add(1), lb.saturating_add(1));
-    let Some(states) = wa.checked_mul(wb).and_then(|n| n.checked_mul(2)) else {
+    let wb = lb.saturating_add(1);
+    let Some(states) = la
+        .checked_add(1)
+        .and_then(|wa| wa.checked_mul(wb))
+        .and_then(|n| n.checked_mul(2))
+    else {
         return true;
     };
     if states > MAX_STATES {
         return true;
     }
-    let mut alphabet = BTreeSet::new();
-    alphabet.insert('/');
-    a.boundary_chars(&mut alphabet);
-    b.boundary_chars(&mut alphabet);
-    if let Some(fresh) = ('\u{E000}'..='\u{F8FF}').find(|c| !alphabet.contains(c)) {
-        alphabet.insert(fresh);
-    }
-    let index = |i: usize, j: usize, s: bool| {
-        i.saturating_mul(wb)
-            .saturating_add(j)
-            .saturating_mul(2)
-            .saturating_add(usize::from(s))
-    };
-    let mut seen = vec![false; states];
+    let mut seen = vec![0u64; states.div_ceil(64)];
+    let mut chars: Vec<char> = Vec::new();
     let mut queue = vec![(0usize, 0usize, false)];
     while let Some((i, j, s)) = queue.pop() {
-        let Some(slot) = seen.get_mut(index(i, j, s)) else {
+        let index = i
+            .saturating_mul(wb)
+            .saturating_add(j)
+            .saturating_mul(2)
+            .saturating_add(usize::from(s));
+        let Some(word) = seen.get_mut(index / 64) else {
             continue;
         };
-        if *slot {
+        let bit = 1u64 << (index % 64);
+        if *word & bit != 0 {
             continue;
         }
-        *slot = true;
+        *word |= bit;
         if i == la && j == lb {
             return true;
         }
@@ -269,7 +244,15 @@ pub(crate) fn intersects(a: &Pattern, b: &Pattern) -> bool {
         if b.can_skip(j) {
             queue.push((i, j.saturating_add(1), s));
         }
-        for &c in &alphabet {
+        let (Some(ta), Some(tb)) = (a.toks.get(i), b.toks.get(j)) else {
+            continue;
+        };
+        chars.clear();
+        match (ta, tb) {
+            (Tok::Lit(c), _) | (_, Tok::Lit(c)) => chars.push(*c),
+            _ => local_alphabet(ta, tb, &mut chars),
+        }
+        for &c in &chars {
             if let (Some(sa), Some(sb)) = (a.step(i, c, s), b.step(j, c, s)) {
                 let ni = if sa { i } else { i.saturating_add(1) };
                 let nj = if sb { j } else { j.saturating_add(1) };
@@ -280,9 +263,38 @@ pub(crate) fn intersects(a: &Pattern, b: &Pattern) -> bool {
     false
 }
 
+/// The characters that can make a difference when two wildcard tokens
+/// consume one character together.
+fn local_alphabet(a: &Tok, b: &Tok, out: &mut Vec<char>) {
+    out.push('/');
+    out.push('.');
+    for tok in [a, b] {
+        if let Tok::Class { ranges, .. } = tok {
+            for (lo, hi) in ranges {
+                for c in [*lo, *hi] {
+                    out.push(c);
+                    let n = u32::from(c);
+                    for m in [n.checked_sub(1), n.checked_add(1)].into_iter().flatten() {
+                        if let Some(m) = char::from_u32(m) {
+                            out.push(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(fresh) = ('\u{E000}'..='\u{F8FF}').find(|c| !out.contains(c)) {
+        out.push(fresh);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )]
     use super::*;
 
     fn g(s: &str) -> Pattern {
@@ -411,6 +423,62 @@ mod tests {
                     expected,
                     "{} vs {}", path, p
                 );
+            }
+        }
+    }
+
+    static DENY_REGEXES: std::sync::LazyLock<Vec<regex::Regex>> = std::sync::LazyLock::new(|| {
+        crate::hook::denylist::compiled_patterns()
+            .iter()
+            .map(|(_, p, _)| deny_regex(p))
+            .collect()
+    });
+
+    /// Python-glob matching of a literal path, by regex plus the hidden-name
+    /// rule (checked component by component, as wildcards never span `/`).
+    fn glob_matches(glob: &str, path: &str) -> bool {
+        let mut re = String::from("^");
+        for c in glob.chars() {
+            match c {
+                '*' => re.push_str("[^/]*"),
+                '?' => re.push_str("[^/]"),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        if !regex::Regex::new(&re).unwrap().is_match(path) {
+            return false;
+        }
+        glob.split('/')
+            .zip(path.split('/'))
+            .all(|(g, p)| !p.starts_with('.') || g.starts_with('.'))
+    }
+
+    proptest::proptest! {
+        /// The security-relevant direction: whenever one real path matches
+        /// both a glob and a deny pattern, the glob is found to intersect.
+        #[test]
+        fn a_glob_matching_a_denied_path_always_intersects(
+            path in "(/(\\.ssh|etc|shadow|ssh_host_rsa_key|root|a|\\.a|x_key|keyrings|\\.local|share|proc|1|environ)){1,6}",
+            stars in proptest::collection::vec((0usize..64, proptest::bool::ANY), 0..4),
+        ) {
+            let mut chars: Vec<char> = path.chars().collect();
+            for (at, star) in stars {
+                let at = at % chars.len();
+                if chars[at] != '/' {
+                    chars[at] = if star { '*' } else { '?' };
+                }
+            }
+            let glob: String = chars.into_iter().collect();
+            // Two neighbouring stars make an (unsupported) `**`.
+            let compiled = Pattern::glob(&glob);
+            proptest::prop_assume!(compiled.is_ok());
+            let compiled = compiled.unwrap();
+            let matches = glob_matches(&glob, &path);
+            for ((_, p, deny), re) in crate::hook::denylist::compiled_patterns().iter().zip(DENY_REGEXES.iter()) {
+                if matches && re.is_match(&path) {
+                    proptest::prop_assert!(intersects(&compiled, deny), "{} vs {} (path {})", glob, p, path);
+                }
             }
         }
     }

@@ -36,6 +36,10 @@ pub const STEP_FIELDS: &[&str] = &[
     "timeout_secs",
 ];
 
+/// Most elements in a `command` argv (each path argument is checked against
+/// the deny-list, so this also bounds the linter's work).
+pub const MAX_COMMAND_ARGS: usize = 256;
+
 /// The fields of a `journal` action.
 pub const JOURNAL_FIELDS: &[&str] = &["unit", "priority", "lines", "grep", "this_boot"];
 
@@ -271,6 +275,17 @@ fn parse_action(
         }
         "command" => {
             let (argv, span) = fields::strings(sink, table, "command").ok()?;
+            if argv.len() > MAX_COMMAND_ARGS {
+                sink.at(
+                    &span,
+                    lints::LIMIT_TOO_HIGH,
+                    format!(
+                        "the command has {} arguments, more than {MAX_COMMAND_ARGS}",
+                        argv.len()
+                    ),
+                );
+                return None;
+            }
             let words: Vec<String> = argv.iter().map(|(w, _)| w.clone()).collect();
             let (resolved, findings) = command::check(&words, cfg);
             for f in findings {

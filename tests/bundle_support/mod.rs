@@ -96,6 +96,13 @@ pub fn sample_payload() -> BundlePayload {
     BundlePayload::new("hook-42".into(), 3, sample_hook(), NOW - DAY, NOW + 7 * DAY)
 }
 
+/// Writes `contents` to `path` with mode 0644, whatever the umask.
+pub fn write_private(path: &Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
 /// A freshly generated signing key.
 pub struct TestKey {
     pub pair: GeneratedKeyPair,
@@ -109,9 +116,10 @@ impl TestKey {
         Self { pair, secret }
     }
 
-    /// Writes `NAME.pub` into `dir`.
+    /// Writes `NAME.pub` into `dir`, mode 0644 whatever the umask (the key
+    /// ring refuses key files others can write).
     pub fn install(&self, dir: &Path, name: &str) {
-        std::fs::write(dir.join(format!("{name}.pub")), &self.pair.public_key_file).unwrap();
+        write_private(&dir.join(format!("{name}.pub")), &self.pair.public_key_file);
     }
 
     pub fn sign(&self, payload: &BundlePayload) -> Vec<u8> {

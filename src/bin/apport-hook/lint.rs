@@ -5,18 +5,37 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use apport_hooks::hook::{Diagnostic, Hook, LintConfig, parse_hook_bytes};
+use apport_hooks::hook::{Diagnostic, Hook, LintConfig, lints, parse_hook_bytes};
 use serde::Serialize;
 
 /// Arguments of `apport-hook lint`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Hook files to check (`-` reads standard input).
-    #[arg(required = true, value_name = "HOOK.toml")]
+    #[arg(required_unless_present = "list_lints", value_name = "HOOK.toml")]
     files: Vec<PathBuf>,
+    /// Print every lint's name and what it catches, then exit.
+    #[arg(long, conflicts_with = "files")]
+    list_lints: bool,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    /// Lint against these server bounds (a TOML file of `LintConfig` fields,
+    /// e.g. `max_days = 14`) instead of the defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<LintConfig> {
+    let Some(path) = path else {
+        return Ok(LintConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read lint configuration {}", path.display()))?;
+    let cfg: LintConfig = toml::from_str(&text)
+        .with_context(|| format!("invalid lint configuration {}", path.display()))?;
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// The result for one file, as printed by `--json`.
@@ -99,9 +118,40 @@ fn check(path: &PathBuf, cfg: &LintConfig) -> FileReport {
     }
 }
 
+#[derive(Debug, Serialize)]
+struct LintInfo {
+    name: &'static str,
+    summary: &'static str,
+}
+
+fn list_lints(json: bool) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let all: Vec<LintInfo> = lints::ALL
+            .iter()
+            .map(|l| LintInfo {
+                name: l.name,
+                summary: l.summary,
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &all)?;
+        writeln!(out)?;
+    } else {
+        let width = lints::ALL.iter().map(|l| l.name.len()).max().unwrap_or(0);
+        for l in lints::ALL {
+            writeln!(out, "{:width$}  {}", l.name, l.summary)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `apport-hook lint`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = LintConfig::default();
+    if args.list_lints {
+        return list_lints(args.json);
+    }
+    let cfg = load_config(args.config.as_ref())?;
     let reports: Vec<FileReport> = args.files.iter().map(|p| check(p, &cfg)).collect();
     let problems: usize = reports.iter().map(|r| r.diagnostics.len()).sum();
     let unreadable = reports.iter().any(|r| r.error.is_some());

@@ -4,14 +4,17 @@
 //! - 0: success (for `lint`: every file is clean; for `verify`: the bundle is valid);
 //! - 1: problems found (for `lint`: at least one diagnostic; for `verify`: the bundle is refused);
 //! - 2: usage error (bad arguments, from clap);
-//! - 3: a runtime error (a file, key directory or revocation list could not be read; for
-//!   `upload`: the upload failed and can be retried later).
+//! - 3: a runtime error (a file, key directory or revocation list could not be
+//!   read; for `lint`: also an inconsistent `--config` file; for `upload`: the
+//!   upload failed and can be retried later).
+//! - 4: for `run`: the job was cancelled or stopped before its last step.
 //!
-//! For `upload`, 1 also means the server refused the report for good (400) or crash reporting is
-//! turned off.
+//! For `upload`, 1 also means the server refused the report for good (400) or
+//! crash reporting is turned off.
 
 mod completions;
 mod lint;
+mod run;
 mod status;
 mod upload;
 mod verify;
@@ -34,6 +37,8 @@ enum Command {
     Lint(lint::Args),
     /// Check a signed hook bundle: signature, trusted key, payload, expiry.
     Verify(verify::Args),
+    /// Ask apportd to run a hook against a crash report and print the new keys.
+    Run(run::Args),
     /// Upload a crash report the way whoopsie does and write REPORT.uploaded.
     Upload(upload::Args),
     /// Show the settings, opt-out state, system id, trusted keys and spooled results.
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Lint(args) => lint::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Run(args) => run::run(args),
         Command::Upload(args) => upload::run(args),
         Command::Status(args) => status::run(args),
         Command::Completions(args) => completions::run(args),
@@ -60,9 +66,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `apport-hook lint … | head`: the reader has what it wanted.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("apport-hook: {e:#}");
             ExitCode::from(EXIT_RUNTIME_ERROR)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -1,5 +1,62 @@
 //! apportd: the privileged com.ubuntu.apport D-Bus service.
+//!
+//! Started by D-Bus activation (through systemd's `apportd.service`); exits
+//! when idle. See `docs/apportd.md`.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("apportd is not built yet: see issue 'apportd' in the tracker")
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use apport_hooks::apportd::config::Config;
+use apport_hooks::apportd::principal::{DROP_PRIVILEGES_ARG, drop_privileges_main};
+use apport_hooks::apportd::service::serve;
+use clap::Parser;
+
+/// The privileged com.ubuntu.apport D-Bus service that runs server-side crash hooks.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file (default: /etc/apport-hooks/apportd.toml when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // The privilege-dropping helper must decide before any thread or runtime exists.
+    if argv.get(1).is_some_and(|a| a == DROP_PRIVILEGES_ARG) {
+        return Ok(drop_privileges_main(argv.get(2..).unwrap_or_default()));
+    }
+    let args = Args::parse();
+    init_logging();
+    let config = Config::load(args.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// To the journal when running under systemd, else to stderr.
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("APPORTD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .is_some()
+        .then(tracing_journald::layer)
+        .and_then(Result::ok);
+    match journald {
+        Some(layer) => tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .init(),
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init(),
+    }
 }

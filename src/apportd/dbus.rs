@@ -1,0 +1,682 @@
+//! The D-Bus adapter: `com.ubuntu.Apport1` and its job objects.
+//!
+//! Methods here only plumb arguments into [`caller`](super::caller),
+//! [`polkit`](super::polkit) and [`job`](super::job) and map errors into
+//! [`Error`]; all behaviour lives in those modules.
+
+use std::collections::{BTreeSet, HashMap};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use zbus::message::{Flags, Header};
+use zbus::names::{BusName, OwnedUniqueName};
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection, OwnedObjectPath, OwnedVariant, interface};
+use zbus_polkit::policykit1::Subject;
+
+use super::applicable::check_applicable;
+use super::caller::{BusCallerResolver, Caller, CallerError, CallerResolver, report_owner};
+use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest};
+use super::limits::{AdmissionError, JobSlot, JobSlots};
+use super::output::{encode_fields, sealed_memfd};
+use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
+use super::proxy::StepReport;
+use crate::bundle::KeyRing;
+use crate::hook::Hook;
+use crate::report::{Report, ReportLimits};
+
+/// The well-known name apportd owns.
+pub const BUS_NAME: &str = "com.ubuntu.apport";
+/// The manager object.
+pub const OBJECT_PATH: &str = "/com/ubuntu/Apport";
+/// Job objects live below this path.
+pub const JOBS_PATH: &str = "/com/ubuntu/Apport/jobs";
+/// apportd's version, as the `Version` property reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Largest hook accepted on the bus.
+pub const MAX_HOOK_BYTES: usize = 1024 * 1024;
+/// A finished job's result stays fetchable this long.
+pub const RESULT_KEEP: Duration = Duration::from_secs(60);
+
+/// Errors on the bus, named `com.ubuntu.Apport1.Error.*`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "com.ubuntu.Apport1.Error")]
+pub enum Error {
+    /// A bus error.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller may not use this report or job.
+    AccessDenied(String),
+    /// polkit did not authorize the caller.
+    NotAuthorized(String),
+    /// An argument is malformed.
+    InvalidArgs(String),
+    /// Too many jobs run.
+    Busy(String),
+    /// The job has not finished yet.
+    NotFinished(String),
+    /// The bundle failed verification (signature, key, revocation, expiry, format).
+    BundleRejected(String),
+    /// The hook's target or `when` conditions do not match the report.
+    NotApplicable(String),
+}
+
+impl From<CallerError> for Error {
+    fn from(error: CallerError) -> Self {
+        match error {
+            CallerError::NotOwner { .. } | CallerError::Unknown(_) => {
+                Error::AccessDenied(error.to_string())
+            }
+            CallerError::NotAFile | CallerError::BadDescriptor(_) => {
+                Error::InvalidArgs(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<AdmissionError> for Error {
+    fn from(error: AdmissionError) -> Self {
+        Error::Busy(error.to_string())
+    }
+}
+
+/// State shared by the manager, its jobs and the idle loop.
+#[derive(Debug)]
+pub struct Shared {
+    executor: Executor,
+    keyring: KeyRing,
+    slots: JobSlots,
+    whoopsie_uid: Option<u32>,
+    next_job: AtomicU64,
+    jobs: Mutex<Vec<OwnedObjectPath>>,
+    last_activity: Mutex<std::time::Instant>,
+}
+
+impl Shared {
+    /// State for `executor`; bundles are verified with `keyring`;
+    /// `whoopsie_uid` may use anyone's report.
+    pub fn new(executor: Executor, keyring: KeyRing, whoopsie_uid: Option<u32>) -> Self {
+        Shared {
+            keyring,
+            slots: JobSlots::new(executor.limits()),
+            executor,
+            whoopsie_uid,
+            next_job: AtomicU64::new(1),
+            jobs: Mutex::new(Vec::new()),
+            last_activity: Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    fn touch(&self) {
+        *self
+            .last_activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    /// Job objects that exist now.
+    pub fn job_paths(&self) -> Vec<OwnedObjectPath> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// No job exists and nothing was called for `idle`.
+    pub fn idle_for(&self, idle: Duration) -> bool {
+        self.slots.running() == 0
+            && self.job_paths().is_empty()
+            && self
+                .last_activity
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .elapsed()
+                >= idle
+    }
+
+    fn forget_job(&self, path: &OwnedObjectPath) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| p != path);
+        self.touch();
+    }
+}
+
+/// `com.ubuntu.Apport1` at [`OBJECT_PATH`].
+#[derive(Debug)]
+pub struct Manager {
+    shared: Arc<Shared>,
+}
+
+impl Manager {
+    /// The manager over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Manager { shared }
+    }
+}
+
+#[interface(name = "com.ubuntu.Apport1")]
+impl Manager {
+    /// Run a signed hook bundle against the report behind `report`. Root
+    /// steps need polkit action `com.ubuntu.apport.package-hook`; user steps
+    /// run as the report's owner. Returns the job's object path.
+    #[zbus(out_args("job"))]
+    async fn run_bundle(
+        &self,
+        bundle: Vec<u8>,
+        report: zbus::OwnedFd,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.shared.touch();
+        if let Some(option) = options.keys().next() {
+            return Err(Error::InvalidArgs(format!("unknown option {option}")));
+        }
+        let caller = BusCallerResolver::new(connection.clone())
+            .resolve(&header)
+            .await?;
+        let report = OwnedFd::from(report);
+        let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
+        // Signature first: nothing from an untrusted bundle is parsed or run.
+        let verified = self
+            .shared
+            .keyring
+            .verify(&bundle, unix_now())
+            .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
+        let parsed = parse_report(&report)?;
+        check_applicable(verified.hook(), &parsed)
+            .map_err(|e| Error::NotApplicable(e.to_string()))?;
+        let interactive = header
+            .primary()
+            .flags()
+            .contains(Flags::ALLOW_INTERACTIVE_AUTH);
+        let subject = Subject::new_for_message_header(&header).ok();
+        let slot = self.shared.slots.try_acquire(caller.uid)?;
+        tracing::info!(
+            bundle = verified.id(),
+            version = verified.version(),
+            key = %verified.key_id(),
+            caller_uid = caller.uid,
+            report_owner = owner,
+            "running signed hook"
+        );
+        let version = verified.version();
+        let job = JobStart {
+            caller,
+            owner,
+            existing_keys: parsed.keys().map(|k| k.as_str().to_owned()).collect(),
+            hook: verified.into_payload().hook,
+            version,
+            authorizer: PolkitAuthorizer::new(connection.clone(), subject, interactive),
+            slot,
+        };
+        start_job(&self.shared, connection, job).await
+    }
+
+    /// Run an unsigned hook, given as the canonical BSON encoding of the hook
+    /// model, against the report behind `report`. Needs polkit action
+    /// `com.ubuntu.apport.test-hook`. Returns the job's object path.
+    #[zbus(out_args("job"))]
+    async fn run_unsigned_hook(
+        &self,
+        hook: Vec<u8>,
+        report: zbus::OwnedFd,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.shared.touch();
+        if let Some(option) = options.keys().next() {
+            return Err(Error::InvalidArgs(format!("unknown option {option}")));
+        }
+        let caller = BusCallerResolver::new(connection.clone())
+            .resolve(&header)
+            .await?;
+        let report = OwnedFd::from(report);
+        let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
+        let hook = decode_hook(&hook)?;
+        let parsed = parse_report(&report)?;
+        let interactive = header
+            .primary()
+            .flags()
+            .contains(Flags::ALLOW_INTERACTIVE_AUTH);
+        let message = format!(
+            "Run the unsigned crash hook \"{}\" (a hook author's test) with full privileges",
+            hook.name
+        );
+        let details = HashMap::from([
+            ("hook_id", hook.name.as_str()),
+            ("hook_version", "unsigned"),
+            ("polkit.message", message.as_str()),
+        ]);
+        let authorized = match Subject::new_for_message_header(&header) {
+            Ok(subject) => {
+                is_authorized(
+                    connection,
+                    &subject,
+                    TEST_HOOK_ACTION,
+                    &details,
+                    interactive,
+                )
+                .await
+            }
+            Err(_) => false,
+        };
+        if !authorized {
+            return Err(Error::NotAuthorized(format!(
+                "unsigned hooks need polkit action {TEST_HOOK_ACTION}"
+            )));
+        }
+        let slot = self.shared.slots.try_acquire(caller.uid)?;
+        let job = JobStart {
+            caller,
+            owner,
+            existing_keys: parsed.keys().map(|k| k.as_str().to_owned()).collect(),
+            hook,
+            version: 0,
+            authorizer: Fixed(true),
+            slot,
+        };
+        start_job(&self.shared, connection, job).await
+    }
+
+    /// Ids of the trusted signing keys (revoked ones included, see `RevokedKeys`).
+    #[zbus(property)]
+    fn trusted_keys(&self) -> Vec<String> {
+        self.shared
+            .keyring
+            .trusted_key_ids()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// Ids of trusted keys that are revoked.
+    #[zbus(property)]
+    fn revoked_keys(&self) -> Vec<String> {
+        self.shared
+            .keyring
+            .trusted_key_ids()
+            .into_iter()
+            .filter(|id| self.shared.keyring.is_revoked(*id))
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// apportd's version.
+    #[zbus(property)]
+    fn version(&self) -> String {
+        VERSION.to_owned()
+    }
+
+    /// The limits in force.
+    #[zbus(property)]
+    fn limits(&self) -> HashMap<String, u64> {
+        let limits = self.shared.executor.limits();
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        HashMap::from([
+            ("job_bytes".to_owned(), limits.job_bytes),
+            ("job_deadline_secs".to_owned(), limits.job_deadline_secs),
+            ("max_jobs".to_owned(), as_u64(limits.max_jobs)),
+            (
+                "max_jobs_per_caller".to_owned(),
+                as_u64(limits.max_jobs_per_caller),
+            ),
+            (
+                "max_glob_matches".to_owned(),
+                as_u64(limits.max_glob_matches),
+            ),
+        ])
+    }
+
+    /// Jobs that exist now (running, or finished and holding a result).
+    #[zbus(property)]
+    fn running_jobs(&self) -> Vec<OwnedObjectPath> {
+        self.shared.job_paths()
+    }
+}
+
+/// Parse the report behind the caller's descriptor, with the report module's limits.
+fn parse_report(report: &OwnedFd) -> Result<Report, Error> {
+    let fd = report
+        .try_clone()
+        .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
+    Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
+        .map_err(|e| Error::InvalidArgs(format!("report: {e}")))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn decode_hook(bytes: &[u8]) -> Result<Hook, Error> {
+    if bytes.len() > MAX_HOOK_BYTES {
+        return Err(Error::InvalidArgs(format!(
+            "hook larger than {MAX_HOOK_BYTES} bytes"
+        )));
+    }
+    bson::deserialize_from_slice(bytes)
+        .map_err(|e| Error::InvalidArgs(format!("not a hook in its canonical BSON encoding: {e}")))
+}
+
+struct JobStart<A> {
+    caller: Caller,
+    owner: u32,
+    existing_keys: BTreeSet<String>,
+    hook: Hook,
+    version: u32,
+    authorizer: A,
+    slot: JobSlot,
+}
+
+#[derive(Debug, Default)]
+struct JobShared {
+    state: Mutex<String>,
+    done: AtomicU32,
+    total: AtomicU32,
+    result: Mutex<Option<(OwnedFd, Vec<StepReport>, String)>>,
+    fetched: Notify,
+}
+
+/// `com.ubuntu.Apport1.Job` on one job's path.
+#[derive(Debug)]
+pub struct JobObject {
+    shared: Arc<JobShared>,
+    caller: Caller,
+    cancel: Arc<watch::Sender<bool>>,
+}
+
+impl JobObject {
+    async fn check_caller(
+        &self,
+        header: &Header<'_>,
+        connection: &Connection,
+    ) -> Result<(), Error> {
+        let caller = BusCallerResolver::new(connection.clone())
+            .resolve(header)
+            .await?;
+        if caller.uid == 0 || caller.uid == self.caller.uid {
+            Ok(())
+        } else {
+            Err(Error::AccessDenied(format!(
+                "uid {} did not start this job",
+                caller.uid
+            )))
+        }
+    }
+}
+
+#[interface(name = "com.ubuntu.Apport1.Job")]
+impl JobObject {
+    /// Stop the job; its running processes are killed. Only its caller or root may.
+    async fn cancel(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), Error> {
+        self.check_caller(&header, connection).await?;
+        self.cancel.send_replace(true);
+        Ok(())
+    }
+
+    /// The result of a finished job: new keys (sealed memfd, BSON), step statuses, outcome.
+    #[zbus(out_args("result", "steps", "outcome"))]
+    async fn result(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(zbus::OwnedFd, Vec<StepReport>, String), Error> {
+        self.check_caller(&header, connection).await?;
+        let result = self
+            .shared
+            .result
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some((fd, steps, outcome)) = result.as_ref() else {
+            return Err(Error::NotFinished(
+                "the job is still running; wait for Finished".into(),
+            ));
+        };
+        let copy = fd
+            .try_clone()
+            .map_err(|e| Error::ZBus(zbus::Error::InputOutput(Arc::new(e))))?;
+        self.shared.fetched.notify_one();
+        Ok((copy.into(), steps.clone(), outcome.clone()))
+    }
+
+    /// `running`, `finished` or `cancelled`.
+    #[zbus(property)]
+    fn state(&self) -> String {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Steps done and total.
+    #[zbus(property)]
+    fn progress(&self) -> (u32, u32) {
+        (
+            self.shared.done.load(Ordering::SeqCst),
+            self.shared.total.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Emitted once when the job ends.
+    #[zbus(signal)]
+    async fn finished(
+        emitter: &SignalEmitter<'_>,
+        result: zbus::Fd<'_>,
+        steps: Vec<StepReport>,
+        outcome: &str,
+    ) -> zbus::Result<()>;
+}
+
+async fn start_job<A: Authorizer + Send + 'static>(
+    shared: &Arc<Shared>,
+    connection: &Connection,
+    start: JobStart<A>,
+) -> Result<OwnedObjectPath, Error> {
+    let id = shared.next_job.fetch_add(1, Ordering::SeqCst);
+    let path = OwnedObjectPath::try_from(format!("{JOBS_PATH}/{id}")).map_err(Error::ZBus)?;
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let cancel = Arc::new(cancel_tx);
+    let job_shared = Arc::new(JobShared::default());
+    *job_shared
+        .state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = "running".into();
+    job_shared.total.store(
+        u32::try_from(start.hook.steps.len()).unwrap_or(u32::MAX),
+        Ordering::SeqCst,
+    );
+    let object = JobObject {
+        shared: Arc::clone(&job_shared),
+        caller: start.caller.clone(),
+        cancel: Arc::clone(&cancel),
+    };
+    connection.object_server().at(&path, object).await?;
+    shared
+        .jobs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(path.clone());
+    let watcher = tokio::spawn(cancel_on_disconnect(
+        connection.clone(),
+        start.caller.name.clone(),
+        Arc::clone(&cancel),
+    ));
+    let task = JobTask {
+        shared: Arc::clone(shared),
+        job: job_shared,
+        connection: connection.clone(),
+        path: path.clone(),
+    };
+    tokio::spawn(async move {
+        task.run(start, cancel_rx).await;
+        watcher.abort();
+    });
+    Ok(path)
+}
+
+/// The caller disconnecting cancels its job (and so kills its processes).
+async fn cancel_on_disconnect(
+    connection: Connection,
+    caller: OwnedUniqueName,
+    cancel: Arc<watch::Sender<bool>>,
+) {
+    use futures_util::StreamExt;
+    let Ok(proxy) = zbus::fdo::DBusProxy::new(&connection).await else {
+        return;
+    };
+    let Ok(mut changes) = proxy
+        .receive_name_owner_changed_with_args(&[(0, caller.as_str())])
+        .await
+    else {
+        return;
+    };
+    // The caller may have gone before we subscribed.
+    if !proxy
+        .name_has_owner(BusName::Unique(caller.as_ref()))
+        .await
+        .unwrap_or(false)
+    {
+        cancel.send_replace(true);
+        return;
+    }
+    while let Some(signal) = changes.next().await {
+        if let Ok(args) = signal.args()
+            && args.new_owner().is_none()
+        {
+            tracing::info!(caller = %caller, "caller left the bus: cancelling its job");
+            cancel.send_replace(true);
+            return;
+        }
+    }
+}
+
+struct JobTask {
+    shared: Arc<Shared>,
+    job: Arc<JobShared>,
+    connection: Connection,
+    path: OwnedObjectPath,
+}
+
+impl JobTask {
+    async fn run<A: Authorizer>(self, start: JobStart<A>, cancel: watch::Receiver<bool>) {
+        let JobStart {
+            caller,
+            owner,
+            existing_keys,
+            hook,
+            version,
+            authorizer,
+            slot,
+        } = start;
+        let request = JobRequest {
+            hook: &hook,
+            version,
+            caller_uid: caller.uid,
+            report_owner: owner,
+            existing_keys: &existing_keys,
+        };
+        let job = Arc::clone(&self.job);
+        let progress = move |done: usize, _total: usize| {
+            job.done
+                .store(u32::try_from(done).unwrap_or(u32::MAX), Ordering::SeqCst);
+        };
+        let output = self
+            .shared
+            .executor
+            .run(&request, &authorizer, Some(cancel.clone()), &progress)
+            .await;
+        drop(slot);
+        let cancelled = *cancel.borrow();
+        self.finish(output, cancelled).await;
+        // Keep the result for the caller to fetch, then go away.
+        let _ = tokio::time::timeout(RESULT_KEEP, self.job.fetched.notified()).await;
+        let _ = self
+            .connection
+            .object_server()
+            .remove::<JobObject, _>(&self.path)
+            .await;
+        self.shared.forget_job(&self.path);
+    }
+
+    async fn finish(&self, output: JobOutput, cancelled: bool) {
+        let steps: Vec<StepReport> = output
+            .steps
+            .iter()
+            .map(|s| StepReport {
+                key: s.key.clone(),
+                outcome: s.outcome.as_str().to_owned(),
+                detail: s.detail.clone(),
+                bytes: s.bytes,
+                duration_ms: u64::try_from(s.duration.as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect();
+        let outcome = if cancelled || output.stopped.as_deref() == Some("cancelled") {
+            "cancelled".to_owned()
+        } else {
+            output
+                .stopped
+                .clone()
+                .map_or_else(|| "completed".to_owned(), |why| format!("stopped: {why}"))
+        };
+        let fd = match encode_fields(&output.fields)
+            .and_then(|bytes| sealed_memfd("apportd-result", &bytes))
+        {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the result descriptor");
+                // An empty BSON document: the status still says what happened.
+                match sealed_memfd("apportd-result", &[5, 0, 0, 0, 0]) {
+                    Ok(fd) => fd,
+                    Err(_) => return,
+                }
+            }
+        };
+        let state = if outcome == "cancelled" {
+            "cancelled"
+        } else {
+            "finished"
+        };
+        // The result is in place before anyone can hear that it exists.
+        let signal_fd = fd.try_clone();
+        *self
+            .job
+            .result
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((fd, steps.clone(), outcome.clone()));
+        *self
+            .job
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = state.to_owned();
+        if let (Ok(emitter), Ok(signal_fd)) = (
+            SignalEmitter::new(&self.connection, self.path.clone()),
+            signal_fd,
+        ) {
+            let _ =
+                JobObject::finished(&emitter, zbus::Fd::from(signal_fd.as_fd()), steps, &outcome)
+                    .await;
+            if let Ok(iface) = self
+                .connection
+                .object_server()
+                .interface::<_, JobObject>(&self.path)
+                .await
+            {
+                let _ = iface.get().await.state_changed(&emitter).await;
+                let _ = iface.get().await.progress_changed(&emitter).await;
+            }
+        }
+    }
+}

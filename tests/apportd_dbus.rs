@@ -1,0 +1,487 @@
+//! apportd on a private system bus with the real polkitd and the shipped bus
+//! policy, polkit policy and rules; clients are the built `apport-hook run`,
+//! spawned as test users (needs root).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::zombie_processes
+)]
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use apport_hooks::hook::{Action, Hook, HookLimits, RunAs, Step, Target};
+use harness::{SystemBus, TestUser, have_root, process_gone};
+
+const CONFIG: &str = "idle_exit_secs = 2\n";
+
+fn step(key: &str, run_as: RunAs, action: Action) -> Step {
+    Step {
+        key: key.into(),
+        run_as,
+        optional: false,
+        replaces: false,
+        max_bytes: 64 * 1024,
+        timeout_secs: 30,
+        action,
+    }
+}
+
+fn hook(steps: Vec<Step>) -> Hook {
+    Hook {
+        name: "dbus-test".into(),
+        description: "tests".into(),
+        target: Target::Package("bash".into()),
+        when: BTreeMap::new(),
+        limits: HookLimits {
+            reports: 10,
+            days: 7,
+        },
+        steps,
+    }
+}
+
+/// Write the hook (canonical BSON) and a report owned by `owner` into the bus's dir.
+fn files(bus: &SystemBus, hook: &Hook, owner: Option<&TestUser>) -> (PathBuf, PathBuf) {
+    let dir = bus.dir.path();
+    let hook_path = dir.join(format!("hook-{}.bson", owner.map_or(0, |u| u.uid)));
+    std::fs::write(&hook_path, bson::serialize_to_vec(hook).unwrap()).unwrap();
+    std::fs::set_permissions(&hook_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let report = dir.join(format!(
+        "_usr_bin_test.{}.crash",
+        owner.map_or(0, |u| u.uid)
+    ));
+    std::fs::write(&report, "ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
+    if let Some(user) = owner {
+        nix::unistd::chown(&report, Some(user.uid.into()), Some(user.gid.into())).unwrap();
+    }
+    (hook_path, report)
+}
+
+fn run_client(bus: &SystemBus, as_user: Option<&TestUser>, hook: &Path, report: &Path) -> Output {
+    bus.client(
+        as_user,
+        &[
+            "run",
+            "--unsigned",
+            hook.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "client failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn root_runs_an_unsigned_hook_and_user_steps_run_as_the_report_owner() {
+    if !have_root("root_runs_an_unsigned_hook_and_user_steps_run_as_the_report_owner") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("ow", &[], false);
+    let h = hook(vec![
+        step(
+            "UserId",
+            RunAs::User,
+            Action::Command(vec!["id".into(), "-u".into()]),
+        ),
+        step(
+            "RootId",
+            RunAs::Root,
+            Action::Command(vec!["id".into(), "-u".into()]),
+        ),
+    ]);
+    let (hook_path, report) = files(&bus, &h, Some(&owner));
+    let result = json(&run_client(&bus, None, &hook_path, &report));
+    assert_eq!(result["outcome"], "completed");
+    assert_eq!(result["keys"]["UserId"], owner.uid.to_string());
+    assert_eq!(result["keys"]["RootId"], "0");
+    assert_eq!(result["steps"][0]["outcome"], "collected");
+}
+
+#[test]
+fn plain_user_cannot_run_an_unsigned_hook() {
+    if !have_root("plain_user_cannot_run_an_unsigned_hook") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let plain = TestUser::create("pl", &[], false);
+    let admin = TestUser::create("ad", &["sudo"], false);
+    let marker = bus.dir.path().join("ran");
+    let h = hook(vec![step(
+        "Touch",
+        RunAs::User,
+        Action::Command(vec!["touch".into(), marker.to_str().unwrap().into()]),
+    )]);
+    for user in [&plain, &admin] {
+        let (hook_path, report) = files(&bus, &h, Some(user));
+        let output = run_client(&bus, Some(user), &hook_path, &report);
+        assert!(!output.status.success());
+        // test-hook is auth_admin for everyone, admins included, and there is no agent.
+        assert!(
+            stderr(&output).contains("com.ubuntu.Apport1.Error.NotAuthorized"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    assert!(!marker.exists(), "a denied hook ran a step");
+}
+
+#[test]
+fn plain_user_on_someone_elses_report_gets_access_denied() {
+    if !have_root("plain_user_on_someone_elses_report_gets_access_denied") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("vi", &[], false);
+    let intruder = TestUser::create("in", &[], false);
+    let h = hook(vec![step(
+        "Id",
+        RunAs::User,
+        Action::Command(vec!["id".into()]),
+    )]);
+    let (hook_path, report) = files(&bus, &h, Some(&owner));
+    // The report is readable by the intruder: only the ownership check stops them.
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = run_client(&bus, Some(&intruder), &hook_path, &report);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.AccessDenied"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn whoopsie_may_use_another_users_report() {
+    if !have_root("whoopsie_may_use_another_users_report") {
+        return;
+    }
+    // Created before apportd is activated: apportd looks whoopsie up at start.
+    let whoopsie = TestUser::create_named("whoopsie", &[], true);
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("wo", &[], false);
+    let h = hook(vec![step(
+        "Id",
+        RunAs::User,
+        Action::Command(vec!["id".into()]),
+    )]);
+    let (hook_path, report) = files(&bus, &h, Some(&owner));
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = run_client(&bus, Some(&whoopsie), &hook_path, &report);
+    // Past the ownership check (no AccessDenied); unsigned hooks still need an admin.
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.NotAuthorized"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn polkitd_stopped_means_denied() {
+    if !have_root("polkitd_stopped_means_denied") {
+        return;
+    }
+    let mut bus = SystemBus::start(CONFIG);
+    bus.stop_polkitd();
+    let h = hook(vec![step(
+        "Id",
+        RunAs::Root,
+        Action::Command(vec!["id".into()]),
+    )]);
+    let (hook_path, report) = files(&bus, &h, None);
+    // Even root is refused when polkit cannot be asked: fail closed.
+    let output = run_client(&bus, None, &hook_path, &report);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.NotAuthorized"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Start a root client whose hook sleeps, wait for the step's child pid.
+fn start_sleeping_job(bus: &SystemBus, owner: &TestUser) -> (std::process::Child, i32) {
+    let pidfile = bus.dir.path().join("sleep.pid");
+    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+    let h = hook(vec![step(
+        "Sleepy",
+        RunAs::Root,
+        Action::Command(vec!["sh".into(), "-c".into(), script]),
+    )]);
+    let (hook_path, report) = files(bus, &h, Some(owner));
+    let client = bus
+        .client(
+            None,
+            &[
+                "run",
+                "--unsigned",
+                hook_path.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if let Ok(text) = std::fs::read_to_string(&pidfile)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return (client, pid);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the sleeping step never started");
+}
+
+#[test]
+fn caller_disconnecting_cancels_the_job_and_kills_its_children() {
+    if !have_root("caller_disconnecting_cancels_the_job_and_kills_its_children") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("dc", &[], false);
+    let (mut client, pid) = start_sleeping_job(&bus, &owner);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert!(
+        process_gone(pid),
+        "the step's child {pid} outlived its caller"
+    );
+}
+
+#[test]
+fn first_call_activates_apportd_and_it_exits_when_idle() {
+    if !have_root("first_call_activates_apportd_and_it_exits_when_idle") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    assert!(
+        !bus.name_has_owner("com.ubuntu.apport"),
+        "apportd ran before any call"
+    );
+    let version = bus
+        .busctl()
+        .args([
+            "get-property",
+            "com.ubuntu.apport",
+            "/com/ubuntu/Apport",
+            "com.ubuntu.Apport1",
+            "Version",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("s \"{}\"", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(bus.name_has_owner("com.ubuntu.apport"));
+    let limits = bus
+        .busctl()
+        .args([
+            "get-property",
+            "com.ubuntu.apport",
+            "/com/ubuntu/Apport",
+            "com.ubuntu.Apport1",
+            "Limits",
+        ])
+        .output()
+        .unwrap();
+    let limits = String::from_utf8_lossy(&limits.stdout);
+    assert!(limits.contains("\"job_bytes\" 50000000"), "{limits}");
+    // idle_exit_secs = 2 in this bus's configuration.
+    assert!(
+        bus.wait_for_name("com.ubuntu.apport", false),
+        "apportd did not exit when idle"
+    );
+}
+
+/// The `<interface name="NAME">` element of an introspection document, with
+/// comments and layout whitespace removed.
+fn interface_xml(xml: &str, name: &str) -> String {
+    let mut text = String::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<!--") {
+        text.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("-->")
+            .map_or(rest.len(), |e| start + e + 3);
+        rest = &rest[end..];
+    }
+    text.push_str(rest);
+    let open = format!("<interface name=\"{name}\">");
+    let start = text
+        .find(&open)
+        .unwrap_or_else(|| panic!("no interface {name} in:\n{xml}"));
+    let end = start + text[start..].find("</interface>").unwrap() + "</interface>".len();
+    text[start..end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn shipped_introspection_matches_the_live_service() {
+    if !have_root("shipped_introspection_matches_the_live_service") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("ix", &[], false);
+    let shipped = std::fs::read_to_string(harness::shipped("dbus/com.ubuntu.Apport1.xml")).unwrap();
+    let (mut client, _pid) = start_sleeping_job(&bus, &owner);
+    let introspect = |path: &str| {
+        let out = bus
+            .busctl()
+            .args(["introspect", "--xml-interface", "com.ubuntu.apport", path])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let manager = introspect("/com/ubuntu/Apport");
+    let job = introspect("/com/ubuntu/Apport/jobs/1");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert_eq!(
+        interface_xml(&shipped, "com.ubuntu.Apport1"),
+        interface_xml(&manager, "com.ubuntu.Apport1"),
+        "live:\n{manager}"
+    );
+    assert_eq!(
+        interface_xml(&shipped, "com.ubuntu.Apport1.Job"),
+        interface_xml(&job, "com.ubuntu.Apport1.Job"),
+        "live:\n{job}"
+    );
+}
+
+#[test]
+fn only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children() {
+    if !have_root("only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("cn", &[], false);
+    let other = TestUser::create("co", &[], false);
+    let (client, pid) = start_sleeping_job(&bus, &owner);
+    let cancel = |user: Option<&TestUser>| {
+        use std::os::unix::process::CommandExt;
+        let mut command = bus.busctl();
+        command.args([
+            "call",
+            "com.ubuntu.apport",
+            "/com/ubuntu/Apport/jobs/1",
+            "com.ubuntu.Apport1.Job",
+            "Cancel",
+        ]);
+        if let Some(user) = user {
+            command.uid(user.uid).gid(user.gid);
+        }
+        command.output().unwrap()
+    };
+    let refused = cancel(Some(&other));
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("did not start this job"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!process_gone_now(pid), "a refused Cancel stopped the job");
+    let done = cancel(None);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let output = client.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "the client reports an incomplete job"
+    );
+    assert!(
+        process_gone(pid),
+        "the cancelled step's child {pid} survived"
+    );
+}
+
+fn process_gone_now(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn only_root_may_own_the_service_name() {
+    if !have_root("only_root_may_own_the_service_name") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let bus = SystemBus::start(CONFIG);
+    let user = TestUser::create("nm", &[], false);
+    let output = bus
+        .busctl()
+        .args([
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "RequestName",
+            "su",
+            "com.ubuntu.apport",
+            "0",
+        ])
+        .uid(user.uid)
+        .gid(user.gid)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a user took com.ubuntu.apport");
+    assert!(
+        stderr(&output).contains("Access denied"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_caller_over_its_job_limit_is_told_busy() {
+    if !have_root("a_caller_over_its_job_limit_is_told_busy") {
+        return;
+    }
+    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\nmax_jobs_per_caller = 1\n");
+    let owner = TestUser::create("bz", &[], false);
+    let (mut client, _pid) = start_sleeping_job(&bus, &owner);
+    let h = hook(vec![step(
+        "Id",
+        RunAs::Root,
+        Action::Command(vec!["id".into()]),
+    )]);
+    let (hook_path, report) = files(&bus, &h, None);
+    let output = run_client(&bus, None, &hook_path, &report);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.Busy"),
+        "{}",
+        stderr(&output)
+    );
+}

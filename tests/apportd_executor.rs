@@ -1,0 +1,661 @@
+//! The step executor against real files, real processes and real users (needs root).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::zombie_processes
+)]
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::time::Duration;
+
+use apport_hooks::apportd::job::{Executor, Fixed, JobOutput, JobRequest, Outcome};
+use apport_hooks::apportd::limits::Limits;
+use apport_hooks::apportd::principal::Launcher;
+use apport_hooks::apportd::safe_file::{FileError, Resolver, read_file_with};
+use apport_hooks::hook::{Action, Hook, HookLimits, JournalQuery, RunAs, Step, Target};
+use harness::{TestUser, have_root, process_gone, shared_tempdir};
+
+fn step(key: &str, run_as: RunAs, action: Action) -> Step {
+    Step {
+        key: key.into(),
+        run_as,
+        optional: false,
+        replaces: false,
+        max_bytes: 1024 * 1024,
+        timeout_secs: 20,
+        action,
+    }
+}
+
+fn hook(steps: Vec<Step>) -> Hook {
+    Hook {
+        name: "executor-test".into(),
+        description: "tests".into(),
+        target: Target::Package("bash".into()),
+        when: BTreeMap::new(),
+        limits: HookLimits {
+            reports: 10,
+            days: 7,
+        },
+        steps,
+    }
+}
+
+fn executor(limits: Limits) -> Executor {
+    Executor::new(Launcher::new(env!("CARGO_BIN_EXE_apportd").into()), limits)
+}
+
+async fn run(hook: &Hook, owner: u32, root_authorized: bool) -> JobOutput {
+    run_with(
+        &executor(Limits::default()),
+        hook,
+        owner,
+        root_authorized,
+        None,
+    )
+    .await
+}
+
+async fn run_with(
+    executor: &Executor,
+    hook: &Hook,
+    owner: u32,
+    root_authorized: bool,
+    cancel: Option<tokio::sync::watch::Receiver<bool>>,
+) -> JobOutput {
+    let existing = BTreeSet::from(["Package".to_owned(), "ProblemType".to_owned()]);
+    let request = JobRequest {
+        hook,
+        version: 1,
+        caller_uid: owner,
+        report_owner: owner,
+        existing_keys: &existing,
+    };
+    executor
+        .run(&request, &Fixed(root_authorized), cancel, &|_, _| {})
+        .await
+}
+
+fn file(path: &Path) -> Action {
+    Action::File(path.to_str().unwrap().to_owned())
+}
+
+fn outcome(out: &JobOutput, key: &str) -> Outcome {
+    out.steps.iter().find(|s| s.key == key).unwrap().outcome
+}
+
+#[tokio::test]
+async fn root_file_step_refuses_symlinks_fifos_devices_and_dotdot() {
+    if !have_root("root_file_step_refuses_symlinks_fifos_devices_and_dotdot") {
+        return;
+    }
+    let dir = shared_tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), "root only").unwrap();
+    std::fs::create_dir(d.join("real")).unwrap();
+    std::fs::write(d.join("real/file"), "data").unwrap();
+    symlink(d.join("secret"), d.join("link")).unwrap();
+    symlink(d.join("real"), d.join("linkdir")).unwrap();
+    nix::unistd::mkfifo(
+        &d.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    nix::sys::stat::mknod(
+        &d.join("null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    let dotdot = format!("{}/real/../secret", d.display());
+    let h = hook(vec![
+        step("Link", RunAs::Root, file(&d.join("link"))),
+        step("LinkDir", RunAs::Root, file(&d.join("linkdir/file"))),
+        step("Fifo", RunAs::Root, file(&d.join("fifo"))),
+        step("Device", RunAs::Root, file(&d.join("null"))),
+        step("DevNull", RunAs::Root, Action::File("/dev/null".into())),
+        step("DotDot", RunAs::Root, Action::File(dotdot)),
+        step("Plain", RunAs::Root, file(&d.join("real/file"))),
+    ]);
+    let out = run(&h, 0, true).await;
+    for key in ["Link", "LinkDir", "Fifo", "Device", "DevNull", "DotDot"] {
+        assert_eq!(
+            outcome(&out, key),
+            Outcome::Refused,
+            "{key}: {:?}",
+            out.steps
+        );
+        assert!(out.field(key).is_none(), "{key} must carry no value");
+        assert!(
+            out.field(&format!("HookError_{key}")).is_some(),
+            "{key} needs a HookError"
+        );
+    }
+    assert_eq!(out.field("Plain"), Some(&b"data"[..]));
+
+    // The per-component fallback (kernels without openat2) refuses the same things.
+    for resolver in [Resolver::Auto, Resolver::ComponentWalk] {
+        assert!(matches!(
+            read_file_with(&d.join("link"), 100, resolver),
+            Err(FileError::Symlink { .. })
+        ));
+        assert!(matches!(
+            read_file_with(&d.join("linkdir/file"), 100, resolver),
+            Err(FileError::Symlink { .. })
+        ));
+        assert!(matches!(
+            read_file_with(&d.join("fifo"), 100, resolver),
+            Err(FileError::NotRegular { kind: "FIFO", .. })
+        ));
+        assert!(matches!(
+            read_file_with(&d.join("null"), 100, resolver),
+            Err(FileError::NotRegular {
+                kind: "character device",
+                ..
+            })
+        ));
+        assert!(matches!(
+            read_file_with(&d.join("missing"), 100, resolver),
+            Err(FileError::NotFound { .. })
+        ));
+        let read = read_file_with(&d.join("real/file"), 2, resolver).unwrap();
+        assert_eq!((read.bytes.as_slice(), read.truncated), (&b"da"[..], true));
+    }
+}
+
+#[tokio::test]
+async fn optional_missing_file_is_not_an_error() {
+    if !have_root("optional_missing_file_is_not_an_error") {
+        return;
+    }
+    let mut s = step(
+        "Missing",
+        RunAs::Root,
+        Action::File("/nonexistent/apport-hooks".into()),
+    );
+    s.optional = true;
+    let required = step(
+        "Required",
+        RunAs::Root,
+        Action::File("/nonexistent/apport-hooks".into()),
+    );
+    let out = run(&hook(vec![s, required]), 0, true).await;
+    assert_eq!(outcome(&out, "Missing"), Outcome::Missing);
+    assert!(out.field("HookError_Missing").is_none());
+    assert_eq!(outcome(&out, "Required"), Outcome::Failed);
+    assert!(out.field("HookError_Required").is_some());
+}
+
+#[tokio::test]
+async fn glob_attaches_one_key_per_file_and_skips_symlinks() {
+    if !have_root("glob_attaches_one_key_per_file_and_skips_symlinks") {
+        return;
+    }
+    let dir = shared_tempdir();
+    let d = dir.path();
+    std::fs::create_dir(d.join("logs")).unwrap();
+    std::fs::write(d.join("logs/Xorg.0.log"), "zero").unwrap();
+    std::fs::write(d.join("logs/Xorg 1.log"), "one").unwrap();
+    std::fs::write(d.join("logs/other.txt"), "no").unwrap();
+    std::fs::write(d.join("outside.log"), "outside").unwrap();
+    symlink(d.join("outside.log"), d.join("logs/evil.log")).unwrap();
+    std::fs::create_dir(d.join("elsewhere")).unwrap();
+    std::fs::write(d.join("elsewhere/deep.log"), "deep").unwrap();
+    symlink(d.join("elsewhere"), d.join("logs/sub")).unwrap();
+    let pattern = format!("{}/logs/*.log", d.display());
+    let nested = format!("{}/logs/*/*.log", d.display());
+    let out = run(
+        &hook(vec![
+            step("Xorg", RunAs::Root, Action::Glob(pattern)),
+            step("Nested", RunAs::Root, Action::Glob(nested)),
+        ]),
+        0,
+        true,
+    )
+    .await;
+    assert_eq!(out.field("Xorg.Xorg.0.log"), Some(&b"zero"[..]));
+    assert_eq!(out.field("Xorg.Xorg.1.log"), Some(&b"one"[..]));
+    assert!(
+        out.field("Xorg.evil.log").is_none(),
+        "a symlink must not match: {:?}",
+        out.fields
+    );
+    assert_eq!(
+        outcome(&out, "Nested"),
+        Outcome::Missing,
+        "symlinked dir entered"
+    );
+}
+
+#[tokio::test]
+async fn step_sleeping_past_its_timeout_is_killed_with_its_children() {
+    if !have_root("step_sleeping_past_its_timeout_is_killed_with_its_children") {
+        return;
+    }
+    let dir = shared_tempdir();
+    let pidfile = dir.path().join("pid");
+    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+    let mut s = step(
+        "Sleepy",
+        RunAs::Root,
+        Action::Command(vec!["sh".into(), "-c".into(), script]),
+    );
+    s.timeout_secs = 1;
+    let out = run(&hook(vec![s]), 0, true).await;
+    assert_eq!(outcome(&out, "Sleepy"), Outcome::TimedOut);
+    assert!(out.field("HookError_Sleepy").is_some());
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        process_gone(pid),
+        "the step's child {pid} survived its timeout"
+    );
+}
+
+#[tokio::test]
+async fn cancelled_job_kills_its_running_step() {
+    if !have_root("cancelled_job_kills_its_running_step") {
+        return;
+    }
+    let dir = shared_tempdir();
+    let pidfile = dir.path().join("pid");
+    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+    let h = hook(vec![
+        step(
+            "Sleepy",
+            RunAs::Root,
+            Action::Command(vec!["sh".into(), "-c".into(), script]),
+        ),
+        step("After", RunAs::Root, Action::Command(vec!["true".into()])),
+    ]);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let watcher = {
+        let pidfile = pidfile.clone();
+        tokio::spawn(async move {
+            while !pidfile.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tx.send(true).unwrap();
+            tx
+        })
+    };
+    let out = run_with(&executor(Limits::default()), &h, 0, true, Some(rx)).await;
+    let _tx = watcher.await.unwrap();
+    assert_eq!(outcome(&out, "Sleepy"), Outcome::Cancelled);
+    assert_eq!(outcome(&out, "After"), Outcome::Cancelled);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        process_gone(pid),
+        "the cancelled step's child {pid} survived"
+    );
+}
+
+#[tokio::test]
+async fn output_over_its_cap_is_truncated_and_reported() {
+    if !have_root("output_over_its_cap_is_truncated_and_reported") {
+        return;
+    }
+    let mut endless = step("Yes", RunAs::Root, Action::Command(vec!["yes".into()]));
+    endless.max_bytes = 1000;
+    let mut file_step = step("Big", RunAs::Root, Action::File("/proc/self/exe".into()));
+    file_step.max_bytes = 10;
+    let out = run(&hook(vec![endless, file_step]), 0, true).await;
+    assert_eq!(outcome(&out, "Yes"), Outcome::Truncated);
+    assert_eq!(
+        out.field("Yes").unwrap().len(),
+        999,
+        "1000 bytes of 'y\\n', trailing newline trimmed"
+    );
+    assert_eq!(out.steps[0].bytes, 999);
+    // /proc/self/exe is a symlink: refused even though it is under the cap.
+    assert_eq!(outcome(&out, "Big"), Outcome::Refused);
+}
+
+#[tokio::test]
+async fn job_over_the_total_cap_is_stopped() {
+    if !have_root("job_over_the_total_cap_is_stopped") {
+        return;
+    }
+    let big = |key: &str| {
+        let mut s = step(
+            key,
+            RunAs::Root,
+            Action::Command(vec![
+                "head".into(),
+                "-c".into(),
+                "30000000".into(),
+                "/dev/urandom".into(),
+            ]),
+        );
+        s.max_bytes = 30_000_000;
+        s
+    };
+    let out = run(
+        &hook(vec![big("First"), big("Second"), big("Third")]),
+        0,
+        true,
+    )
+    .await;
+    assert_eq!(Limits::default().job_bytes, 50_000_000);
+    assert_eq!(outcome(&out, "First"), Outcome::Collected);
+    assert_eq!(outcome(&out, "Second"), Outcome::Truncated);
+    assert_eq!(outcome(&out, "Third"), Outcome::Skipped);
+    assert!(
+        out.bytes() <= 50_000_000 + 200,
+        "job produced {} bytes",
+        out.bytes()
+    );
+    assert!(out.field("HookError").is_some(), "a stopped job says so");
+    assert!(out.stopped.is_some());
+}
+
+#[tokio::test]
+async fn command_failure_keeps_output_like_apport() {
+    if !have_root("command_failure_keeps_output_like_apport") {
+        return;
+    }
+    let out = run(
+        &hook(vec![
+            step(
+                "Fails",
+                RunAs::Root,
+                Action::Command(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo out; echo err >&2; exit 3".into(),
+                ]),
+            ),
+            step(
+                "Unknown",
+                RunAs::Root,
+                Action::Command(vec!["/tmp/evil".into()]),
+            ),
+            step("Env", RunAs::Root, Action::Command(vec!["env".into()])),
+        ]),
+        0,
+        true,
+    )
+    .await;
+    let fails = String::from_utf8(out.field("Fails").unwrap().to_vec()).unwrap();
+    assert!(
+        fails.starts_with("Error: command sh failed with exit code 3: "),
+        "{fails}"
+    );
+    assert!(
+        fails.contains("out") && fails.contains("err"),
+        "stderr merged: {fails}"
+    );
+    assert_eq!(outcome(&out, "Unknown"), Outcome::Refused);
+    let env = String::from_utf8(out.field("Env").unwrap().to_vec()).unwrap();
+    let mut vars: Vec<&str> = env.lines().map(|l| l.split('=').next().unwrap()).collect();
+    vars.sort();
+    assert_eq!(vars, ["LANG", "PATH"], "root steps inherit nothing: {env}");
+}
+
+#[tokio::test]
+async fn user_step_runs_with_the_users_uid_gid_and_groups() {
+    if !have_root("user_step_runs_with_the_users_uid_gid_and_groups") {
+        return;
+    }
+    let user = TestUser::create("ex", &["sudo"], false);
+    let out = run(
+        &hook(vec![
+            step("Id", RunAs::User, Action::Command(vec!["id".into()])),
+            step(
+                "Status",
+                RunAs::User,
+                Action::File("/proc/self/status".into()),
+            ),
+            step("Env", RunAs::User, Action::Command(vec!["env".into()])),
+        ]),
+        user.uid,
+        false,
+    )
+    .await;
+    let id = String::from_utf8(out.field("Id").unwrap().to_vec()).unwrap();
+    assert!(
+        id.starts_with(&format!("uid={}({}) gid={}", user.uid, user.name, user.gid)),
+        "{id}"
+    );
+    assert!(id.contains("(sudo)"), "supplementary groups set: {id}");
+    // /proc/self/status is a symlinked path: the read itself is refused, but
+    // the Env step shows the user's environment and nothing else.
+    assert_eq!(outcome(&out, "Status"), Outcome::Refused);
+    let env = String::from_utf8(out.field("Env").unwrap().to_vec()).unwrap();
+    let mut vars: Vec<&str> = env.lines().map(|l| l.split('=').next().unwrap()).collect();
+    vars.sort();
+    assert_eq!(vars, ["HOME", "LANG", "PATH"], "{env}");
+}
+
+#[tokio::test]
+async fn user_file_steps_read_with_the_users_privileges() {
+    if !have_root("user_file_steps_read_with_the_users_privileges") {
+        return;
+    }
+    let user = TestUser::create("rd", &[], false);
+    let dir = shared_tempdir();
+    let secret = dir.path().join("root-only");
+    std::fs::write(&secret, "root secret").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public = dir.path().join("public");
+    std::fs::write(&public, "hello").unwrap();
+    std::fs::create_dir(dir.path().join("g")).unwrap();
+    std::fs::write(dir.path().join("g/a.log"), "A").unwrap();
+    std::fs::write(dir.path().join("g/b.log"), "B").unwrap();
+    symlink(&secret, dir.path().join("g/c.log")).unwrap();
+    let pattern = format!("{}/g/*.log", dir.path().display());
+    let h = hook(vec![
+        step("Secret", RunAs::User, file(&secret)),
+        step("Public", RunAs::User, file(&public)),
+        step("Logs", RunAs::User, Action::Glob(pattern)),
+    ]);
+    let out = run(&h, user.uid, true).await;
+    assert_eq!(outcome(&out, "Secret"), Outcome::Failed, "{:?}", out.steps);
+    assert!(
+        out.field("Secret").is_none(),
+        "root read the file for the user"
+    );
+    let error = String::from_utf8(out.field("HookError_Secret").unwrap().to_vec()).unwrap();
+    assert!(error.contains("ermission denied"), "{error}");
+    assert_eq!(out.field("Public"), Some(&b"hello"[..]));
+    assert_eq!(out.field("Logs.a.log"), Some(&b"A"[..]));
+    assert_eq!(out.field("Logs.b.log"), Some(&b"B"[..]));
+    assert!(out.field("Logs.c.log").is_none());
+}
+
+#[tokio::test]
+async fn unauthorized_root_steps_run_nothing() {
+    if !have_root("unauthorized_root_steps_run_nothing") {
+        return;
+    }
+    let user = TestUser::create("na", &[], false);
+    let dir = shared_tempdir();
+    let marker = dir.path().join("ran");
+    let h = hook(vec![
+        step(
+            "Root",
+            RunAs::Root,
+            Action::Command(vec!["touch".into(), marker.to_str().unwrap().into()]),
+        ),
+        step(
+            "User",
+            RunAs::User,
+            Action::Command(vec!["id".into(), "-u".into()]),
+        ),
+    ]);
+    let out = run(&h, user.uid, false).await;
+    assert_eq!(outcome(&out, "Root"), Outcome::NotAuthorized);
+    assert!(!marker.exists(), "an unauthorized root step ran");
+    assert_eq!(out.field("User"), Some(user.uid.to_string().as_bytes()));
+
+    // A root-owned report's user steps are root work too.
+    let out = run(&h, 0, false).await;
+    assert_eq!(outcome(&out, "User"), Outcome::NotAuthorized);
+    assert!(!marker.exists());
+}
+
+#[tokio::test]
+async fn package_journal_and_conffile_steps_use_the_system_tools() {
+    if !have_root("package_journal_and_conffile_steps_use_the_system_tools") {
+        return;
+    }
+    // Modify one conffile of adduser for the test and put it back after.
+    let conffile = Path::new("/etc/deluser.conf");
+    let original = std::fs::read(conffile).unwrap();
+    struct Restore<'a>(&'a Path, Vec<u8>);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            std::fs::write(self.0, &self.1).unwrap();
+        }
+    }
+    let _restore = Restore(conffile, original.clone());
+    let mut changed = original.clone();
+    changed.extend_from_slice(b"\n# changed by apport-hooks test\n");
+    std::fs::write(conffile, &changed).unwrap();
+    let out = run(
+        &hook(vec![
+            step(
+                "Versions",
+                RunAs::Root,
+                Action::PackageVersions(vec!["dpkg".into(), "adduser".into()]),
+            ),
+            step(
+                "Journal",
+                RunAs::Root,
+                Action::Journal(JournalQuery {
+                    lines: Some(5),
+                    ..JournalQuery::default()
+                }),
+            ),
+            step(
+                "Conffiles",
+                RunAs::Root,
+                Action::Conffiles("adduser".into()),
+            ),
+        ]),
+        0,
+        true,
+    )
+    .await;
+    let versions = String::from_utf8(out.field("Versions").unwrap().to_vec()).unwrap();
+    assert!(
+        versions.lines().any(|l| l.starts_with("dpkg ")),
+        "{versions}"
+    );
+    assert!(
+        versions.lines().any(|l| l.starts_with("adduser ")),
+        "{versions}"
+    );
+    assert_eq!(
+        outcome(&out, "Journal"),
+        Outcome::Collected,
+        "{:?}",
+        out.steps
+    );
+    let summary = String::from_utf8(out.field("Conffiles").unwrap().to_vec()).unwrap();
+    assert_eq!(summary, "/etc/deluser.conf: modified\n", "{summary}");
+    assert_eq!(
+        out.field("Conffiles.etc.deluser.conf"),
+        Some(changed.as_slice())
+    );
+}
+
+#[tokio::test]
+async fn deny_listed_secrets_are_refused_even_to_root_steps() {
+    if !have_root("deny_listed_secrets_are_refused_even_to_root_steps") {
+        return;
+    }
+    let out = run(
+        &hook(vec![
+            step("Shadow", RunAs::Root, Action::File("/etc/shadow".into())),
+            step("Shadows", RunAs::Root, Action::Glob("/etc/*shadow".into())),
+        ]),
+        0,
+        true,
+    )
+    .await;
+    assert_eq!(outcome(&out, "Shadow"), Outcome::Refused);
+    assert!(out.field("Shadow").is_none());
+    assert!(
+        out.fields.iter().all(|(k, _)| !k.starts_with("Shadows.")),
+        "a deny-listed glob match was read: {:?}",
+        out.fields.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn job_deadline_stops_the_job() {
+    if !have_root("job_deadline_stops_the_job") {
+        return;
+    }
+    let limits = Limits {
+        job_deadline_secs: 1,
+        ..Limits::default()
+    };
+    let h = hook(vec![
+        step(
+            "Slow",
+            RunAs::Root,
+            Action::Command(vec!["sleep".into(), "30".into()]),
+        ),
+        step("Next", RunAs::Root, Action::Command(vec!["true".into()])),
+    ]);
+    let out = run_with(&executor(limits), &h, 0, true, None).await;
+    assert_eq!(
+        outcome(&out, "Slow"),
+        Outcome::TimedOut,
+        "step timeout narrowed to the deadline"
+    );
+    assert_eq!(outcome(&out, "Next"), Outcome::Skipped);
+    assert!(out.field("HookError").is_some());
+}
+
+#[tokio::test]
+async fn steps_may_not_overwrite_existing_report_fields() {
+    if !have_root("steps_may_not_overwrite_existing_report_fields") {
+        return;
+    }
+    let echo = |text: &str| Action::Command(vec!["echo".into(), text.into()]);
+    let mut replaces = step("Package", RunAs::Root, echo("bash 5.2-1"));
+    replaces.replaces = true;
+    let mut not_replaceable = step("ProblemType", RunAs::Root, echo("Bug"));
+    not_replaceable.replaces = true;
+    let out = run(
+        &hook(vec![
+            step("Package", RunAs::Root, echo("evil 1.0")),
+            not_replaceable,
+            replaces,
+        ]),
+        0,
+        true,
+    )
+    .await;
+    assert_eq!(
+        out.steps[0].outcome,
+        Outcome::Refused,
+        "plain step clobbered Package"
+    );
+    assert_eq!(
+        out.steps[1].outcome,
+        Outcome::Refused,
+        "ProblemType is not replaceable"
+    );
+    assert_eq!(out.steps[2].outcome, Outcome::Collected);
+    assert_eq!(out.field("Package"), Some(&b"bash 5.2-1"[..]));
+    assert!(out.field("ProblemType").is_none());
+}
