@@ -381,3 +381,62 @@ fn cli_upload_with_a_bad_server_url_is_an_error() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("http:// or https://"));
 }
+
+/// A copy of `signal_crash.crash` with a 1.5 MB log key, so the body passes
+/// the 1 MB progress threshold.
+fn large_report(dir: &Path) -> PathBuf {
+    let path = copy_report(dir, "signal_crash.crash");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("BigLog:\n");
+    for i in 0..1500 {
+        text.push_str(&format!(" line {i:05} {}\n", "x".repeat(1000)));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn cli_upload_is_quiet_without_a_terminal() {
+    let intake = Intake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = large_report(dir.path());
+    let out = apport_hook(&[
+        "upload",
+        report_path.to_str().unwrap(),
+        "--server",
+        &intake.url(),
+        "--no-hooks",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(intake.seen()[0].body.len() > 1024 * 1024);
+}
+
+#[test]
+fn cli_upload_shows_progress_on_a_terminal_for_large_bodies() {
+    let intake = Intake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = large_report(dir.path());
+    // `script` gives the command a pseudo-terminal, as an interactive shell would.
+    let command = format!(
+        "{} upload {} --server {} --no-hooks",
+        env!("CARGO_BIN_EXE_apport-hook"),
+        report_path.display(),
+        intake.url()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("CRASH_DB_IDENTIFIER", SYSTEM_ID)
+        .env("TERM", "xterm")
+        .env_remove("CRASH_DB_URL")
+        .output()
+        .expect("util-linux `script` is needed for this test");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("uploading report"), "{screen}");
+    assert!(screen.contains(&format!("OOPS id {OOPS_ID}")), "{screen}");
+}
