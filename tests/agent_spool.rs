@@ -341,3 +341,53 @@ fn a_result_is_streamed_in_and_a_wrong_length_is_refused() {
         "refused results leave nothing behind"
     );
 }
+
+#[test]
+fn concurrent_writers_keep_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = vec![b'z'; 2000];
+    let probe = Spool::open(dir.path().join("probe"), 1 << 20).unwrap();
+    probe
+        .put(&key("oops-00-00", "hook", 1), &payload, at(0))
+        .unwrap();
+    let entry_bytes = probe.total_bytes().unwrap();
+    let bound = entry_bytes * 5;
+    let path = dir.path().join("spool");
+    Spool::open(&path, bound).unwrap();
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let path = path.clone();
+            let payload = payload.clone();
+            std::thread::spawn(move || {
+                // Each writer opens the spool itself, as separate processes would.
+                let spool = Spool::open(&path, bound).unwrap();
+                for i in 0..8u64 {
+                    spool
+                        .put(
+                            &key(&format!("oops-{t:02}-{i:02}"), "hook", 1),
+                            &payload,
+                            at(t * 100 + i),
+                        )
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let spool = Spool::open(&path, bound).unwrap();
+    assert_eq!(spool.pending().unwrap().len(), 5);
+    assert!(spool.total_bytes().unwrap() <= bound);
+    let stray = std::fs::read_dir(&path)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(stray, 0);
+}
