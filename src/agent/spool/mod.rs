@@ -27,14 +27,19 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+mod backoff;
+mod key;
+
+pub use backoff::{BACKOFF_BASE_SECS, BACKOFF_CAP_SECS, backoff_delay};
+pub use key::EntryKey;
+
 use super::atomic_file;
-use super::ids::{IdError, OopsId};
-use crate::bundle::check_bundle_id;
+use super::ids::IdError;
 
 /// First line of every entry file.
 const MAGIC: &[u8] = b"apport-hooks-spool 1\n";
@@ -48,10 +53,6 @@ pub const MAX_QUARANTINED: usize = 16;
 pub const MAX_HEADER_BYTES: usize = 4096;
 /// Longest error text kept in an entry.
 pub const MAX_ERROR_CHARS: usize = 512;
-/// First retry delay.
-pub const BACKOFF_BASE_SECS: u64 = 60;
-/// Longest retry delay (six hours).
-pub const BACKOFF_CAP_SECS: u64 = 6 * 3600;
 /// Name of the lock file.
 const LOCK_FILE: &str = ".lock";
 /// Mode of entry files: results may hold private data.
@@ -98,78 +99,6 @@ pub enum SpoolError {
 impl From<IdError> for SpoolError {
     fn from(e: IdError) -> Self {
         Self::BadKey(e.to_string())
-    }
-}
-
-/// What an entry is for: one hook's result for one OOPS.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EntryKey {
-    oops: OopsId,
-    hook_id: String,
-    hook_version: u32,
-}
-
-impl EntryKey {
-    /// Builds a key from validated parts (`hook_id` as a bundle id).
-    ///
-    /// # Errors
-    /// [`SpoolError::BadKey`] for an invalid OOPS id or hook id.
-    pub fn new(oops: &str, hook_id: &str, hook_version: u32) -> Result<Self, SpoolError> {
-        let oops = OopsId::parse(oops)?;
-        check_bundle_id(hook_id).map_err(SpoolError::BadKey)?;
-        if hook_id.contains('+') {
-            return Err(SpoolError::BadKey(format!("hook id {hook_id:?} holds `+`")));
-        }
-        Ok(Self {
-            oops,
-            hook_id: hook_id.to_owned(),
-            hook_version,
-        })
-    }
-
-    /// The OOPS id.
-    pub fn oops(&self) -> &OopsId {
-        &self.oops
-    }
-
-    /// The hook's id.
-    pub fn hook_id(&self) -> &str {
-        &self.hook_id
-    }
-
-    /// The hook's version.
-    pub fn hook_version(&self) -> u32 {
-        self.hook_version
-    }
-
-    /// The entry's file name (`+` appears in neither id, so it is unambiguous).
-    pub fn file_name(&self) -> String {
-        format!(
-            "{}+{}+{}{ENTRY_SUFFIX}",
-            self.oops, self.hook_id, self.hook_version
-        )
-    }
-
-    fn from_file_name(name: &str) -> Option<Self> {
-        let stem = name.strip_suffix(ENTRY_SUFFIX)?;
-        let mut parts = stem.split('+');
-        let (oops, hook, version) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        let version: u32 = version.parse().ok()?;
-        let key = Self::new(oops, hook, version).ok()?;
-        (key.file_name() == name).then_some(key)
-    }
-}
-
-impl std::fmt::Display for EntryKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "OOPS {} hook {} version {}",
-            self.oops, self.hook_id, self.hook_version
-        )
     }
 }
 
@@ -293,20 +222,6 @@ pub struct PutOutcome {
     pub dropped: Vec<EntryKey>,
     /// Whether an entry with the same key was replaced.
     pub replaced: bool,
-}
-
-/// The retry delay after `attempts` failures: `BACKOFF_BASE_SECS × 2^(attempts-1)`,
-/// capped at [`BACKOFF_CAP_SECS`], then a random point in its upper half
-/// (so that many machines that lost the server together do not come back
-/// together).
-pub fn backoff_delay(attempts: u32, rng: &mut impl rand::Rng) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(30);
-    let full = BACKOFF_BASE_SECS
-        .saturating_mul(1u64 << exponent)
-        .min(BACKOFF_CAP_SECS);
-    let half = full / 2;
-    let jitter = rng.random_range(0..=half);
-    Duration::from_secs(full.saturating_sub(half).saturating_add(jitter))
 }
 
 fn open_nofollow(path: &Path) -> io::Result<File> {
@@ -452,9 +367,9 @@ impl Spool {
             Ok(header) => header,
             Err(e) => return ReadEntry::Corrupt(format!("bad header: {e}")),
         };
-        if header.oops_id != key.oops.as_str()
-            || header.hook_id != key.hook_id
-            || header.hook_version != key.hook_version
+        if header.oops_id != key.oops().as_str()
+            || header.hook_id != key.hook_id()
+            || header.hook_version != key.hook_version()
         {
             return ReadEntry::Corrupt("the header does not match the file name".into());
         }
@@ -657,9 +572,9 @@ impl Spool {
         now: SystemTime,
     ) -> Result<PutOutcome, SpoolError> {
         let header = Header {
-            oops_id: key.oops.to_string(),
-            hook_id: key.hook_id.clone(),
-            hook_version: key.hook_version,
+            oops_id: key.oops().to_string(),
+            hook_id: key.hook_id().to_owned(),
+            hook_version: key.hook_version(),
             created_ns: unix_nanos(now),
             attempts: 0,
             next_attempt_at: unix_secs(now),
@@ -775,50 +690,5 @@ impl Spool {
             ReadEntry::Ok(entry) => Ok(entry),
             _ => Err(SpoolError::NotFound(key.to_string())),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use rand::SeedableRng as _;
-
-    use super::*;
-
-    #[test]
-    fn backoff_grows_has_jitter_and_is_capped() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        for attempts in 1..=40u32 {
-            let full = BACKOFF_BASE_SECS
-                .saturating_mul(1u64 << attempts.saturating_sub(1).min(30))
-                .min(BACKOFF_CAP_SECS);
-            for _ in 0..50 {
-                let d = backoff_delay(attempts, &mut rng).as_secs();
-                assert!(d >= full - full / 2 && d <= full, "{attempts}: {d}");
-            }
-        }
-        let samples: std::collections::HashSet<u64> = (0..50)
-            .map(|_| backoff_delay(10, &mut rng).as_secs())
-            .collect();
-        assert!(samples.len() > 1, "no jitter");
-    }
-
-    #[test]
-    fn entry_names_round_trip_and_refuse_hostile_parts() {
-        let key =
-            EntryKey::new("4c5fd3a2-1e6b-11f1-9a2c-fa163e6b7c1d", "lightdm.log_1", 3).unwrap();
-        assert_eq!(EntryKey::from_file_name(&key.file_name()), Some(key));
-        for (oops, hook) in [
-            ("../x", "h"),
-            ("o", "../../etc/cron.d/x"),
-            ("o", "a/b"),
-            ("o/..", "h"),
-            ("o", ".h"),
-            ("o", "a+b"),
-        ] {
-            assert!(EntryKey::new(oops, hook, 1).is_err(), "{oops} {hook}");
-        }
-        assert_eq!(EntryKey::from_file_name("o+h+01.entry"), None);
-        assert_eq!(EntryKey::from_file_name("o+h+1+2.entry"), None);
     }
 }
