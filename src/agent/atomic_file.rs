@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rand::Rng as _;
 
 /// How many random names to try before giving up on a crowded directory.
-const TEMP_NAME_ATTEMPTS: u32 = 16;
+pub const TEMP_NAME_ATTEMPTS: u32 = 16;
 
 /// Creates a new, empty temporary file in `dir` with `mode`, never through a
 /// link. Returns the open file and its path.

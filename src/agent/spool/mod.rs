@@ -4,7 +4,7 @@
 //! named `{oops}+{hook}+{version}.entry` from validated ids only (never from
 //! report data: CVE-2016-9950). A file is a magic line, one line of JSON
 //! (ids, creation time, attempts, next attempt, last error, payload size)
-//! and the payload. Every write goes through [`atomic_file`](super::atomic_file)
+//! and the payload. Every write goes through [`atomic_file`]
 //! (temporary file, `fsync`, rename, `fsync` of the directory, mode 0600), so
 //! an entry is whole or absent after a crash or a restart.
 //!
