@@ -1,4 +1,4 @@
-//! `docs/formats-hook.md` names every field, lint and deny-list pattern.
+//! `docs/formats.md` names every field, lint and deny-list pattern.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use apport_hooks::hook::{
@@ -6,7 +6,7 @@ use apport_hooks::hook::{
     standard_fields,
 };
 
-const DOC: &str = include_str!("../docs/formats-hook.md");
+const DOC: &str = include_str!("../docs/formats.md");
 
 #[test]
 fn every_lint_is_documented_with_an_example() {
@@ -14,7 +14,7 @@ fn every_lint_is_documented_with_an_example() {
         let row = DOC
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` |", lint.name)))
-            .unwrap_or_else(|| panic!("lint {} has no row in docs/formats-hook.md", lint.name));
+            .unwrap_or_else(|| panic!("lint {} has no row in docs/formats.md", lint.name));
         assert_eq!(
             row.matches(" | ").count(),
             2,

@@ -235,3 +235,13 @@ fn exact_values_that_a_report_never_has_are_refused() {
     );
     assert!(diags(&fine).is_empty());
 }
+
+#[test]
+fn a_backslash_in_a_glob_is_refused_since_the_executor_treats_it_as_an_escape() {
+    // apportd's fnmatch reads `\s` as `s`: this glob would match /etc/shadow
+    // while the deny-list analysis saw a literal backslash.
+    let text = hook("[[step]]\nkey = \"X\"\nas = \"root\"\nglob = '/etc/\\s[h]adow'\n");
+    assert_eq!(diags(&text), [(8, lints::BAD_GLOB)]);
+    let text = hook("[[step]]\nkey = \"X\"\nglob = '/var/log/x\\*.log'\n");
+    assert_eq!(diags(&text), [(7, lints::BAD_GLOB)]);
+}

@@ -6,7 +6,7 @@
 //! file (see [`frame_bundle`]). daisy signs ([`sign_bundle`], feature `sign`);
 //! clients verify with [`KeyRing::verify`], which checks the signature over
 //! the exact bytes before it parses anything. The byte layout and the trust
-//! rules are in `docs/formats-bundle.md`.
+//! rules are in `docs/formats.md`.
 
 mod container;
 mod key_id;

@@ -54,7 +54,7 @@ pub const MAX_BUNDLE_ID_BYTES: usize = 128;
 
 /// What a bundle carries: the hook and what the server says about it.
 ///
-/// Field order is part of the signed format (see `docs/formats-bundle.md`).
+/// Field order is part of the signed format (see `docs/formats.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundlePayload {
     /// Payload format version, always [`BUNDLE_FORMAT`].

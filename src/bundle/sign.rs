@@ -90,7 +90,7 @@ pub fn key_id_of(secret: &SecretKey) -> Result<KeyId, SignError> {
 }
 
 /// Signs a payload into a bundle file: canonical BSON, a prehashed minisign
-/// signature over exactly those bytes, framed (see `docs/formats-bundle.md`).
+/// signature over exactly those bytes, framed (see `docs/formats.md`).
 pub fn sign_bundle(payload: &BundlePayload, secret: &SecretKey) -> Result<Vec<u8>, SignError> {
     let bytes = payload.to_canonical_bson()?;
     // The trusted comment is signed too; it names the bundle for people who

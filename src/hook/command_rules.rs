@@ -466,6 +466,79 @@ pub(crate) const JOURNALCTL_WRITE_OPTIONS: &[&str] = &[
 /// `sysctl` options that write.
 pub(crate) const SYSCTL_WRITE_OPTIONS: &[&str] = &["-w", "--write", "-p", "--load", "--system"];
 
+/// Programs that print secrets: the deny-list protects files, these read
+/// the same secrets through a program (`getent shadow` is `/etc/shadow`).
+/// With no words the program is refused outright; otherwise when any
+/// argument is one of the words (or `word=…`).
+pub(crate) const SECRET_COMMANDS: &[(&str, &[&str])] = &[
+    ("getent", &["shadow", "gshadow"]),
+    ("debconf-get-selections", &[]),
+    ("debconf-copydb", &[]),
+    ("unshadow", &[]),
+    ("systemd-creds", &[]),
+    ("keyctl", &[]),
+    ("secret-tool", &[]),
+    ("tpm2_unseal", &[]),
+    ("wg", &["showconf", "private-key", "preshared-keys"]),
+    ("nmcli", &["-s", "--show-secrets"]),
+    ("ip", &["xfrm"]),
+    ("cloud-init", &["query"]),
+    ("netplan", &["get"]),
+    (
+        "gpg",
+        &[
+            "--export-secret-keys",
+            "--export-secret-subkeys",
+            "--export-ssh-key",
+        ],
+    ),
+];
+
+/// Programs that read every file under a directory argument, and the
+/// options that make them do so (`None`: always). `tar -c /etc` or
+/// `grep -r . /etc` reads /etc/shadow although no argument names it.
+pub(crate) const RECURSIVE_READERS: &[(&str, Option<Recursion>)] = &[
+    ("grep", Some(GREP_RECURSION)),
+    ("egrep", Some(GREP_RECURSION)),
+    ("fgrep", Some(GREP_RECURSION)),
+    ("zgrep", Some(GREP_RECURSION)),
+    (
+        "diff",
+        Some(Recursion {
+            letters: &['r'],
+            long: &["--recursive"],
+        }),
+    ),
+    ("rgrep", None),
+    ("rg", None),
+    ("ag", None),
+    ("tar", None),
+    ("cpio", None),
+    ("zip", None),
+    ("7z", None),
+    ("7za", None),
+    ("rsync", None),
+    ("scp", None),
+];
+
+/// Options that turn on recursion: short letters (alone or in a cluster)
+/// and long options (alone or as `--opt=…`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recursion {
+    pub(crate) letters: &'static [char],
+    pub(crate) long: &'static [&'static str],
+}
+
+const GREP_RECURSION: Recursion = Recursion {
+    letters: &['r', 'R'],
+    long: &[
+        "--recursive",
+        "--dereference-recursive",
+        "--directories=recurse",
+        "-d",
+    ],
+};
+
 /// Arguments that only mean something to a shell.
 pub(crate) const SHELL_OPERATORS: &[&str] = &[
     "|", "||", "&&", ";", ";;", "&", ">", ">>", "<", "<<", "<<<", "2>", "2>>", "2>&1", ">&2", "&>",

@@ -13,7 +13,7 @@
 //!
 //! | Pattern(s) | Why |
 //! |---|---|
-//! | `/etc/shadow*`, `/etc/gshadow*` | password hashes (and their `-` backups) |
+//! | `/etc/shadow*`, `/etc/gshadow*`, `/var/backups/shadow*`, `/var/backups/gshadow*` | password hashes (and their `-` backups) |
 //! | `/etc/sudoers**` | sudo policy (`/etc/sudoers`, `/etc/sudoers.d/…`) |
 //! | `/etc/security/opasswd` | old password hashes |
 //! | `/root`, `/root/**` | root's home |
@@ -21,24 +21,33 @@
 //! | `/etc/ssh/*_key` | SSH host private keys |
 //! | `/etc/ssl/private`, `/etc/ssl/private/**`, `/etc/pki/tls/private/**` | TLS private keys |
 //! | `/etc/letsencrypt/archive/**`, `/etc/letsencrypt/keys/**` | certificate private keys |
-//! | `/etc/NetworkManager/system-connections`, `/etc/NetworkManager/system-connections/**` | Wi-Fi and VPN passwords |
+//! | `/etc/NetworkManager/system-connections`, `/etc/NetworkManager/system-connections/**`, `/run/NetworkManager/system-connections/**`, `/etc/netplan/**`, `/run/netplan/**` | Wi-Fi and VPN passwords |
 //! | `/var/lib/NetworkManager/secret_key` | NetworkManager's secret key |
-//! | `/etc/wpa_supplicant/**`, `/var/lib/iwd/**` | Wi-Fi passphrases |
+//! | `/etc/wpa_supplicant/**`, `/etc/wpa_supplicant.conf`, `/var/lib/iwd/**` | Wi-Fi passphrases |
 //! | `/etc/wireguard/**`, `/etc/ipsec.secrets`, `/etc/ppp/*-secrets` | VPN keys |
 //! | `/var/lib/bluetooth/**` | Bluetooth pairing keys |
 //! | `**/.gnupg`, `**/.gnupg/**` | GnuPG keys |
 //! | `**/.local/share/keyrings`, `**/.local/share/keyrings/**` | GNOME keyrings |
 //! | `**/.password-store/**` | `pass` password store |
-//! | `/var/lib/sss`, `/var/lib/sss/**` | SSSD credential caches |
+//! | `/var/lib/sss`, `/var/lib/sss/**`, `/etc/sssd/sssd.conf`, `/etc/sssd/conf.d/**` | SSSD credential caches and bind passwords |
 //! | `/etc/krb5.keytab`, `/etc/**/*.keytab` | Kerberos keys |
-//! | `**/.netrc`, `**/.pgpass`, `**/.git-credentials` | stored passwords |
-//! | `**/.aws/**`, `**/.docker/config.json`, `**/.kube/config` | cloud and cluster credentials |
-//! | `**/.mozilla/**`, `**/.config/google-chrome/**`, `**/.config/chromium/**` | browser profiles: cookies, saved passwords |
+//! | `**/.netrc`, `**/.pgpass`, `**/.git-credentials`, `**/.npmrc`, `**/.pypirc`, `**/.cargo/credentials*`, `/etc/*.secret`, `/etc/**/*.secret`, `/etc/samba/smbpasswd`, `/var/lib/samba/private/**`, `/etc/postfix/sasl_passwd*`, `/var/cache/debconf/passwords.dat` | stored passwords |
+//! | `**/.aws/**`, `**/.docker/**`, `**/.kube/**`, `**/.config/gcloud/**`, `**/.azure/**` | cloud and cluster credentials |
+//! | `**/.mozilla/**`, `**/.thunderbird/**`, `**/.config/google-chrome/**`, `**/.config/chromium/**`, `**/.config/BraveSoftware/**`, `**/.config/microsoft-edge/**`, `**/.config/vivaldi/**`, `**/.config/opera/**`, `**/.config/**/Cookies`, `**/.config/**/Cookies-journal`, `**/.config/**/Login Data` | browser and mail profiles: cookies, saved passwords |
 //! | `**/.*_history` | shell and REPL histories (typed passwords) |
 //! | `/etc/mysql/debian.cnf` | MySQL maintenance password |
-//! | `/var/lib/systemd/credential.secret`, `/etc/credstore/**`, `/etc/credstore.encrypted/**` | systemd credentials |
+//! | `/var/lib/systemd/credential.secret`, `/run/credentials/**`, `/etc/credstore/**`, `/etc/credstore.encrypted/**` | systemd credentials |
 //! | `/var/lib/private/**` | `DynamicUser=` services' private state |
 //! | `/proc/**/environ`, `/proc/**/mem`, `/proc/kcore` | other processes' environment and memory |
+//! | `/proc/**/root`, `/proc/**/root/**`, `/proc/**/cwd`, `/proc/**/cwd/**`, `/proc/**/fd/**`, `/proc/**/map_files/**` | other processes' view of the file system (a way around every other entry) |
+//! | `/var/lib/cloud/**/user-data*`, `/var/lib/cloud/**/vendor-data*`, `/var/lib/cloud/**/vendor2-data*`, `/var/lib/cloud/**/obj.pkl`, `/run/cloud-init/instance-data-sensitive.json`, `/etc/cloud/cloud.cfg.d/99-installer.cfg`, `/var/log/installer/autoinstall-user-data` | cloud-init and installer user data (passwords, tokens, keys) |
+//! | `/etc/apt/auth.conf`, `/etc/apt/auth.conf.d/**`, `/var/lib/ubuntu-advantage/private/**`, `/var/lib/snapd/state.json`, `**/.snap/auth.json` | package archive, Ubuntu Pro and snap store credentials |
+//! | `/var/lib/polkit-1/**`, `/etc/polkit-1/localauthority/**` | local polkit authorizations |
+//! | `/etc/machine-id`, `/var/lib/dbus/machine-id`, `/sys/**/dmi/id/*_serial`, `/sys/**/dmi/id/product_uuid` | raw machine identifiers and serial numbers (whoopsie sends only a hash) |
+//! | `/sys/firmware/efi/efivars/**`, `/sys/firmware/efi/vars/**`, `/sys/firmware/qemu_fw_cfg/**` | firmware variables and VM firmware configuration (may carry keys) |
+//! | `/etc/openvpn/**` | VPN keys |
+//! | `/sys/kernel/debug/**` | kernel debug interfaces (mac80211 exposes Wi-Fi key material there) |
+//! | `**/.Xauthority`, `**/.ICEauthority`, `/run/user/*/gdm/Xauthority`, `/run/lightdm/root/**`, `/var/lib/lightdm/.Xauthority` | X11 session cookies (whoever holds one controls the session) |
 //! | `/dev/**` | devices: not regular files; a read may never end or change hardware state |
 
 use std::sync::LazyLock;
@@ -57,7 +66,12 @@ pub struct DenyEntry {
 /// The deny-list. Keep the table in the module documentation in step.
 pub const DENY_LIST: &[DenyEntry] = &[
     DenyEntry {
-        patterns: &["/etc/shadow*", "/etc/gshadow*"],
+        patterns: &[
+            "/etc/shadow*",
+            "/etc/gshadow*",
+            "/var/backups/shadow*",
+            "/var/backups/gshadow*",
+        ],
         reason: "password hashes",
     },
     DenyEntry {
@@ -96,6 +110,9 @@ pub const DENY_LIST: &[DenyEntry] = &[
         patterns: &[
             "/etc/NetworkManager/system-connections",
             "/etc/NetworkManager/system-connections/**",
+            "/run/NetworkManager/system-connections/**",
+            "/etc/netplan/**",
+            "/run/netplan/**",
         ],
         reason: "Wi-Fi and VPN passwords",
     },
@@ -104,7 +121,11 @@ pub const DENY_LIST: &[DenyEntry] = &[
         reason: "NetworkManager's secret key",
     },
     DenyEntry {
-        patterns: &["/etc/wpa_supplicant/**", "/var/lib/iwd/**"],
+        patterns: &[
+            "/etc/wpa_supplicant/**",
+            "/etc/wpa_supplicant.conf",
+            "/var/lib/iwd/**",
+        ],
         reason: "Wi-Fi passphrases",
     },
     DenyEntry {
@@ -132,28 +153,60 @@ pub const DENY_LIST: &[DenyEntry] = &[
         reason: "password store",
     },
     DenyEntry {
-        patterns: &["/var/lib/sss", "/var/lib/sss/**"],
-        reason: "SSSD credential caches",
+        patterns: &[
+            "/var/lib/sss",
+            "/var/lib/sss/**",
+            "/etc/sssd/sssd.conf",
+            "/etc/sssd/conf.d/**",
+        ],
+        reason: "SSSD credential caches and bind passwords",
     },
     DenyEntry {
         patterns: &["/etc/krb5.keytab", "/etc/**/*.keytab"],
         reason: "Kerberos keys",
     },
     DenyEntry {
-        patterns: &["**/.netrc", "**/.pgpass", "**/.git-credentials"],
+        patterns: &[
+            "**/.netrc",
+            "**/.pgpass",
+            "**/.git-credentials",
+            "**/.npmrc",
+            "**/.pypirc",
+            "**/.cargo/credentials*",
+            "/etc/*.secret",
+            "/etc/**/*.secret",
+            "/etc/samba/smbpasswd",
+            "/var/lib/samba/private/**",
+            "/etc/postfix/sasl_passwd*",
+            "/var/cache/debconf/passwords.dat",
+        ],
         reason: "stored passwords",
     },
     DenyEntry {
-        patterns: &["**/.aws/**", "**/.docker/config.json", "**/.kube/config"],
+        patterns: &[
+            "**/.aws/**",
+            "**/.docker/**",
+            "**/.kube/**",
+            "**/.config/gcloud/**",
+            "**/.azure/**",
+        ],
         reason: "cloud and cluster credentials",
     },
     DenyEntry {
         patterns: &[
             "**/.mozilla/**",
+            "**/.thunderbird/**",
             "**/.config/google-chrome/**",
             "**/.config/chromium/**",
+            "**/.config/BraveSoftware/**",
+            "**/.config/microsoft-edge/**",
+            "**/.config/vivaldi/**",
+            "**/.config/opera/**",
+            "**/.config/**/Cookies",
+            "**/.config/**/Cookies-journal",
+            "**/.config/**/Login Data",
         ],
-        reason: "browser profiles (cookies, saved passwords)",
+        reason: "browser and mail profiles (cookies, saved passwords)",
     },
     DenyEntry {
         patterns: &["**/.*_history"],
@@ -166,6 +219,7 @@ pub const DENY_LIST: &[DenyEntry] = &[
     DenyEntry {
         patterns: &[
             "/var/lib/systemd/credential.secret",
+            "/run/credentials/**",
             "/etc/credstore/**",
             "/etc/credstore.encrypted/**",
         ],
@@ -178,6 +232,78 @@ pub const DENY_LIST: &[DenyEntry] = &[
     DenyEntry {
         patterns: &["/proc/**/environ", "/proc/**/mem", "/proc/kcore"],
         reason: "other processes' environment and memory",
+    },
+    DenyEntry {
+        patterns: &[
+            "/proc/**/root",
+            "/proc/**/root/**",
+            "/proc/**/cwd",
+            "/proc/**/cwd/**",
+            "/proc/**/fd/**",
+            "/proc/**/map_files/**",
+        ],
+        reason: "other processes' view of the file system (a way around every other entry)",
+    },
+    DenyEntry {
+        patterns: &[
+            "/var/lib/cloud/**/user-data*",
+            "/var/lib/cloud/**/vendor-data*",
+            "/var/lib/cloud/**/vendor2-data*",
+            "/var/lib/cloud/**/obj.pkl",
+            "/run/cloud-init/instance-data-sensitive.json",
+            "/etc/cloud/cloud.cfg.d/99-installer.cfg",
+            "/var/log/installer/autoinstall-user-data",
+        ],
+        reason: "cloud-init and installer user data (passwords, tokens, keys)",
+    },
+    DenyEntry {
+        patterns: &[
+            "/etc/apt/auth.conf",
+            "/etc/apt/auth.conf.d/**",
+            "/var/lib/ubuntu-advantage/private/**",
+            "/var/lib/snapd/state.json",
+            "**/.snap/auth.json",
+        ],
+        reason: "package archive, Ubuntu Pro and snap store credentials",
+    },
+    DenyEntry {
+        patterns: &["/var/lib/polkit-1/**", "/etc/polkit-1/localauthority/**"],
+        reason: "local polkit authorizations",
+    },
+    DenyEntry {
+        patterns: &[
+            "/etc/machine-id",
+            "/var/lib/dbus/machine-id",
+            "/sys/**/dmi/id/*_serial",
+            "/sys/**/dmi/id/product_uuid",
+        ],
+        reason: "raw machine identifiers and serial numbers (whoopsie sends only a hash)",
+    },
+    DenyEntry {
+        patterns: &[
+            "/sys/firmware/efi/efivars/**",
+            "/sys/firmware/efi/vars/**",
+            "/sys/firmware/qemu_fw_cfg/**",
+        ],
+        reason: "firmware variables and VM firmware configuration (may carry keys)",
+    },
+    DenyEntry {
+        patterns: &["/etc/openvpn/**"],
+        reason: "VPN keys",
+    },
+    DenyEntry {
+        patterns: &["/sys/kernel/debug/**"],
+        reason: "kernel debug interfaces (mac80211 exposes Wi-Fi key material there)",
+    },
+    DenyEntry {
+        patterns: &[
+            "**/.Xauthority",
+            "**/.ICEauthority",
+            "/run/user/*/gdm/Xauthority",
+            "/run/lightdm/root/**",
+            "/var/lib/lightdm/.Xauthority",
+        ],
+        reason: "X11 session cookies (whoever holds one controls the session)",
     },
     DenyEntry {
         patterns: &["/dev/**"],
@@ -204,6 +330,20 @@ pub(crate) fn compiled_patterns() -> &'static [(&'static DenyEntry, &'static str
     &COMPILED
 }
 
+/// Symlinks every Ubuntu system has, as (link, target). Programs run by a
+/// `command` step follow them, so a literal path under a link is checked as
+/// the path under its target too (`/var/run/credentials/…` is
+/// `/run/credentials/…`). `file` and `glob` steps never follow symlinks.
+pub const SYMLINK_ALIASES: &[(&str, &str)] = &[
+    ("/var/run", "/run"),
+    ("/var/lock", "/run/lock"),
+    ("/bin", "/usr/bin"),
+    ("/sbin", "/usr/sbin"),
+    ("/lib", "/usr/lib"),
+    ("/lib64", "/usr/lib64"),
+    ("/dev/fd", "/proc/self/fd"),
+];
+
 /// The first deny-list entry and pattern `path` could match, if any.
 pub(crate) fn denied(path: &Pattern) -> Option<(&'static DenyEntry, &'static str)> {
     COMPILED
@@ -212,9 +352,78 @@ pub(crate) fn denied(path: &Pattern) -> Option<(&'static DenyEntry, &'static str
         .map(|(entry, p, _)| (*entry, *p))
 }
 
-/// Whether a literal absolute path is denied.
+/// Like [`denied`], but only patterns anchored at a directory (not those
+/// starting with `**`, which could match under any directory): for "does this
+/// directory tree hold a denied path", where `**/.ssh` would make every tree
+/// suspect.
+pub(crate) fn denied_anchored(path: &Pattern) -> Option<(&'static DenyEntry, &'static str)> {
+    COMPILED
+        .iter()
+        .filter(|(_, p, _)| !p.starts_with("**"))
+        .find(|(_, _, compiled)| intersects(path, compiled))
+        .map(|(entry, p, _)| (*entry, *p))
+}
+
+/// `path` with a leading well-known symlink replaced by its target, if it
+/// starts with one (see [`SYMLINK_ALIASES`]).
+pub(crate) fn through_alias(path: &str) -> Option<String> {
+    SYMLINK_ALIASES.iter().find_map(|(link, target)| {
+        let rest = path.strip_prefix(link)?;
+        (rest.is_empty() || rest.starts_with('/')).then(|| format!("{target}{rest}"))
+    })
+}
+
+/// A deny pattern as an anchored regex: on a literal path (where the
+/// hidden-name rule of globs plays no part) it matches exactly when
+/// [`intersects`] says so (a property test in `pattern.rs` checks this).
+fn literal_regex(pattern: &str) -> String {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '*' {
+            if chars.peek() == Some(&'*') {
+                chars.next();
+                re.push_str("(?s:.*)");
+            } else {
+                re.push_str("[^/]*");
+            }
+        } else {
+            re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+        }
+    }
+    re.push('$');
+    re
+}
+
+/// Every deny pattern in one regex set, in [`COMPILED`] order: a literal path
+/// is checked in one linear pass (the product automaton costs the product of
+/// the lengths per pattern, which a command with many long arguments made
+/// minutes long).
+static LITERAL_SET: LazyLock<Result<regex::RegexSet, regex::Error>> =
+    LazyLock::new(|| regex::RegexSet::new(COMPILED.iter().map(|(_, p, _)| literal_regex(p))));
+
+fn denied_exactly(path: &str) -> Option<(&'static DenyEntry, &'static str)> {
+    match &*LITERAL_SET {
+        Ok(set) => set
+            .matches(path)
+            .iter()
+            .next()
+            .and_then(|i| COMPILED.get(i))
+            .map(|(entry, p, _)| (*entry, *p)),
+        Err(_) => denied(&Pattern::literal(path)),
+    }
+}
+
+/// The first deny-list entry and pattern a literal path matches, directly or
+/// through a well-known symlink.
+pub(crate) fn denied_literal(path: &str) -> Option<(&'static DenyEntry, &'static str)> {
+    denied_exactly(path).or_else(|| through_alias(path).and_then(|p| denied_exactly(&p)))
+}
+
+/// Whether a literal absolute path is denied (directly or through a
+/// well-known symlink).
 pub fn is_denied_path(path: &str) -> bool {
-    denied(&Pattern::literal(path)).is_some()
+    denied_literal(path).is_some()
 }
 
 #[cfg(test)]
@@ -250,6 +459,112 @@ mod tests {
     }
 
     #[test]
+    fn distribution_secrets_and_other_views_of_them_are_denied() {
+        for p in [
+            // Other processes' view of the file system: a way around every entry.
+            "/proc/self/root/etc/shadow",
+            "/proc/1/root/etc/shadow",
+            "/proc/thread-self/root/etc/gshadow",
+            "/proc/self/cwd/x",
+            "/proc/1/fd/3",
+            "/proc/1/map_files/55d0-55d1",
+            "/proc/1/task/1/environ",
+            "/proc/1/mem",
+            "/dev/mem",
+            "/dev/kmem",
+            "/dev/port",
+            "/run/credentials/getty@tty1.service/x",
+            "/sys/firmware/efi/efivars/Boot0000-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+            "/sys/firmware/qemu_fw_cfg/by_name/opt/secret/raw",
+            "/sys/class/dmi/id/product_serial",
+            "/sys/devices/virtual/dmi/id/board_serial",
+            "/sys/class/dmi/id/product_uuid",
+            "/etc/machine-id",
+            "/var/lib/dbus/machine-id",
+            "/var/lib/polkit-1/localauthority/10-vendor.d/x.pkla",
+            "/etc/polkit-1/localauthority/50-local.d/x.pkla",
+            "/run/NetworkManager/system-connections/netplan-wlan0-Home.nmconnection",
+            "/etc/netplan/50-cloud-init.yaml",
+            "/run/netplan/wlan0.yaml",
+            "/etc/wpa_supplicant.conf",
+            "/var/lib/cloud/instance/user-data.txt",
+            "/var/lib/cloud/instances/i-0abc/vendor-data.txt.i",
+            "/var/lib/cloud/instance/obj.pkl",
+            "/run/cloud-init/instance-data-sensitive.json",
+            "/etc/cloud/cloud.cfg.d/99-installer.cfg",
+            "/var/log/installer/autoinstall-user-data",
+            "/var/cache/debconf/passwords.dat",
+            "/etc/apt/auth.conf",
+            "/etc/apt/auth.conf.d/90ubuntu-advantage",
+            "/var/lib/ubuntu-advantage/private/machine-token.json",
+            "/var/lib/snapd/state.json",
+            "/home/alice/.snap/auth.json",
+            "/home/alice/snap/firefox/common/.mozilla/firefox/x.default/cookies.sqlite",
+            "/home/alice/.config/chromium/Default/Cookies",
+            "/home/alice/.config/BraveSoftware/Brave-Browser/Default/Login Data",
+            "/home/alice/.config/some-electron-app/Cookies",
+            "/home/alice/.config/microsoft-edge/Default/Cookies",
+            "/home/alice/.thunderbird/x.default/logins.json",
+            "/home/alice/.docker/config.json",
+            "/home/alice/.docker/contexts/meta/x/meta.json",
+            "/home/alice/.kube/cache/x",
+            "/home/alice/.aws/credentials",
+            "/home/alice/.config/gcloud/credentials.db",
+            "/home/alice/.azure/msal_token_cache.json",
+            "/home/alice/.npmrc",
+            "/home/alice/.pypirc",
+            "/home/alice/.cargo/credentials.toml",
+            "/etc/sssd/sssd.conf",
+            "/etc/ldap.secret",
+            "/etc/samba/smbpasswd",
+            "/var/lib/samba/private/secrets.tdb",
+            "/etc/postfix/sasl_passwd.db",
+            "/etc/openvpn/client/x.key",
+            "/var/backups/shadow.bak",
+            "/var/backups/gshadow.bak",
+            "/sys/kernel/debug/ieee80211/phy0/netdev:wlan0/stations/x/keys",
+            "/home/alice/.Xauthority",
+            "/run/user/1000/gdm/Xauthority",
+            "/run/lightdm/root/:0",
+        ] {
+            assert!(is_denied_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn the_regex_set_agrees_with_the_automaton_on_literal_paths() {
+        assert!(LITERAL_SET.is_ok());
+        for path in [
+            "/etc/shadow",
+            "/etc/shadow-",
+            "/etc/passwd",
+            "/home/a/.ssh/id_rsa",
+            "/home/a/.config/x/y/Cookies",
+            "/home/a/.config/Cookies",
+            "/proc/1/task/2/environ",
+            "/etc/ssh/ssh_host_rsa_key.pub",
+            "/var/lib/cloud/instances/i/user-data.txt",
+            "/sys/class/dmi/id/product_name",
+            "/root",
+            "/rootfs",
+            "/etc/sudoers.d/x",
+            "/dev",
+        ] {
+            let automaton = denied(&Pattern::literal(path)).map(|(_, p)| p);
+            assert_eq!(denied_exactly(path).map(|(_, p)| p), automaton, "{path}");
+        }
+    }
+
+    #[test]
+    fn paths_through_well_known_symlinks_are_denied_like_their_targets() {
+        assert!(is_denied_path("/var/run/credentials/x.service/token"));
+        assert!(is_denied_path(
+            "/var/run/NetworkManager/system-connections/x"
+        ));
+        assert!(!is_denied_path("/var/run/lightdm.pid"));
+    }
+
+    #[test]
     fn ordinary_paths_are_not_denied() {
         for p in [
             "/var/log/lightdm/lightdm.log",
@@ -259,6 +574,14 @@ mod tests {
             "/proc/1/status",
             "/etc/X11/xorg.conf",
             "/var/log/Xorg.0.log",
+            "/var/lib/whoopsie/whoopsie-id",
+            "/sys/class/dmi/id/product_name",
+            "/proc/1/cmdline",
+            "/var/log/cloud-init.log",
+            "/etc/apt/sources.list",
+            "/home/alice/.config/monitors.xml",
+            "/var/backups/passwd.bak",
+            "/var/backups/dpkg.status.0",
         ] {
             assert!(!is_denied_path(p), "{p}");
         }

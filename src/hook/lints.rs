@@ -54,7 +54,7 @@ lints! {
     ROOT_IN_USER_DIR = "root-in-user-dir": "A root step reading where users can write (symlink attacks): use `as = \"user\"`.";
     WILDCARD_IN_FILE = "wildcard-in-file": "A `file` path with `*`, `?` or `[`: use `glob`.";
     GLOB_WITHOUT_WILDCARD = "glob-without-wildcard": "A `glob` with no wildcard: use `file`.";
-    BAD_GLOB = "bad-glob": "A glob the executor does not support (`**`, braces, an unclosed `[`).";
+    BAD_GLOB = "bad-glob": "A glob the executor does not support (`**`, braces, an unclosed `[`, a backslash).";
     EMPTY_COMMAND = "empty-command": "A `command` with no program.";
     COMMAND_NOT_FOUND = "command-not-found": "A command not found in the fixed PATH.";
     COMMAND_OUTSIDE_PATH = "command-outside-path": "An absolute command outside the fixed PATH directories.";
@@ -63,6 +63,7 @@ lints! {
     INDIRECT_COMMAND = "indirect-command": "A command that runs another command (`env`, `xargs`, `find -exec`…).";
     INTERACTIVE_COMMAND = "interactive-command": "A pager or editor: interactive, and a root shell escape (CVE-2023-1326).";
     STATE_CHANGING_COMMAND = "state-changing-command": "A command that changes the machine (`rm`, `systemctl restart`, `apt install`…).";
+    SECRET_COMMAND = "secret-command": "A command that prints secrets (`getent shadow`, `debconf-get-selections`, `wg showconf`, `nmcli --show-secrets`…).";
     SHELL_SYNTAX = "shell-syntax": "Shell syntax in a command argument, which no shell will interpret.";
     BAD_JOURNAL_PRIORITY = "bad-journal-priority": "A journal priority that is not a syslog level.";
     BAD_UNIT_NAME = "bad-unit-name": "A journal `unit` that is not a systemd unit name.";

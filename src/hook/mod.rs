@@ -4,7 +4,7 @@
 //! [`parse_hook`] turns a hook file into a validated [`Hook`] or a list of
 //! [`Diagnostic`]s (`file:line:column: lint-name: message`); [`lint`] gives
 //! just the diagnostics. [`conditions_hold`] evaluates a hook's `[when]` on
-//! the client. The format is documented in `docs/formats-hook.md`.
+//! the client. The format is documented in `docs/formats.md`.
 
 mod command;
 mod command_rules;

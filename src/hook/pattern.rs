@@ -41,6 +41,7 @@ pub(crate) enum GlobError {
     Braces,
     UnclosedClass,
     SlashInClass,
+    Backslash,
 }
 
 impl std::fmt::Display for GlobError {
@@ -52,6 +53,9 @@ impl std::fmt::Display for GlobError {
             GlobError::Braces => "braces are not expanded: write one step per pattern",
             GlobError::UnclosedClass => "`[` starts a character class that is never closed",
             GlobError::SlashInClass => "a character class cannot match `/`",
+            GlobError::Backslash => {
+                "`\\` is not allowed in a glob: apportd's matcher reads it as an escape, the linter would not"
+            }
         })
     }
 }
@@ -116,6 +120,10 @@ impl Pattern {
                     ranges: Vec::new(),
                 }),
                 '{' | '}' => return Err(GlobError::Braces),
+                // apportd's fnmatch treats `\x` as `x` (`/etc/\s[h]adow`
+                // matches /etc/shadow); Python's glob has no escapes. Refuse
+                // it rather than let the two readings differ.
+                '\\' => return Err(GlobError::Backslash),
                 '[' => {
                     let mut negated = false;
                     if matches!(chars.peek(), Some('!' | '^')) {
@@ -384,6 +392,10 @@ mod tests {
         assert_eq!(
             Pattern::glob("/var/[a/]").err(),
             Some(GlobError::SlashInClass)
+        );
+        assert_eq!(
+            Pattern::glob("/etc/\\s[h]adow").err(),
+            Some(GlobError::Backslash)
         );
         assert!(Pattern::glob("/var/[]]").unwrap().has_wildcard());
         assert!(!Pattern::glob("/var/log").unwrap().has_wildcard());

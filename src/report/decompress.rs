@@ -2,17 +2,24 @@
 //!
 //! Formats, chosen by the first decoded bytes (as apport's `problem_report`
 //! does):
-//! - gzip (`1f 8b`): what apport writes today (one gzip member, with header);
-//! - zstd (`28 b5 2f fd`): newer apport;
+//! - gzip (`1f 8b`): what apport writes today; every member is read, as
+//!   Python's `gzip` module does;
+//! - zstd (`28 b5 2f fd`): newer apport; every frame is read;
 //! - anything else: legacy zlib (RFC 1950) as written by apport before 2011.
+//!
+//! Every byte must belong to the stream: data after the last gzip member,
+//! zstd frame or zlib stream is an error, never silently dropped (two
+//! readers must not see two different values).
 //!
 //! Each base64 line is decoded on its own: apport encodes every compressor
 //! block separately, so `=` padding may end any line.
 //!
 //! The output grows in 64 KiB steps and stops with an error as soon as it
 //! would pass the caller's cap: no buffer is sized from a length found in the
-//! data (whoopsie's CVE-2020-15570). The zstd window is limited to
-//! [`ZSTD_MAX_WINDOW_LOG`], so a frame cannot make the decoder reserve more.
+//! data (whoopsie's CVE-2020-15570). The zstd window (which the decoder
+//! reserves up front, from the frame header) is limited to the cap rounded up
+//! to a power of two, at least 2^[`ZSTD_MIN_WINDOW_LOG`] and at most
+//! 2^[`ZSTD_MAX_WINDOW_LOG`].
 
 use std::io::Read;
 
@@ -23,6 +30,27 @@ use super::value::split_lines;
 
 /// Largest zstd window accepted: 2^27 bytes (libzstd's own default limit).
 pub const ZSTD_MAX_WINDOW_LOG: u32 = 27;
+
+/// Smallest zstd window limit, whatever the cap: 2^23 bytes, what zstd uses
+/// up to level 19 when streaming data of unknown size (apport streams at
+/// level 3: 2^21).
+pub const ZSTD_MIN_WINDOW_LOG: u32 = 23;
+
+/// The zstd window limit for a decompression cap of `cap` bytes.
+fn zstd_window_log(cap: u64) -> u32 {
+    let needed = u64::BITS.saturating_sub(cap.saturating_sub(1).leading_zeros());
+    needed.clamp(ZSTD_MIN_WINDOW_LOG, ZSTD_MAX_WINDOW_LOG)
+}
+
+fn trailing_data(format: Format, remaining: usize) -> DecompressError {
+    DecompressError::Corrupt {
+        format,
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{remaining} bytes after the end of the compressed stream"),
+        ),
+    }
+}
 
 /// Bytes read from the decompressor at a time.
 const READ_STEP: usize = 64 * 1024;
@@ -129,21 +157,35 @@ pub(crate) fn decompress(lines: &[u8], cap: u64) -> Result<Vec<u8>, DecompressEr
     let format = sniff_bytes(&raw);
     let corrupt = |source| DecompressError::Corrupt { format, source };
     match format {
-        Format::Gzip => read_capped(flate2::read::GzDecoder::new(raw.as_slice()), cap, format),
-        Format::Zlib => read_capped(flate2::read::ZlibDecoder::new(raw.as_slice()), cap, format),
+        // A multi-member reader: a header where the next member should start
+        // is an error, so trailing bytes cannot hide behind the first member.
+        Format::Gzip => read_capped(
+            &mut flate2::bufread::MultiGzDecoder::new(raw.as_slice()),
+            cap,
+            format,
+        ),
+        Format::Zlib => {
+            let mut decoder = flate2::bufread::ZlibDecoder::new(raw.as_slice());
+            let out = read_capped(&mut decoder, cap, format)?;
+            match decoder.into_inner().len() {
+                0 => Ok(out),
+                remaining => Err(trailing_data(format, remaining)),
+            }
+        }
+        // Reads every frame; bytes that are not a frame are an error.
         Format::Zstd => {
             let mut decoder =
                 zstd::stream::read::Decoder::with_buffer(raw.as_slice()).map_err(corrupt)?;
             decoder
-                .window_log_max(ZSTD_MAX_WINDOW_LOG)
+                .window_log_max(zstd_window_log(cap))
                 .map_err(corrupt)?;
-            read_capped(decoder, cap, format)
+            read_capped(&mut decoder, cap, format)
         }
     }
 }
 
 fn read_capped(
-    mut reader: impl Read,
+    reader: &mut impl Read,
     cap: u64,
     format: Format,
 ) -> Result<Vec<u8>, DecompressError> {

@@ -1,0 +1,31 @@
+//! The application state every handler shares.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::storage::Storage;
+
+/// Configuration, storage and counters of one daisy process.
+pub struct App {
+    /// The resolved configuration.
+    pub config: Config,
+    /// The database.
+    pub storage: Arc<dyn Storage>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+/// What handlers receive.
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Wraps configuration and storage into the shared state.
+    pub fn new(config: Config, storage: Arc<dyn Storage>) -> AppState {
+        Arc::new(App {
+            config,
+            storage,
+            metrics: Metrics::default(),
+        })
+    }
+}

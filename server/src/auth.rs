@@ -1,0 +1,75 @@
+//! Bearer tokens: API tokens of users and the per-OOPS hook tokens. Only
+//! SHA-256 hashes are stored, so a database leak does not hand out
+//! working tokens.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::storage::User;
+
+/// Bytes of randomness in a token (hex-encoded on the wire).
+pub const TOKEN_BYTES: usize = 32;
+
+/// A fresh random token, hex.
+pub fn new_token() -> String {
+    let bytes: [u8; TOKEN_BYTES] = rand::random();
+    hex::encode(bytes)
+}
+
+/// The stored form of a token.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty() && token.len() <= 256).then_some(token)
+}
+
+/// An authenticated API user (extractor). Answers `401` without a valid
+/// token.
+#[derive(Debug, Clone)]
+pub struct ApiUser(pub User);
+
+impl ApiUser {
+    /// `403` unless the user is in one of these teams (`admin` always passes).
+    pub fn require_team(&self, teams: &[&str]) -> Result<(), AppError> {
+        if self.0.team == "admin" || teams.contains(&self.0.team.as_str()) {
+            Ok(())
+        } else {
+            Err(AppError::json(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "team {} may not do this; needs one of {teams:?}",
+                    self.0.team
+                ),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts).ok_or_else(|| {
+            AppError::json(
+                StatusCode::UNAUTHORIZED,
+                "missing `Authorization: Bearer <token>` (daisy admin user add prints one)",
+            )
+        })?;
+        let user = app
+            .storage
+            .user_by_token(&hash_token(token))
+            .await
+            .map_err(|e| AppError::from(e).into_json())?;
+        user.map(ApiUser)
+            .ok_or_else(|| AppError::json(StatusCode::UNAUTHORIZED, "unknown API token"))
+    }
+}

@@ -1,0 +1,315 @@
+//! daisy's configuration: defaults, then the TOML file, then environment
+//! variables and command-line flags (clap reads both, flags win).
+//!
+//! Every limit lives here with its default, documented once in
+//! `docs/daisy.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The configuration file read when `--config` is not given and it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/daisy/daisy.toml";
+/// Where `daisy serve` listens by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The data directory for a user; the systemd unit passes `/var/lib/daisy`.
+pub const DEFAULT_DATA_DIR: &str = "./daisy-data";
+/// The SQLite database file inside the data directory.
+pub const SQLITE_FILE_NAME: &str = "daisy.sqlite3";
+
+/// What went wrong while building the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for daisy.
+    #[error("invalid configuration file {path}: {message} (see docs/daisy.md for the keys)")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the line.
+        message: String,
+    },
+    /// A value does not make sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The options `serve` and `admin` share, as given on the command line or in
+/// the environment; `None` means "not given here".
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML). Default: /etc/daisy/daisy.toml when it exists.
+    #[arg(long, env = "DAISY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (created when missing). Default: ./daisy-data.
+    #[arg(long, env = "DAISY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite` (a file in the data directory) or a `postgres://` URL. Default: sqlite.
+    #[arg(long, env = "DAISY_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+}
+
+/// The file's shape; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    public_url: Option<String>,
+    retracer: Option<bool>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_report_bytes: Option<usize>,
+    max_core_bytes: Option<usize>,
+    max_result_bytes: Option<usize>,
+    max_api_body_bytes: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    max_hook_reports: Option<u32>,
+    max_hook_days: Option<u32>,
+    hook_disk_cap_bytes: Option<u64>,
+    offer_multiple: Option<u32>,
+    token_ttl_secs: Option<u64>,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (`postgres://…` or key=value form).
+    Postgres(String),
+}
+
+/// Server-wide bounds. Hook authors cannot change these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest crash upload body (BSON, core left out). Default 16 MiB.
+    pub max_report_bytes: usize,
+    /// Largest core dump upload (base64 text). Default 256 MiB.
+    pub max_core_bytes: usize,
+    /// Largest hook result after decompression. Default 50 MiB (the client's own cap).
+    pub max_result_bytes: usize,
+    /// Largest JSON API body. Default 1 MiB.
+    pub max_api_body_bytes: usize,
+    /// Whole-request timeout, body included, in seconds. Default 60.
+    pub request_timeout_secs: u64,
+    /// Upper bound of a hook's `reports` limit. Default 1000.
+    pub max_hook_reports: u32,
+    /// Upper bound of a hook's `days` limit. Default 30.
+    pub max_hook_days: u32,
+    /// Total result bytes one hook may store before it is disabled. Default 100 MiB.
+    pub hook_disk_cap_bytes: u64,
+    /// A hook is offered while outstanding tokens + results < this × `reports`. Default 2.
+    pub offer_multiple: u32,
+    /// How long a hook token stays valid, in seconds. Default 7 days.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_report_bytes: 16 << 20,
+            max_core_bytes: 256 << 20,
+            max_result_bytes: 50 << 20,
+            max_api_body_bytes: 1 << 20,
+            request_timeout_secs: 60,
+            max_hook_reports: 1000,
+            max_hook_days: 30,
+            hook_disk_cap_bytes: 100 << 20,
+            offer_multiple: 2,
+            token_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address of `serve`.
+    pub listen: SocketAddr,
+    /// The data directory (cores, keys, the SQLite file).
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: Database,
+    /// Base URL clients reach this server at, used in hook lists. Default
+    /// `http://<listen>`.
+    pub public_url: String,
+    /// A retracer is deployed: answer `CORE` for unknown SASes.
+    pub retracer: bool,
+    /// Server-wide bounds.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Builds the configuration: defaults < file < environment < flags.
+    /// `listen` is the `serve` flag (None for `admin`).
+    pub fn load(common: &CommonArgs, listen: Option<&str>) -> Result<Config, ConfigError> {
+        let file = match &common.config {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_PATH))?
+            }
+            None => FileConfig::default(),
+        };
+        Config::resolve(common, listen, file)
+    }
+
+    /// Builds a configuration from TOML text, flags still winning.
+    pub fn from_toml(
+        text: &str,
+        common: &CommonArgs,
+        listen: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let file = parse_file(text, Path::new("<string>"))?;
+        Config::resolve(common, listen, file)
+    }
+
+    fn resolve(
+        common: &CommonArgs,
+        listen: Option<&str>,
+        file: FileConfig,
+    ) -> Result<Config, ConfigError> {
+        let listen_text = listen
+            .map(str::to_owned)
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "listen address {listen_text:?} is not IP:PORT (e.g. 127.0.0.1:8080)"
+            ))
+        })?;
+        let data_dir = common
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database = match common.database.clone().or(file.database).as_deref() {
+            None | Some("sqlite") => Database::Sqlite(data_dir.join(SQLITE_FILE_NAME)),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Database::Postgres(url.to_owned())
+            }
+            Some(path) if path.starts_with("sqlite:") => {
+                Database::Sqlite(PathBuf::from(path.trim_start_matches("sqlite:")))
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "database {other:?}: use `sqlite`, `sqlite:/path/file` or a postgres:// URL"
+                )));
+            }
+        };
+        let public_url = file
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let d = Limits::default();
+        let f = file.limits;
+        let limits = Limits {
+            max_report_bytes: f.max_report_bytes.unwrap_or(d.max_report_bytes),
+            max_core_bytes: f.max_core_bytes.unwrap_or(d.max_core_bytes),
+            max_result_bytes: f.max_result_bytes.unwrap_or(d.max_result_bytes),
+            max_api_body_bytes: f.max_api_body_bytes.unwrap_or(d.max_api_body_bytes),
+            request_timeout_secs: f.request_timeout_secs.unwrap_or(d.request_timeout_secs),
+            max_hook_reports: f.max_hook_reports.unwrap_or(d.max_hook_reports),
+            max_hook_days: f.max_hook_days.unwrap_or(d.max_hook_days),
+            hook_disk_cap_bytes: f.hook_disk_cap_bytes.unwrap_or(d.hook_disk_cap_bytes),
+            offer_multiple: f.offer_multiple.unwrap_or(d.offer_multiple),
+            token_ttl_secs: f.token_ttl_secs.unwrap_or(d.token_ttl_secs),
+        };
+        if limits.request_timeout_secs == 0 || limits.offer_multiple == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.request_timeout_secs and limits.offer_multiple must be at least 1".into(),
+            ));
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            database,
+            public_url,
+            retracer: file.retracer.unwrap_or(false),
+            limits,
+        })
+    }
+
+    /// Creates the data directory (and its `cores/` folder) when missing.
+    pub fn create_data_dir(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.data_dir.join("cores"))
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_file(&text, path)
+}
+
+fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_sqlite_in_data_dir() {
+        let c = Config::from_toml("", &CommonArgs::default(), None).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(
+            c.database,
+            Database::Sqlite(PathBuf::from(DEFAULT_DATA_DIR).join(SQLITE_FILE_NAME))
+        );
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let text = "listen = \"0.0.0.0:9000\"\ndatabase = \"postgres://db/daisy\"\n\
+                    [limits]\nmax_hook_reports = 10\n";
+        let from_file = Config::from_toml(text, &CommonArgs::default(), None).unwrap();
+        assert_eq!(from_file.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(
+            from_file.database,
+            Database::Postgres("postgres://db/daisy".into())
+        );
+        assert_eq!(from_file.limits.max_hook_reports, 10);
+        let flags = CommonArgs {
+            database: Some("sqlite".into()),
+            data_dir: Some("/srv/d".into()),
+            ..CommonArgs::default()
+        };
+        let c = Config::from_toml(text, &flags, Some("127.0.0.1:1")).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(
+            c.database,
+            Database::Sqlite(PathBuf::from("/srv/d/daisy.sqlite3"))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_toml("lisen = \"x\"", &CommonArgs::default(), None).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

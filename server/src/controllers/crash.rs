@@ -1,0 +1,232 @@
+//! The whoopsie protocol: `POST /{system-id}` (crash upload) and
+//! `POST /{oops}/submit-core/{arch}/{system-id}` (core dump upload).
+//!
+//! Status texts are daisy's, byte for byte: whoopsie treats `200` and `400`
+//! as done and retries anything else later.
+
+use apport_hooks::report::ReportLimits;
+use apport_hooks::wire::{WireLimits, decode_untrusted, report_from_whoopsie_bson};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::app::AppState;
+use crate::bucketing::{CrashKeys, dedup_digest, targets};
+use crate::error::AppError;
+use crate::storage::{self, InsertOops, NewOops};
+
+/// Header that tells a hook-aware client where its hook list is. Old
+/// clients ignore response headers, so the body stays as daisy's.
+pub const HOOKS_HEADER: &str = "X-Apport-Hooks";
+
+/// Longest system id accepted (whoopsie sends a 128-hex-digit SHA-512).
+pub const MAX_SYSTEM_ID_CHARS: usize = 128;
+
+/// Most report keys in one upload (whoopsie sends about 40).
+pub const MAX_UPLOAD_KEYS: usize = 1_000;
+
+/// Whether a path segment is a plausible system id. It becomes a database
+/// key and a URL part, never a file name.
+pub fn valid_system_id(id: &str) -> bool {
+    (1..=MAX_SYSTEM_ID_CHARS).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The URL of the hook list of an OOPS.
+pub fn hooks_url(public_url: &str, oops_id: &str, system_id: &str) -> String {
+    format!("{public_url}/{oops_id}/hooks/{system_id}")
+}
+
+/// `POST /{system-id}`.
+pub async fn submit(
+    State(app): State<AppState>,
+    Path(system_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if !valid_system_id(&system_id) {
+        app.metrics.crash("invalid_system_id");
+        return Err(AppError::bad_request("Invalid system identifier."));
+    }
+    let limits = &app.config.limits;
+    let wire = WireLimits {
+        max_document_bytes: limits.max_report_bytes,
+        ..WireLimits::default()
+    };
+    let doc = match decode_untrusted(&body, &wire) {
+        Ok(doc) => doc,
+        Err(e) => {
+            tracing::info!(%system_id, "refused crash upload: {e}");
+            app.metrics.crash("invalid_bson");
+            return Err(AppError::bad_request("Invalid BSON."));
+        }
+    };
+    if doc.is_empty() {
+        app.metrics.crash("empty");
+        return Err(AppError::bad_request("Empty report."));
+    }
+    let report_limits = ReportLimits {
+        max_keys: MAX_UPLOAD_KEYS,
+        max_value_bytes: u64::try_from(limits.max_report_bytes).unwrap_or(u64::MAX),
+        ..ReportLimits::default()
+    };
+    let report = match report_from_whoopsie_bson(&doc, &report_limits) {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::info!(%system_id, "refused crash upload: {e}");
+            app.metrics.crash("invalid_bson");
+            return Err(AppError::bad_request("Invalid BSON."));
+        }
+    };
+    if !report.contains_key("Package") {
+        app.metrics.crash("incomplete");
+        return Err(AppError::bad_request("Incomplete crash report."));
+    }
+    let keys = CrashKeys::of(&report);
+    let known = match &keys.sas {
+        Some(sas) => app.storage.sas_signature(sas).await?,
+        None => None,
+    };
+    let bucket = keys.bucket(known.as_deref());
+    let oops_id = uuid::Uuid::new_v4().to_string();
+    let oops = NewOops {
+        id: oops_id.clone(),
+        system_id: system_id.clone(),
+        received: storage::now(),
+        dedup_digest: dedup_digest(&report),
+        bucket: bucket.clone(),
+        sas: keys.sas.clone(),
+        package: keys.package.clone(),
+        source_package: keys.source_package.clone(),
+        duplicate_signature: keys.duplicate_signature.clone(),
+        report: body.to_vec(),
+    };
+    if let InsertOops::Duplicate(existing) = app.storage.insert_oops(oops).await? {
+        tracing::info!(%system_id, %existing, "duplicate crash");
+        app.metrics.crash("duplicate");
+        return Err(AppError::text(
+            StatusCode::CONFLICT,
+            "Crash already reported.",
+        ));
+    }
+    app.metrics.crash("accepted");
+    let command = if app.config.retracer && keys.sas.is_some() && known.is_none() {
+        "CORE"
+    } else {
+        "OOPSID"
+    };
+    let mut response = format!("{oops_id} {command}").into_response();
+    let hooks = app
+        .storage
+        .matching_hooks(
+            &targets(
+                bucket.as_deref(),
+                keys.sas.as_deref(),
+                keys.duplicate_signature.as_deref(),
+                keys.package.as_deref(),
+                keys.source_package.as_deref(),
+            ),
+            storage::now(),
+        )
+        .await?;
+    if !hooks.is_empty()
+        && let Ok(value) =
+            HeaderValue::from_str(&hooks_url(&app.config.public_url, &oops_id, &system_id))
+    {
+        response.headers_mut().insert(HOOKS_HEADER, value);
+    }
+    Ok(response)
+}
+
+fn valid_arch(arch: &str) -> bool {
+    (1..=32).contains(&arch.len())
+        && arch
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `POST /{oops}/submit-core/{arch}/{system-id}`: the `CoreDump` value's
+/// base64 text, streamed to `cores/<oops>` in the data directory, bounded by
+/// `limits.max_core_bytes`.
+pub async fn submit_core(
+    State(app): State<AppState>,
+    Path((oops_id, arch, system_id)): Path<(String, String, String)>,
+    body: Body,
+) -> Result<Response, AppError> {
+    // The OOPS id becomes a file name: only a canonical UUID passes.
+    let Ok(uuid) = uuid::Uuid::parse_str(&oops_id) else {
+        return Err(AppError::bad_request("Invalid OOPS id."));
+    };
+    if uuid.to_string() != oops_id || !valid_system_id(&system_id) || !valid_arch(&arch) {
+        return Err(AppError::bad_request("Invalid core upload path."));
+    }
+    let Some(stored) = app.storage.oops(&oops_id).await? else {
+        return Err(AppError::not_found("No such OOPS."));
+    };
+    if stored.oops.system_id != system_id {
+        return Err(AppError::not_found("No such OOPS."));
+    }
+    if stored.core_size.is_some() {
+        return Err(AppError::text(
+            StatusCode::CONFLICT,
+            "Core already submitted.",
+        ));
+    }
+    let cores = app.config.data_dir.join("cores");
+    let partial = cores.join(format!("{oops_id}.partial"));
+    let size = match write_capped(body, &partial, app.config.limits.max_core_bytes).await {
+        Ok(size) => size,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e);
+        }
+    };
+    tokio::fs::rename(&partial, cores.join(&oops_id))
+        .await
+        .map_err(|e| internal_io("storing the core", e))?;
+    let size = i64::try_from(size).unwrap_or(i64::MAX);
+    if !app.storage.set_core(&oops_id, &system_id, size).await? {
+        return Err(AppError::not_found("No such OOPS."));
+    }
+    Ok((StatusCode::OK, "").into_response())
+}
+
+fn internal_io(what: &str, e: std::io::Error) -> AppError {
+    tracing::error!("{what}: {e}");
+    AppError::text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Cannot store the upload, try again later.",
+    )
+}
+
+/// Streams a body to a file, refusing it (`413`) once over `cap` bytes.
+async fn write_capped(body: Body, path: &std::path::Path, cap: usize) -> Result<u64, AppError> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| internal_io("creating the core file", e))?;
+    let mut body = body;
+    let mut written: usize = 0;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| AppError::bad_request(format!("Core upload interrupted: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        written = written.saturating_add(data.len());
+        if written > cap {
+            return Err(AppError::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Core dump too large.",
+            ));
+        }
+        file.write_all(&data)
+            .await
+            .map_err(|e| internal_io("writing the core file", e))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| internal_io("syncing the core file", e))?;
+    Ok(u64::try_from(written).unwrap_or(u64::MAX))
+}

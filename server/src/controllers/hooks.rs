@@ -1,0 +1,361 @@
+//! Hook delivery and result ingestion.
+//!
+//! - `GET /{oops}/hooks/{system-id}`: the hook list of an OOPS (BSON), with a
+//!   fresh one-use-per-hook token. The same URL is sent in the
+//!   `X-Apport-Hooks` header of the crash reply; a client whose report went
+//!   through stock whoopsie builds it from the OOPS id in `X.uploaded`.
+//! - `GET /hooks/{id}/bundle`: the signed bundle.
+//! - `POST /hooks/{id}/results/{oops}`: the new keys, bearer token,
+//!   optionally compressed.
+
+use std::io::Read;
+
+use apport_hooks::report::{ReportLimits, ZSTD_MAX_WINDOW_LOG};
+use apport_hooks::wire::{WireLimits, decode_untrusted, report_from_whoopsie_bson};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bson::{Bson, Document, doc};
+use http_body_util::BodyExt;
+
+use crate::app::AppState;
+use crate::auth::{hash_token, new_token};
+use crate::bucketing::targets;
+use crate::controllers::crash::valid_system_id;
+use crate::error::AppError;
+use crate::storage::{self, HookState, NewResult, OfferRequest, ResultOutcome};
+
+/// BSON responses and requests.
+pub const BSON_CONTENT_TYPE: &str = "application/bson";
+
+/// Most keys one result may carry.
+pub const MAX_RESULT_KEYS: usize = 10_000;
+
+fn bson_response(doc: &Document) -> Result<Response, AppError> {
+    let bytes = doc.to_vec().map_err(|e| {
+        tracing::error!("encoding a hook list: {e}");
+        AppError::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Cannot encode the hook list.",
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, BSON_CONTENT_TYPE)], bytes).into_response())
+}
+
+/// `GET /{oops}/hooks/{system-id}`.
+pub async fn list(
+    State(app): State<AppState>,
+    Path((oops_id, system_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    if !valid_system_id(&system_id) || uuid::Uuid::parse_str(&oops_id).is_err() {
+        return Err(AppError::bad_request("Invalid hook list path."));
+    }
+    let Some(stored) = app.storage.oops(&oops_id).await? else {
+        return Err(AppError::not_found("No such OOPS."));
+    };
+    // Bound to the system that reported it: an OOPS id alone gets nothing.
+    if stored.oops.system_id != system_id {
+        return Err(AppError::not_found("No such OOPS."));
+    }
+    let o = &stored.oops;
+    let targets = targets(
+        o.bucket.as_deref(),
+        o.sas.as_deref(),
+        o.duplicate_signature.as_deref(),
+        o.package.as_deref(),
+        o.source_package.as_deref(),
+    );
+    let token = new_token();
+    let now = storage::now();
+    let limits = &app.config.limits;
+    let expires = now.saturating_add(i64::try_from(limits.token_ttl_secs).unwrap_or(i64::MAX));
+    let candidates = app.storage.matching_hooks(&targets, now).await?.len();
+    let offered = app
+        .storage
+        .offer_hooks(OfferRequest {
+            oops_id: oops_id.clone(),
+            targets,
+            token_hash: hash_token(&token),
+            now,
+            expires,
+            offer_multiple: limits.offer_multiple,
+        })
+        .await?;
+    for _ in 0..offered.len() {
+        app.metrics.offer("offered");
+    }
+    for _ in offered.len()..candidates {
+        app.metrics.offer("refused");
+    }
+    let base = &app.config.public_url;
+    let hooks: Vec<Bson> = offered
+        .iter()
+        .map(|h| {
+            Bson::Document(doc! {
+                "id": h.id,
+                "version": h.version,
+                "sha256": h.sha256.as_str(),
+                "bundle": format!("{base}/hooks/{}/bundle", h.id),
+                "results": format!("{base}/hooks/{}/results/{oops_id}", h.id),
+            })
+        })
+        .collect();
+    let token = if hooks.is_empty() {
+        String::new()
+    } else {
+        token
+    };
+    bson_response(&doc! {
+        "oops": oops_id.as_str(),
+        "token": token,
+        "expires": expires,
+        "hooks": hooks,
+    })
+}
+
+/// `GET /hooks/{id}/bundle`.
+pub async fn bundle(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    match app.storage.hook_bundle(id).await? {
+        Some(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+        }
+        None => Err(AppError::not_found("No such hook.")),
+    }
+}
+
+fn refused(app: &AppState, outcome: &'static str, status: StatusCode, text: &str) -> AppError {
+    app.metrics.result(outcome);
+    AppError::text(status, text)
+}
+
+/// `413` that also closes the connection: the rest of the body is never read.
+fn cut_off(app: &AppState, text: &'static str) -> Response {
+    app.metrics.result("over_disk_cap");
+    let mut r = (StatusCode::PAYLOAD_TOO_LARGE, text).into_response();
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// The content codings accepted for results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Identity,
+    Zstd,
+    Gzip,
+    Deflate,
+}
+
+fn coding(headers: &HeaderMap) -> Option<Coding> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Some(Coding::Identity);
+    };
+    match value.to_str().ok()?.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => Some(Coding::Identity),
+        "zstd" => Some(Coding::Zstd),
+        "gzip" | "x-gzip" => Some(Coding::Gzip),
+        "deflate" => Some(Coding::Deflate),
+        _ => None,
+    }
+}
+
+/// Decompresses at most `cap` bytes; `None` when the output would be larger
+/// (a decompression bomb stops at `cap + 1` bytes).
+fn decompress(coding: Coding, data: &[u8], cap: usize) -> Result<Option<Vec<u8>>, std::io::Error> {
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    let mut out = Vec::new();
+    match coding {
+        Coding::Identity => out.extend_from_slice(data),
+        Coding::Zstd => {
+            let mut d = zstd::stream::read::Decoder::new(data)?;
+            d.window_log_max(ZSTD_MAX_WINDOW_LOG)?;
+            d.take(limit).read_to_end(&mut out)?;
+        }
+        Coding::Gzip => {
+            flate2::read::GzDecoder::new(data)
+                .take(limit)
+                .read_to_end(&mut out)?;
+        }
+        Coding::Deflate => {
+            flate2::read::ZlibDecoder::new(data)
+                .take(limit)
+                .read_to_end(&mut out)?;
+        }
+    }
+    Ok((out.len() <= cap).then_some(out))
+}
+
+/// `POST /hooks/{id}/results/{oops}`.
+pub async fn post_result(
+    State(app): State<AppState>,
+    Path((hook_id, oops_id)): Path<(i64, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256);
+    let Some(token) = token else {
+        return Err(refused(
+            &app,
+            "unknown_token",
+            StatusCode::UNAUTHORIZED,
+            "Missing token.",
+        ));
+    };
+    let Some(coding) = coding(&headers) else {
+        return Err(refused(
+            &app,
+            "bad_encoding",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Encoding must be zstd, gzip, deflate or identity.",
+        ));
+    };
+    let Some(hook) = app.storage.hook(hook_id).await? else {
+        return Err(refused(
+            &app,
+            "unknown_token",
+            StatusCode::UNAUTHORIZED,
+            "Unknown token.",
+        ));
+    };
+    // An inactive hook is answered by `accept_result`, after the token check
+    // and counted; the body is still bounded by the caps below.
+    let cap = app.config.limits.max_result_bytes;
+    // What the hook may still store before its disk cap.
+    let room =
+        usize::try_from(hook.disk_cap.saturating_sub(hook.bytes).max(0)).unwrap_or(usize::MAX);
+    let mut received: Vec<u8> = Vec::new();
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let total = received.len().saturating_add(data.len());
+        if coding == Coding::Identity && total > room {
+            // Spec: stop reading, answer 413, close, disable the hook.
+            app.storage
+                .set_hook_state(
+                    hook_id,
+                    HookState::Disabled,
+                    "disk cap reached",
+                    "daisy",
+                    storage::now(),
+                )
+                .await?;
+            return Ok(cut_off(&app, "Hook over its disk cap."));
+        }
+        if total > cap {
+            let mut r = refused(
+                &app,
+                "too_large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Result too large.",
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
+        }
+        received.extend_from_slice(&data);
+    }
+    let keys = match decompress(coding, &received, cap) {
+        Ok(Some(keys)) => keys,
+        Ok(None) => {
+            return Err(refused(
+                &app,
+                "too_large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Result too large once decompressed.",
+            ));
+        }
+        Err(e) => {
+            tracing::info!(hook_id, %oops_id, "undecodable result: {e}");
+            return Err(refused(
+                &app,
+                "invalid",
+                StatusCode::BAD_REQUEST,
+                "Cannot decompress.",
+            ));
+        }
+    };
+    let wire = WireLimits {
+        max_document_bytes: cap,
+        ..WireLimits::default()
+    };
+    let report_limits = ReportLimits {
+        max_keys: MAX_RESULT_KEYS,
+        max_value_bytes: u64::try_from(cap).unwrap_or(u64::MAX),
+        ..ReportLimits::default()
+    };
+    let report = match decode_untrusted(&keys, &wire)
+        .and_then(|doc| report_from_whoopsie_bson(&doc, &report_limits))
+    {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::info!(hook_id, %oops_id, "refused result: {e}");
+            return Err(refused(
+                &app,
+                "invalid",
+                StatusCode::BAD_REQUEST,
+                "Invalid BSON.",
+            ));
+        }
+    };
+    if report.is_empty() {
+        return Err(refused(
+            &app,
+            "invalid",
+            StatusCode::BAD_REQUEST,
+            "Empty result.",
+        ));
+    }
+    // apport names a failed hook's traceback `HookError` or `HookError_<name>`.
+    let failed = report
+        .keys()
+        .any(|k| k.as_str() == "HookError" || k.as_str().starts_with("HookError_"));
+    let outcome = app
+        .storage
+        .accept_result(NewResult {
+            token_hash: hash_token(token),
+            hook_id,
+            oops_id,
+            bytes: i64::try_from(keys.len()).unwrap_or(i64::MAX),
+            keys,
+            failed,
+            now: storage::now(),
+        })
+        .await?;
+    Ok(match outcome {
+        ResultOutcome::Accepted { .. } => {
+            app.metrics.result("accepted");
+            (StatusCode::OK, "Result stored.").into_response()
+        }
+        ResultOutcome::UnknownToken => refused(
+            &app,
+            "unknown_token",
+            StatusCode::UNAUTHORIZED,
+            "Unknown token.",
+        )
+        .into_response(),
+        ResultOutcome::Duplicate => refused(
+            &app,
+            "duplicate",
+            StatusCode::CONFLICT,
+            "Result already reported.",
+        )
+        .into_response(),
+        ResultOutcome::Gone(_) => {
+            refused(&app, "gone", StatusCode::GONE, "Hook no longer active.").into_response()
+        }
+        ResultOutcome::OverDiskCap => cut_off(&app, "Hook over its disk cap."),
+    })
+}

@@ -1,0 +1,6 @@
+//! Request handlers, one file per resource.
+
+pub mod api;
+pub mod crash;
+pub mod health;
+pub mod hooks;

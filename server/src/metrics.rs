@@ -1,0 +1,123 @@
+//! Counters for `/metrics`, rendered in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use crate::storage::Totals;
+
+/// Process-wide counters. Labelled counters live in small maps: the label
+/// values are route templates and fixed reasons, never client data.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    crashes: Mutex<BTreeMap<&'static str, u64>>,
+    results: Mutex<BTreeMap<&'static str, u64>>,
+    offers: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    let n = map.entry(key).or_insert(0);
+    *n = n.saturating_add(1);
+}
+
+fn get<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: &K) -> u64 {
+    let map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.get(key).copied().unwrap_or(0)
+}
+
+impl Metrics {
+    /// Counts a finished request by route template and status.
+    pub fn request(&self, route: &str, status: u16) {
+        bump(&self.requests, (route.to_owned(), status));
+    }
+
+    /// Counts a crash upload by outcome (`accepted`, `duplicate`, `invalid_bson`…).
+    pub fn crash(&self, outcome: &'static str) {
+        bump(&self.crashes, outcome);
+    }
+
+    /// Counts a result upload by outcome (`accepted`, `unknown_token`, `duplicate`…).
+    pub fn result(&self, outcome: &'static str) {
+        bump(&self.results, outcome);
+    }
+
+    /// Counts hook offers (`offered`, `refused`).
+    pub fn offer(&self, outcome: &'static str) {
+        bump(&self.offers, outcome);
+    }
+
+    /// One crash counter, for tests.
+    pub fn crash_count(&self, outcome: &'static str) -> u64 {
+        get(&self.crashes, &outcome)
+    }
+
+    /// Renders all counters plus the database totals.
+    pub fn render(&self, totals: Option<Totals>) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP daisy_requests_total HTTP requests by route and status."
+        );
+        let _ = writeln!(out, "# TYPE daisy_requests_total counter");
+        for ((route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "daisy_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        for (name, help, map) in [
+            (
+                "daisy_crashes_total",
+                "Crash uploads by outcome.",
+                &self.crashes,
+            ),
+            (
+                "daisy_hook_results_total",
+                "Hook result uploads by outcome.",
+                &self.results,
+            ),
+            (
+                "daisy_hook_offers_total",
+                "Hooks offered or left out by the offer bound.",
+                &self.offers,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (outcome, n) in map.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        if let Some(t) = totals {
+            for (name, help, value) in [
+                (
+                    "daisy_hooks_active",
+                    "Hooks in state active.",
+                    t.hooks_active,
+                ),
+                ("daisy_oopses", "Stored OOPSes.", t.oopses),
+                ("daisy_hook_results", "Stored hook results.", t.results),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

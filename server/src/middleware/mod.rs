@@ -1,0 +1,3 @@
+//! Layers applied around handlers, one per file.
+
+pub mod count;

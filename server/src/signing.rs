@@ -1,0 +1,105 @@
+//! The server's bundle signing key in the data directory: created on first
+//! start, read when a hook is activated.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use apport_hooks::bundle::{SecretKey, generate_key_pair, load_secret_key};
+
+/// Folder of the key pair inside the data directory (mode 0700).
+pub const KEY_DIR: &str = "keys";
+/// The secret key (minisign, unencrypted, mode 0600).
+pub const SECRET_KEY_FILE: &str = "daisy.key";
+/// The public key clients install into their trust directory.
+pub const PUBLIC_KEY_FILE: &str = "daisy.pub";
+/// Largest secret key file read (a real one is about 250 bytes).
+const MAX_SECRET_KEY_BYTES: u64 = 4096;
+
+/// Why the key could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No key yet.
+    #[error(
+        "no signing key at {0}: start `daisy serve` once (it creates one) or run \
+         `daisy keygen --out` with that directory"
+    )]
+    Missing(PathBuf),
+    /// The key file is unusable, or signing failed.
+    #[error("signing key: {0}")]
+    Key(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SigningError + '_ {
+    move |source| SigningError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Path of the secret key.
+pub fn secret_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(KEY_DIR).join(SECRET_KEY_FILE)
+}
+
+/// Creates the key pair when there is none; returns the public key's path
+/// when it did.
+pub fn ensure_signing_key(data_dir: &Path) -> Result<Option<PathBuf>, SigningError> {
+    let dir = data_dir.join(KEY_DIR);
+    let secret = dir.join(SECRET_KEY_FILE);
+    let public = dir.join(PUBLIC_KEY_FILE);
+    if secret.symlink_metadata().is_ok() {
+        return Ok(None);
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io(&dir))?;
+    let pair = generate_key_pair().map_err(|e| SigningError::Key(e.to_string()))?;
+    // Mode set in the same open call: never a moment where the secret is readable.
+    write_new(&secret, pair.secret_key_file.as_bytes(), 0o600)?;
+    if let Err(e) = write_new(&public, pair.public_key_file.as_bytes(), 0o644) {
+        let _ = std::fs::remove_file(&secret);
+        return Err(e);
+    }
+    Ok(Some(public))
+}
+
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), SigningError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(io(path))
+}
+
+/// Reads the secret key.
+pub fn load_signing_key(data_dir: &Path) -> Result<SecretKey, SigningError> {
+    let path = secret_key_path(data_dir);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SigningError::Missing(path));
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let mut text = String::new();
+    file.take(MAX_SECRET_KEY_BYTES)
+        .read_to_string(&mut text)
+        .map_err(io(&path))?;
+    load_secret_key(&text).map_err(|e| SigningError::Key(e.to_string()))
+}

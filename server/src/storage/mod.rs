@@ -1,0 +1,445 @@
+//! daisy's storage: one trait, two engines (SQLite, PostgreSQL).
+//!
+//! Every rule that must hold across several daisy processes (duplicate
+//! crashes, one result per OOPS and hook, a hook's `reports` limit and disk
+//! cap) is enforced by the database in one conditional statement inside a
+//! transaction, never by a read followed by a write in Rust. Times are Unix
+//! seconds.
+
+mod postgres;
+mod sqlite;
+mod sqlite_batch;
+
+use std::sync::Arc;
+
+pub use postgres::PostgresStorage;
+pub use sqlite::SqliteStorage;
+
+use crate::config::Database;
+
+/// Unix time in seconds.
+pub type UnixTime = i64;
+
+/// The current Unix time in seconds.
+pub fn now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A storage failure. Callers answer `500`/`503`; the message says which
+/// engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// SQLite said no.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The blocking SQLite worker went away (the server is shutting down).
+    #[error("the SQLite worker stopped; restart daisy")]
+    WorkerGone,
+    /// A stored value cannot be read back (a hand-edited database?).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database could not be opened.
+    #[error("cannot open the database: {0}")]
+    Open(String),
+}
+
+/// An OOPS as the intake stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOops {
+    /// The OOPS id (a UUID).
+    pub id: String,
+    /// The submitting machine.
+    pub system_id: String,
+    /// When it arrived.
+    pub received: UnixTime,
+    /// md5 of `Date:ExecutablePath:ProcStatus` when all three are present.
+    pub dedup_digest: Option<String>,
+    /// The crash signature, `None` while parked under an unknown SAS.
+    pub bucket: Option<String>,
+    /// `StacktraceAddressSignature`.
+    pub sas: Option<String>,
+    /// The binary package name (without version).
+    pub package: Option<String>,
+    /// The source package name.
+    pub source_package: Option<String>,
+    /// The report's `DuplicateSignature`.
+    pub duplicate_signature: Option<String>,
+    /// The report fields, as the BSON document that was received.
+    pub report: Vec<u8>,
+}
+
+/// The outcome of storing a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOops {
+    /// Stored.
+    Inserted,
+    /// The same crash from the same system was stored before, under this id.
+    Duplicate(String),
+}
+
+/// A stored OOPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oops {
+    /// The fields it was stored with.
+    pub oops: NewOops,
+    /// Size of the core dump received for it.
+    pub core_size: Option<i64>,
+}
+
+/// A hook's target, as matched against an OOPS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetKey {
+    /// `crash_signature`, `sas`, `duplicate_signature`, `package` or `source_package`.
+    pub kind: String,
+    /// The value to match exactly.
+    pub value: String,
+}
+
+/// The target kinds daisy knows, in the bundle's spelling.
+pub const TARGET_KINDS: [&str; 5] = [
+    "crash_signature",
+    "sas",
+    "duplicate_signature",
+    "package",
+    "source_package",
+];
+
+/// A hook's life cycle on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookState {
+    /// Offered to matching crashes.
+    Active,
+    /// `reports` reached.
+    Completed,
+    /// `days` passed.
+    Expired,
+    /// Switched off by an operator or by the disk cap.
+    Disabled,
+}
+
+impl HookState {
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookState::Active => "active",
+            HookState::Completed => "completed",
+            HookState::Expired => "expired",
+            HookState::Disabled => "disabled",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(text: &str) -> Result<HookState, StorageError> {
+        Ok(match text {
+            "active" => HookState::Active,
+            "completed" => HookState::Completed,
+            "expired" => HookState::Expired,
+            "disabled" => HookState::Disabled,
+            other => return Err(StorageError::Corrupt(format!("hook state {other:?}"))),
+        })
+    }
+}
+
+/// A hook to activate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHook {
+    /// The hook's name; versions count per name.
+    pub name: String,
+    /// 1 for the first activation of a name, then +1 (see
+    /// [`next_version`]); `(name, version)` is unique.
+    pub version: i64,
+    /// What it matches.
+    pub target: TargetKey,
+    /// Stop after this many results.
+    pub max_reports: u32,
+    /// Stop after this many days.
+    pub max_days: u32,
+    /// When `days` runs out.
+    pub not_after: UnixTime,
+    /// Total result bytes before the hook is disabled.
+    pub disk_cap: i64,
+    /// The hook file's text, kept for the audit log.
+    pub source: String,
+    /// The signed bundle clients download.
+    pub bundle: Vec<u8>,
+    /// Hex SHA-256 of `bundle`.
+    pub sha256: String,
+    /// Who activated it.
+    pub actor: String,
+    /// When.
+    pub created: UnixTime,
+}
+
+/// A stored hook with its counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRecord {
+    /// Server-wide id.
+    pub id: i64,
+    /// The hook's name.
+    pub name: String,
+    /// 1 for the first activation of a name, then +1.
+    pub version: i64,
+    /// Life-cycle state.
+    pub state: HookState,
+    /// Why it left `active` (e.g. the disk cap), if it did.
+    pub state_reason: Option<String>,
+    /// What it matches.
+    pub target: TargetKey,
+    /// `reports` limit.
+    pub max_reports: i64,
+    /// `days` limit.
+    pub max_days: i64,
+    /// Expiry time.
+    pub not_after: UnixTime,
+    /// Disk cap in bytes.
+    pub disk_cap: i64,
+    /// Hex SHA-256 of the bundle.
+    pub sha256: String,
+    /// Activation time.
+    pub created: UnixTime,
+    /// Times the hook was put in a hook list.
+    pub offered: i64,
+    /// Times it matched but was left out (over-offer bound).
+    pub offers_refused: i64,
+    /// Results accepted.
+    pub results: i64,
+    /// Result uploads refused (any reason except an unknown token).
+    pub results_refused: i64,
+    /// Bytes of results accepted.
+    pub bytes: i64,
+    /// Accepted results that carry `HookError`.
+    pub failures: i64,
+}
+
+/// Parameters of one hook list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferRequest {
+    /// The OOPS the list is for.
+    pub oops_id: String,
+    /// What the OOPS matches.
+    pub targets: Vec<TargetKey>,
+    /// SHA-256 (hex) of the fresh token.
+    pub token_hash: String,
+    /// Now.
+    pub now: UnixTime,
+    /// Token expiry.
+    pub expires: UnixTime,
+    /// Offer while outstanding tokens + results < `offer_multiple` × reports.
+    pub offer_multiple: u32,
+}
+
+/// A result upload, after decompression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewResult {
+    /// SHA-256 (hex) of the bearer token.
+    pub token_hash: String,
+    /// The hook it answers.
+    pub hook_id: i64,
+    /// The OOPS it belongs to.
+    pub oops_id: String,
+    /// The new keys, one BSON document.
+    pub keys: Vec<u8>,
+    /// Size counted against the disk cap (decompressed).
+    pub bytes: i64,
+    /// The run failed (`HookError` present).
+    pub failed: bool,
+    /// Now.
+    pub now: UnixTime,
+}
+
+/// What happened to a result upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultOutcome {
+    /// Stored; `completed` when it was the last one the hook wanted.
+    Accepted {
+        /// The hook reached `reports` with this result.
+        completed: bool,
+    },
+    /// No such token for this hook and OOPS, or expired (`401`).
+    UnknownToken,
+    /// A result for this OOPS and hook exists (`409`).
+    Duplicate,
+    /// The hook is no longer active (`410`).
+    Gone(HookState),
+    /// The result would take the hook over its disk cap; the hook is now
+    /// disabled (`413`).
+    OverDiskCap,
+}
+
+/// A stored hook result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookResult {
+    /// The OOPS.
+    pub oops_id: String,
+    /// The hook.
+    pub hook_id: i64,
+    /// The hook's version at the time.
+    pub hook_version: i64,
+    /// The OOPS's bucket when the result came.
+    pub bucket: Option<String>,
+    /// The OOPS's package.
+    pub package: Option<String>,
+    /// When.
+    pub received: UnixTime,
+    /// The keys, one BSON document.
+    pub keys: Vec<u8>,
+    /// Its size.
+    pub bytes: i64,
+    /// `HookError` present.
+    pub failed: bool,
+}
+
+/// An API user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Login name.
+    pub name: String,
+    /// Team (e.g. `core-dev`, `retracer`, `admin`).
+    pub team: String,
+}
+
+/// One audit log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: UnixTime,
+    /// Who (user name, `admin-cli`, `daisy`).
+    pub actor: String,
+    /// What (`hook.activate`, `hook.disable`, `user.add`, `sas.map`…).
+    pub action: String,
+    /// On what (hook id, user name, SAS).
+    pub subject: String,
+    /// Details, e.g. the hook's full text.
+    pub detail: String,
+}
+
+/// Totals for `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Stored OOPSes.
+    pub oopses: i64,
+    /// Hooks in state `active`.
+    pub hooks_active: i64,
+    /// Stored hook results.
+    pub results: i64,
+}
+
+/// The one storage interface both engines implement.
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync {
+    /// Which engine (`sqlite` or `postgres`), for logs and metrics.
+    fn engine(&self) -> &'static str;
+
+    /// Stores a crash unless the same crash came from the same system before.
+    async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError>;
+    /// Reads an OOPS.
+    async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError>;
+    /// Records that the core dump for an OOPS was stored; `false` when the
+    /// OOPS does not exist for that system.
+    async fn set_core(&self, id: &str, system_id: &str, size: i64) -> Result<bool, StorageError>;
+    /// OOPS ids in a bucket, newest first.
+    async fn oopses_in_bucket(&self, bucket: &str, limit: i64)
+    -> Result<Vec<String>, StorageError>;
+
+    /// The crash signature a SAS maps to.
+    async fn sas_signature(&self, sas: &str) -> Result<Option<String>, StorageError>;
+    /// Maps a SAS to a crash signature and buckets the OOPSes parked under
+    /// it; returns how many were re-bucketed.
+    async fn map_sas(
+        &self,
+        sas: &str,
+        signature: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<u64, StorageError>;
+
+    /// Activates a new hook version (the audit entry is written in the same
+    /// transaction).
+    async fn insert_hook(&self, hook: NewHook) -> Result<HookRecord, StorageError>;
+    /// One hook.
+    async fn hook(&self, id: i64) -> Result<Option<HookRecord>, StorageError>;
+    /// The signed bundle of a hook.
+    async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError>;
+    /// All hooks, newest first.
+    async fn hooks(&self) -> Result<Vec<HookRecord>, StorageError>;
+    /// Moves an active hook to another state; `false` when it was not active.
+    async fn set_hook_state(
+        &self,
+        id: i64,
+        state: HookState,
+        reason: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError>;
+    /// Active hooks matching any of the targets (an index lookup per target).
+    async fn matching_hooks(
+        &self,
+        targets: &[TargetKey],
+        now: UnixTime,
+    ) -> Result<Vec<HookRecord>, StorageError>;
+    /// Issues one token row per matching hook still under its offer bound;
+    /// returns the hooks offered.
+    async fn offer_hooks(&self, offer: OfferRequest) -> Result<Vec<HookRecord>, StorageError>;
+    /// Accepts or refuses a result, atomically against the hook's limits.
+    async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError>;
+    /// Results of one hook, newest first.
+    async fn hook_results(&self, hook_id: i64, limit: i64)
+    -> Result<Vec<HookResult>, StorageError>;
+    /// Results stored for one OOPS.
+    async fn oops_results(&self, oops_id: &str) -> Result<Vec<HookResult>, StorageError>;
+
+    /// Adds a user with its first API token (hashed).
+    async fn add_user(
+        &self,
+        name: &str,
+        team: &str,
+        token_hash: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<User, StorageError>;
+    /// The user a token hash belongs to.
+    async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>, StorageError>;
+    /// Number of users.
+    async fn user_count(&self) -> Result<i64, StorageError>;
+
+    /// Appends to the audit log.
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StorageError>;
+    /// The newest audit entries.
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StorageError>;
+    /// A daily statistic (`day` = Unix day number, hook 0 = server-wide).
+    async fn daily_stat(&self, day: i64, hook_id: i64, metric: &str) -> Result<i64, StorageError>;
+    /// Totals for metrics.
+    async fn totals(&self) -> Result<Totals, StorageError>;
+}
+
+/// Opens (and migrates) the configured database.
+pub async fn open(database: &Database) -> Result<Arc<dyn Storage>, StorageError> {
+    Ok(match database {
+        Database::Sqlite(path) => Arc::new(SqliteStorage::open(path).await?),
+        Database::Postgres(url) => Arc::new(PostgresStorage::connect(url).await?),
+    })
+}
+
+/// The version the next activation of `name` gets, given the stored hooks.
+pub fn next_version(hooks: &[HookRecord], name: &str) -> i64 {
+    hooks
+        .iter()
+        .filter(|h| h.name == name)
+        .map(|h| h.version)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1)
+}
+
+/// The Unix day number of a time, for daily statistics.
+pub fn day_of(t: UnixTime) -> i64 {
+    t.div_euclid(86_400)
+}

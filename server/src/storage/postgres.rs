@@ -1,0 +1,827 @@
+//! The PostgreSQL engine: a small fixed set of connections. Several daisy
+//! processes may share one database; the conditional `UPDATE … RETURNING`
+//! statements below are what keeps them within a hook's limits (PostgreSQL
+//! re-checks the `WHERE` clause on the newest row version after waiting for
+//! a concurrent writer).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
+
+use super::sqlite::{DISK_CAP_REASON, HOOK_COLUMNS};
+use super::{
+    AuditEntry, HookRecord, HookResult, HookState, InsertOops, NewHook, NewOops, NewResult,
+    OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey, Totals, UnixTime, User,
+    day_of,
+};
+
+/// Ordered migrations; index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres_0001_initial.sql")];
+
+/// Connections per daisy process.
+pub const POOL_SIZE: usize = 4;
+
+/// Advisory lock key that serialises migrations of several processes.
+const MIGRATION_LOCK: i64 = 0x0064_6169_7379;
+
+const OOPS_COLUMNS: &str = "id, system_id, received, bucket, sas, package, source_package, \
+    duplicate_signature, report, core_size";
+
+const RESULT_COLUMNS: &str =
+    "oops_id, hook_id, hook_version, bucket, package, received, keys, bytes, failed";
+
+/// PostgreSQL storage.
+pub struct PostgresStorage {
+    url: String,
+    clients: Vec<Mutex<Client>>,
+    next: AtomicUsize,
+}
+
+async fn connect_one(url: &str) -> Result<Client, StorageError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("PostgreSQL connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+impl PostgresStorage {
+    /// Connects and migrates. `url` is a `postgres://` URL or a key=value
+    /// string (a `host=/dir` names a unix socket directory).
+    pub async fn connect(url: &str) -> Result<PostgresStorage, StorageError> {
+        let mut clients = Vec::with_capacity(POOL_SIZE);
+        for _ in 0..POOL_SIZE {
+            clients.push(Mutex::new(connect_one(url).await?));
+        }
+        let storage = PostgresStorage {
+            url: url.to_owned(),
+            clients,
+            next: AtomicUsize::new(0),
+        };
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    async fn client(&self) -> Result<MutexGuard<'_, Client>, StorageError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let len = self.clients.len().max(1);
+        let mut guard = None;
+        for i in 0..len {
+            if let Some(slot) = self
+                .clients
+                .get(start.wrapping_add(i).checked_rem(len).unwrap_or(0))
+                && let Ok(g) = slot.try_lock()
+            {
+                guard = Some(g);
+                break;
+            }
+        }
+        let mut guard = match guard {
+            Some(g) => g,
+            None => match self.clients.get(start.checked_rem(len).unwrap_or(0)) {
+                Some(slot) => slot.lock().await,
+                None => return Err(StorageError::Open("no PostgreSQL connections".into())),
+            },
+        };
+        if guard.is_closed() {
+            *guard = connect_one(&self.url).await?;
+        }
+        Ok(guard)
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations \
+             (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)",
+        )
+        .await?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        for (version, sql) in (1_i64..).zip(MIGRATIONS) {
+            if version > current {
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
+                    &[&version, &super::now()],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn hook_from_row(r: &Row) -> Result<HookRecord, StorageError> {
+    let state: String = r.try_get(3)?;
+    Ok(HookRecord {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        version: r.try_get(2)?,
+        state: HookState::parse(&state)?,
+        state_reason: r.try_get(4)?,
+        target: TargetKey {
+            kind: r.try_get(5)?,
+            value: r.try_get(6)?,
+        },
+        max_reports: r.try_get(7)?,
+        max_days: r.try_get(8)?,
+        not_after: r.try_get(9)?,
+        disk_cap: r.try_get(10)?,
+        sha256: r.try_get(11)?,
+        created: r.try_get(12)?,
+        offered: r.try_get(13)?,
+        offers_refused: r.try_get(14)?,
+        results: r.try_get(15)?,
+        results_refused: r.try_get(16)?,
+        bytes: r.try_get(17)?,
+        failures: r.try_get(18)?,
+    })
+}
+
+fn result_from_row(r: &Row) -> Result<HookResult, StorageError> {
+    Ok(HookResult {
+        oops_id: r.try_get(0)?,
+        hook_id: r.try_get(1)?,
+        hook_version: r.try_get(2)?,
+        bucket: r.try_get(3)?,
+        package: r.try_get(4)?,
+        received: r.try_get(5)?,
+        keys: r.try_get(6)?,
+        bytes: r.try_get(7)?,
+        failed: r.try_get(8)?,
+    })
+}
+
+async fn get_hook(c: &impl GenericClient, id: i64) -> Result<Option<HookRecord>, StorageError> {
+    let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE id = $1");
+    c.query_opt(&sql, &[&id])
+        .await?
+        .map(|r| hook_from_row(&r))
+        .transpose()
+}
+
+async fn audit_in(c: &impl GenericClient, e: &AuditEntry) -> Result<(), StorageError> {
+    c.execute(
+        "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+        &[&e.at, &e.actor, &e.action, &e.subject, &e.detail],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn bump_stat(
+    c: &impl GenericClient,
+    now: UnixTime,
+    hook_id: i64,
+    metric: &str,
+) -> Result<(), StorageError> {
+    c.execute(
+        "INSERT INTO daily_stats (day, hook_id, metric, value) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (day, hook_id, metric) DO UPDATE SET value = daily_stats.value + 1",
+        &[&day_of(now), &hook_id, &metric],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn active_for_targets(
+    c: &impl GenericClient,
+    targets: &[TargetKey],
+    now: UnixTime,
+) -> Result<Vec<HookRecord>, StorageError> {
+    let sql = format!(
+        "SELECT {HOOK_COLUMNS} FROM hooks WHERE target_kind = $1 AND target_value = $2 \
+         AND state = 'active' AND not_after > $3 ORDER BY id"
+    );
+    let stmt = c.prepare(&sql).await?;
+    let mut out = Vec::new();
+    for t in targets {
+        for row in c.query(&stmt, &[&t.kind, &t.value, &now]).await? {
+            out.push(hook_from_row(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl Storage for PostgresStorage {
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(digest) = &oops.dedup_digest {
+            let inserted = tx
+                .execute(
+                    "INSERT INTO oops_dedup (system_id, digest, oops_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                    &[&oops.system_id, digest, &oops.id],
+                )
+                .await?;
+            if inserted == 0 {
+                let existing: String = tx
+                    .query_one(
+                        "SELECT oops_id FROM oops_dedup WHERE system_id = $1 AND digest = $2",
+                        &[&oops.system_id, digest],
+                    )
+                    .await?
+                    .try_get(0)?;
+                return Ok(InsertOops::Duplicate(existing));
+            }
+        }
+        tx.execute(
+            "INSERT INTO oops (id, system_id, received, bucket, sas, package, source_package, \
+             duplicate_signature, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &oops.id,
+                &oops.system_id,
+                &oops.received,
+                &oops.bucket,
+                &oops.sas,
+                &oops.package,
+                &oops.source_package,
+                &oops.duplicate_signature,
+                &oops.report,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(InsertOops::Inserted)
+    }
+
+    async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {OOPS_COLUMNS} FROM oops WHERE id = $1");
+        let Some(r) = client.query_opt(&sql, &[&id]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Oops {
+            oops: NewOops {
+                id: r.try_get(0)?,
+                system_id: r.try_get(1)?,
+                received: r.try_get(2)?,
+                dedup_digest: None,
+                bucket: r.try_get(3)?,
+                sas: r.try_get(4)?,
+                package: r.try_get(5)?,
+                source_package: r.try_get(6)?,
+                duplicate_signature: r.try_get(7)?,
+                report: r.try_get(8)?,
+            },
+            core_size: r.try_get(9)?,
+        }))
+    }
+
+    async fn set_core(&self, id: &str, system_id: &str, size: i64) -> Result<bool, StorageError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE oops SET core_size = $1 WHERE id = $2 AND system_id = $3",
+                &[&size, &id, &system_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn oopses_in_bucket(
+        &self,
+        bucket: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM oops WHERE bucket = $1 ORDER BY received DESC, id LIMIT $2",
+                &[&bucket, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StorageError::from))
+            .collect()
+    }
+
+    async fn sas_signature(&self, sas: &str) -> Result<Option<String>, StorageError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT signature FROM sas_signature WHERE sas = $1",
+                &[&sas],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    async fn map_sas(
+        &self,
+        sas: &str,
+        signature: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<u64, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO sas_signature (sas, signature, updated) VALUES ($1, $2, $3) \
+             ON CONFLICT (sas) DO UPDATE SET signature = excluded.signature, \
+             updated = excluded.updated",
+            &[&sas, &signature, &now],
+        )
+        .await?;
+        let moved = tx
+            .execute(
+                "UPDATE oops SET bucket = $1 WHERE sas = $2 AND bucket IS NULL",
+                &[&signature, &sas],
+            )
+            .await?;
+        audit_in(
+            &tx,
+            &AuditEntry {
+                at: now,
+                actor: actor.to_owned(),
+                action: "sas.map".into(),
+                subject: sas.to_owned(),
+                detail: signature.to_owned(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn insert_hook(&self, hook: NewHook) -> Result<HookRecord, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let version = hook.version;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO hooks (name, version, state, target_kind, target_value, \
+                 max_reports, max_days, not_after, disk_cap, source, bundle, sha256, created) \
+                 VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 RETURNING id",
+                &[
+                    &hook.name,
+                    &version,
+                    &hook.target.kind,
+                    &hook.target.value,
+                    &i64::from(hook.max_reports),
+                    &i64::from(hook.max_days),
+                    &hook.not_after,
+                    &hook.disk_cap,
+                    &hook.source,
+                    &hook.bundle,
+                    &hook.sha256,
+                    &hook.created,
+                ],
+            )
+            .await?
+            .try_get(0)?;
+        audit_in(
+            &tx,
+            &AuditEntry {
+                at: hook.created,
+                actor: hook.actor.clone(),
+                action: "hook.activate".into(),
+                subject: format!("{id} {} v{version}", hook.name),
+                detail: hook.source.clone(),
+            },
+        )
+        .await?;
+        let record = get_hook(&tx, id)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("hook {id} vanished")))?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn hook(&self, id: i64) -> Result<Option<HookRecord>, StorageError> {
+        let client = self.client().await?;
+        get_hook(&*client, id).await
+    }
+
+    async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt("SELECT bundle FROM hooks WHERE id = $1", &[&id])
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    async fn hooks(&self) -> Result<Vec<HookRecord>, StorageError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks ORDER BY id DESC");
+        client
+            .query(&sql, &[])
+            .await?
+            .iter()
+            .map(hook_from_row)
+            .collect()
+    }
+
+    async fn set_hook_state(
+        &self,
+        id: i64,
+        state: HookState,
+        reason: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE hooks SET state = $1, state_reason = $2 WHERE id = $3 AND state = 'active'",
+                &[&state.as_str(), &reason, &id],
+            )
+            .await?;
+        if n == 1 {
+            audit_in(
+                &tx,
+                &AuditEntry {
+                    at: now,
+                    actor: actor.to_owned(),
+                    action: format!("hook.{}", state.as_str()),
+                    subject: id.to_string(),
+                    detail: reason.to_owned(),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn matching_hooks(
+        &self,
+        targets: &[TargetKey],
+        now: UnixTime,
+    ) -> Result<Vec<HookRecord>, StorageError> {
+        let client = self.client().await?;
+        active_for_targets(&*client, targets, now).await
+    }
+
+    async fn offer_hooks(&self, offer: OfferRequest) -> Result<Vec<HookRecord>, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut candidates = active_for_targets(&tx, &offer.targets, offer.now).await?;
+        candidates.sort_by_key(|h| h.id);
+        candidates.dedup_by_key(|h| h.id);
+        let multiple = i64::from(offer.offer_multiple);
+        let mut offered = Vec::new();
+        for hook in candidates {
+            // The row lock taken by this UPDATE serialises concurrent offers
+            // of one hook; the bound is soft (a token may expire unused).
+            let claimed = tx
+                .execute(
+                    "UPDATE hooks SET offered = offered + 1 WHERE id = $1 AND \
+                     (SELECT COUNT(*) FROM hook_tokens t WHERE t.hook_id = hooks.id \
+                      AND NOT t.used AND t.expires > $2) + results < max_reports * $3 \
+                     AND NOT EXISTS (SELECT 1 FROM hook_results r \
+                      WHERE r.hook_id = hooks.id AND r.oops_id = $4)",
+                    &[&hook.id, &offer.now, &multiple, &offer.oops_id],
+                )
+                .await?;
+            if claimed == 1 {
+                tx.execute(
+                    "INSERT INTO hook_tokens (token_hash, hook_id, oops_id, issued, expires) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &offer.token_hash,
+                        &hook.id,
+                        &offer.oops_id,
+                        &offer.now,
+                        &offer.expires,
+                    ],
+                )
+                .await?;
+                offered.push(hook);
+            } else {
+                tx.execute(
+                    "UPDATE hooks SET offers_refused = offers_refused + 1 WHERE id = $1",
+                    &[&hook.id],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(offered)
+    }
+
+    async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // FOR UPDATE: two uploads with one token wait for each other here.
+        let token = tx
+            .query_opt(
+                "SELECT used FROM hook_tokens WHERE token_hash = $1 AND hook_id = $2 \
+                 AND oops_id = $3 AND expires > $4 FOR UPDATE",
+                &[
+                    &result.token_hash,
+                    &result.hook_id,
+                    &result.oops_id,
+                    &result.now,
+                ],
+            )
+            .await?;
+        let Some(token) = token else {
+            return Ok(ResultOutcome::UnknownToken);
+        };
+        let used: bool = token.try_get(0)?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM hook_results WHERE oops_id = $1 AND hook_id = $2",
+                &[&result.oops_id, &result.hook_id],
+            )
+            .await?
+            .is_some();
+        if exists || used {
+            refuse(&tx, &result).await?;
+            tx.commit().await?;
+            return Ok(ResultOutcome::Duplicate);
+        }
+        let failed = i64::from(result.failed);
+        // The one conditional statement that enforces `reports`, `days` and
+        // the disk cap across processes.
+        let claimed = tx
+            .query_opt(
+                "UPDATE hooks SET results = results + 1, bytes = bytes + $1, \
+                 failures = failures + $2, \
+                 state = CASE WHEN results + 1 >= max_reports THEN 'completed' ELSE state END \
+                 WHERE id = $3 AND state = 'active' AND results < max_reports \
+                 AND not_after > $4 AND bytes + $1 <= disk_cap \
+                 RETURNING results, max_reports, version",
+                &[&result.bytes, &failed, &result.hook_id, &result.now],
+            )
+            .await?;
+        tx.execute(
+            "UPDATE hook_tokens SET used = TRUE WHERE token_hash = $1 AND hook_id = $2",
+            &[&result.token_hash, &result.hook_id],
+        )
+        .await?;
+        let Some(claimed) = claimed else {
+            let outcome = refusal(&tx, result.hook_id, result.bytes, result.now).await?;
+            refuse(&tx, &result).await?;
+            tx.commit().await?;
+            return Ok(outcome);
+        };
+        let results: i64 = claimed.try_get(0)?;
+        let max_reports: i64 = claimed.try_get(1)?;
+        let version: i64 = claimed.try_get(2)?;
+        tx.execute(
+            "INSERT INTO hook_results (oops_id, hook_id, hook_version, bucket, package, \
+             received, keys, bytes, failed) \
+             SELECT $1, $2, $3, bucket, package, $4, $5, $6, $7 FROM oops WHERE id = $1",
+            &[
+                &result.oops_id,
+                &result.hook_id,
+                &version,
+                &result.now,
+                &result.keys,
+                &result.bytes,
+                &result.failed,
+            ],
+        )
+        .await?;
+        bump_stat(&tx, result.now, result.hook_id, "results").await?;
+        if result.failed {
+            bump_stat(&tx, result.now, result.hook_id, "failures").await?;
+        }
+        tx.commit().await?;
+        Ok(ResultOutcome::Accepted {
+            completed: results >= max_reports,
+        })
+    }
+
+    async fn hook_results(
+        &self,
+        hook_id: i64,
+        limit: i64,
+    ) -> Result<Vec<HookResult>, StorageError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM hook_results WHERE hook_id = $1 \
+             ORDER BY received DESC, oops_id LIMIT $2"
+        );
+        client
+            .query(&sql, &[&hook_id, &limit])
+            .await?
+            .iter()
+            .map(result_from_row)
+            .collect()
+    }
+
+    async fn oops_results(&self, oops_id: &str) -> Result<Vec<HookResult>, StorageError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM hook_results WHERE oops_id = $1 ORDER BY hook_id"
+        );
+        client
+            .query(&sql, &[&oops_id])
+            .await?
+            .iter()
+            .map(result_from_row)
+            .collect()
+    }
+
+    async fn add_user(
+        &self,
+        name: &str,
+        team: &str,
+        token_hash: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<User, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO users (name, team, created) VALUES ($1, $2, $3) RETURNING id",
+                &[&name, &team, &now],
+            )
+            .await?
+            .try_get(0)?;
+        tx.execute(
+            "INSERT INTO api_tokens (token_hash, user_id, created) VALUES ($1, $2, $3)",
+            &[&token_hash, &id, &now],
+        )
+        .await?;
+        audit_in(
+            &tx,
+            &AuditEntry {
+                at: now,
+                actor: actor.to_owned(),
+                action: "user.add".into(),
+                subject: name.to_owned(),
+                detail: format!("team {team}"),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(User {
+            id,
+            name: name.to_owned(),
+            team: team.to_owned(),
+        })
+    }
+
+    async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>, StorageError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT u.id, u.name, u.team FROM api_tokens t JOIN users u \
+                 ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked IS NULL",
+                &[&token_hash],
+            )
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(User {
+            id: r.try_get(0)?,
+            name: r.try_get(1)?,
+            team: r.try_get(2)?,
+        }))
+    }
+
+    async fn user_count(&self) -> Result<i64, StorageError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one("SELECT COUNT(*) FROM users", &[])
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        audit_in(&*client, &entry).await
+    }
+
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT at, actor, action, subject, detail FROM audit_log \
+                 ORDER BY id DESC LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: r.try_get(0)?,
+                    actor: r.try_get(1)?,
+                    action: r.try_get(2)?,
+                    subject: r.try_get(3)?,
+                    detail: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn daily_stat(&self, day: i64, hook_id: i64, metric: &str) -> Result<i64, StorageError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT value FROM daily_stats WHERE day = $1 AND hook_id = $2 AND metric = $3",
+                &[&day, &hook_id, &metric],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    async fn totals(&self) -> Result<Totals, StorageError> {
+        let client = self.client().await?;
+        let r = client
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM oops), \
+                 (SELECT COUNT(*) FROM hooks WHERE state = 'active'), \
+                 (SELECT COUNT(*) FROM hook_results)",
+                &[],
+            )
+            .await?;
+        Ok(Totals {
+            oopses: r.try_get(0)?,
+            hooks_active: r.try_get(1)?,
+            results: r.try_get(2)?,
+        })
+    }
+}
+
+async fn refuse(tx: &Transaction<'_>, result: &NewResult) -> Result<(), StorageError> {
+    tx.execute(
+        "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = $1",
+        &[&result.hook_id],
+    )
+    .await?;
+    bump_stat(tx, result.now, result.hook_id, "results_refused").await
+}
+
+/// Why the claim failed, with the state change it implies.
+async fn refusal(
+    tx: &Transaction<'_>,
+    hook_id: i64,
+    bytes: i64,
+    now: UnixTime,
+) -> Result<ResultOutcome, StorageError> {
+    let row = tx
+        .query_opt(
+            "SELECT state, not_after, bytes, disk_cap FROM hooks WHERE id = $1 FOR UPDATE",
+            &[&hook_id],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(ResultOutcome::UnknownToken);
+    };
+    let state = HookState::parse(&row.try_get::<_, String>(0)?)?;
+    let not_after: i64 = row.try_get(1)?;
+    let stored: i64 = row.try_get(2)?;
+    let cap: i64 = row.try_get(3)?;
+    if state != HookState::Active {
+        return Ok(ResultOutcome::Gone(state));
+    }
+    if not_after <= now {
+        tx.execute(
+            "UPDATE hooks SET state = 'expired', state_reason = 'days limit reached' \
+             WHERE id = $1",
+            &[&hook_id],
+        )
+        .await?;
+        return Ok(ResultOutcome::Gone(HookState::Expired));
+    }
+    if stored.saturating_add(bytes) > cap {
+        tx.execute(
+            "UPDATE hooks SET state = 'disabled', state_reason = $1 WHERE id = $2",
+            &[&DISK_CAP_REASON, &hook_id],
+        )
+        .await?;
+        audit_in(
+            tx,
+            &AuditEntry {
+                at: now,
+                actor: "daisy".into(),
+                action: "hook.disabled".into(),
+                subject: hook_id.to_string(),
+                detail: DISK_CAP_REASON.into(),
+            },
+        )
+        .await?;
+        return Ok(ResultOutcome::OverDiskCap);
+    }
+    Ok(ResultOutcome::Gone(HookState::Completed))
+}

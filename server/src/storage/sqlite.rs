@@ -1,0 +1,847 @@
+//! The SQLite engine: one connection in WAL mode, used from a blocking
+//! thread. `BEGIN IMMEDIATE` takes the write lock up front so that `daisy
+//! admin` and a running server can share the file.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::sqlite_batch::OopsWriter;
+use super::{
+    AuditEntry, HookRecord, HookResult, HookState, InsertOops, NewHook, NewOops, NewResult,
+    OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey, Totals, UnixTime, User,
+    day_of,
+};
+
+/// Ordered migrations; index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite_0001_initial.sql")];
+
+/// How long a writer waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) const HOOK_COLUMNS: &str = "id, name, version, state, state_reason, target_kind, \
+    target_value, max_reports, max_days, not_after, disk_cap, sha256, created, offered, \
+    offers_refused, results, results_refused, bytes, failures";
+
+const OOPS_COLUMNS: &str = "id, system_id, received, bucket, sas, package, source_package, \
+    duplicate_signature, report, core_size";
+
+const RESULT_COLUMNS: &str =
+    "oops_id, hook_id, hook_version, bucket, package, received, keys, bytes, failed";
+
+/// SQLite storage.
+#[derive(Clone)]
+pub struct SqliteStorage {
+    conn: Arc<Mutex<Connection>>,
+    writer: Arc<OopsWriter>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating when missing) and migrates the database file.
+    pub async fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        let path = path.to_owned();
+        let writer_path = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StorageError> {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StorageError::Open(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            let mut conn = connect(&path)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|_| StorageError::WorkerGone)??;
+        let writer = tokio::task::spawn_blocking(move || OopsWriter::start(&writer_path))
+            .await
+            .map_err(|_| StorageError::WorkerGone)??;
+        Ok(SqliteStorage {
+            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(writer),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StorageError::WorkerGone)?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|_| StorageError::WorkerGone)?
+    }
+}
+
+/// Opens one connection with daisy's settings.
+pub(super) fn connect(path: &Path) -> Result<Connection, StorageError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets readers (the admin CLI, the API) run beside the writer;
+    // synchronous=FULL makes every acknowledged commit durable.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Stores one crash inside the caller's transaction.
+pub(super) fn insert_oops_in(
+    conn: &Connection,
+    oops: &NewOops,
+) -> Result<InsertOops, StorageError> {
+    if let Some(digest) = &oops.dedup_digest {
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO oops_dedup (system_id, digest, oops_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![oops.system_id, digest, oops.id])?;
+        if inserted == 0 {
+            let existing: String = conn.query_row(
+                "SELECT oops_id FROM oops_dedup WHERE system_id = ?1 AND digest = ?2",
+                params![oops.system_id, digest],
+                |r| r.get(0),
+            )?;
+            return Ok(InsertOops::Duplicate(existing));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO oops (id, system_id, received, bucket, sas, package, \
+         source_package, duplicate_signature, report) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        oops.id,
+        oops.system_id,
+        oops.received,
+        oops.bucket,
+        oops.sas,
+        oops.package,
+        oops.source_package,
+        oops.duplicate_signature,
+        oops.report
+    ])?;
+    Ok(InsertOops::Inserted)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations \
+         (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+    )?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    for (version, sql) in (1_i64..).zip(MIGRATIONS) {
+        if version > current {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied) VALUES (?1, ?2)",
+                params![version, super::now()],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn hook_from_row(r: &Row<'_>) -> rusqlite::Result<(HookRecord, String)> {
+    let state: String = r.get(3)?;
+    Ok((
+        HookRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            version: r.get(2)?,
+            state: HookState::Active,
+            state_reason: r.get(4)?,
+            target: TargetKey {
+                kind: r.get(5)?,
+                value: r.get(6)?,
+            },
+            max_reports: r.get(7)?,
+            max_days: r.get(8)?,
+            not_after: r.get(9)?,
+            disk_cap: r.get(10)?,
+            sha256: r.get(11)?,
+            created: r.get(12)?,
+            offered: r.get(13)?,
+            offers_refused: r.get(14)?,
+            results: r.get(15)?,
+            results_refused: r.get(16)?,
+            bytes: r.get(17)?,
+            failures: r.get(18)?,
+        },
+        state,
+    ))
+}
+
+fn finish_hook((mut hook, state): (HookRecord, String)) -> Result<HookRecord, StorageError> {
+    hook.state = HookState::parse(&state)?;
+    Ok(hook)
+}
+
+fn query_hooks(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<HookRecord>, StorageError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, hook_from_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(finish_hook(row?)?);
+    }
+    Ok(out)
+}
+
+fn get_hook(conn: &Connection, id: i64) -> Result<Option<HookRecord>, StorageError> {
+    let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE id = ?1");
+    Ok(query_hooks(conn, &sql, params![id])?.into_iter().next())
+}
+
+fn oops_from_row(r: &Row<'_>) -> rusqlite::Result<Oops> {
+    Ok(Oops {
+        oops: NewOops {
+            id: r.get(0)?,
+            system_id: r.get(1)?,
+            received: r.get(2)?,
+            dedup_digest: None,
+            bucket: r.get(3)?,
+            sas: r.get(4)?,
+            package: r.get(5)?,
+            source_package: r.get(6)?,
+            duplicate_signature: r.get(7)?,
+            report: r.get(8)?,
+        },
+        core_size: r.get(9)?,
+    })
+}
+
+fn result_from_row(r: &Row<'_>) -> rusqlite::Result<HookResult> {
+    Ok(HookResult {
+        oops_id: r.get(0)?,
+        hook_id: r.get(1)?,
+        hook_version: r.get(2)?,
+        bucket: r.get(3)?,
+        package: r.get(4)?,
+        received: r.get(5)?,
+        keys: r.get(6)?,
+        bytes: r.get(7)?,
+        failed: r.get::<_, i64>(8)? != 0,
+    })
+}
+
+fn audit_in(conn: &Connection, e: &AuditEntry) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![e.at, e.actor, e.action, e.subject, e.detail],
+    )?;
+    Ok(())
+}
+
+fn bump_stat(
+    conn: &Connection,
+    now: UnixTime,
+    hook_id: i64,
+    metric: &str,
+) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO daily_stats (day, hook_id, metric, value) VALUES (?1, ?2, ?3, 1) \
+         ON CONFLICT (day, hook_id, metric) DO UPDATE SET value = value + 1",
+        params![day_of(now), hook_id, metric],
+    )?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Storage for SqliteStorage {
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
+        self.writer.insert(oops).await
+    }
+
+    async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            let sql = format!("SELECT {OOPS_COLUMNS} FROM oops WHERE id = ?1");
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_row(params![id], oops_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn set_core(&self, id: &str, system_id: &str, size: i64) -> Result<bool, StorageError> {
+        let (id, system_id) = (id.to_owned(), system_id.to_owned());
+        self.with(move |conn| {
+            let n = conn.execute(
+                "UPDATE oops SET core_size = ?1 WHERE id = ?2 AND system_id = ?3",
+                params![size, id, system_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn oopses_in_bucket(
+        &self,
+        bucket: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let bucket = bucket.to_owned();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM oops WHERE bucket = ?1 ORDER BY received DESC, id LIMIT ?2",
+            )?;
+            let ids = stmt
+                .query_map(params![bucket, limit], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn sas_signature(&self, sas: &str) -> Result<Option<String>, StorageError> {
+        let sas = sas.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT signature FROM sas_signature WHERE sas = ?1")?
+                .query_row(params![sas], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn map_sas(
+        &self,
+        sas: &str,
+        signature: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<u64, StorageError> {
+        let (sas, signature, actor) = (sas.to_owned(), signature.to_owned(), actor.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO sas_signature (sas, signature, updated) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (sas) DO UPDATE SET signature = excluded.signature, \
+                 updated = excluded.updated",
+                params![sas, signature, now],
+            )?;
+            let moved = tx.execute(
+                "UPDATE oops SET bucket = ?1 WHERE sas = ?2 AND bucket IS NULL",
+                params![signature, sas],
+            )?;
+            audit_in(
+                &tx,
+                &AuditEntry {
+                    at: now,
+                    actor,
+                    action: "sas.map".into(),
+                    subject: sas,
+                    detail: signature,
+                },
+            )?;
+            tx.commit()?;
+            Ok(u64::try_from(moved).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+
+    async fn insert_hook(&self, hook: NewHook) -> Result<HookRecord, StorageError> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version = hook.version;
+            let id: i64 = tx.query_row(
+                "INSERT INTO hooks (name, version, state, target_kind, target_value, \
+                 max_reports, max_days, not_after, disk_cap, source, bundle, sha256, created) \
+                 VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 RETURNING id",
+                params![
+                    hook.name,
+                    version,
+                    hook.target.kind,
+                    hook.target.value,
+                    hook.max_reports,
+                    hook.max_days,
+                    hook.not_after,
+                    hook.disk_cap,
+                    hook.source,
+                    hook.bundle,
+                    hook.sha256,
+                    hook.created
+                ],
+                |r| r.get(0),
+            )?;
+            audit_in(
+                &tx,
+                &AuditEntry {
+                    at: hook.created,
+                    actor: hook.actor.clone(),
+                    action: "hook.activate".into(),
+                    subject: format!("{id} {} v{version}", hook.name),
+                    detail: hook.source.clone(),
+                },
+            )?;
+            let record = get_hook(&tx, id)?
+                .ok_or_else(|| StorageError::Corrupt(format!("hook {id} vanished")))?;
+            tx.commit()?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn hook(&self, id: i64) -> Result<Option<HookRecord>, StorageError> {
+        self.with(move |conn| get_hook(conn, id)).await
+    }
+
+    async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT bundle FROM hooks WHERE id = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn hooks(&self) -> Result<Vec<HookRecord>, StorageError> {
+        self.with(move |conn| {
+            let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks ORDER BY id DESC");
+            query_hooks(conn, &sql, [])
+        })
+        .await
+    }
+
+    async fn set_hook_state(
+        &self,
+        id: i64,
+        state: HookState,
+        reason: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError> {
+        let (reason, actor) = (reason.to_owned(), actor.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE hooks SET state = ?1, state_reason = ?2 WHERE id = ?3 AND state = 'active'",
+                params![state.as_str(), reason, id],
+            )?;
+            if n == 1 {
+                audit_in(
+                    &tx,
+                    &AuditEntry {
+                        at: now,
+                        actor,
+                        action: format!("hook.{}", state.as_str()),
+                        subject: id.to_string(),
+                        detail: reason,
+                    },
+                )?;
+            }
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn matching_hooks(
+        &self,
+        targets: &[TargetKey],
+        now: UnixTime,
+    ) -> Result<Vec<HookRecord>, StorageError> {
+        let targets = targets.to_vec();
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT {HOOK_COLUMNS} FROM hooks WHERE target_kind = ?1 AND target_value = ?2 \
+                 AND state = 'active' AND not_after > ?3 ORDER BY id"
+            );
+            let mut out = Vec::new();
+            for t in &targets {
+                out.extend(query_hooks(conn, &sql, params![t.kind, t.value, now])?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn offer_hooks(&self, offer: OfferRequest) -> Result<Vec<HookRecord>, StorageError> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let sql = format!(
+                "SELECT {HOOK_COLUMNS} FROM hooks WHERE target_kind = ?1 AND target_value = ?2 \
+                 AND state = 'active' AND not_after > ?3 ORDER BY id"
+            );
+            let mut candidates = Vec::new();
+            for t in &offer.targets {
+                candidates.extend(query_hooks(&tx, &sql, params![t.kind, t.value, offer.now])?);
+            }
+            candidates.sort_by_key(|h| h.id);
+            candidates.dedup_by_key(|h| h.id);
+            let mut offered = Vec::new();
+            for hook in candidates {
+                // Under the write lock, so the count and the insert are one step.
+                let claimed = tx.execute(
+                    "UPDATE hooks SET offered = offered + 1 WHERE id = ?1 AND \
+                     (SELECT COUNT(*) FROM hook_tokens t WHERE t.hook_id = hooks.id \
+                      AND t.used = 0 AND t.expires > ?2) + results < max_reports * ?3 \
+                     AND NOT EXISTS (SELECT 1 FROM hook_results r \
+                      WHERE r.hook_id = hooks.id AND r.oops_id = ?4)",
+                    params![hook.id, offer.now, offer.offer_multiple, offer.oops_id],
+                )?;
+                if claimed == 1 {
+                    tx.execute(
+                        "INSERT INTO hook_tokens (token_hash, hook_id, oops_id, issued, expires) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            offer.token_hash,
+                            hook.id,
+                            offer.oops_id,
+                            offer.now,
+                            offer.expires
+                        ],
+                    )?;
+                    offered.push(hook);
+                } else {
+                    tx.execute(
+                        "UPDATE hooks SET offers_refused = offers_refused + 1 WHERE id = ?1",
+                        params![hook.id],
+                    )?;
+                }
+            }
+            tx.commit()?;
+            Ok(offered)
+        })
+        .await
+    }
+
+    async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let token: Option<i64> = tx
+                .query_row(
+                    "SELECT used FROM hook_tokens WHERE token_hash = ?1 AND hook_id = ?2 \
+                     AND oops_id = ?3 AND expires > ?4",
+                    params![
+                        result.token_hash,
+                        result.hook_id,
+                        result.oops_id,
+                        result.now
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(used) = token else {
+                return Ok(ResultOutcome::UnknownToken);
+            };
+            let refuse = |tx: &rusqlite::Transaction<'_>| -> Result<(), StorageError> {
+                tx.execute(
+                    "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = ?1",
+                    params![result.hook_id],
+                )?;
+                bump_stat(tx, result.now, result.hook_id, "results_refused")
+            };
+            let exists = tx
+                .query_row(
+                    "SELECT 1 FROM hook_results WHERE oops_id = ?1 AND hook_id = ?2",
+                    params![result.oops_id, result.hook_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if exists || used != 0 {
+                refuse(&tx)?;
+                tx.commit()?;
+                return Ok(ResultOutcome::Duplicate);
+            }
+            // The one conditional statement that enforces `reports`, `days`
+            // and the disk cap.
+            let claimed: Option<(i64, i64, i64)> = tx
+                .query_row(
+                    "UPDATE hooks SET results = results + 1, bytes = bytes + ?1, \
+                     failures = failures + ?2, \
+                     state = CASE WHEN results + 1 >= max_reports THEN 'completed' ELSE state END \
+                     WHERE id = ?3 AND state = 'active' AND results < max_reports \
+                     AND not_after > ?4 AND bytes + ?1 <= disk_cap \
+                     RETURNING results, max_reports, version",
+                    params![
+                        result.bytes,
+                        i64::from(result.failed),
+                        result.hook_id,
+                        result.now
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            tx.execute(
+                "UPDATE hook_tokens SET used = 1 WHERE token_hash = ?1 AND hook_id = ?2",
+                params![result.token_hash, result.hook_id],
+            )?;
+            let Some((results, max_reports, version)) = claimed else {
+                let outcome = refusal(&tx, result.hook_id, result.bytes, result.now)?;
+                refuse(&tx)?;
+                tx.commit()?;
+                return Ok(outcome);
+            };
+            tx.execute(
+                "INSERT INTO hook_results (oops_id, hook_id, hook_version, bucket, package, \
+                 received, keys, bytes, failed) \
+                 SELECT ?1, ?2, ?3, bucket, package, ?4, ?5, ?6, ?7 FROM oops WHERE id = ?1",
+                params![
+                    result.oops_id,
+                    result.hook_id,
+                    version,
+                    result.now,
+                    result.keys,
+                    result.bytes,
+                    i64::from(result.failed)
+                ],
+            )?;
+            bump_stat(&tx, result.now, result.hook_id, "results")?;
+            if result.failed {
+                bump_stat(&tx, result.now, result.hook_id, "failures")?;
+            }
+            tx.commit()?;
+            Ok(ResultOutcome::Accepted {
+                completed: results >= max_reports,
+            })
+        })
+        .await
+    }
+
+    async fn hook_results(
+        &self,
+        hook_id: i64,
+        limit: i64,
+    ) -> Result<Vec<HookResult>, StorageError> {
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT {RESULT_COLUMNS} FROM hook_results WHERE hook_id = ?1 \
+                 ORDER BY received DESC, oops_id LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params![hook_id, limit], result_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn oops_results(&self, oops_id: &str) -> Result<Vec<HookResult>, StorageError> {
+        let oops_id = oops_id.to_owned();
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT {RESULT_COLUMNS} FROM hook_results WHERE oops_id = ?1 ORDER BY hook_id"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params![oops_id], result_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn add_user(
+        &self,
+        name: &str,
+        team: &str,
+        token_hash: &str,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<User, StorageError> {
+        let (name, team, token_hash, actor) = (
+            name.to_owned(),
+            team.to_owned(),
+            token_hash.to_owned(),
+            actor.to_owned(),
+        );
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id: i64 = tx.query_row(
+                "INSERT INTO users (name, team, created) VALUES (?1, ?2, ?3) RETURNING id",
+                params![name, team, now],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO api_tokens (token_hash, user_id, created) VALUES (?1, ?2, ?3)",
+                params![token_hash, id, now],
+            )?;
+            audit_in(
+                &tx,
+                &AuditEntry {
+                    at: now,
+                    actor,
+                    action: "user.add".into(),
+                    subject: name.clone(),
+                    detail: format!("team {team}"),
+                },
+            )?;
+            tx.commit()?;
+            Ok(User { id, name, team })
+        })
+        .await
+    }
+
+    async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>, StorageError> {
+        let token_hash = token_hash.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT u.id, u.name, u.team FROM api_tokens t JOIN users u \
+                     ON u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked IS NULL",
+                )?
+                .query_row(params![token_hash], |r| {
+                    Ok(User {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        team: r.get(2)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn user_count(&self) -> Result<i64, StorageError> {
+        self.with(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
+            .await
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StorageError> {
+        self.with(move |conn| audit_in(conn, &entry)).await
+    }
+
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StorageError> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT at, actor, action, subject, detail FROM audit_log \
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map(params![limit], |r| {
+                    Ok(AuditEntry {
+                        at: r.get(0)?,
+                        actor: r.get(1)?,
+                        action: r.get(2)?,
+                        subject: r.get(3)?,
+                        detail: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn daily_stat(&self, day: i64, hook_id: i64, metric: &str) -> Result<i64, StorageError> {
+        let metric = metric.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT value FROM daily_stats WHERE day = ?1 AND hook_id = ?2 \
+                     AND metric = ?3",
+                    params![day, hook_id, metric],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn totals(&self) -> Result<Totals, StorageError> {
+        self.with(|conn| {
+            Ok(conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM oops), \
+                 (SELECT COUNT(*) FROM hooks WHERE state = 'active'), \
+                 (SELECT COUNT(*) FROM hook_results)",
+                [],
+                |r| {
+                    Ok(Totals {
+                        oopses: r.get(0)?,
+                        hooks_active: r.get(1)?,
+                        results: r.get(2)?,
+                    })
+                },
+            )?)
+        })
+        .await
+    }
+}
+
+/// Why the claim failed, with the state change it implies: `days` passed →
+/// expired; over the disk cap → disabled.
+fn refusal(
+    tx: &rusqlite::Transaction<'_>,
+    hook_id: i64,
+    bytes: i64,
+    now: UnixTime,
+) -> Result<ResultOutcome, StorageError> {
+    let row: Option<(String, i64, i64, i64)> = tx
+        .query_row(
+            "SELECT state, not_after, bytes, disk_cap FROM hooks WHERE id = ?1",
+            params![hook_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((state, not_after, stored, cap)) = row else {
+        return Ok(ResultOutcome::UnknownToken);
+    };
+    let state = HookState::parse(&state)?;
+    if state != HookState::Active {
+        return Ok(ResultOutcome::Gone(state));
+    }
+    if not_after <= now {
+        tx.execute(
+            "UPDATE hooks SET state = 'expired', state_reason = 'days limit reached' \
+             WHERE id = ?1",
+            params![hook_id],
+        )?;
+        return Ok(ResultOutcome::Gone(HookState::Expired));
+    }
+    if stored.saturating_add(bytes) > cap {
+        disable_over_cap(tx, hook_id, now)?;
+        return Ok(ResultOutcome::OverDiskCap);
+    }
+    Ok(ResultOutcome::Gone(HookState::Completed))
+}
+
+pub(super) const DISK_CAP_REASON: &str = "disk cap reached";
+
+fn disable_over_cap(
+    tx: &rusqlite::Transaction<'_>,
+    hook_id: i64,
+    now: UnixTime,
+) -> Result<(), StorageError> {
+    tx.execute(
+        "UPDATE hooks SET state = 'disabled', state_reason = ?1 WHERE id = ?2 AND state = 'active'",
+        params![DISK_CAP_REASON, hook_id],
+    )?;
+    audit_in(
+        tx,
+        &AuditEntry {
+            at: now,
+            actor: "daisy".into(),
+            action: "hook.disabled".into(),
+            subject: hook_id.to_string(),
+            detail: DISK_CAP_REASON.into(),
+        },
+    )
+}

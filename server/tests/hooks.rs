@@ -1,0 +1,413 @@
+//! Hook delivery and result ingestion over real HTTP, on both engines.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod harness;
+
+use std::io::Write as _;
+
+use bson::{Document, doc};
+use daisy::cli::admin::{AdminCommand, HookCommand, run_on};
+use daisy::storage::HookState;
+use harness::http::{Response, request};
+use harness::{Engine, TestServer};
+use sha2::{Digest, Sha256};
+
+const SYSTEM: &str = "5ca1ab1e";
+
+fn upload(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../shared/testdata/uploads/{name}.bson",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn example_hook(name: &str) -> std::path::PathBuf {
+    format!("{}/../examples/hooks/{name}", env!("CARGO_MANIFEST_DIR")).into()
+}
+
+/// A daisy with a signing key and the lightdm hook active (`reports`).
+async fn server_with_hook(engine: Engine, toml: &str, reports: u32) -> Option<(TestServer, i64)> {
+    let server = TestServer::start(engine, toml).await?;
+    daisy::signing::ensure_signing_key(&server.app.config.data_dir).unwrap();
+    let mut out = Vec::new();
+    run_on(
+        &server.app.config,
+        &server.app.storage,
+        AdminCommand::Hook(HookCommand::Activate {
+            file: example_hook("lightdm.toml"),
+            reports: Some(reports),
+            days: None,
+        }),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let id: i64 = text.split_whitespace().nth(2).unwrap().parse().unwrap();
+    Some((server, id))
+}
+
+/// A crash of the lightdm bucket from `system`; returns (oops id, hooks URL).
+async fn crash(server: &TestServer, system: &str) -> (String, Option<String>) {
+    let mut doc = Document::from_reader(&mut std::io::Cursor::new(upload("signal_crash"))).unwrap();
+    doc.insert("Date", format!("crash of {system}"));
+    let r = request(
+        server.addr,
+        "POST",
+        &format!("/{system}"),
+        &[],
+        &doc.to_vec().unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let (id, cmd) = text.split_once(' ').unwrap();
+    assert_eq!(cmd, "OOPSID", "old clients see the same body");
+    (id.to_owned(), r.header("X-Apport-Hooks").map(str::to_owned))
+}
+
+struct Offer {
+    token: String,
+    results_path: String,
+    bundle_path: String,
+    sha256: String,
+}
+
+fn path_of(server: &TestServer, url: &str) -> String {
+    url.strip_prefix(&format!("http://{}", server.addr))
+        .unwrap()
+        .to_owned()
+}
+
+async fn hook_list(server: &TestServer, oops: &str, system: &str) -> Vec<Offer> {
+    let r = request(
+        server.addr,
+        "GET",
+        &format!("/{oops}/hooks/{system}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/bson"));
+    let list = Document::from_reader(&mut std::io::Cursor::new(&r.body)).unwrap();
+    assert_eq!(list.get_str("oops").unwrap(), oops);
+    let token = list.get_str("token").unwrap().to_owned();
+    list.get_array("hooks")
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let h = h.as_document().unwrap();
+            Offer {
+                token: token.clone(),
+                results_path: path_of(server, h.get_str("results").unwrap()),
+                bundle_path: path_of(server, h.get_str("bundle").unwrap()),
+                sha256: h.get_str("sha256").unwrap().to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn result_bson() -> Vec<u8> {
+    doc! { "LightdmLog": "seat0: failed to start X server\n", "CurrentDmesg": "[1.0] ok" }
+        .to_vec()
+        .unwrap()
+}
+
+async fn post_result(
+    server: &TestServer,
+    offer: &Offer,
+    token: &str,
+    encoding: Option<&str>,
+    body: &[u8],
+) -> Response {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/bson"),
+    ];
+    if let Some(e) = encoding {
+        headers.push(("Content-Encoding", e));
+    }
+    request(server.addr, "POST", &offer.results_path, &headers, body).await
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_matching_crash_gets_the_hook_and_its_result_is_stored() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let Some((server, hook_id)) = server_with_hook(engine, "", 2).await else {
+            continue;
+        };
+        let (oops, url) = crash(&server, SYSTEM).await;
+        let url = url.expect("X-Apport-Hooks header for a matching crash");
+        assert_eq!(url, format!("http://{}/{oops}/hooks/{SYSTEM}", server.addr));
+        // Someone who knows only the OOPS id gets nothing.
+        let r = request(
+            server.addr,
+            "GET",
+            &format!("/{oops}/hooks/othersystem"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 404);
+
+        let offers = hook_list(&server, &oops, SYSTEM).await;
+        assert_eq!(offers.len(), 1);
+        let offer = &offers[0];
+        let bundle = request(server.addr, "GET", &offer.bundle_path, &[], b"").await;
+        assert_eq!(bundle.status, 200);
+        assert_eq!(hex::encode(Sha256::digest(&bundle.body)), offer.sha256);
+
+        let r = post_result(&server, offer, "not-the-token", None, &result_bson()).await;
+        assert_eq!(r.status, 401, "{}", r.text());
+        let compressed = zstd::encode_all(&result_bson()[..], 3).unwrap();
+        let r = post_result(&server, offer, &offer.token, Some("zstd"), &compressed).await;
+        assert_eq!((r.status, r.text().as_str()), (200, "Result stored."));
+        let r = post_result(&server, offer, &offer.token, Some("zstd"), &compressed).await;
+        assert_eq!(r.status, 409, "{}", r.text());
+
+        let stored = server.app.storage.oops_results(&oops).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].keys, result_bson(), "decompressed document kept");
+        assert!(!stored[0].failed);
+        assert_eq!(
+            stored[0].bucket.as_deref(),
+            Some("/usr/sbin/lightdm:11:seat_start:display_manager_start:main")
+        );
+        let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+        assert_eq!(
+            (hook.results, hook.offered, hook.results_refused),
+            (1, 1, 1)
+        );
+
+        // The JSON API shows the OOPS with its result.
+        let token = daisy::auth::new_token();
+        server
+            .app
+            .storage
+            .add_user(
+                "dev",
+                "core-dev",
+                &daisy::auth::hash_token(&token),
+                "test",
+                0,
+            )
+            .await
+            .unwrap();
+        let auth = format!("Bearer {token}");
+        let r = request(
+            server.addr,
+            "GET",
+            &format!("/api/1.0/oops/{oops}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v["hook_results"][0]["keys"]["LightdmLog"],
+            "seat0: failed to start X server\n"
+        );
+        assert_eq!(v["report"]["Package"], "lightdm 1.30.0-0ubuntu14");
+        let r = request(
+            server.addr,
+            "GET",
+            &format!("/api/1.0/hooks/{hook_id}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (v["state"].as_str(), v["results"].as_i64()),
+            (Some("active"), Some(1))
+        );
+        let r = request(
+            server.addr,
+            "GET",
+            &format!("/api/1.0/hooks/{hook_id}/results"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["results"].as_array().unwrap().len(), 1);
+        let r = request(server.addr, "GET", "/api/1.0/hooks", &[], b"").await;
+        assert_eq!(r.status, 401);
+        let metrics = request(server.addr, "GET", "/metrics", &[], b"")
+            .await
+            .text();
+        assert!(
+            metrics.contains("daisy_hook_results_total{outcome=\"accepted\"} 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("daisy_hooks_active 1"), "{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn the_hook_completes_at_its_reports_limit_and_then_answers_410() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let Some((server, hook_id)) = server_with_hook(engine, "", 2).await else {
+            continue;
+        };
+        let mut offers = Vec::new();
+        for system in ["s1", "s2", "s3"] {
+            let (oops, _) = crash(&server, system).await;
+            offers.extend(hook_list(&server, &oops, system).await);
+        }
+        assert_eq!(offers.len(), 3);
+        let body = gzip(&result_bson());
+        let mut statuses = Vec::new();
+        for offer in &offers {
+            statuses.push(
+                post_result(&server, offer, &offer.token, Some("gzip"), &body)
+                    .await
+                    .status,
+            );
+        }
+        assert_eq!(statuses, vec![200, 200, 410]);
+        let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+        assert_eq!(hook.state, HookState::Completed);
+        let (_, header) = crash(&server, "s4").await;
+        assert_eq!(header, None, "a completed hook is not offered");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_run_is_marked_by_hook_error() {
+    let (server, hook_id) = server_with_hook(Engine::Sqlite, "", 5).await.unwrap();
+    let (oops, _) = crash(&server, SYSTEM).await;
+    let offer = hook_list(&server, &oops, SYSTEM).await.remove(0);
+    let body = doc! { "HookError": "Traceback: permission denied" }
+        .to_vec()
+        .unwrap();
+    let mut deflate = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    deflate.write_all(&body).unwrap();
+    let r = post_result(
+        &server,
+        &offer,
+        &offer.token,
+        Some("deflate"),
+        &deflate.finish().unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(server.app.storage.oops_results(&oops).await.unwrap()[0].failed);
+    assert_eq!(
+        server
+            .app
+            .storage
+            .hook(hook_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        1
+    );
+}
+
+#[tokio::test]
+async fn hostile_results_are_refused_and_nothing_is_stored() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let Some((server, hook_id)) =
+            server_with_hook(engine, "[limits]\nmax_result_bytes = 1000000\n", 5).await
+        else {
+            continue;
+        };
+        let (oops, _) = crash(&server, SYSTEM).await;
+        let offer = hook_list(&server, &oops, SYSTEM).await.remove(0);
+        let bomb = zstd::encode_all(&vec![0u8; 100 << 20][..], 19).unwrap();
+        assert!(bomb.len() < 100_000, "a real bomb: {} bytes", bomb.len());
+        let cases: Vec<(&str, Option<&str>, Vec<u8>, u16)> = vec![
+            ("zstd bomb", Some("zstd"), bomb, 413),
+            ("gzip bomb", Some("gzip"), gzip(&vec![b'a'; 50 << 20]), 413),
+            (
+                "garbage zstd",
+                Some("zstd"),
+                b"not zstd at all".to_vec(),
+                400,
+            ),
+            ("unknown coding", Some("br"), result_bson(), 415),
+            ("truncated BSON", None, result_bson()[..10].to_vec(), 400),
+            (
+                "empty document",
+                None,
+                Document::new().to_vec().unwrap(),
+                400,
+            ),
+            (
+                "non-string value",
+                None,
+                doc! { "Key": 5 }.to_vec().unwrap(),
+                400,
+            ),
+            (
+                "bad key name",
+                None,
+                doc! { "../../etc/passwd": "x" }.to_vec().unwrap(),
+                400,
+            ),
+            ("over the result cap", None, vec![0u8; 2_000_000], 413),
+        ];
+        for (what, coding, body, status) in cases {
+            let r = post_result(&server, &offer, &offer.token, coding, &body).await;
+            assert_eq!(r.status, status, "{what}: {}", r.text());
+        }
+        assert!(
+            server
+                .app
+                .storage
+                .oops_results(&oops)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+        assert_eq!(
+            (hook.results, hook.bytes, hook.state),
+            (0, 0, HookState::Active)
+        );
+        // The token still works for a good upload afterwards.
+        let r = post_result(&server, &offer, &offer.token, None, &result_bson()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
+
+#[tokio::test]
+async fn an_upload_over_the_disk_cap_is_cut_off_and_disables_the_hook() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let Some((server, hook_id)) =
+            server_with_hook(engine, "[limits]\nhook_disk_cap_bytes = 4096\n", 5).await
+        else {
+            continue;
+        };
+        let (oops, _) = crash(&server, SYSTEM).await;
+        let offer = hook_list(&server, &oops, SYSTEM).await.remove(0);
+        let big = doc! { "Big": "x".repeat(1 << 20) }.to_vec().unwrap();
+        let r = post_result(&server, &offer, &offer.token, None, &big).await;
+        assert_eq!(r.status, 413, "{}", r.text());
+        assert_eq!(r.header("connection"), Some("close"));
+        let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+        assert_eq!(hook.state, HookState::Disabled);
+        assert_eq!(hook.state_reason.as_deref(), Some("disk cap reached"));
+        assert_eq!(hook.bytes, 0);
+        let r = post_result(&server, &offer, &offer.token, None, &result_bson()).await;
+        assert_eq!(r.status, 410);
+    }
+}

@@ -1,0 +1,374 @@
+//! Crash intake over real HTTP, as real whoopsie speaks it, on both engines.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod harness;
+
+use bson::{Bson, Document, doc};
+use harness::http::{Response, request};
+use harness::{Engine, TestServer};
+
+const SYSTEM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+                      0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn upload(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../shared/testdata/uploads/{name}.bson",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn decode(bytes: &[u8]) -> Document {
+    Document::from_reader(&mut std::io::Cursor::new(bytes)).unwrap()
+}
+
+async fn post_crash(server: &TestServer, system: &str, body: &[u8]) -> Response {
+    request(
+        server.addr,
+        "POST",
+        &format!("/{system}"),
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("X-Whoopsie-Version", "0.2.77"),
+        ],
+        body,
+    )
+    .await
+}
+
+/// `"<uuid> OOPSID"` → the uuid.
+fn oops_id(r: &Response, command: &str) -> String {
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let (id, cmd) = text.split_once(' ').unwrap();
+    assert_eq!(cmd, command);
+    uuid::Uuid::parse_str(id).unwrap();
+    id.to_owned()
+}
+
+async fn engines() -> Vec<TestServer> {
+    let mut servers = Vec::new();
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        if let Some(s) = TestServer::start(engine, "").await {
+            servers.push(s);
+        }
+    }
+    servers
+}
+
+#[tokio::test]
+async fn real_whoopsie_uploads_are_stored_and_bucketed() {
+    for server in engines().await {
+        let storage = &server.app.storage;
+        let r = post_crash(&server, SYSTEM, &upload("signal_crash")).await;
+        let id = oops_id(&r, "OOPSID");
+        assert_eq!(r.header("X-Apport-Hooks"), None, "no hooks, no header");
+        let stored = storage.oops(&id).await.unwrap().unwrap().oops;
+        assert_eq!(stored.system_id, SYSTEM);
+        assert_eq!(
+            stored.bucket.as_deref(),
+            Some("/usr/sbin/lightdm:11:seat_start:display_manager_start:main")
+        );
+        assert_eq!(stored.package.as_deref(), Some("lightdm"));
+        assert!(
+            stored
+                .sas
+                .as_deref()
+                .unwrap()
+                .starts_with("/usr/sbin/lightdm:11:")
+        );
+        assert_eq!(
+            stored.report,
+            upload("signal_crash"),
+            "the document as received"
+        );
+
+        let id = oops_id(
+            &post_crash(&server, SYSTEM, &upload("python_crash")).await,
+            "OOPSID",
+        );
+        let stored = storage.oops(&id).await.unwrap().unwrap().oops;
+        let bucket = stored.bucket.unwrap();
+        assert!(bucket.contains(':'), "python signature: {bucket}");
+
+        let id = oops_id(
+            &post_crash(&server, SYSTEM, &upload("package_failure")).await,
+            "OOPSID",
+        );
+        let stored = storage.oops(&id).await.unwrap().unwrap().oops;
+        assert_eq!(
+            stored.bucket.as_deref(),
+            Some(
+                "package:grub-pc:2.12-1ubuntu7:installed grub-pc package post-installation \
+                 script subprocess returned error exit status 1"
+            )
+        );
+        assert_eq!(stored.source_package.as_deref(), Some("grub2"));
+        assert_eq!(storage.totals().await.unwrap().oopses, 3);
+    }
+}
+
+#[tokio::test]
+async fn the_same_crash_twice_from_one_system_is_409() {
+    for server in engines().await {
+        oops_id(
+            &post_crash(&server, SYSTEM, &upload("signal_crash")).await,
+            "OOPSID",
+        );
+        let again = post_crash(&server, SYSTEM, &upload("signal_crash")).await;
+        assert_eq!(
+            (again.status, again.text().as_str()),
+            (409, "Crash already reported.")
+        );
+        oops_id(
+            &post_crash(&server, "othersystem", &upload("signal_crash")).await,
+            "OOPSID",
+        );
+        assert_eq!(server.app.storage.totals().await.unwrap().oopses, 2);
+    }
+}
+
+fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, u16, &'static str)> {
+    let good = upload("signal_crash");
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() / 2);
+    let mut long_prefix = good.clone();
+    long_prefix[..4].copy_from_slice(&(good.len() as i32 + 1000).to_le_bytes());
+    let mut many = Document::new();
+    for i in 0..10_000 {
+        many.insert(format!("Key{i}"), "x");
+    }
+    many.insert("Package", "foo 1");
+    let mut deep = doc! { "leaf": "x" };
+    for _ in 0..200 {
+        deep = doc! { "d": deep };
+    }
+    deep.insert("Package", "foo 1");
+    let huge = doc! { "Package": "foo 1", "Big": "x".repeat(100 << 20) };
+    vec![
+        ("truncated BSON", truncated, 400, "Invalid BSON."),
+        (
+            "length prefix larger than the body",
+            long_prefix,
+            400,
+            "Invalid BSON.",
+        ),
+        (
+            "not BSON at all",
+            b"ProblemType: Crash\n".to_vec(),
+            400,
+            "Invalid BSON.",
+        ),
+        ("10,000 keys", many.to_vec().unwrap(), 400, "Invalid BSON."),
+        ("deep nesting", deep.to_vec().unwrap(), 400, "Invalid BSON."),
+        (
+            "a non-string field",
+            doc! { "Package": "foo 1", "Signal": 11 }.to_vec().unwrap(),
+            400,
+            "Invalid BSON.",
+        ),
+        (
+            "an empty document",
+            Document::new().to_vec().unwrap(),
+            400,
+            "Empty report.",
+        ),
+        (
+            "no Package",
+            doc! { "ProblemType": "Crash", "ExecutablePath": "/bin/x" }
+                .to_vec()
+                .unwrap(),
+            400,
+            "Incomplete crash report.",
+        ),
+        ("one 100 MB key", huge.to_vec().unwrap(), 413, ""),
+    ]
+}
+
+#[tokio::test]
+async fn hostile_bodies_get_their_status_and_change_nothing() {
+    for server in engines().await {
+        for (what, body, status, text) in hostile_bodies() {
+            let r = post_crash(&server, SYSTEM, &body).await;
+            assert_eq!(r.status, status, "{what}: {}", r.text());
+            if !text.is_empty() {
+                assert_eq!(r.text(), text, "{what}");
+            }
+        }
+        let bad_system = post_crash(&server, "..%2F..%2Fetc", &upload("signal_crash")).await;
+        assert_eq!(bad_system.status, 400);
+        let totals = server.app.storage.totals().await.unwrap();
+        assert_eq!(totals.oopses, 0, "nothing stored");
+        // The server still works afterwards.
+        oops_id(
+            &post_crash(&server, SYSTEM, &upload("signal_crash")).await,
+            "OOPSID",
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_sas_asks_for_the_core_and_a_retrace_rebuckets() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let Some(server) = TestServer::start(engine, "retracer = true\n").await else {
+            continue;
+        };
+        let storage = &server.app.storage;
+        // A crash whose stack trace is incomplete: parked under its SAS.
+        let mut parked = decode(&upload("signal_crash"));
+        parked.insert("StacktraceTop", "?? ()\n?? ()");
+        let first = oops_id(
+            &post_crash(&server, SYSTEM, &parked.to_vec().unwrap()).await,
+            "CORE",
+        );
+        let sas = storage
+            .oops(&first)
+            .await
+            .unwrap()
+            .unwrap()
+            .oops
+            .sas
+            .unwrap();
+        assert_eq!(
+            storage.oops(&first).await.unwrap().unwrap().oops.bucket,
+            None
+        );
+
+        // The core upload, bounded and bound to the system.
+        let core = b"H4sIAAAAAAAAA+3BAQ0AAADCoPdPbQ43oAAAAAAAAAAA\n".repeat(10);
+        let path = format!("/{first}/submit-core/amd64/{SYSTEM}");
+        let r = request(server.addr, "POST", &path, &[], &core).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let stored = std::fs::read(server.dir.path().join("cores").join(&first)).unwrap();
+        assert_eq!(stored, core);
+        assert_eq!(
+            storage.oops(&first).await.unwrap().unwrap().core_size,
+            Some(core.len() as i64)
+        );
+        let wrong = request(
+            server.addr,
+            "POST",
+            &format!("/{first}/submit-core/amd64/other"),
+            &[],
+            &core,
+        )
+        .await;
+        assert_eq!(wrong.status, 404);
+        let traversal = request(
+            server.addr,
+            "POST",
+            &format!("/..%2F..%2Fx/submit-core/amd64/{SYSTEM}"),
+            &[],
+            &core,
+        )
+        .await;
+        assert_eq!(traversal.status, 400);
+
+        // The retracer maps the SAS: the parked OOPS joins the bucket.
+        let token = daisy::auth::new_token();
+        storage
+            .add_user(
+                "retracer",
+                "retracer",
+                &daisy::auth::hash_token(&token),
+                "test",
+                0,
+            )
+            .await
+            .unwrap();
+        let body =
+            serde_json::json!({ "signature": "/usr/sbin/lightdm:11:seat_start:main" }).to_string();
+        let auth = format!("Bearer {token}");
+        let sas_path = format!("/api/1.0/sas/{}", urlencode(&sas));
+        let r = request(
+            server.addr,
+            "PUT",
+            &sas_path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let reply: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(reply["rebucketed"], 1);
+        assert_eq!(
+            storage
+                .oops(&first)
+                .await
+                .unwrap()
+                .unwrap()
+                .oops
+                .bucket
+                .as_deref(),
+            Some("/usr/sbin/lightdm:11:seat_start:main")
+        );
+        // Known SAS now: no core wanted, bucketed at once.
+        let mut again = parked.clone();
+        again.insert("Date", Bson::String("another date".into()));
+        let second = oops_id(
+            &post_crash(&server, SYSTEM, &again.to_vec().unwrap()).await,
+            "OOPSID",
+        );
+        assert_eq!(
+            storage
+                .oops(&second)
+                .await
+                .unwrap()
+                .unwrap()
+                .oops
+                .bucket
+                .as_deref(),
+            Some("/usr/sbin/lightdm:11:seat_start:main")
+        );
+        // Without a token, or as core-dev, the index cannot be changed.
+        let r = request(server.addr, "PUT", &sas_path, &[], body.as_bytes()).await;
+        assert_eq!(r.status, 401);
+    }
+}
+
+#[tokio::test]
+async fn a_core_over_the_cap_is_refused_and_not_kept() {
+    let server = TestServer::start(Engine::Sqlite, "[limits]\nmax_core_bytes = 1000\n")
+        .await
+        .unwrap();
+    let id = oops_id(
+        &post_crash(&server, SYSTEM, &upload("signal_crash")).await,
+        "OOPSID",
+    );
+    let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
+    let r = request(server.addr, "POST", &path, &[], &vec![b'A'; 5000]).await;
+    assert_eq!(r.status, 413);
+    let cores: Vec<_> = std::fs::read_dir(server.dir.path().join("cores"))
+        .unwrap()
+        .collect();
+    assert!(cores.is_empty(), "no partial core left behind");
+    assert_eq!(
+        server
+            .app
+            .storage
+            .oops(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .core_size,
+        None
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

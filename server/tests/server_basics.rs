@@ -1,0 +1,88 @@
+//! The server skeleton over real HTTP: health, metrics, limits, shutdown.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::http::request;
+use harness::{Engine, TestServer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn healthz_and_metrics_answer_on_both_engines() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let Some(server) = TestServer::start(engine, "").await else {
+            continue;
+        };
+        let r = request(server.addr, "GET", "/healthz", &[], b"").await;
+        assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+        let r = request(server.addr, "GET", "/metrics", &[], b"").await;
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert!(
+            text.contains("daisy_requests_total{route=\"/healthz\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("daisy_hooks_active 0"), "{text}");
+        server.stop().await.unwrap();
+    }
+}
+
+fn upload() -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../shared/testdata/uploads/signal_crash.bson",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_the_request_in_flight() {
+    let server = TestServer::start(Engine::Sqlite, "").await.unwrap();
+    let addr = server.addr;
+    let body = upload();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /abc123 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    // Let the server start reading the request, then ask it to stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(server.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no new connections once shutdown began"
+    );
+    stream.write_all(rest).await.unwrap();
+    let response = harness::http::read_response(&mut stream).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.text().ends_with(" OOPSID"));
+    stopping.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_body_that_never_ends_is_cut_by_the_timeout() {
+    let server = TestServer::start(Engine::Sqlite, "[limits]\nrequest_timeout_secs = 1\n")
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST /abc123 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n\x10\x00")
+        .await
+        .unwrap();
+    // Never send the rest: the server must answer and close on its own.
+    let response = harness::http::read_response(&mut stream).await;
+    assert_eq!(response.status, 408);
+    assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
+}
