@@ -1,8 +1,11 @@
-//! A loopback test double of daisy's crash intake (until daisy's own intake
-//! lands; then the tests run the real daisy and this file goes away).
+//! A recording HTTP server on loopback with canned replies.
 //!
-//! It records every request (method, path, the whoopsie headers, body) and
-//! answers from a queue of canned replies (default `200 <uuid> OOPSID`).
+//! The protocol tests against the real daisy are in `agent_daisy.rs`. This
+//! double remains for what daisy cannot be made to do on demand: answer
+//! `503`, `401` or an unknown command, and show the exact bytes and headers
+//! a client sent. It records every request (method, path, the whoopsie
+//! headers, body) and answers from a queue of canned replies (default
+//! `200 <uuid> OOPSID`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
