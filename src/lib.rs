@@ -14,3 +14,6 @@ pub mod hook;
 pub mod report;
 pub mod sys;
 pub mod wire;
+
+#[cfg(feature = "client")]
+pub mod agent;

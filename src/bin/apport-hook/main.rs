@@ -5,11 +5,18 @@
 //! - 1: problems found (for `lint`: at least one diagnostic; for `verify`: the bundle is refused);
 //! - 2: usage error (bad arguments, from clap);
 //! - 3: a runtime error (a file, key directory or revocation list could not be
-//!   read; for `lint`: also an inconsistent `--config` file).
+//!   read; for `lint`: also an inconsistent `--config` file; for `upload`: the
+//!   upload failed and can be retried later).
 //! - 4: for `run`: the job was cancelled or stopped before its last step.
+//!
+//! For `upload`, 1 also means the server refused the report for good (400) or
+//! crash reporting is turned off.
 
+mod completions;
 mod lint;
 mod run;
+mod status;
+mod upload;
 mod verify;
 
 use std::process::ExitCode;
@@ -19,7 +26,7 @@ use clap::{Parser, Subcommand};
 /// Lint, verify, test and run server-side crash hooks.
 #[derive(Debug, Parser)]
 #[command(name = "apport-hook", version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +39,15 @@ enum Command {
     Verify(verify::Args),
     /// Ask apportd to run a hook against a crash report and print the new keys.
     Run(run::Args),
+    /// Upload a crash report the way whoopsie does and write REPORT.uploaded.
+    Upload(upload::Args),
+    /// Show the settings, opt-out state, system id, trusted keys and spooled results.
+    Status(status::Args),
+    /// Print a shell completion script.
+    Completions(completions::Args),
+    /// Write man pages generated from these definitions.
+    #[command(hide = true)]
+    Man(completions::ManArgs),
 }
 
 /// Exit code for runtime errors.
@@ -43,6 +59,10 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Run(args) => run::run(args),
+        Command::Upload(args) => upload::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => completions::run_man(args),
     };
     match result {
         Ok(code) => code,

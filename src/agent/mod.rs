@@ -1,0 +1,20 @@
+//! The machine-side agent behind `apport-hook upload`, `status` and (later)
+//! `collect` and `watch`.
+//!
+//! - [`config`]: the agent's settings (server URL, opt-out, system id, TLS,
+//!   spool), read the way whoopsie reads its own, every path injectable.
+//! - [`spool`]: results that could not be delivered wait on disk, bounded,
+//!   retried with backoff, never lost or duplicated across restarts.
+//! - [`http`]: the HTTPS client (rustls with ring, system trust store or a
+//!   pinned CA, timeouts on every request).
+//! - [`upload`]: the whoopsie protocol (crash upload, reply parsing, core
+//!   upload, the `.uploaded` marker).
+//! - [`ids`]: validated identifiers; only these ever reach a file name or a
+//!   URL path.
+
+pub mod atomic_file;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod spool;
+pub mod upload;
