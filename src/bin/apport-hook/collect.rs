@@ -171,13 +171,16 @@ async fn one_hook(
     offer: &HookOffer,
     spool: Option<&Spool>,
 ) -> serde_json::Value {
-    let mut value = serde_json::json!({ "id": offer.id, "version": offer.version });
-    let fail = |mut value: serde_json::Value, outcome: &str, message: String| {
-        tracing::warn!("hook {}: {outcome}: {message}", offer.id);
-        value["outcome"] = outcome.into();
-        value["message"] = message.into();
-        value
-    };
+    let mut value = serde_json::Map::new();
+    value.insert("id".into(), offer.id.into());
+    value.insert("version".into(), offer.version.into());
+    let fail =
+        |mut value: serde_json::Map<String, serde_json::Value>, outcome: &str, message: String| {
+            tracing::warn!("hook {}: {outcome}: {message}", offer.id);
+            value.insert("outcome".into(), outcome.into());
+            value.insert("message".into(), message.into());
+            serde_json::Value::Object(value)
+        };
     let bundle = match collector.bundle(offer, keys, now_secs()).await {
         Ok(bundle) => bundle,
         Err(e) => return fail(value, "refused", e),
@@ -195,17 +198,20 @@ async fn one_hook(
         .iter()
         .map(|(k, v)| serde_json::json!({"key": k.as_str(), "bytes": v.wire_bytes().len()}))
         .collect();
-    value["outcome"] = result.outcome.clone().into();
-    value["keys"] = key_sizes.clone().into();
-    value["steps"] = result
-        .steps
-        .iter()
-        .map(|s| serde_json::json!({"key": s.key, "outcome": s.outcome, "detail": s.detail}))
-        .collect::<Vec<_>>()
-        .into();
+    value.insert("outcome".into(), result.outcome.clone().into());
+    value.insert("keys".into(), key_sizes.clone().into());
+    value.insert(
+        "steps".into(),
+        result
+            .steps
+            .iter()
+            .map(|s| serde_json::json!({"key": s.key, "outcome": s.outcome, "detail": s.detail}))
+            .collect::<Vec<_>>()
+            .into(),
+    );
     if result.report.iter().next().is_none() {
-        value["delivery"] = "nothing-to-send".into();
-        return value;
+        value.insert("delivery".into(), "nothing-to-send".into());
+        return serde_json::Value::Object(value);
     }
     let body = match report_to_strings_bson(&result.report)
         .map_err(|e| e.to_string())
@@ -222,7 +228,7 @@ async fn one_hook(
         body.len(),
         key_sizes
     );
-    value["sent_bytes"] = body.len().into();
+    value.insert("sent_bytes".into(), body.len().into());
     let key = match EntryKey::new(oops.as_str(), &offer.id.to_string(), offer.version) {
         Ok(key) => key,
         Err(e) => return fail(value, "error", e.to_string()),
@@ -233,36 +239,74 @@ async fn one_hook(
         body,
     };
     let delivery = collector.deliver(&pending, &key, spool).await;
-    value["delivery"] = delivery.as_str().into();
-    value["delivery_detail"] = detail(&delivery).into();
-    value
+    value.insert("delivery".into(), delivery.as_str().into());
+    value.insert("delivery_detail".into(), detail(&delivery).into());
+    serde_json::Value::Object(value)
 }
 
 fn print_text(value: &serde_json::Value) {
-    println!("OOPS {}", value["oops_id"].as_str().unwrap_or(""));
-    if let Some(retried) = value["spool_retried"].as_array() {
+    println!(
+        "OOPS {}",
+        value
+            .get("oops_id")
+            .unwrap_or(&serde_json::Value::Null)
+            .as_str()
+            .unwrap_or("")
+    );
+    if let Some(retried) = value
+        .get("spool_retried")
+        .unwrap_or(&serde_json::Value::Null)
+        .as_array()
+    {
         for r in retried {
-            println!("spooled {}: {}", r["entry"], r["delivery"]);
+            println!(
+                "spooled {}: {}",
+                r.get("entry").unwrap_or(&serde_json::Value::Null),
+                r.get("delivery").unwrap_or(&serde_json::Value::Null)
+            );
         }
     }
-    match value["hooks"].as_array() {
+    match value
+        .get("hooks")
+        .unwrap_or(&serde_json::Value::Null)
+        .as_array()
+    {
         Some(hooks) if !hooks.is_empty() => {
             for h in hooks {
                 println!(
                     "hook {} v{}: {} {}",
-                    h["id"],
-                    h["version"],
-                    h["outcome"].as_str().unwrap_or(""),
-                    h["delivery"].as_str().unwrap_or("")
+                    h.get("id").unwrap_or(&serde_json::Value::Null),
+                    h.get("version").unwrap_or(&serde_json::Value::Null),
+                    h.get("outcome")
+                        .unwrap_or(&serde_json::Value::Null)
+                        .as_str()
+                        .unwrap_or(""),
+                    h.get("delivery")
+                        .unwrap_or(&serde_json::Value::Null)
+                        .as_str()
+                        .unwrap_or("")
                 );
-                if let Some(m) = h["message"].as_str() {
+                if let Some(m) = h
+                    .get("message")
+                    .unwrap_or(&serde_json::Value::Null)
+                    .as_str()
+                {
                     println!("  {m}");
                 }
-                for k in h["keys"].as_array().into_iter().flatten() {
+                for k in h
+                    .get("keys")
+                    .unwrap_or(&serde_json::Value::Null)
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     println!(
                         "  {} ({} bytes)",
-                        k["key"].as_str().unwrap_or(""),
-                        k["bytes"]
+                        k.get("key")
+                            .unwrap_or(&serde_json::Value::Null)
+                            .as_str()
+                            .unwrap_or(""),
+                        k.get("bytes").unwrap_or(&serde_json::Value::Null)
                     );
                 }
             }
