@@ -15,6 +15,7 @@ mod harness;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use daisy::cli::admin::{AdminCommand, HookCommand, UserCommand, run_on};
 use daisy::config::{CommonArgs, Config};
@@ -54,7 +55,12 @@ fn system_id() -> String {
 
 /// A real daisy on 127.0.0.1:0 with its signing key and one active hook.
 struct Daisy {
+    /// What clients are told (the gate's address when there is one).
     url: String,
+    /// Daisy itself, for the API.
+    direct: String,
+    /// While set, the gate answers result uploads with 503 (daisy "down").
+    results_down: Arc<AtomicBool>,
     app: daisy::app::AppState,
     hook_id: i64,
     api_token: String,
@@ -63,14 +69,18 @@ struct Daisy {
 }
 
 impl Daisy {
-    fn start() -> Daisy {
+    /// With `gated`, clients talk to daisy through a loopback gate that can
+    /// fail result uploads with 503 while the rest still reaches daisy.
+    fn start(gated: bool) -> Daisy {
+        let results_down = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (url, app, hook_id, api_token) = runtime.block_on(async {
+        let down = results_down.clone();
+        let (url, direct, app, hook_id, api_token) = runtime.block_on(async {
             let storage = SqliteStorage::open(&dir.path().join("daisy.sqlite3"))
                 .await
                 .unwrap();
@@ -85,7 +95,16 @@ impl Daisy {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             config.listen = addr;
-            config.public_url = format!("http://{addr}");
+            let direct = format!("http://{addr}");
+            let url = if gated {
+                let gate = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let url = format!("http://{}", gate.local_addr().unwrap());
+                tokio::spawn(serve_gate(gate, direct.clone(), down));
+                url
+            } else {
+                direct.clone()
+            };
+            config.public_url = url.clone();
             let app = daisy::app::App::new(config, Arc::new(storage));
             let hook_file = dir.path().join("lightdm-collect.toml");
             std::fs::write(&hook_file, HOOK).unwrap();
@@ -126,10 +145,12 @@ impl Daisy {
                 app.clone(),
                 std::future::pending(),
             ));
-            (format!("http://{addr}"), app, hook_id, api_token)
+            (url, direct, app, hook_id, api_token)
         });
         Daisy {
             url,
+            direct,
+            results_down,
             app,
             hook_id,
             api_token,
@@ -167,13 +188,50 @@ impl Daisy {
                 timeout: std::time::Duration::from_secs(30),
             })
             .unwrap();
-        let url = format!("{}{path}", self.url);
+        let url = format!("{}{path}", self.direct);
         let token = self.api_token.clone();
         self.runtime.as_ref().unwrap().block_on(async move {
             let r = client.get(url).bearer_auth(token).send().await.unwrap();
             assert_eq!(r.status().as_u16(), 200, "{path}");
             serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
         })
+    }
+}
+
+/// A loopback gate in front of daisy: forwards every request, except that
+/// result uploads get 503 while `down` is set (daisy unreachable for them).
+async fn serve_gate(listener: tokio::net::TcpListener, daisy: String, down: Arc<AtomicBool>) {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    let client = apport_hooks::agent::http::build_client(&client_settings()).unwrap();
+    let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let (client, daisy, down) = (client.clone(), daisy.clone(), down.clone());
+        async move {
+            if uri.path().contains("/results/") && down.load(Ordering::SeqCst) {
+                return (StatusCode::SERVICE_UNAVAILABLE, Bytes::from("down")).into_response();
+            }
+            let mut request = client.request(method, format!("{daisy}{uri}"));
+            for (name, value) in &headers {
+                if name != "host" && name != "content-length" {
+                    request = request.header(name, value);
+                }
+            }
+            let r = request.body(body).send().await.unwrap();
+            let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+            (status, r.bytes().await.unwrap()).into_response()
+        }
+    };
+    use axum::response::IntoResponse;
+    axum::serve(listener, axum::Router::new().fallback(handler))
+        .await
+        .unwrap();
+}
+
+fn client_settings() -> apport_hooks::agent::http::ClientSettings {
+    apport_hooks::agent::http::ClientSettings {
+        ca_file: None,
+        connect_timeout: std::time::Duration::from_secs(10),
+        timeout: std::time::Duration::from_secs(30),
     }
 }
 
@@ -212,67 +270,111 @@ fn run_json(mut command: std::process::Command) -> serde_json::Value {
     })
 }
 
-#[test]
-fn admin_collects_root_and_user_keys_and_daisy_stores_them_once() {
-    if !have_root("admin_collects_root_and_user_keys_and_daisy_stores_them_once") {
-        return;
+/// daisy, the client's trusted keys and a bus whose apportd trusts daisy's key.
+struct World {
+    daisy: Daisy,
+    keys: PathBuf,
+    bus: SystemBus,
+    _shared: tempfile::TempDir,
+}
+
+impl World {
+    fn start(gated: bool) -> World {
+        let daisy = Daisy::start(gated);
+        let shared = shared_tempdir();
+        let keys = daisy.trusted_keys(shared.path());
+        std::fs::write(shared.path().join("revoked-keys"), "").unwrap();
+        let bus = SystemBus::start(&format!(
+            "idle_exit_secs = 2\nkey_dirs = [\"{}\"]\nrevoked_keys = \"{}\"\n",
+            keys.display(),
+            shared.path().join("revoked-keys").display()
+        ));
+        World {
+            daisy,
+            keys,
+            bus,
+            _shared: shared,
+        }
     }
-    let daisy = Daisy::start();
-    let shared = shared_tempdir();
-    let keys = daisy.trusted_keys(shared.path());
-    std::fs::write(shared.path().join("revoked-keys"), "").unwrap();
-    let bus = SystemBus::start(&format!(
-        "idle_exit_secs = 2\nkey_dirs = [\"{}\"]\nrevoked_keys = \"{}\"\n",
-        keys.display(),
-        shared.path().join("revoked-keys").display()
-    ));
-    let admin = TestUser::create("ca", &["sudo"], false);
-    let (dir, report) = users_report(&admin);
-    let report_arg = report.to_str().unwrap();
 
-    let uploaded = run_json(bus.client(
-        Some(&admin),
-        &[
-            "upload",
-            report_arg,
-            "--server",
-            &daisy.url,
-            "--no-hooks",
-            "--json",
-        ],
-    ));
-    let oops = uploaded["oops_id"].as_str().expect("an OOPS id").to_owned();
+    /// `apport-hook upload --no-hooks` as `user`; the OOPS id.
+    fn upload(&self, user: &TestUser, report: &Path) -> String {
+        let uploaded = run_json(self.bus.client(
+            Some(user),
+            &[
+                "upload",
+                report.to_str().unwrap(),
+                "--server",
+                &self.daisy.url,
+                "--no-hooks",
+                "--json",
+            ],
+        ));
+        uploaded["oops_id"].as_str().expect("an OOPS id").to_owned()
+    }
 
-    let spool = dir.path().join("spool");
-    let collected = run_json(bus.client(
-        Some(&admin),
-        &[
-            "collect",
-            report_arg,
-            "--server",
-            &daisy.url,
-            "--keys",
-            keys.to_str().unwrap(),
-            "--spool",
-            spool.to_str().unwrap(),
-            "--json",
-        ],
-    ));
-    assert_eq!(collected["oops_id"], oops.as_str());
-    let hooks = collected["hooks"].as_array().unwrap();
-    assert_eq!(hooks.len(), 1, "{collected:#}");
-    assert_eq!(hooks[0]["id"], daisy.hook_id, "{collected:#}");
-    assert_eq!(hooks[0]["outcome"], "completed", "{collected:#}");
-    assert_eq!(hooks[0]["delivery"], "delivered", "{collected:#}");
-    let sent: Vec<&str> = hooks[0]["keys"]
+    /// `apport-hook collect --json` as `user`.
+    fn collect(&self, user: &TestUser, report: &Path, spool: &Path) -> serde_json::Value {
+        run_json(self.bus.client(
+            Some(user),
+            &[
+                "collect",
+                report.to_str().unwrap(),
+                "--server",
+                &self.daisy.url,
+                "--keys",
+                self.keys.to_str().unwrap(),
+                "--spool",
+                spool.to_str().unwrap(),
+                "--json",
+            ],
+        ))
+    }
+}
+
+fn key_names(hook: &serde_json::Value) -> Vec<&str> {
+    hook["keys"]
         .as_array()
         .unwrap()
         .iter()
         .map(|k| k["key"].as_str().unwrap())
-        .collect();
-    assert_eq!(sent, ["OsReleaseFile", "UserIdentity"], "{collected:#}");
+        .collect()
+}
 
-    let stored = daisy.api(&format!("/api/1.0/oops/{oops}"));
+fn step_outcome<'a>(hook: &'a serde_json::Value, key: &str) -> &'a str {
+    hook["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .and_then(|s| s["outcome"].as_str())
+        .unwrap_or_else(|| panic!("no step {key} in {hook:#}"))
+}
+
+#[test]
+fn admin_collects_root_and_user_keys_and_daisy_stores_them() {
+    if !have_root("admin_collects_root_and_user_keys_and_daisy_stores_them") {
+        return;
+    }
+    let world = World::start(false);
+    let admin = TestUser::create("ca", &["sudo"], false);
+    let (dir, report) = users_report(&admin);
+    let oops = world.upload(&admin, &report);
+
+    let collected = world.collect(&admin, &report, &dir.path().join("spool"));
+    assert_eq!(collected["oops_id"], oops.as_str());
+    let hooks = collected["hooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1, "{collected:#}");
+    assert_eq!(hooks[0]["id"], world.daisy.hook_id, "{collected:#}");
+    assert_eq!(hooks[0]["outcome"], "completed", "{collected:#}");
+    assert_eq!(hooks[0]["delivery"], "delivered", "{collected:#}");
+    assert_eq!(
+        key_names(&hooks[0]),
+        ["OsReleaseFile", "UserIdentity"],
+        "{collected:#}"
+    );
+
+    let stored = world.daisy.api(&format!("/api/1.0/oops/{oops}"));
     let results = stored["hook_results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{stored:#}");
     let keys = &results[0]["keys"];
@@ -289,6 +391,102 @@ fn admin_collects_root_and_user_keys_and_daisy_stores_them_once() {
             .contains(&format!("uid={}({})", admin.uid, admin.name)),
         "{stored:#}"
     );
-    let hook = daisy.api(&format!("/api/1.0/hooks/{}", daisy.hook_id));
+    let hook = world
+        .daisy
+        .api(&format!("/api/1.0/hooks/{}", world.daisy.hook_id));
+    assert_eq!(hook["results"], 1, "{hook:#}");
+}
+
+#[test]
+fn plain_user_sends_only_the_user_key() {
+    if !have_root("plain_user_sends_only_the_user_key") {
+        return;
+    }
+    let world = World::start(false);
+    let plain = TestUser::create("cp", &[], false);
+    let (dir, report) = users_report(&plain);
+    let oops = world.upload(&plain, &report);
+
+    let collected = world.collect(&plain, &report, &dir.path().join("spool"));
+    let hook = &collected["hooks"][0];
+    assert_eq!(
+        step_outcome(hook, "OsReleaseFile"),
+        "not-authorized",
+        "{collected:#}"
+    );
+    assert_eq!(
+        step_outcome(hook, "UserIdentity"),
+        "collected",
+        "{collected:#}"
+    );
+    assert_eq!(hook["delivery"], "delivered", "{collected:#}");
+
+    let stored = world.daisy.api(&format!("/api/1.0/oops/{oops}"));
+    let keys = stored["hook_results"][0]["keys"].as_object().unwrap();
+    assert!(!keys.contains_key("OsReleaseFile"), "{stored:#}");
+    assert!(
+        keys["UserIdentity"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("uid={}({})", plain.uid, plain.name)),
+        "{stored:#}"
+    );
+}
+
+#[test]
+fn a_result_daisy_cannot_take_is_spooled_and_delivered_exactly_once() {
+    if !have_root("a_result_daisy_cannot_take_is_spooled_and_delivered_exactly_once") {
+        return;
+    }
+    let world = World::start(true);
+    let admin = TestUser::create("cs", &["sudo"], false);
+    let (dir, report) = users_report(&admin);
+    let spool = dir.path().join("spool");
+    let oops = world.upload(&admin, &report);
+
+    world.daisy.results_down.store(true, Ordering::SeqCst);
+    let first = world.collect(&admin, &report, &spool);
+    assert_eq!(first["hooks"][0]["delivery"], "spooled", "{first:#}");
+    let stored = world.daisy.api(&format!("/api/1.0/oops/{oops}"));
+    assert_eq!(
+        stored["hook_results"].as_array().unwrap().len(),
+        0,
+        "{stored:#}"
+    );
+    let entries = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".entry")
+        })
+        .count();
+    assert_eq!(entries, 1);
+
+    world.daisy.results_down.store(false, Ordering::SeqCst);
+    let second = world.collect(&admin, &report, &spool);
+    let retried = second["spool_retried"].as_array().unwrap();
+    assert_eq!(retried.len(), 1, "{second:#}");
+    assert_eq!(retried[0]["delivery"], "delivered", "{second:#}");
+    // The hook reached its one report: nothing is offered again.
+    assert_eq!(second["hooks"].as_array().unwrap().len(), 0, "{second:#}");
+
+    let third = world.collect(&admin, &report, &spool);
+    assert_eq!(
+        third["spool_retried"].as_array().unwrap().len(),
+        0,
+        "{third:#}"
+    );
+    let stored = world.daisy.api(&format!("/api/1.0/oops/{oops}"));
+    assert_eq!(
+        stored["hook_results"].as_array().unwrap().len(),
+        1,
+        "{stored:#}"
+    );
+    let hook = world
+        .daisy
+        .api(&format!("/api/1.0/hooks/{}", world.daisy.hook_id));
     assert_eq!(hook["results"], 1, "{hook:#}");
 }
