@@ -61,6 +61,8 @@ struct Daisy {
     direct: String,
     /// While set, the gate answers result uploads with 503 (daisy "down").
     results_down: Arc<AtomicBool>,
+    /// While set, the gate flips a byte of every bundle it passes on.
+    tamper_bundles: Arc<AtomicBool>,
     app: daisy::app::AppState,
     hook_id: i64,
     api_token: String,
@@ -73,6 +75,7 @@ impl Daisy {
     /// fail result uploads with 503 while the rest still reaches daisy.
     fn start(gated: bool) -> Daisy {
         let results_down = Arc::new(AtomicBool::new(false));
+        let tamper_bundles = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -80,6 +83,7 @@ impl Daisy {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let down = results_down.clone();
+        let tamper = tamper_bundles.clone();
         let (url, direct, app, hook_id, api_token) = runtime.block_on(async {
             let storage = SqliteStorage::open(&dir.path().join("daisy.sqlite3"))
                 .await
@@ -99,7 +103,7 @@ impl Daisy {
             let url = if gated {
                 let gate = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let url = format!("http://{}", gate.local_addr().unwrap());
-                tokio::spawn(serve_gate(gate, direct.clone(), down));
+                tokio::spawn(serve_gate(gate, direct.clone(), down, tamper));
                 url
             } else {
                 direct.clone()
@@ -151,6 +155,7 @@ impl Daisy {
             url,
             direct,
             results_down,
+            tamper_bundles,
             app,
             hook_id,
             api_token,
@@ -199,13 +204,20 @@ impl Daisy {
 }
 
 /// A loopback gate in front of daisy: forwards every request, except that
-/// result uploads get 503 while `down` is set (daisy unreachable for them).
-async fn serve_gate(listener: tokio::net::TcpListener, daisy: String, down: Arc<AtomicBool>) {
+/// result uploads get 503 while `down` is set (daisy unreachable for them)
+/// and bundles lose a byte's worth of integrity while `tamper` is set.
+async fn serve_gate(
+    listener: tokio::net::TcpListener,
+    daisy: String,
+    down: Arc<AtomicBool>,
+    tamper: Arc<AtomicBool>,
+) {
     use axum::body::Bytes;
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
     let client = apport_hooks::agent::http::build_client(&client_settings()).unwrap();
     let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let (client, daisy, down) = (client.clone(), daisy.clone(), down.clone());
+        let (client, daisy, down, tamper) =
+            (client.clone(), daisy.clone(), down.clone(), tamper.clone());
         async move {
             if uri.path().contains("/results/") && down.load(Ordering::SeqCst) {
                 return (StatusCode::SERVICE_UNAVAILABLE, Bytes::from("down")).into_response();
@@ -218,7 +230,12 @@ async fn serve_gate(listener: tokio::net::TcpListener, daisy: String, down: Arc<
             }
             let r = request.body(body).send().await.unwrap();
             let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
-            (status, r.bytes().await.unwrap()).into_response()
+            let mut body = r.bytes().await.unwrap().to_vec();
+            if uri.path().ends_with("/bundle") && tamper.load(Ordering::SeqCst) {
+                let last = body.len() - 2;
+                body[last] ^= 0x20;
+            }
+            (status, Bytes::from(body)).into_response()
         }
     };
     use axum::response::IntoResponse;
@@ -489,4 +506,33 @@ fn a_result_daisy_cannot_take_is_spooled_and_delivered_exactly_once() {
         .daisy
         .api(&format!("/api/1.0/hooks/{}", world.daisy.hook_id));
     assert_eq!(hook["results"], 1, "{hook:#}");
+}
+
+#[test]
+fn a_bundle_altered_on_the_way_runs_nothing_and_sends_nothing() {
+    if !have_root("a_bundle_altered_on_the_way_runs_nothing_and_sends_nothing") {
+        return;
+    }
+    let world = World::start(true);
+    let admin = TestUser::create("ct", &["sudo"], false);
+    let (dir, report) = users_report(&admin);
+    let oops = world.upload(&admin, &report);
+
+    world.daisy.tamper_bundles.store(true, Ordering::SeqCst);
+    let collected = world.collect(&admin, &report, &dir.path().join("spool"));
+    let hook = &collected["hooks"][0];
+    assert_eq!(hook["outcome"], "refused", "{collected:#}");
+    assert!(
+        hook["message"].as_str().unwrap().contains("sha256"),
+        "{collected:#}"
+    );
+    assert!(hook.get("steps").is_none(), "{collected:#}");
+    let stored = world.daisy.api(&format!("/api/1.0/oops/{oops}"));
+    assert_eq!(
+        stored["hook_results"].as_array().unwrap().len(),
+        0,
+        "{stored:#}"
+    );
+    // apportd was never asked: nothing activated it on the private bus.
+    assert!(!world.bus.name_has_owner("com.ubuntu.apport"));
 }
