@@ -536,3 +536,42 @@ fn a_bundle_altered_on_the_way_runs_nothing_and_sends_nothing() {
     // apportd was never asked: nothing activated it on the private bus.
     assert!(!world.bus.name_has_owner("com.ubuntu.apport"));
 }
+
+#[test]
+fn upload_without_no_hooks_runs_the_hook_phase() {
+    if !have_root("upload_without_no_hooks_runs_the_hook_phase") {
+        return;
+    }
+    let world = World::start(false);
+    let admin = TestUser::create("cu", &["sudo"], false);
+    let (dir, report) = users_report(&admin);
+    let spool = dir.path().join("spool");
+    let uploaded = run_json(world.bus.client(
+        Some(&admin),
+        &[
+            "upload",
+            report.to_str().unwrap(),
+            "--server",
+            &world.daisy.url,
+            "--keys",
+            world.keys.to_str().unwrap(),
+            "--spool",
+            spool.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let oops = uploaded["oops_id"].as_str().unwrap();
+    let hook = &uploaded["hook_phase"]["hooks"][0];
+    assert_eq!(hook["delivery"], "delivered", "{uploaded:#}");
+    assert_eq!(
+        key_names(hook),
+        ["OsReleaseFile", "UserIdentity"],
+        "{uploaded:#}"
+    );
+    let stored = world.daisy.api(&format!("/api/1.0/oops/{oops}"));
+    assert_eq!(
+        stored["hook_results"].as_array().unwrap().len(),
+        1,
+        "{stored:#}"
+    );
+}

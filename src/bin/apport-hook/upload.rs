@@ -39,6 +39,13 @@ pub struct Args {
     /// Only upload and write REPORT.uploaded; do not run the hook phase.
     #[arg(long)]
     no_hooks: bool,
+    /// For the hook phase: trust the signing keys in DIR instead of the
+    /// installed ones (repeatable).
+    #[arg(long = "keys", value_name = "DIR")]
+    keys: Vec<PathBuf>,
+    /// For the hook phase: the spool directory (default: the settings').
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -133,8 +140,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let collect_args = crate::collect::Args {
             report: args.report.clone(),
             server: args.server.clone(),
-            keys: Vec::new(),
-            spool: None,
+            keys: args.keys.clone(),
+            spool: args.spool.clone(),
             json: args.json,
         };
         match runtime.block_on(crate::collect::collect(
