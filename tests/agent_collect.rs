@@ -63,6 +63,8 @@ struct Daisy {
     results_down: Arc<AtomicBool>,
     /// While set, the gate flips a byte of every bundle it passes on.
     tamper_bundles: Arc<AtomicBool>,
+    /// While set, the gate replaces the bearer token of result uploads.
+    wrong_token: Arc<AtomicBool>,
     app: daisy::app::AppState,
     hook_id: i64,
     api_token: String,
@@ -76,6 +78,7 @@ impl Daisy {
     fn start(gated: bool) -> Daisy {
         let results_down = Arc::new(AtomicBool::new(false));
         let tamper_bundles = Arc::new(AtomicBool::new(false));
+        let wrong_token = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -84,6 +87,7 @@ impl Daisy {
         let dir = tempfile::tempdir().unwrap();
         let down = results_down.clone();
         let tamper = tamper_bundles.clone();
+        let forge = wrong_token.clone();
         let (url, direct, app, hook_id, api_token) = runtime.block_on(async {
             let storage = SqliteStorage::open(&dir.path().join("daisy.sqlite3"))
                 .await
@@ -103,7 +107,7 @@ impl Daisy {
             let url = if gated {
                 let gate = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let url = format!("http://{}", gate.local_addr().unwrap());
-                tokio::spawn(serve_gate(gate, direct.clone(), down, tamper));
+                tokio::spawn(serve_gate(gate, direct.clone(), [down, tamper, forge]));
                 url
             } else {
                 direct.clone()
@@ -156,6 +160,7 @@ impl Daisy {
             direct,
             results_down,
             tamper_bundles,
+            wrong_token,
             app,
             hook_id,
             api_token,
@@ -205,28 +210,40 @@ impl Daisy {
 
 /// A loopback gate in front of daisy: forwards every request, except that
 /// result uploads get 503 while `down` is set (daisy unreachable for them)
-/// and bundles lose a byte's worth of integrity while `tamper` is set.
+/// and bundles lose a byte's worth of integrity while `tamper` is set, and
+/// result uploads carry a token daisy never issued while `forge` is set.
 async fn serve_gate(
     listener: tokio::net::TcpListener,
     daisy: String,
-    down: Arc<AtomicBool>,
-    tamper: Arc<AtomicBool>,
+    [down, tamper, forge]: [Arc<AtomicBool>; 3],
 ) {
     use axum::body::Bytes;
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
     let client = apport_hooks::agent::http::build_client(&client_settings()).unwrap();
     let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let (client, daisy, down, tamper) =
-            (client.clone(), daisy.clone(), down.clone(), tamper.clone());
+        let (client, daisy, down, tamper, forge) = (
+            client.clone(),
+            daisy.clone(),
+            down.clone(),
+            tamper.clone(),
+            forge.clone(),
+        );
         async move {
             if uri.path().contains("/results/") && down.load(Ordering::SeqCst) {
                 return (StatusCode::SERVICE_UNAVAILABLE, Bytes::from("down")).into_response();
             }
             let mut request = client.request(method, format!("{daisy}{uri}"));
+            let forged = uri.path().contains("/results/") && forge.load(Ordering::SeqCst);
             for (name, value) in &headers {
-                if name != "host" && name != "content-length" {
+                if name != "host"
+                    && name != "content-length"
+                    && !(forged && name == "authorization")
+                {
                     request = request.header(name, value);
                 }
+            }
+            if forged {
+                request = request.header("authorization", format!("Bearer {}", "0".repeat(64)));
             }
             let r = request.body(body).send().await.unwrap();
             let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
@@ -572,6 +589,44 @@ fn upload_without_no_hooks_runs_the_hook_phase() {
     assert_eq!(
         stored["hook_results"].as_array().unwrap().len(),
         1,
+        "{stored:#}"
+    );
+}
+
+#[test]
+fn a_result_refused_for_good_is_dropped_not_spooled() {
+    if !have_root("a_result_refused_for_good_is_dropped_not_spooled") {
+        return;
+    }
+    let world = World::start(true);
+    let admin = TestUser::create("cr", &["sudo"], false);
+    let (dir, report) = users_report(&admin);
+    let spool = dir.path().join("spool");
+    let oops = world.upload(&admin, &report);
+
+    world.daisy.wrong_token.store(true, Ordering::SeqCst);
+    let collected = world.collect(&admin, &report, &spool);
+    let hook = &collected["hooks"][0];
+    assert_eq!(hook["delivery"], "dropped", "{collected:#}");
+    assert!(
+        hook["delivery_detail"].as_str().unwrap().contains("401"),
+        "{collected:#}"
+    );
+    let entries = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".entry")
+        })
+        .count();
+    assert_eq!(entries, 0);
+    let stored = world.daisy.api(&format!("/api/1.0/oops/{oops}"));
+    assert_eq!(
+        stored["hook_results"].as_array().unwrap().len(),
+        0,
         "{stored:#}"
     );
 }
