@@ -13,8 +13,10 @@
 //!   URL path.
 
 pub mod atomic_file;
+pub mod collect;
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod job;
 pub mod spool;
 pub mod upload;

@@ -12,6 +12,7 @@
 //! For `upload`, 1 also means the server refused the report for good (400) or
 //! crash reporting is turned off.
 
+mod collect;
 mod completions;
 mod lint;
 mod run;
@@ -41,6 +42,8 @@ enum Command {
     Run(run::Args),
     /// Upload a crash report the way whoopsie does and write REPORT.uploaded.
     Upload(upload::Args),
+    /// Fetch the hooks offered for an uploaded report, run them and send the new keys.
+    Collect(collect::Args),
     /// Show the settings, opt-out state, system id, trusted keys and spooled results.
     Status(status::Args),
     /// Print a shell completion script.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Run(args) => run::run(args),
         Command::Upload(args) => upload::run(args),
+        Command::Collect(args) => collect::run(args),
         Command::Status(args) => status::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => completions::run_man(args),

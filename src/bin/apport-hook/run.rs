@@ -3,14 +3,13 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use apport_hooks::apportd::output::read_result;
-use apport_hooks::apportd::proxy::{Apport1Proxy, JobProxy, StepReport};
-use futures_util::StreamExt;
+use apport_hooks::agent::job::wait_for_job;
+use apport_hooks::apportd::proxy::{Apport1Proxy, StepReport};
 
 /// Exit status when the job was cancelled or stopped before its last step.
 const EXIT_INCOMPLETE: u8 = 4;
@@ -68,15 +67,10 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("name a BUNDLE or --unsigned HOOK"),
     }
     .context("apportd refused the hook")?;
-    let job = JobProxy::builder(&connection).path(path).build().await?;
-    // Subscribe before looking at the state, so the end cannot be missed.
-    let mut finished = job.receive_finished().await?;
-    if job.state().await? == "running" {
-        finished.next().await.context("apportd left the bus")?;
-    }
-    let (fd, steps, outcome) = job.result().await.context("fetching the job's result")?;
-    let report = read_result(OwnedFd::from(fd))?;
-    let fields: Vec<(String, Vec<u8>)> = report
+    let result = wait_for_job(&connection, path).await?;
+    let (steps, outcome) = (result.steps, result.outcome);
+    let fields: Vec<(String, Vec<u8>)> = result
+        .report
         .iter()
         .map(|(key, value)| (key.as_str().to_owned(), value.wire_bytes().to_vec()))
         .collect();

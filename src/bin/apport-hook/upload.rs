@@ -39,6 +39,13 @@ pub struct Args {
     /// Only upload and write REPORT.uploaded; do not run the hook phase.
     #[arg(long)]
     no_hooks: bool,
+    /// For the hook phase: trust the signing keys in DIR instead of the
+    /// installed ones (repeatable).
+    #[arg(long = "keys", value_name = "DIR")]
+    keys: Vec<PathBuf>,
+    /// For the hook phase: the spool directory (default: the settings').
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -125,14 +132,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         core = Some(result);
     }
 
-    let hook_phase = if args.no_hooks {
-        "skipped (--no-hooks)".to_owned()
+    let hook_phase: serde_json::Value = if args.no_hooks {
+        "skipped (--no-hooks)".into()
     } else if let Some(opt_out) = &settings.opt_out {
-        format!("skipped: {opt_out}")
+        format!("skipped: {opt_out}").into()
+    } else if let Some(oops) = outcome.oops().filter(|_| marker.is_some()) {
+        let collect_args = crate::collect::Args {
+            report: args.report.clone(),
+            server: args.server.clone(),
+            keys: args.keys.clone(),
+            spool: args.spool.clone(),
+            json: args.json,
+        };
+        match runtime.block_on(crate::collect::collect(
+            &collect_args,
+            &settings,
+            &paths,
+            &env,
+        )) {
+            Ok(value) => value,
+            Err(e) => {
+                format!("failed for OOPS {oops}: {e:#}; retry with `apport-hook collect`").into()
+            }
+        }
     } else {
-        "not available yet: this version of apport-hook uploads the report only; \
-         collecting hook results (apport-hook collect) is not implemented yet"
-            .to_owned()
+        "skipped: the server sent no OOPS id".into()
     };
 
     let (ok, code, status, message) = match &outcome {
@@ -208,7 +232,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => {}
         }
         if outcome.is_done() {
-            println!("hook phase: {hook_phase}");
+            match &hook_phase {
+                serde_json::Value::String(text) => println!("hook phase: {text}"),
+                value => println!(
+                    "hook phase: {} hook(s) offered; see `apport-hook collect --json`",
+                    value["hooks"].as_array().map_or(0, Vec::len)
+                ),
+            }
         }
     }
     Ok(code)

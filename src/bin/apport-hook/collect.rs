@@ -1,0 +1,316 @@
+//! `apport-hook collect REPORT`: the hook phase after an upload.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use apport_hooks::agent::collect::{
+    Collector, Delivery, HookOffer, PendingResult, compress_result, open_report, read_uploaded_oops,
+};
+use apport_hooks::agent::config::{self, Environment, Paths, Settings};
+use apport_hooks::agent::http::{ClientSettings, build_client};
+use apport_hooks::agent::ids::OopsId;
+use apport_hooks::agent::job::run_bundle;
+use apport_hooks::agent::spool::{EntryKey, Spool};
+use apport_hooks::bundle::{DEFAULT_KEY_DIRS, DEFAULT_REVOKED_KEYS, KeyRing};
+use apport_hooks::wire::report_to_strings_bson;
+
+/// Fetch the hooks the server offers for an uploaded report, run them
+/// through apportd and send the new keys back.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Needs REPORT.uploaded (written by `apport-hook upload`). Exit status: 0 \
+                  every hook's result was delivered, spooled for later or there was nothing \
+                  to do; 1 hooks are turned off in the settings; 3 a runtime error (no \
+                  .uploaded file, the hook list could not be fetched, the settings could \
+                  not be read)."
+)]
+pub struct Args {
+    /// The report (`/var/crash/*.crash`).
+    pub report: PathBuf,
+    /// The server's base URL (as for `upload`).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Trust the signing keys in DIR instead of the installed ones (repeatable).
+    #[arg(long = "keys", value_name = "DIR")]
+    pub keys: Vec<PathBuf>,
+    /// Spool directory for results the server cannot take now (default: the settings').
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit status when hooks are turned off.
+const EXIT_OFF: u8 = 1;
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Runs `apport-hook collect`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let paths = Paths::default();
+    let env = Environment::from_process();
+    let mut settings = Settings::load(&paths, &env)?;
+    if let Some(url) = &args.server {
+        settings = settings.with_server_url(url)?;
+    }
+    if let Some(opt_out) = &settings.opt_out {
+        let message = format!("hook phase skipped: {opt_out}");
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "status": "off", "message": message})
+            );
+        } else {
+            eprintln!("{message}");
+        }
+        return Ok(ExitCode::from(EXIT_OFF));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let value = runtime.block_on(collect(&args, &settings, &paths, &env))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print_text(&value);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The hook phase for the report at `report`; the JSON summary. Shared with
+/// `upload` (which runs it after a successful upload).
+pub async fn collect(
+    args: &Args,
+    settings: &Settings,
+    paths: &Paths,
+    env: &Environment,
+) -> anyhow::Result<serde_json::Value> {
+    let (system_id, _) = config::system_id(paths, env)?;
+    let client = build_client(&ClientSettings::from(settings))?;
+    let collector = Collector::new(client, &settings.server_url, system_id);
+    let spool_dir = args
+        .spool
+        .clone()
+        .unwrap_or_else(|| settings.spool_dir.clone());
+    let spool = match Spool::open(&spool_dir, settings.spool_max_bytes) {
+        Ok(spool) => Some(spool),
+        Err(e) => {
+            tracing::warn!("no spool: {e}");
+            eprintln!("apport-hook: warning: {e}; results the server cannot take now are lost");
+            None
+        }
+    };
+    let mut drained = Vec::new();
+    if let Some(spool) = &spool {
+        for (key, delivery) in collector.drain(spool).await? {
+            drained.push(serde_json::json!({
+                "entry": key.to_string(), "delivery": delivery.as_str(), "detail": detail(&delivery),
+            }));
+        }
+    }
+    let oops = read_uploaded_oops(&args.report)?;
+    let list = collector.hook_list(&oops).await?;
+    let mut hooks = Vec::new();
+    if !list.hooks.is_empty() {
+        let dirs: Vec<PathBuf> = if args.keys.is_empty() {
+            DEFAULT_KEY_DIRS.iter().map(PathBuf::from).collect()
+        } else {
+            args.keys.clone()
+        };
+        let revoked = Path::new(DEFAULT_REVOKED_KEYS);
+        let keys = KeyRing::load(&dirs, Some(revoked)).context("loading the trusted keys")?;
+        let connection = zbus::Connection::system()
+            .await
+            .context("connecting to the system bus")?;
+        for offer in &list.hooks {
+            let value = one_hook(
+                &collector,
+                &keys,
+                &connection,
+                &args.report,
+                &oops,
+                &list.token,
+                offer,
+                spool.as_ref(),
+            )
+            .await;
+            hooks.push(value);
+        }
+    }
+    Ok(serde_json::json!({
+        "ok": true,
+        "report": args.report.display().to_string(),
+        "oops_id": oops.as_str(),
+        "spool_retried": drained,
+        "hooks": hooks,
+    }))
+}
+
+fn detail(delivery: &Delivery) -> String {
+    match delivery {
+        Delivery::Delivered(status) => format!("{status}"),
+        Delivery::Spooled(m) | Delivery::Dropped(m) => m.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn one_hook(
+    collector: &Collector,
+    keys: &KeyRing,
+    connection: &zbus::Connection,
+    report: &Path,
+    oops: &OopsId,
+    token: &str,
+    offer: &HookOffer,
+    spool: Option<&Spool>,
+) -> serde_json::Value {
+    let mut value = serde_json::Map::new();
+    value.insert("id".into(), offer.id.into());
+    value.insert("version".into(), offer.version.into());
+    let fail =
+        |mut value: serde_json::Map<String, serde_json::Value>, outcome: &str, message: String| {
+            tracing::warn!("hook {}: {outcome}: {message}", offer.id);
+            value.insert("outcome".into(), outcome.into());
+            value.insert("message".into(), message.into());
+            serde_json::Value::Object(value)
+        };
+    let bundle = match collector.bundle(offer, keys, now_secs()).await {
+        Ok(bundle) => bundle,
+        Err(e) => return fail(value, "refused", e),
+    };
+    let file = match open_report(report) {
+        Ok(file) => file,
+        Err(e) => return fail(value, "error", format!("opening {}: {e}", report.display())),
+    };
+    let result = match run_bundle(connection, &bundle, &file).await {
+        Ok(result) => result,
+        Err(e) => return fail(value, "not-run", e.to_string()),
+    };
+    let key_sizes: Vec<serde_json::Value> = result
+        .report
+        .iter()
+        .map(|(k, v)| serde_json::json!({"key": k.as_str(), "bytes": v.wire_bytes().len()}))
+        .collect();
+    value.insert("outcome".into(), result.outcome.clone().into());
+    value.insert("keys".into(), key_sizes.clone().into());
+    value.insert(
+        "steps".into(),
+        result
+            .steps
+            .iter()
+            .map(|s| serde_json::json!({"key": s.key, "outcome": s.outcome, "detail": s.detail}))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    if result.report.iter().next().is_none() {
+        value.insert("delivery".into(), "nothing-to-send".into());
+        return serde_json::Value::Object(value);
+    }
+    let body = match report_to_strings_bson(&result.report)
+        .map_err(|e| e.to_string())
+        .and_then(|b| compress_result(&b).map_err(|e| e.to_string()))
+    {
+        Ok(body) => body,
+        Err(e) => return fail(value, "error", format!("encoding the result: {e}")),
+    };
+    // What is sent, never the values.
+    tracing::info!(
+        "hook {} v{}: sending {} compressed bytes, keys {:?}",
+        offer.id,
+        offer.version,
+        body.len(),
+        key_sizes
+    );
+    value.insert("sent_bytes".into(), body.len().into());
+    let key = match EntryKey::new(oops.as_str(), &offer.id.to_string(), offer.version) {
+        Ok(key) => key,
+        Err(e) => return fail(value, "error", e.to_string()),
+    };
+    let pending = PendingResult {
+        url: offer.results.clone(),
+        token: token.to_owned(),
+        body,
+    };
+    let delivery = collector.deliver(&pending, &key, spool).await;
+    value.insert("delivery".into(), delivery.as_str().into());
+    value.insert("delivery_detail".into(), detail(&delivery).into());
+    serde_json::Value::Object(value)
+}
+
+fn print_text(value: &serde_json::Value) {
+    println!(
+        "OOPS {}",
+        value
+            .get("oops_id")
+            .unwrap_or(&serde_json::Value::Null)
+            .as_str()
+            .unwrap_or("")
+    );
+    if let Some(retried) = value
+        .get("spool_retried")
+        .unwrap_or(&serde_json::Value::Null)
+        .as_array()
+    {
+        for r in retried {
+            println!(
+                "spooled {}: {}",
+                r.get("entry").unwrap_or(&serde_json::Value::Null),
+                r.get("delivery").unwrap_or(&serde_json::Value::Null)
+            );
+        }
+    }
+    match value
+        .get("hooks")
+        .unwrap_or(&serde_json::Value::Null)
+        .as_array()
+    {
+        Some(hooks) if !hooks.is_empty() => {
+            for h in hooks {
+                println!(
+                    "hook {} v{}: {} {}",
+                    h.get("id").unwrap_or(&serde_json::Value::Null),
+                    h.get("version").unwrap_or(&serde_json::Value::Null),
+                    h.get("outcome")
+                        .unwrap_or(&serde_json::Value::Null)
+                        .as_str()
+                        .unwrap_or(""),
+                    h.get("delivery")
+                        .unwrap_or(&serde_json::Value::Null)
+                        .as_str()
+                        .unwrap_or("")
+                );
+                if let Some(m) = h
+                    .get("message")
+                    .unwrap_or(&serde_json::Value::Null)
+                    .as_str()
+                {
+                    println!("  {m}");
+                }
+                for k in h
+                    .get("keys")
+                    .unwrap_or(&serde_json::Value::Null)
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "  {} ({} bytes)",
+                        k.get("key")
+                            .unwrap_or(&serde_json::Value::Null)
+                            .as_str()
+                            .unwrap_or(""),
+                        k.get("bytes").unwrap_or(&serde_json::Value::Null)
+                    );
+                }
+            }
+        }
+        _ => println!("no hooks for this crash"),
+    }
+}
