@@ -528,6 +528,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
         job: job_shared,
         connection: connection.clone(),
         path: path.clone(),
+        caller_name: start.caller.name.clone(),
     };
     tokio::spawn(async move {
         task.run(start, cancel_rx).await;
@@ -577,6 +578,19 @@ struct JobTask {
     job: Arc<JobShared>,
     connection: Connection,
     path: OwnedObjectPath,
+    /// The caller's unique bus name: the only destination of the job's signals.
+    caller_name: OwnedUniqueName,
+}
+
+/// An emitter for `path`'s signals addressed to `caller` alone. A job's
+/// signals (its result descriptor, its state) are nobody else's business.
+fn caller_emitter(
+    connection: &Connection,
+    path: &OwnedObjectPath,
+    caller: &OwnedUniqueName,
+) -> zbus::Result<SignalEmitter<'static>> {
+    Ok(SignalEmitter::new(connection, path.clone())?
+        .set_destination(BusName::Unique(caller.clone().into_inner())))
 }
 
 impl JobTask {
@@ -600,21 +614,22 @@ impl JobTask {
         let job = Arc::clone(&self.job);
         let connection = self.connection.clone();
         let path = self.path.clone();
+        let caller_name = self.caller_name.clone();
         let progress = move |done: usize, _total: usize| {
             job.done
                 .store(u32::try_from(done).unwrap_or(u32::MAX), Ordering::SeqCst);
-            let (connection, path) = (connection.clone(), path.clone());
+            let (connection, path, caller_name) =
+                (connection.clone(), path.clone(), caller_name.clone());
             tokio::spawn(async move {
+                let Ok(emitter) = caller_emitter(&connection, &path, &caller_name) else {
+                    return;
+                };
                 if let Ok(iface) = connection
                     .object_server()
                     .interface::<_, JobObject>(&path)
                     .await
                 {
-                    let _ = iface
-                        .get()
-                        .await
-                        .progress_changed(iface.signal_emitter())
-                        .await;
+                    let _ = iface.get().await.progress_changed(&emitter).await;
                 }
             });
         };
@@ -686,8 +701,11 @@ impl JobTask {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = state.to_owned();
+        // Unicast to the caller only: a broadcast signal reaches every
+        // connection with a matching rule, and this one carries the result
+        // descriptor (root steps' output) into any process that receives it.
         if let (Ok(emitter), Ok(signal_fd)) = (
-            SignalEmitter::new(&self.connection, self.path.clone()),
+            caller_emitter(&self.connection, &self.path, &self.caller_name),
             signal_fd,
         ) {
             let _ =
