@@ -259,7 +259,11 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
     }
     let setup = Setup::new();
     let admin = TestUser::create("bt", &["sudo"], false);
-    let marker = setup.keys.path().join("ran");
+    let markers = setup.keys.path().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    // Writable by the step's user: a step that ran would leave the marker.
+    std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let marker = markers.join("ran");
     let touch = hook(
         "bash",
         vec![step(
@@ -297,6 +301,32 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
         );
     }
     assert!(!marker.exists(), "a rejected bundle ran a step");
+    // Positive control: the same hook, validly signed, does create the marker.
+    let good = setup.bundle("good", &touch, &setup.trusted, now() + 86_400);
+    let result = json(&setup.run(&admin, &good, &report));
+    assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
+    assert!(marker.exists(), "the valid bundle's step did not run");
+}
+
+#[test]
+fn polkitd_stopped_means_root_steps_not_authorized_and_user_steps_still_run() {
+    if !have_root("polkitd_stopped_means_root_steps_not_authorized_and_user_steps_still_run") {
+        return;
+    }
+    let mut setup = Setup::new();
+    let admin = TestUser::create("bk", &["sudo"], false);
+    let bundle = setup.bundle(
+        "bash-ids",
+        &hook("bash", id_steps()),
+        &setup.trusted,
+        now() + 86_400,
+    );
+    let report = setup.report(&admin);
+    setup.bus.stop_polkitd();
+    let result = json(&setup.run(&admin, &bundle, &report));
+    assert_eq!(result["keys"]["UserId"], admin.uid.to_string(), "{result}");
+    assert!(result["keys"].get("RootId").is_none(), "{result}");
+    assert_eq!(step_outcome(&result, "RootId"), "not-authorized");
 }
 
 #[test]
