@@ -551,3 +551,55 @@ fn an_unsigned_hook_file_is_linted_by_the_client_and_run() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("problem"), "{}", stderr(&output));
 }
+
+/// Replace the report at `report` with text that is not a report at all:
+/// a call that reads it answers `InvalidArgs`.
+fn spoil(report: &Path) {
+    std::fs::write(report, "this is not a crash report\n").unwrap();
+}
+
+#[test]
+fn a_denied_unsigned_hook_never_gets_its_report_read() {
+    if !have_root("a_denied_unsigned_hook_never_gets_its_report_read") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let plain = TestUser::create("pr", &[], false);
+    let (h, _marker) = touch_hook(&bus);
+    let (hook_path, report) = files(&bus, &h, Some(&plain));
+    spoil(&report);
+    let output = run_client(&bus, Some(&plain), &hook_path, &report);
+    assert!(!output.status.success());
+    // polkit is asked first: the report (unparseable here) is never read.
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.NotAuthorized"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_caller_over_its_job_limit_is_told_busy_before_its_report_is_read() {
+    if !have_root("a_caller_over_its_job_limit_is_told_busy_before_its_report_is_read") {
+        return;
+    }
+    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\nmax_jobs_per_caller = 1\n");
+    let owner = TestUser::create("br", &[], false);
+    let (mut client, _pid) = start_sleeping_job(&bus, &owner);
+    let h = hook(vec![step(
+        "Id",
+        RunAs::Root,
+        Action::Command(vec!["id".into()]),
+    )]);
+    let (hook_path, report) = files(&bus, &h, None);
+    spoil(&report);
+    let output = run_client(&bus, None, &hook_path, &report);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.Busy"),
+        "{}",
+        stderr(&output)
+    );
+}

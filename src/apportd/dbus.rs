@@ -20,7 +20,10 @@ use zbus_polkit::policykit1::Subject;
 use super::applicable::check_applicable;
 use super::caller::{BusCallerResolver, Caller, CallerError, CallerResolver, report_owner};
 use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest};
-use super::limits::{AdmissionError, JobSlot, JobSlots};
+use super::limits::{
+    AdmissionError, CallCounter, CallInProgress, JobSlot, JobSlots, MAX_CALLS_PER_CALLER,
+    REPORT_READ_TIMEOUT,
+};
 use super::output::{encode_fields, sealed_memfd};
 use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
 use super::proxy::StepReport;
@@ -89,6 +92,7 @@ pub struct Shared {
     executor: Executor,
     keyring: KeyRing,
     slots: JobSlots,
+    calls: CallCounter,
     whoopsie_uid: Option<u32>,
     next_job: AtomicU64,
     jobs: Mutex<Vec<OwnedObjectPath>>,
@@ -102,6 +106,7 @@ impl Shared {
         Shared {
             keyring,
             slots: JobSlots::new(executor.limits()),
+            calls: CallCounter::new(MAX_CALLS_PER_CALLER),
             executor,
             whoopsie_uid,
             next_job: AtomicU64::new(1),
@@ -125,9 +130,10 @@ impl Shared {
             .clone()
     }
 
-    /// No job exists and nothing was called for `idle`.
+    /// No job exists, no call is in progress and nothing was called for `idle`.
     pub fn idle_for(&self, idle: Duration) -> bool {
         self.slots.running() == 0
+            && self.calls.in_progress() == 0
             && self.job_paths().is_empty()
             && self
                 .last_activity
@@ -135,6 +141,12 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner)
                 .elapsed()
                 >= idle
+    }
+
+    /// Count a call of `uid` until the returned guard drops.
+    fn enter_call(&self, uid: u32) -> Result<CallInProgress, Error> {
+        self.touch();
+        Ok(self.calls.enter(uid)?)
     }
 
     fn forget_job(&self, path: &OwnedObjectPath) {
@@ -180,6 +192,7 @@ impl Manager {
         let caller = BusCallerResolver::new(connection.clone())
             .resolve(&header)
             .await?;
+        let _call = self.shared.enter_call(caller.uid)?;
         let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         // Signature first: nothing from an untrusted bundle is parsed or run.
@@ -188,7 +201,9 @@ impl Manager {
             .keyring
             .verify(&bundle, unix_now())
             .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
-        let parsed = parse_report(&report)?;
+        // Admission before work: a caller over its limits gets no report read.
+        let slot = self.shared.slots.try_acquire(caller.uid)?;
+        let parsed = read_report(&report).await?;
         check_applicable(verified.hook(), &parsed)
             .map_err(|e| Error::NotApplicable(e.to_string()))?;
         let interactive = header
@@ -196,7 +211,6 @@ impl Manager {
             .flags()
             .contains(Flags::ALLOW_INTERACTIVE_AUTH);
         let subject = Subject::new_for_message_header(&header).ok();
-        let slot = self.shared.slots.try_acquire(caller.uid)?;
         tracing::info!(
             bundle = verified.id(),
             version = verified.version(),
@@ -237,10 +251,10 @@ impl Manager {
         let caller = BusCallerResolver::new(connection.clone())
             .resolve(&header)
             .await?;
+        let _call = self.shared.enter_call(caller.uid)?;
         let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         let hook = decode_hook(&hook)?;
-        let parsed = parse_report(&report)?;
         let interactive = header
             .primary()
             .flags()
@@ -272,7 +286,9 @@ impl Manager {
                 "unsigned hooks need polkit action {TEST_HOOK_ACTION}"
             )));
         }
+        // Authorized and admitted before the report is read at all.
         let slot = self.shared.slots.try_acquire(caller.uid)?;
+        let parsed = read_report(&report).await?;
         let job = JobStart {
             caller,
             owner,
@@ -351,12 +367,25 @@ fn close_on_exec(fd: OwnedFd) -> Result<OwnedFd, Error> {
     Ok(fd)
 }
 
-fn parse_report(report: &OwnedFd) -> Result<Report, Error> {
+/// Read and parse the report off the async workers (a slow file must not
+/// stall the bus), giving up after [`REPORT_READ_TIMEOUT`].
+async fn read_report(report: &OwnedFd) -> Result<Report, Error> {
     let fd = report
         .try_clone()
         .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
-    Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
-        .map_err(|e| Error::InvalidArgs(format!("report: {e}")))
+    let reading = tokio::task::spawn_blocking(move || {
+        Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
+    });
+    match tokio::time::timeout(REPORT_READ_TIMEOUT, reading).await {
+        Err(_) => Err(Error::InvalidArgs(format!(
+            "the report could not be read within {} s; pass a regular, local file",
+            REPORT_READ_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(e)) => Err(Error::InvalidArgs(format!(
+            "reading the report failed: {e}"
+        ))),
+        Ok(Ok(parsed)) => parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}"))),
+    }
 }
 
 fn unix_now() -> i64 {
