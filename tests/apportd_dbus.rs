@@ -107,17 +107,17 @@ fn root_runs_an_unsigned_hook_and_user_steps_run_as_the_report_owner() {
         step(
             "UserId",
             RunAs::User,
-            Action::Command(vec!["id".into(), "-u".into()]),
+            Action::Command(vec!["/usr/bin/id".into(), "-u".into()]),
         ),
         step(
             "RootId",
             RunAs::Root,
-            Action::Command(vec!["id".into(), "-u".into()]),
+            Action::Command(vec!["/usr/bin/id".into(), "-u".into()]),
         ),
         step(
             "Fds",
             RunAs::User,
-            Action::Command(vec!["ls".into(), "/proc/self/fd".into()]),
+            Action::Command(vec!["/usr/bin/ls".into(), "/proc/self/fd".into()]),
         ),
     ]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
@@ -164,7 +164,10 @@ fn touch_hook(bus: &SystemBus) -> (Hook, PathBuf) {
     let h = hook(vec![step(
         "Touch",
         RunAs::User,
-        Action::Command(vec!["touch".into(), marker.to_str().unwrap().into()]),
+        Action::Command(vec![
+            "/usr/bin/touch".into(),
+            marker.to_str().unwrap().into(),
+        ]),
     )]);
     (h, marker)
 }
@@ -197,7 +200,7 @@ fn plain_user_on_someone_elses_report_gets_access_denied() {
     let h = hook(vec![step(
         "Id",
         RunAs::User,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
     // The report is readable by the intruder: only the ownership check stops them.
@@ -223,7 +226,7 @@ fn whoopsie_may_use_another_users_report() {
     let h = hook(vec![step(
         "Id",
         RunAs::User,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
     std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -246,7 +249,7 @@ fn polkitd_stopped_means_denied() {
     let h = hook(vec![step(
         "Id",
         RunAs::Root,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, None);
     // Even root is refused when polkit cannot be asked: fail closed.
@@ -266,7 +269,7 @@ fn start_sleeping_job(bus: &SystemBus, owner: &TestUser) -> (std::process::Child
     let h = hook(vec![step(
         "Sleepy",
         RunAs::Root,
-        Action::Command(vec!["sh".into(), "-c".into(), script]),
+        Action::Command(vec!["/bin/sh".into(), "-c".into(), script]),
     )]);
     let (hook_path, report) = files(bus, &h, Some(owner));
     let client = bus
@@ -508,7 +511,7 @@ fn a_caller_over_its_job_limit_is_told_busy() {
     let h = hook(vec![step(
         "Id",
         RunAs::Root,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, None);
     let output = run_client(&bus, None, &hook_path, &report);
@@ -589,7 +592,7 @@ fn a_caller_over_its_job_limit_is_told_busy_before_its_report_is_read() {
     let h = hook(vec![step(
         "Id",
         RunAs::Root,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, None);
     spoil(&report);
@@ -602,4 +605,64 @@ fn a_caller_over_its_job_limit_is_told_busy_before_its_report_is_read() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn apportd_refuses_an_unsigned_hook_the_linter_would_refuse() {
+    if !have_root("apportd_refuses_an_unsigned_hook_the_linter_would_refuse") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("va", &[], false);
+    let mut bad_name = hook(vec![step(
+        "Id",
+        RunAs::User,
+        Action::Command(vec!["/usr/bin/id".into()]),
+    )]);
+    bad_name.name = "Evil\" (approved by IT)".into();
+    let cases = [
+        bad_name,
+        hook(vec![step(
+            "bad key",
+            RunAs::User,
+            Action::Command(vec!["/usr/bin/id".into()]),
+        )]),
+        hook(vec![step(
+            "Rel",
+            RunAs::Root,
+            Action::File("etc/passwd".into()),
+        )]),
+        hook(vec![step(
+            "Dots",
+            RunAs::Root,
+            Action::File("/etc/../etc/os-release".into()),
+        )]),
+        hook(vec![step(
+            "Shadow",
+            RunAs::Root,
+            Action::File("/etc/shadow".into()),
+        )]),
+        hook(vec![step(
+            "Bare",
+            RunAs::Root,
+            Action::Command(vec!["id".into()]),
+        )]),
+        hook(vec![step(
+            "Tmp",
+            RunAs::Root,
+            Action::Command(vec!["/tmp/evil".into()]),
+        )]),
+    ];
+    for h in &cases {
+        // Written straight as BSON: the client's linter never sees them.
+        let (hook_path, report) = files(&bus, h, Some(&owner));
+        let output = run_client(&bus, None, &hook_path, &report);
+        assert!(!output.status.success(), "{h:?} ran");
+        assert!(
+            stderr(&output).contains("com.ubuntu.Apport1.Error.InvalidArgs")
+                && stderr(&output).contains("not valid"),
+            "{h:?}: {}",
+            stderr(&output)
+        );
+    }
 }

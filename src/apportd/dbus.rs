@@ -27,6 +27,7 @@ use super::limits::{
 use super::output::{encode_fields, sealed_memfd};
 use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
 use super::proxy::StepReport;
+use super::unsigned::validate_unsigned;
 use crate::bundle::KeyRing;
 use crate::hook::Hook;
 use crate::report::{Report, ReportLimits};
@@ -41,6 +42,9 @@ pub const JOBS_PATH: &str = "/com/ubuntu/Apport/jobs";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest hook accepted on the bus.
 pub const MAX_HOOK_BYTES: usize = 1024 * 1024;
+/// What polkit's dialog says for an unsigned hook, always the same.
+pub const UNSIGNED_HOOK_MESSAGE: &str =
+    "Run an unsigned crash hook (a hook author's test) with full privileges";
 /// A finished job's result stays fetchable this long.
 pub const RESULT_KEEP: Duration = Duration::from_secs(60);
 
@@ -255,18 +259,23 @@ impl Manager {
         let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         let hook = decode_hook(&hook)?;
+        // The client's linter is no boundary: apportd checks again.
+        validate_unsigned(&hook).map_err(|problems| {
+            Error::InvalidArgs(format!(
+                "the unsigned hook is not valid (run `apport-hook lint` on it): {}",
+                problems.join("; ")
+            ))
+        })?;
         let interactive = header
             .primary()
             .flags()
             .contains(Flags::ALLOW_INTERACTIVE_AUTH);
-        let message = format!(
-            "Run the unsigned crash hook \"{}\" (a hook author's test) with full privileges",
-            hook.name
-        );
+        // A fixed message: nothing the caller sends is shown as polkit's own
+        // words in the authentication dialog; the hook's name goes in details.
         let details = HashMap::from([
             ("hook_id", hook.name.as_str()),
             ("hook_version", "unsigned"),
-            ("polkit.message", message.as_str()),
+            ("polkit.message", UNSIGNED_HOOK_MESSAGE),
         ]);
         let authorized = match Subject::new_for_message_header(&header) {
             Ok(subject) => {
