@@ -666,3 +666,122 @@ fn apportd_refuses_an_unsigned_hook_the_linter_would_refuse() {
         );
     }
 }
+
+/// A root-step hook echoing `text`, as canonical BSON.
+fn echo_hook(text: &str) -> Vec<u8> {
+    bson::serialize_to_vec(&hook(vec![step(
+        "Out",
+        RunAs::Root,
+        Action::Command(vec!["/usr/bin/echo".into(), text.into()]),
+    )]))
+    .unwrap()
+}
+
+/// Start `hook` on `connection` and wait until it finished; its result is not fetched.
+async fn finished_job(
+    connection: &zbus::Connection,
+    hook: &[u8],
+    report: &Path,
+) -> apport_hooks::apportd::proxy::JobProxy<'static> {
+    use apport_hooks::apportd::proxy::{Apport1Proxy, JobProxy};
+    use futures_util::StreamExt;
+    use std::os::fd::AsFd;
+    let report = std::fs::File::open(report).unwrap();
+    let apportd = Apport1Proxy::new(connection).await.unwrap();
+    let path = apportd
+        .run_unsigned_hook(
+            hook,
+            zbus::Fd::from(report.as_fd()),
+            std::collections::HashMap::new(),
+        )
+        .await
+        .unwrap();
+    let job = JobProxy::builder(connection)
+        .path(path)
+        .build()
+        .await
+        .unwrap();
+    let mut finished = job.receive_finished().await.unwrap();
+    if job.state().await.unwrap() == "running" {
+        finished.next().await.unwrap();
+    }
+    job
+}
+
+async fn connect(bus: &SystemBus) -> zbus::Connection {
+    zbus::connection::Builder::address(bus.address.as_str())
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_finished_jobs_result_is_dropped_when_its_caller_leaves() {
+    if !have_root("a_finished_jobs_result_is_dropped_when_its_caller_leaves") {
+        return;
+    }
+    use apport_hooks::apportd::proxy::Apport1Proxy;
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("rl", &[], false);
+    let (_, report) = files(&bus, &hook(Vec::new()), Some(&owner));
+    let caller = connect(&bus).await;
+    let job = finished_job(&caller, &echo_hook("secret"), &report).await;
+    let path = job.inner().path().to_owned();
+    let observer = connect(&bus).await;
+    // Uncached: RunningJobs changes without a PropertiesChanged signal.
+    let apportd = Apport1Proxy::builder(&observer)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    assert!(
+        apportd
+            .running_jobs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.as_ref() == path)
+    );
+    drop(job);
+    caller.close().await.unwrap();
+    // RESULT_KEEP is 60 s: without the caller, the result must go long before.
+    let mut gone = false;
+    for _ in 0..300 {
+        if !apportd
+            .running_jobs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.as_ref() == path)
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the job of a caller that left still holds its result");
+}
+
+#[tokio::test]
+async fn results_waiting_over_their_cap_drop_the_oldest() {
+    if !have_root("results_waiting_over_their_cap_drop_the_oldest") {
+        return;
+    }
+    // Each result below is about 220 bytes: one fits under 300, two do not.
+    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\npending_result_bytes = 300\n");
+    let owner = TestUser::create("rc", &[], false);
+    let (_, report) = files(&bus, &hook(Vec::new()), Some(&owner));
+    let caller = connect(&bus).await;
+    let first = finished_job(&caller, &echo_hook(&"a".repeat(200)), &report).await;
+    let second = finished_job(&caller, &echo_hook(&"b".repeat(200)), &report).await;
+    // Dropped: refused as such, or the job object already gone with it.
+    let error = first.result().await.unwrap_err().to_string();
+    assert!(
+        error.contains("ResultDropped") || error.contains("UnknownObject"),
+        "{error}"
+    );
+    let (fd, _, outcome) = second.result().await.unwrap();
+    assert_eq!(outcome, "completed");
+    let result = apport_hooks::apportd::output::read_result(fd.into()).unwrap();
+    assert_eq!(result.get_str("Out"), Some("b".repeat(200).as_str()));
+}

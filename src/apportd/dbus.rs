@@ -19,6 +19,7 @@ use zbus_polkit::policykit1::Subject;
 
 use super::applicable::check_applicable;
 use super::caller::{BusCallerResolver, Caller, CallerError, CallerResolver, report_owner};
+use super::command::cancelled;
 use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest};
 use super::limits::{
     AdmissionError, CallCounter, CallInProgress, JobSlot, JobSlots, MAX_CALLS_PER_CALLER,
@@ -65,6 +66,9 @@ pub enum Error {
     Busy(String),
     /// The job has not finished yet.
     NotFinished(String),
+    /// The job's result was dropped (its caller left, or results waiting to
+    /// be fetched went over their cap).
+    ResultDropped(String),
     /// The bundle failed verification (signature, key, revocation, expiry, format).
     BundleRejected(String),
     /// The hook's target or `when` conditions do not match the report.
@@ -100,6 +104,8 @@ pub struct Shared {
     whoopsie_uid: Option<u32>,
     next_job: AtomicU64,
     jobs: Mutex<Vec<OwnedObjectPath>>,
+    /// Finished jobs' results not fetched yet, oldest first, with their sizes.
+    pending: Mutex<std::collections::VecDeque<(OwnedObjectPath, u64, Arc<JobShared>)>>,
     last_activity: Mutex<std::time::Instant>,
 }
 
@@ -115,6 +121,7 @@ impl Shared {
             whoopsie_uid,
             next_job: AtomicU64::new(1),
             jobs: Mutex::new(Vec::new()),
+            pending: Mutex::new(std::collections::VecDeque::new()),
             last_activity: Mutex::new(std::time::Instant::now()),
         }
     }
@@ -158,7 +165,36 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|p| p != path);
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(p, _, _)| p != path);
         self.touch();
+    }
+
+    /// Account for a new result of `bytes` waiting at `path`; while the
+    /// results waiting together exceed the cap, drop the oldest (never the
+    /// new one), so unfetched results cannot pile up in root's memory.
+    fn hold_result(&self, path: &OwnedObjectPath, bytes: u64, job: &Arc<JobShared>) {
+        let cap = self.executor.limits().pending_result_bytes;
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.push_back((path.clone(), bytes, Arc::clone(job)));
+        let mut total = pending
+            .iter()
+            .fold(0u64, |sum, (_, b, _)| sum.saturating_add(*b));
+        while total > cap && pending.len() > 1 {
+            let Some((old_path, old_bytes, old_job)) = pending.pop_front() else {
+                break;
+            };
+            total = total.saturating_sub(old_bytes);
+            tracing::warn!(
+                job = %old_path,
+                bytes = old_bytes,
+                cap,
+                "results waiting to be fetched are over their cap: dropping the oldest"
+            );
+            old_job.drop_result();
+        }
     }
 }
 
@@ -356,6 +392,10 @@ impl Manager {
                 "max_glob_matches".to_owned(),
                 as_u64(limits.max_glob_matches),
             ),
+            (
+                "pending_result_bytes".to_owned(),
+                limits.pending_result_bytes,
+            ),
         ])
     }
 
@@ -397,6 +437,11 @@ async fn read_report(report: &OwnedFd) -> Result<Report, Error> {
     }
 }
 
+/// Bytes behind a result descriptor (0 if it cannot be asked).
+fn fd_size(fd: &OwnedFd) -> u64 {
+    nix::sys::stat::fstat(fd).map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0))
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -429,7 +474,17 @@ struct JobShared {
     done: AtomicU32,
     total: AtomicU32,
     result: Mutex<Option<(OwnedFd, Vec<StepReport>, String)>>,
+    dropped: std::sync::atomic::AtomicBool,
     fetched: Notify,
+}
+
+impl JobShared {
+    /// Free the result and let the job's task remove the object.
+    fn drop_result(&self) {
+        self.dropped.store(true, Ordering::SeqCst);
+        *self.result.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.fetched.notify_one();
+    }
 }
 
 /// `com.ubuntu.Apport1.Job` on one job's path.
@@ -487,6 +542,13 @@ impl JobObject {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let Some((fd, steps, outcome)) = result.as_ref() else {
+            if self.shared.dropped.load(Ordering::SeqCst) {
+                return Err(Error::ResultDropped(
+                    "the result was dropped (its caller left, or too many results were \
+                     waiting); run the hook again"
+                        .into(),
+                ));
+            }
             return Err(Error::NotFinished(
                 "the job is still running; wait for Finished".into(),
             ));
@@ -536,6 +598,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
     let path = OwnedObjectPath::try_from(format!("{JOBS_PATH}/{id}")).map_err(Error::ZBus)?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let cancel = Arc::new(cancel_tx);
+    let (gone_tx, gone_rx) = watch::channel(false);
     let job_shared = Arc::new(JobShared::default());
     *job_shared
         .state
@@ -560,6 +623,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
         connection.clone(),
         start.caller.name.clone(),
         Arc::clone(&cancel),
+        gone_tx,
     ));
     let task = JobTask {
         shared: Arc::clone(shared),
@@ -569,17 +633,19 @@ async fn start_job<A: Authorizer + Send + 'static>(
         caller_name: start.caller.name.clone(),
     };
     tokio::spawn(async move {
-        task.run(start, cancel_rx).await;
+        task.run(start, cancel_rx, gone_rx).await;
         watcher.abort();
     });
     Ok(path)
 }
 
-/// The caller disconnecting cancels its job (and so kills its processes).
+/// The caller disconnecting cancels its job (and so kills its processes)
+/// and, through `gone`, drops a finished job's result nobody can fetch.
 async fn cancel_on_disconnect(
     connection: Connection,
     caller: OwnedUniqueName,
     cancel: Arc<watch::Sender<bool>>,
+    gone: watch::Sender<bool>,
 ) {
     use futures_util::StreamExt;
     let Ok(proxy) = zbus::fdo::DBusProxy::new(&connection).await else {
@@ -598,6 +664,7 @@ async fn cancel_on_disconnect(
         .unwrap_or(false)
     {
         cancel.send_replace(true);
+        gone.send_replace(true);
         return;
     }
     while let Some(signal) = changes.next().await {
@@ -606,6 +673,7 @@ async fn cancel_on_disconnect(
         {
             tracing::info!(caller = %caller, "caller left the bus: cancelling its job");
             cancel.send_replace(true);
+            gone.send_replace(true);
             return;
         }
     }
@@ -632,7 +700,12 @@ fn caller_emitter(
 }
 
 impl JobTask {
-    async fn run<A: Authorizer>(self, start: JobStart<A>, cancel: watch::Receiver<bool>) {
+    async fn run<A: Authorizer>(
+        self,
+        start: JobStart<A>,
+        cancel: watch::Receiver<bool>,
+        gone: watch::Receiver<bool>,
+    ) {
         let JobStart {
             caller,
             owner,
@@ -677,10 +750,18 @@ impl JobTask {
             .run(&request, &authorizer, Some(cancel.clone()), &progress)
             .await;
         drop(slot);
-        let cancelled = *cancel.borrow();
-        self.finish(output, cancelled).await;
-        // Keep the result for the caller to fetch, then go away.
-        let _ = tokio::time::timeout(RESULT_KEEP, self.job.fetched.notified()).await;
+        let was_cancelled = *cancel.borrow();
+        self.finish(output, was_cancelled).await;
+        // Keep the result for the caller to fetch, then go away; at once if
+        // the caller left (no one else may fetch it) or the result was dropped.
+        let mut gone = Some(gone);
+        tokio::select! {
+            _ = tokio::time::timeout(RESULT_KEEP, self.job.fetched.notified()) => {}
+            () = cancelled(&mut gone) => {
+                tracing::info!(job = %self.path, "caller left: dropping its job's result");
+            }
+        }
+        self.job.drop_result();
         let _ = self
             .connection
             .object_server()
@@ -729,6 +810,7 @@ impl JobTask {
         };
         // The result is in place before anyone can hear that it exists.
         let signal_fd = fd.try_clone();
+        let result_bytes = fd_size(&fd);
         *self
             .job
             .result
@@ -739,6 +821,7 @@ impl JobTask {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = state.to_owned();
+        self.shared.hold_result(&self.path, result_bytes, &self.job);
         // Unicast to the caller only: a broadcast signal reaches every
         // connection with a matching rule, and this one carries the result
         // descriptor (root steps' output) into any process that receives it.

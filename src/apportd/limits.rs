@@ -16,6 +16,8 @@ pub const JOB_DEADLINE: Duration = Duration::from_secs(600);
 pub const MAX_CONCURRENT_JOBS: usize = 4;
 /// At most this many jobs run at once for one caller uid.
 pub const MAX_JOBS_PER_CALLER: usize = 2;
+/// Results waiting to be fetched hold at most this many bytes together.
+pub const PENDING_RESULT_BYTES: u64 = 4 * JOB_BYTE_CAP;
 /// At most this many files one glob step attaches.
 pub const MAX_GLOB_MATCHES: usize = 100;
 /// Conffiles larger than this are reported as not checked rather than hashed.
@@ -42,6 +44,9 @@ pub struct Limits {
     pub max_jobs_per_caller: usize,
     /// Files one glob step attaches.
     pub max_glob_matches: usize,
+    /// Bytes of finished jobs' results waiting to be fetched, all jobs
+    /// together; over it, the oldest unfetched results are dropped.
+    pub pending_result_bytes: u64,
 }
 
 impl Default for Limits {
@@ -52,6 +57,7 @@ impl Default for Limits {
             max_jobs: MAX_CONCURRENT_JOBS,
             max_jobs_per_caller: MAX_JOBS_PER_CALLER,
             max_glob_matches: MAX_GLOB_MATCHES,
+            pending_result_bytes: PENDING_RESULT_BYTES,
         }
     }
 }
