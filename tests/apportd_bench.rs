@@ -69,7 +69,7 @@ async fn benchmark_round_trip_and_idle_rss() {
             replaces: false,
             max_bytes: 1024,
             timeout_secs: 10,
-            action: Action::Command(vec!["true".into()]),
+            action: Action::Command(vec!["/usr/bin/true".into()]),
         }],
     };
     let hook = bson::serialize_to_vec(&hook).unwrap();

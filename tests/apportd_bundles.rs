@@ -6,7 +6,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::zombie_processes
 )]
 
 mod harness;
@@ -259,7 +260,11 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
     }
     let setup = Setup::new();
     let admin = TestUser::create("bt", &["sudo"], false);
-    let marker = setup.keys.path().join("ran");
+    let markers = setup.keys.path().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    // Writable by the step's user: a step that ran would leave the marker.
+    std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let marker = markers.join("ran");
     let touch = hook(
         "bash",
         vec![step(
@@ -297,6 +302,32 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
         );
     }
     assert!(!marker.exists(), "a rejected bundle ran a step");
+    // Positive control: the same hook, validly signed, does create the marker.
+    let good = setup.bundle("good", &touch, &setup.trusted, now() + 86_400);
+    let result = json(&setup.run(&admin, &good, &report));
+    assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
+    assert!(marker.exists(), "the valid bundle's step did not run");
+}
+
+#[test]
+fn polkitd_stopped_means_root_steps_not_authorized_and_user_steps_still_run() {
+    if !have_root("polkitd_stopped_means_root_steps_not_authorized_and_user_steps_still_run") {
+        return;
+    }
+    let mut setup = Setup::new();
+    let admin = TestUser::create("bk", &["sudo"], false);
+    let bundle = setup.bundle(
+        "bash-ids",
+        &hook("bash", id_steps()),
+        &setup.trusted,
+        now() + 86_400,
+    );
+    let report = setup.report(&admin);
+    setup.bus.stop_polkitd();
+    let result = json(&setup.run(&admin, &bundle, &report));
+    assert_eq!(result["keys"]["UserId"], admin.uid.to_string(), "{result}");
+    assert!(result["keys"].get("RootId").is_none(), "{result}");
+    assert_eq!(step_outcome(&result, "RootId"), "not-authorized");
 }
 
 #[test]
@@ -332,4 +363,128 @@ fn bundle_for_another_package_or_release_is_not_applicable() {
             "{stderr}"
         );
     }
+}
+
+/// `dbus-monitor` on the bus as `user`, printing what it receives into `out`.
+fn monitor_as(bus: &SystemBus, user: &TestUser, out: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let file = std::fs::File::create(out).unwrap();
+    let child = std::process::Command::new("dbus-monitor")
+        .args(["--address", &bus.address, "type='signal',member='Finished'"])
+        .stdout(file)
+        .stderr(std::process::Stdio::null())
+        .uid(user.uid)
+        .gid(user.gid)
+        .spawn()
+        .unwrap();
+    // dbus-monitor prints its own NameAcquired once its match rules are in place.
+    for _ in 0..300 {
+        if std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .contains("NameAcquired")
+        {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("dbus-monitor did not connect");
+}
+
+#[test]
+fn another_user_on_the_bus_neither_hears_a_jobs_result_nor_fetches_it() {
+    if !have_root("another_user_on_the_bus_neither_hears_a_jobs_result_nor_fetches_it") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let setup = Setup::new();
+    let admin = TestUser::create("fa", &["sudo"], false);
+    let nosy = TestUser::create("fn", &[], false);
+    let go = setup.keys.path().join("go");
+    // The root step waits for the test, so the job is alive while the nosy user asks for it.
+    let wait = format!(
+        "for i in $(seq 600); do [ -e {} ] && break; sleep 0.1; done; echo root-secret",
+        go.display()
+    );
+    let bundle = setup.bundle(
+        "bash-secret",
+        &hook(
+            "bash",
+            vec![step(
+                "Secret",
+                RunAs::Root,
+                Action::Command(vec!["sh".into(), "-c".into(), wait]),
+            )],
+        ),
+        &setup.trusted,
+        now() + 86_400,
+    );
+    let report = setup.report(&admin);
+    let heard = setup.keys.path().join("heard");
+    let mut monitor = monitor_as(&setup.bus, &nosy, &heard);
+    let client = setup
+        .bus
+        .client(
+            Some(&admin),
+            &[
+                "run",
+                bundle.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+                "--json",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let job = "/com/ubuntu/Apport/jobs/1";
+    assert!(
+        (0..300).any(|_| {
+            let listed = setup
+                .bus
+                .busctl()
+                .args([
+                    "get-property",
+                    "com.ubuntu.apport",
+                    "/com/ubuntu/Apport",
+                    "com.ubuntu.Apport1",
+                    "RunningJobs",
+                ])
+                .output()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            String::from_utf8_lossy(&listed.stdout).contains(job)
+        }),
+        "the admin's job never started"
+    );
+    let stolen = setup
+        .bus
+        .busctl()
+        .args([
+            "call",
+            "com.ubuntu.apport",
+            job,
+            "com.ubuntu.Apport1.Job",
+            "Result",
+        ])
+        .uid(nosy.uid)
+        .gid(nosy.gid)
+        .output()
+        .unwrap();
+    assert!(!stolen.status.success(), "another user fetched the result");
+    assert!(
+        String::from_utf8_lossy(&stolen.stderr).contains("did not start this job"),
+        "{}",
+        String::from_utf8_lossy(&stolen.stderr)
+    );
+    std::fs::write(&go, "").unwrap();
+    let result = json(&client.wait_with_output().unwrap());
+    assert_eq!(result["keys"]["Secret"], "root-secret", "{result}");
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
+    let heard = std::fs::read_to_string(&heard).unwrap();
+    assert!(
+        !heard.contains("member=Finished"),
+        "another user received the job's Finished signal:\n{heard}"
+    );
 }

@@ -107,17 +107,17 @@ fn root_runs_an_unsigned_hook_and_user_steps_run_as_the_report_owner() {
         step(
             "UserId",
             RunAs::User,
-            Action::Command(vec!["id".into(), "-u".into()]),
+            Action::Command(vec!["/usr/bin/id".into(), "-u".into()]),
         ),
         step(
             "RootId",
             RunAs::Root,
-            Action::Command(vec!["id".into(), "-u".into()]),
+            Action::Command(vec!["/usr/bin/id".into(), "-u".into()]),
         ),
         step(
             "Fds",
             RunAs::User,
-            Action::Command(vec!["ls".into(), "/proc/self/fd".into()]),
+            Action::Command(vec!["/usr/bin/ls".into(), "/proc/self/fd".into()]),
         ),
     ]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
@@ -139,12 +139,7 @@ fn plain_user_cannot_run_an_unsigned_hook() {
     let bus = SystemBus::start(CONFIG);
     let plain = TestUser::create("pl", &[], false);
     let admin = TestUser::create("ad", &["sudo"], false);
-    let marker = bus.dir.path().join("ran");
-    let h = hook(vec![step(
-        "Touch",
-        RunAs::User,
-        Action::Command(vec!["touch".into(), marker.to_str().unwrap().into()]),
-    )]);
+    let (h, marker) = touch_hook(&bus);
     for user in [&plain, &admin] {
         let (hook_path, report) = files(&bus, &h, Some(user));
         let output = run_client(&bus, Some(user), &hook_path, &report);
@@ -159,6 +154,41 @@ fn plain_user_cannot_run_an_unsigned_hook() {
     assert!(!marker.exists(), "a denied hook ran a step");
 }
 
+/// A hook whose user step creates a marker in a directory every user may
+/// write to: the marker exists exactly when the step ran.
+fn touch_hook(bus: &SystemBus) -> (Hook, PathBuf) {
+    let dir = bus.dir.path().join("markers");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let marker = dir.join("ran");
+    let h = hook(vec![step(
+        "Touch",
+        RunAs::User,
+        Action::Command(vec![
+            "/usr/bin/touch".into(),
+            marker.to_str().unwrap().into(),
+        ]),
+    )]);
+    (h, marker)
+}
+
+#[test]
+fn an_authorized_unsigned_hook_runs_its_user_step_as_the_report_owner() {
+    if !have_root("an_authorized_unsigned_hook_runs_its_user_step_as_the_report_owner") {
+        return;
+    }
+    // The positive control of `plain_user_cannot_run_an_unsigned_hook`: the
+    // same hook on the same kind of report does create the marker when authorized.
+    let bus = SystemBus::start(CONFIG);
+    let plain = TestUser::create("pc", &[], false);
+    let (h, marker) = touch_hook(&bus);
+    let (hook_path, report) = files(&bus, &h, Some(&plain));
+    let result = json(&run_client(&bus, None, &hook_path, &report));
+    assert_eq!(result["outcome"], "completed", "{result}");
+    let meta = std::fs::metadata(&marker).expect("the authorized hook's step ran");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), plain.uid);
+}
+
 #[test]
 fn plain_user_on_someone_elses_report_gets_access_denied() {
     if !have_root("plain_user_on_someone_elses_report_gets_access_denied") {
@@ -170,7 +200,7 @@ fn plain_user_on_someone_elses_report_gets_access_denied() {
     let h = hook(vec![step(
         "Id",
         RunAs::User,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
     // The report is readable by the intruder: only the ownership check stops them.
@@ -196,7 +226,7 @@ fn whoopsie_may_use_another_users_report() {
     let h = hook(vec![step(
         "Id",
         RunAs::User,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
     std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -219,7 +249,7 @@ fn polkitd_stopped_means_denied() {
     let h = hook(vec![step(
         "Id",
         RunAs::Root,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, None);
     // Even root is refused when polkit cannot be asked: fail closed.
@@ -239,7 +269,7 @@ fn start_sleeping_job(bus: &SystemBus, owner: &TestUser) -> (std::process::Child
     let h = hook(vec![step(
         "Sleepy",
         RunAs::Root,
-        Action::Command(vec!["sh".into(), "-c".into(), script]),
+        Action::Command(vec!["/bin/sh".into(), "-c".into(), script]),
     )]);
     let (hook_path, report) = files(bus, &h, Some(owner));
     let client = bus
@@ -307,7 +337,6 @@ fn first_call_activates_apportd_and_it_exits_when_idle() {
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("s \"{}\"", env!("CARGO_PKG_VERSION"))
     );
-    assert!(bus.name_has_owner("com.ubuntu.apport"));
     let limits = bus
         .busctl()
         .args([
@@ -321,9 +350,11 @@ fn first_call_activates_apportd_and_it_exits_when_idle() {
         .unwrap();
     let limits = String::from_utf8_lossy(&limits.stdout);
     assert!(limits.contains("\"job_bytes\" 50000000"), "{limits}");
-    // idle_exit_secs = 2 in this bus's configuration.
+    // The replies above came from the activated apportd (nothing else may own
+    // the name). idle_exit_secs = 2 here: only its eventual exit is checked,
+    // with a bound far beyond the idle time, so a slow machine cannot fail it.
     assert!(
-        bus.wait_for_name("com.ubuntu.apport", false),
+        bus.wait_for_name_within("com.ubuntu.apport", false, 120),
         "apportd did not exit when idle"
     );
 }
@@ -480,7 +511,7 @@ fn a_caller_over_its_job_limit_is_told_busy() {
     let h = hook(vec![step(
         "Id",
         RunAs::Root,
-        Action::Command(vec!["id".into()]),
+        Action::Command(vec!["/usr/bin/id".into()]),
     )]);
     let (hook_path, report) = files(&bus, &h, None);
     let output = run_client(&bus, None, &hook_path, &report);
@@ -522,4 +553,235 @@ fn an_unsigned_hook_file_is_linted_by_the_client_and_run() {
     let output = run_client(&bus, None, &bad, &report);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("problem"), "{}", stderr(&output));
+}
+
+/// Replace the report at `report` with text that is not a report at all:
+/// a call that reads it answers `InvalidArgs`.
+fn spoil(report: &Path) {
+    std::fs::write(report, "this is not a crash report\n").unwrap();
+}
+
+#[test]
+fn a_denied_unsigned_hook_never_gets_its_report_read() {
+    if !have_root("a_denied_unsigned_hook_never_gets_its_report_read") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let plain = TestUser::create("pr", &[], false);
+    let (h, _marker) = touch_hook(&bus);
+    let (hook_path, report) = files(&bus, &h, Some(&plain));
+    spoil(&report);
+    let output = run_client(&bus, Some(&plain), &hook_path, &report);
+    assert!(!output.status.success());
+    // polkit is asked first: the report (unparseable here) is never read.
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.NotAuthorized"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_caller_over_its_job_limit_is_told_busy_before_its_report_is_read() {
+    if !have_root("a_caller_over_its_job_limit_is_told_busy_before_its_report_is_read") {
+        return;
+    }
+    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\nmax_jobs_per_caller = 1\n");
+    let owner = TestUser::create("br", &[], false);
+    let (mut client, _pid) = start_sleeping_job(&bus, &owner);
+    let h = hook(vec![step(
+        "Id",
+        RunAs::Root,
+        Action::Command(vec!["/usr/bin/id".into()]),
+    )]);
+    let (hook_path, report) = files(&bus, &h, None);
+    spoil(&report);
+    let output = run_client(&bus, None, &hook_path, &report);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("com.ubuntu.Apport1.Error.Busy"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn apportd_refuses_an_unsigned_hook_the_linter_would_refuse() {
+    if !have_root("apportd_refuses_an_unsigned_hook_the_linter_would_refuse") {
+        return;
+    }
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("va", &[], false);
+    let mut bad_name = hook(vec![step(
+        "Id",
+        RunAs::User,
+        Action::Command(vec!["/usr/bin/id".into()]),
+    )]);
+    bad_name.name = "Evil\" (approved by IT)".into();
+    let cases = [
+        bad_name,
+        hook(vec![step(
+            "bad key",
+            RunAs::User,
+            Action::Command(vec!["/usr/bin/id".into()]),
+        )]),
+        hook(vec![step(
+            "Rel",
+            RunAs::Root,
+            Action::File("etc/passwd".into()),
+        )]),
+        hook(vec![step(
+            "Dots",
+            RunAs::Root,
+            Action::File("/etc/../etc/os-release".into()),
+        )]),
+        hook(vec![step(
+            "Shadow",
+            RunAs::Root,
+            Action::File("/etc/shadow".into()),
+        )]),
+        hook(vec![step(
+            "Bare",
+            RunAs::Root,
+            Action::Command(vec!["id".into()]),
+        )]),
+        hook(vec![step(
+            "Tmp",
+            RunAs::Root,
+            Action::Command(vec!["/tmp/evil".into()]),
+        )]),
+    ];
+    for h in &cases {
+        // Written straight as BSON: the client's linter never sees them.
+        let (hook_path, report) = files(&bus, h, Some(&owner));
+        let output = run_client(&bus, None, &hook_path, &report);
+        assert!(!output.status.success(), "{h:?} ran");
+        assert!(
+            stderr(&output).contains("com.ubuntu.Apport1.Error.InvalidArgs")
+                && stderr(&output).contains("not valid"),
+            "{h:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+/// A root-step hook echoing `text`, as canonical BSON.
+fn echo_hook(text: &str) -> Vec<u8> {
+    bson::serialize_to_vec(&hook(vec![step(
+        "Out",
+        RunAs::Root,
+        Action::Command(vec!["/usr/bin/echo".into(), text.into()]),
+    )]))
+    .unwrap()
+}
+
+/// Start `hook` on `connection` and wait until it finished; its result is not fetched.
+async fn finished_job(
+    connection: &zbus::Connection,
+    hook: &[u8],
+    report: &Path,
+) -> apport_hooks::apportd::proxy::JobProxy<'static> {
+    use apport_hooks::apportd::proxy::{Apport1Proxy, JobProxy};
+    use futures_util::StreamExt;
+    use std::os::fd::AsFd;
+    let report = std::fs::File::open(report).unwrap();
+    let apportd = Apport1Proxy::new(connection).await.unwrap();
+    let path = apportd
+        .run_unsigned_hook(
+            hook,
+            zbus::Fd::from(report.as_fd()),
+            std::collections::HashMap::new(),
+        )
+        .await
+        .unwrap();
+    let job = JobProxy::builder(connection)
+        .path(path)
+        .build()
+        .await
+        .unwrap();
+    let mut finished = job.receive_finished().await.unwrap();
+    if job.state().await.unwrap() == "running" {
+        finished.next().await.unwrap();
+    }
+    job
+}
+
+async fn connect(bus: &SystemBus) -> zbus::Connection {
+    zbus::connection::Builder::address(bus.address.as_str())
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_finished_jobs_result_is_dropped_when_its_caller_leaves() {
+    if !have_root("a_finished_jobs_result_is_dropped_when_its_caller_leaves") {
+        return;
+    }
+    use apport_hooks::apportd::proxy::Apport1Proxy;
+    let bus = SystemBus::start(CONFIG);
+    let owner = TestUser::create("rl", &[], false);
+    let (_, report) = files(&bus, &hook(Vec::new()), Some(&owner));
+    let caller = connect(&bus).await;
+    let job = finished_job(&caller, &echo_hook("secret"), &report).await;
+    let path = job.inner().path().to_owned();
+    let observer = connect(&bus).await;
+    // Uncached: RunningJobs changes without a PropertiesChanged signal.
+    let apportd = Apport1Proxy::builder(&observer)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    assert!(
+        apportd
+            .running_jobs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.as_ref() == path)
+    );
+    drop(job);
+    caller.close().await.unwrap();
+    // RESULT_KEEP is 60 s: without the caller, the result must go long before.
+    let mut gone = false;
+    for _ in 0..300 {
+        if !apportd
+            .running_jobs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.as_ref() == path)
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the job of a caller that left still holds its result");
+}
+
+#[tokio::test]
+async fn results_waiting_over_their_cap_drop_the_oldest() {
+    if !have_root("results_waiting_over_their_cap_drop_the_oldest") {
+        return;
+    }
+    // Each result below is about 220 bytes: one fits under 300, two do not.
+    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\npending_result_bytes = 300\n");
+    let owner = TestUser::create("rc", &[], false);
+    let (_, report) = files(&bus, &hook(Vec::new()), Some(&owner));
+    let caller = connect(&bus).await;
+    let first = finished_job(&caller, &echo_hook(&"a".repeat(200)), &report).await;
+    let second = finished_job(&caller, &echo_hook(&"b".repeat(200)), &report).await;
+    // Dropped: refused as such, or the job object already gone with it.
+    let error = first.result().await.unwrap_err().to_string();
+    assert!(
+        error.contains("ResultDropped") || error.contains("UnknownObject"),
+        "{error}"
+    );
+    let (fd, _, outcome) = second.result().await.unwrap();
+    assert_eq!(outcome, "completed");
+    let result = apport_hooks::apportd::output::read_result(fd.into()).unwrap();
+    assert_eq!(result.get_str("Out"), Some("b".repeat(200).as_str()));
 }

@@ -251,7 +251,9 @@ async fn step_sleeping_past_its_timeout_is_killed_with_its_children() {
     s.timeout_secs = 1;
     let out = run(&hook(vec![s]), 0, true).await;
     assert_eq!(outcome(&out, "Sleepy"), Outcome::TimedOut);
-    assert!(out.field("HookError_Sleepy").is_some());
+    let error = String::from_utf8_lossy(out.field("HookError_Sleepy").unwrap()).into_owned();
+    // The timeout the step had, not the time left when the kill came.
+    assert!(error.contains("timed out after 1 s"), "{error}");
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -658,4 +660,36 @@ async fn steps_may_not_overwrite_existing_report_fields() {
     assert_eq!(out.steps[2].outcome, Outcome::Collected);
     assert_eq!(out.field("Package"), Some(&b"bash 5.2-1"[..]));
     assert!(out.field("ProblemType").is_none());
+}
+
+#[tokio::test]
+async fn root_steps_inherit_no_descriptor_from_apportd() {
+    if !have_root("root_steps_inherit_no_descriptor_from_apportd") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    // A descriptor without close-on-exec, as zbus hands out received ones.
+    let file = std::fs::File::open("/etc/os-release").unwrap();
+    nix::fcntl::fcntl(
+        &file,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let leaked = file.as_raw_fd().to_string();
+    let out = run(
+        &hook(vec![step(
+            "RootFds",
+            RunAs::Root,
+            Action::Command(vec!["ls".into(), "/proc/self/fd".into()]),
+        )]),
+        0,
+        true,
+    )
+    .await;
+    let fds = String::from_utf8_lossy(out.field("RootFds").unwrap()).into_owned();
+    assert!(
+        !fds.lines().any(|fd| fd == leaked),
+        "the root step inherited descriptor {leaked}: {fds:?}"
+    );
+    drop(file);
 }

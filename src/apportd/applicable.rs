@@ -7,6 +7,7 @@
 use crate::hook::conditions::{ConditionError, conditions_hold};
 use crate::hook::{Hook, Target};
 use crate::report::Report;
+use crate::report::signature::crash_signature;
 
 /// Why a hook does not apply to a report.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +28,12 @@ pub enum NotApplicable {
 
 /// Check the hook's target and `when` conditions against `report`.
 ///
-/// A crash-signature target is the server's bucketing, which a client cannot
-/// recompute; the server offered the bundle for this crash, so it is accepted
-/// here and bounded by the signature and the `when` conditions.
+/// A crash-signature target must equal the report's own crash signature
+/// when the client can compute it (apport's rules, see
+/// [`crash_signature`]); when it cannot (a binary crash not yet retraced),
+/// the signature must at least start with the report's
+/// `ExecutablePath:Signal:`. Accepting any report would let a bundle signed
+/// for one crash run against every report on the machine.
 pub fn check_applicable(hook: &Hook, report: &Report) -> Result<(), NotApplicable> {
     let field = |key: &str| report.get_str(key).map(str::trim);
     let target_holds = match &hook.target {
@@ -39,7 +43,7 @@ pub fn check_applicable(hook: &Hook, report: &Report) -> Result<(), NotApplicabl
         Target::SourcePackage(name) => field("SourcePackage").is_some_and(|p| p == name),
         Target::DuplicateSignature(sig) => field("DuplicateSignature").is_some_and(|d| d == sig),
         Target::Sas(sas) => field("StacktraceAddressSignature").is_some_and(|s| s == sas),
-        Target::CrashSignature(_) => true,
+        Target::CrashSignature(sig) => crash_signature_matches(sig, report),
     };
     if !target_holds {
         return Err(NotApplicable::Target {
@@ -50,6 +54,21 @@ pub fn check_applicable(hook: &Hook, report: &Report) -> Result<(), NotApplicabl
         Ok(())
     } else {
         Err(NotApplicable::Conditions)
+    }
+}
+
+fn crash_signature_matches(sig: &str, report: &Report) -> bool {
+    if let Some(computed) = crash_signature(report) {
+        return computed == sig;
+    }
+    let field = |key: &str| report.get_str(key).map(str::trim);
+    match (field("ExecutablePath"), field("Signal")) {
+        (Some(exe), Some(signal)) if !exe.is_empty() && !signal.is_empty() => sig
+            .strip_prefix(exe)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(|rest| rest.strip_prefix(signal))
+            .is_some_and(|rest| rest.starts_with(':')),
+        _ => false,
     }
 }
 
@@ -95,7 +114,8 @@ mod tests {
             Target::SourcePackage("lightdm".into()),
             Target::DuplicateSignature("dup:1".into()),
             Target::Sas("/usr/sbin/lightdm:11:/usr/sbin/lightdm+2a".into()),
-            Target::CrashSignature("/usr/sbin/lightdm:11:main".into()),
+            // With a DuplicateSignature, that is the crash signature.
+            Target::CrashSignature("dup:1".into()),
         ] {
             check_applicable(&hook(target.clone(), &[]), &r).unwrap_or_else(|e| {
                 unreachable!("{target:?}: {e}");
@@ -106,12 +126,51 @@ mod tests {
             Target::SourcePackage("gdm3".into()),
             Target::DuplicateSignature("dup:2".into()),
             Target::Sas("other".into()),
+            Target::CrashSignature("/usr/sbin/lightdm:11:main".into()),
         ] {
             assert!(matches!(
                 check_applicable(&hook(target, &[]), &r),
                 Err(NotApplicable::Target { .. })
             ));
         }
+    }
+
+    fn binary_report(top: &str) -> Report {
+        Report::parse(
+            format!(
+                "ProblemType: Crash\nExecutablePath: /usr/sbin/lightdm\nSignal: 11\nStacktraceTop:\n {top}\n"
+            )
+            .as_bytes(),
+            &ReportLimits::default(),
+        )
+        .unwrap()
+    }
+
+    fn applies(sig: &str, report: &Report) -> bool {
+        check_applicable(&hook(Target::CrashSignature(sig.into()), &[]), report).is_ok()
+    }
+
+    #[test]
+    fn a_crash_signature_must_equal_the_reports_when_it_can_be_computed() {
+        let r = binary_report("main (argc=1) at main.c:10");
+        assert!(applies("/usr/sbin/lightdm:11:main", &r));
+        // Same executable and signal, another crash: not this bundle's.
+        assert!(!applies("/usr/sbin/lightdm:11:other_function", &r));
+        assert!(!applies("/usr/bin/gdm3:11:main", &r));
+        assert!(!applies("/usr/sbin/lightdm:6:main", &r));
+    }
+
+    #[test]
+    fn an_uncomputable_crash_signature_must_match_executable_and_signal() {
+        // `?? ()`: not retraced, so no signature on the client.
+        let r = binary_report("?? ()");
+        assert!(applies("/usr/sbin/lightdm:11:main", &r));
+        assert!(!applies("/usr/sbin/lightdm:6:main", &r));
+        assert!(!applies("/usr/bin/gdm3:11:main", &r));
+        assert!(!applies("/usr/sbin/lightdm:111:main", &r));
+        // A report with neither gives nothing to compare: never applicable.
+        let bare = Report::parse(b"ProblemType: Crash\n", &ReportLimits::default()).unwrap();
+        assert!(!applies("/usr/sbin/lightdm:11:main", &bare));
     }
 
     #[test]

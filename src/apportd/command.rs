@@ -168,10 +168,12 @@ pub async fn run_captured(
     if forced_end.is_none() {
         // The output is closed, but the process may still run.
         tokio::select! {
-            status = child.wait() => {
-                let status = status?;
-                // Reap stragglers that closed their output but kept running.
+            () = exited_unreaped(pgid) => {
+                // Kill stragglers that closed their output but kept running
+                // while the leader is still an unreaped zombie: its id (the
+                // group's) cannot have been reused yet. Reap only after.
                 killer.kill();
+                let status = child.wait().await?;
                 return Ok(Captured { output, stderr, end: exit_end(status) });
             }
             () = tokio::time::sleep_until(deadline) => forced_end = Some(CommandEnd::TimedOut),
@@ -185,6 +187,22 @@ pub async fn run_captured(
         stderr,
         end: forced_end.unwrap_or(CommandEnd::Cancelled),
     })
+}
+
+/// Resolves once process `pid` has exited, without reaping it (`WNOWAIT`):
+/// until `Child::wait` reaps it, its pid and so its process group id stay
+/// ours, and `killpg` cannot hit an unrelated group that reused the id.
+async fn exited_unreaped(pid: Option<Pid>) {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let Some(pid) = pid else {
+        return std::future::pending().await;
+    };
+    let waiting = tokio::task::spawn_blocking(move || {
+        while waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            == Err(nix::errno::Errno::EINTR)
+        {}
+    });
+    let _ = waiting.await;
 }
 
 /// Read once from `source`; `None` at EOF or error, pending forever when there is no source.

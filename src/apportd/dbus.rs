@@ -19,11 +19,16 @@ use zbus_polkit::policykit1::Subject;
 
 use super::applicable::check_applicable;
 use super::caller::{BusCallerResolver, Caller, CallerError, CallerResolver, report_owner};
+use super::command::cancelled;
 use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest};
-use super::limits::{AdmissionError, JobSlot, JobSlots};
+use super::limits::{
+    AdmissionError, CallCounter, CallInProgress, JobSlot, JobSlots, MAX_CALLS_PER_CALLER,
+    REPORT_READ_TIMEOUT,
+};
 use super::output::{encode_fields, sealed_memfd};
 use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
 use super::proxy::StepReport;
+use super::unsigned::validate_unsigned;
 use crate::bundle::KeyRing;
 use crate::hook::Hook;
 use crate::report::{Report, ReportLimits};
@@ -38,6 +43,9 @@ pub const JOBS_PATH: &str = "/com/ubuntu/Apport/jobs";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest hook accepted on the bus.
 pub const MAX_HOOK_BYTES: usize = 1024 * 1024;
+/// What polkit's dialog says for an unsigned hook, always the same.
+pub const UNSIGNED_HOOK_MESSAGE: &str =
+    "Run an unsigned crash hook (a hook author's test) with full privileges";
 /// A finished job's result stays fetchable this long.
 pub const RESULT_KEEP: Duration = Duration::from_secs(60);
 
@@ -58,6 +66,9 @@ pub enum Error {
     Busy(String),
     /// The job has not finished yet.
     NotFinished(String),
+    /// The job's result was dropped (its caller left, or results waiting to
+    /// be fetched went over their cap).
+    ResultDropped(String),
     /// The bundle failed verification (signature, key, revocation, expiry, format).
     BundleRejected(String),
     /// The hook's target or `when` conditions do not match the report.
@@ -89,9 +100,12 @@ pub struct Shared {
     executor: Executor,
     keyring: KeyRing,
     slots: JobSlots,
+    calls: CallCounter,
     whoopsie_uid: Option<u32>,
     next_job: AtomicU64,
     jobs: Mutex<Vec<OwnedObjectPath>>,
+    /// Finished jobs' results not fetched yet, oldest first, with their sizes.
+    pending: Mutex<std::collections::VecDeque<(OwnedObjectPath, u64, Arc<JobShared>)>>,
     last_activity: Mutex<std::time::Instant>,
 }
 
@@ -102,10 +116,12 @@ impl Shared {
         Shared {
             keyring,
             slots: JobSlots::new(executor.limits()),
+            calls: CallCounter::new(MAX_CALLS_PER_CALLER),
             executor,
             whoopsie_uid,
             next_job: AtomicU64::new(1),
             jobs: Mutex::new(Vec::new()),
+            pending: Mutex::new(std::collections::VecDeque::new()),
             last_activity: Mutex::new(std::time::Instant::now()),
         }
     }
@@ -125,9 +141,10 @@ impl Shared {
             .clone()
     }
 
-    /// No job exists and nothing was called for `idle`.
+    /// No job exists, no call is in progress and nothing was called for `idle`.
     pub fn idle_for(&self, idle: Duration) -> bool {
         self.slots.running() == 0
+            && self.calls.in_progress() == 0
             && self.job_paths().is_empty()
             && self
                 .last_activity
@@ -137,12 +154,47 @@ impl Shared {
                 >= idle
     }
 
+    /// Count a call of `uid` until the returned guard drops.
+    fn enter_call(&self, uid: u32) -> Result<CallInProgress, Error> {
+        self.touch();
+        Ok(self.calls.enter(uid)?)
+    }
+
     fn forget_job(&self, path: &OwnedObjectPath) {
         self.jobs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|p| p != path);
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(p, _, _)| p != path);
         self.touch();
+    }
+
+    /// Account for a new result of `bytes` waiting at `path`; while the
+    /// results waiting together exceed the cap, drop the oldest (never the
+    /// new one), so unfetched results cannot pile up in root's memory.
+    fn hold_result(&self, path: &OwnedObjectPath, bytes: u64, job: &Arc<JobShared>) {
+        let cap = self.executor.limits().pending_result_bytes;
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.push_back((path.clone(), bytes, Arc::clone(job)));
+        let mut total = pending
+            .iter()
+            .fold(0u64, |sum, (_, b, _)| sum.saturating_add(*b));
+        while total > cap && pending.len() > 1 {
+            let Some((old_path, old_bytes, old_job)) = pending.pop_front() else {
+                break;
+            };
+            total = total.saturating_sub(old_bytes);
+            tracing::warn!(
+                job = %old_path,
+                bytes = old_bytes,
+                cap,
+                "results waiting to be fetched are over their cap: dropping the oldest"
+            );
+            old_job.drop_result();
+        }
     }
 }
 
@@ -180,6 +232,7 @@ impl Manager {
         let caller = BusCallerResolver::new(connection.clone())
             .resolve(&header)
             .await?;
+        let _call = self.shared.enter_call(caller.uid)?;
         let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         // Signature first: nothing from an untrusted bundle is parsed or run.
@@ -188,7 +241,9 @@ impl Manager {
             .keyring
             .verify(&bundle, unix_now())
             .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
-        let parsed = parse_report(&report)?;
+        // Admission before work: a caller over its limits gets no report read.
+        let slot = self.shared.slots.try_acquire(caller.uid)?;
+        let parsed = read_report(&report).await?;
         check_applicable(verified.hook(), &parsed)
             .map_err(|e| Error::NotApplicable(e.to_string()))?;
         let interactive = header
@@ -196,7 +251,6 @@ impl Manager {
             .flags()
             .contains(Flags::ALLOW_INTERACTIVE_AUTH);
         let subject = Subject::new_for_message_header(&header).ok();
-        let slot = self.shared.slots.try_acquire(caller.uid)?;
         tracing::info!(
             bundle = verified.id(),
             version = verified.version(),
@@ -237,22 +291,27 @@ impl Manager {
         let caller = BusCallerResolver::new(connection.clone())
             .resolve(&header)
             .await?;
+        let _call = self.shared.enter_call(caller.uid)?;
         let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
         let hook = decode_hook(&hook)?;
-        let parsed = parse_report(&report)?;
+        // The client's linter is no boundary: apportd checks again.
+        validate_unsigned(&hook).map_err(|problems| {
+            Error::InvalidArgs(format!(
+                "the unsigned hook is not valid (run `apport-hook lint` on it): {}",
+                problems.join("; ")
+            ))
+        })?;
         let interactive = header
             .primary()
             .flags()
             .contains(Flags::ALLOW_INTERACTIVE_AUTH);
-        let message = format!(
-            "Run the unsigned crash hook \"{}\" (a hook author's test) with full privileges",
-            hook.name
-        );
+        // A fixed message: nothing the caller sends is shown as polkit's own
+        // words in the authentication dialog; the hook's name goes in details.
         let details = HashMap::from([
             ("hook_id", hook.name.as_str()),
             ("hook_version", "unsigned"),
-            ("polkit.message", message.as_str()),
+            ("polkit.message", UNSIGNED_HOOK_MESSAGE),
         ]);
         let authorized = match Subject::new_for_message_header(&header) {
             Ok(subject) => {
@@ -272,7 +331,9 @@ impl Manager {
                 "unsigned hooks need polkit action {TEST_HOOK_ACTION}"
             )));
         }
+        // Authorized and admitted before the report is read at all.
         let slot = self.shared.slots.try_acquire(caller.uid)?;
+        let parsed = read_report(&report).await?;
         let job = JobStart {
             caller,
             owner,
@@ -331,6 +392,10 @@ impl Manager {
                 "max_glob_matches".to_owned(),
                 as_u64(limits.max_glob_matches),
             ),
+            (
+                "pending_result_bytes".to_owned(),
+                limits.pending_result_bytes,
+            ),
         ])
     }
 
@@ -351,12 +416,30 @@ fn close_on_exec(fd: OwnedFd) -> Result<OwnedFd, Error> {
     Ok(fd)
 }
 
-fn parse_report(report: &OwnedFd) -> Result<Report, Error> {
+/// Read and parse the report off the async workers (a slow file must not
+/// stall the bus), giving up after [`REPORT_READ_TIMEOUT`].
+async fn read_report(report: &OwnedFd) -> Result<Report, Error> {
     let fd = report
         .try_clone()
         .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
-    Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
-        .map_err(|e| Error::InvalidArgs(format!("report: {e}")))
+    let reading = tokio::task::spawn_blocking(move || {
+        Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
+    });
+    match tokio::time::timeout(REPORT_READ_TIMEOUT, reading).await {
+        Err(_) => Err(Error::InvalidArgs(format!(
+            "the report could not be read within {} s; pass a regular, local file",
+            REPORT_READ_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(e)) => Err(Error::InvalidArgs(format!(
+            "reading the report failed: {e}"
+        ))),
+        Ok(Ok(parsed)) => parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}"))),
+    }
+}
+
+/// Bytes behind a result descriptor (0 if it cannot be asked).
+fn fd_size(fd: &OwnedFd) -> u64 {
+    nix::sys::stat::fstat(fd).map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0))
 }
 
 fn unix_now() -> i64 {
@@ -391,7 +474,17 @@ struct JobShared {
     done: AtomicU32,
     total: AtomicU32,
     result: Mutex<Option<(OwnedFd, Vec<StepReport>, String)>>,
+    dropped: std::sync::atomic::AtomicBool,
     fetched: Notify,
+}
+
+impl JobShared {
+    /// Free the result and let the job's task remove the object.
+    fn drop_result(&self) {
+        self.dropped.store(true, Ordering::SeqCst);
+        *self.result.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.fetched.notify_one();
+    }
 }
 
 /// `com.ubuntu.Apport1.Job` on one job's path.
@@ -449,6 +542,13 @@ impl JobObject {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let Some((fd, steps, outcome)) = result.as_ref() else {
+            if self.shared.dropped.load(Ordering::SeqCst) {
+                return Err(Error::ResultDropped(
+                    "the result was dropped (its caller left, or too many results were \
+                     waiting); run the hook again"
+                        .into(),
+                ));
+            }
             return Err(Error::NotFinished(
                 "the job is still running; wait for Finished".into(),
             ));
@@ -498,6 +598,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
     let path = OwnedObjectPath::try_from(format!("{JOBS_PATH}/{id}")).map_err(Error::ZBus)?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let cancel = Arc::new(cancel_tx);
+    let (gone_tx, gone_rx) = watch::channel(false);
     let job_shared = Arc::new(JobShared::default());
     *job_shared
         .state
@@ -522,25 +623,29 @@ async fn start_job<A: Authorizer + Send + 'static>(
         connection.clone(),
         start.caller.name.clone(),
         Arc::clone(&cancel),
+        gone_tx,
     ));
     let task = JobTask {
         shared: Arc::clone(shared),
         job: job_shared,
         connection: connection.clone(),
         path: path.clone(),
+        caller_name: start.caller.name.clone(),
     };
     tokio::spawn(async move {
-        task.run(start, cancel_rx).await;
+        task.run(start, cancel_rx, gone_rx).await;
         watcher.abort();
     });
     Ok(path)
 }
 
-/// The caller disconnecting cancels its job (and so kills its processes).
+/// The caller disconnecting cancels its job (and so kills its processes)
+/// and, through `gone`, drops a finished job's result nobody can fetch.
 async fn cancel_on_disconnect(
     connection: Connection,
     caller: OwnedUniqueName,
     cancel: Arc<watch::Sender<bool>>,
+    gone: watch::Sender<bool>,
 ) {
     use futures_util::StreamExt;
     let Ok(proxy) = zbus::fdo::DBusProxy::new(&connection).await else {
@@ -559,6 +664,7 @@ async fn cancel_on_disconnect(
         .unwrap_or(false)
     {
         cancel.send_replace(true);
+        gone.send_replace(true);
         return;
     }
     while let Some(signal) = changes.next().await {
@@ -567,6 +673,7 @@ async fn cancel_on_disconnect(
         {
             tracing::info!(caller = %caller, "caller left the bus: cancelling its job");
             cancel.send_replace(true);
+            gone.send_replace(true);
             return;
         }
     }
@@ -577,10 +684,28 @@ struct JobTask {
     job: Arc<JobShared>,
     connection: Connection,
     path: OwnedObjectPath,
+    /// The caller's unique bus name: the only destination of the job's signals.
+    caller_name: OwnedUniqueName,
+}
+
+/// An emitter for `path`'s signals addressed to `caller` alone. A job's
+/// signals (its result descriptor, its state) are nobody else's business.
+fn caller_emitter(
+    connection: &Connection,
+    path: &OwnedObjectPath,
+    caller: &OwnedUniqueName,
+) -> zbus::Result<SignalEmitter<'static>> {
+    Ok(SignalEmitter::new(connection, path.clone())?
+        .set_destination(BusName::Unique(caller.clone().into_inner())))
 }
 
 impl JobTask {
-    async fn run<A: Authorizer>(self, start: JobStart<A>, cancel: watch::Receiver<bool>) {
+    async fn run<A: Authorizer>(
+        self,
+        start: JobStart<A>,
+        cancel: watch::Receiver<bool>,
+        gone: watch::Receiver<bool>,
+    ) {
         let JobStart {
             caller,
             owner,
@@ -600,21 +725,22 @@ impl JobTask {
         let job = Arc::clone(&self.job);
         let connection = self.connection.clone();
         let path = self.path.clone();
+        let caller_name = self.caller_name.clone();
         let progress = move |done: usize, _total: usize| {
             job.done
                 .store(u32::try_from(done).unwrap_or(u32::MAX), Ordering::SeqCst);
-            let (connection, path) = (connection.clone(), path.clone());
+            let (connection, path, caller_name) =
+                (connection.clone(), path.clone(), caller_name.clone());
             tokio::spawn(async move {
+                let Ok(emitter) = caller_emitter(&connection, &path, &caller_name) else {
+                    return;
+                };
                 if let Ok(iface) = connection
                     .object_server()
                     .interface::<_, JobObject>(&path)
                     .await
                 {
-                    let _ = iface
-                        .get()
-                        .await
-                        .progress_changed(iface.signal_emitter())
-                        .await;
+                    let _ = iface.get().await.progress_changed(&emitter).await;
                 }
             });
         };
@@ -624,10 +750,18 @@ impl JobTask {
             .run(&request, &authorizer, Some(cancel.clone()), &progress)
             .await;
         drop(slot);
-        let cancelled = *cancel.borrow();
-        self.finish(output, cancelled).await;
-        // Keep the result for the caller to fetch, then go away.
-        let _ = tokio::time::timeout(RESULT_KEEP, self.job.fetched.notified()).await;
+        let was_cancelled = *cancel.borrow();
+        self.finish(output, was_cancelled).await;
+        // Keep the result for the caller to fetch, then go away; at once if
+        // the caller left (no one else may fetch it) or the result was dropped.
+        let mut gone = Some(gone);
+        tokio::select! {
+            _ = tokio::time::timeout(RESULT_KEEP, self.job.fetched.notified()) => {}
+            () = cancelled(&mut gone) => {
+                tracing::info!(job = %self.path, "caller left: dropping its job's result");
+            }
+        }
+        self.job.drop_result();
         let _ = self
             .connection
             .object_server()
@@ -676,6 +810,7 @@ impl JobTask {
         };
         // The result is in place before anyone can hear that it exists.
         let signal_fd = fd.try_clone();
+        let result_bytes = fd_size(&fd);
         *self
             .job
             .result
@@ -686,8 +821,12 @@ impl JobTask {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = state.to_owned();
+        self.shared.hold_result(&self.path, result_bytes, &self.job);
+        // Unicast to the caller only: a broadcast signal reaches every
+        // connection with a matching rule, and this one carries the result
+        // descriptor (root steps' output) into any process that receives it.
         if let (Ok(emitter), Ok(signal_fd)) = (
-            SignalEmitter::new(&self.connection, self.path.clone()),
+            caller_emitter(&self.connection, &self.path, &self.caller_name),
             signal_fd,
         ) {
             let _ =

@@ -16,12 +16,19 @@ pub const JOB_DEADLINE: Duration = Duration::from_secs(600);
 pub const MAX_CONCURRENT_JOBS: usize = 4;
 /// At most this many jobs run at once for one caller uid.
 pub const MAX_JOBS_PER_CALLER: usize = 2;
+/// Results waiting to be fetched hold at most this many bytes together.
+pub const PENDING_RESULT_BYTES: u64 = 4 * JOB_BYTE_CAP;
 /// At most this many files one glob step attaches.
 pub const MAX_GLOB_MATCHES: usize = 100;
 /// Conffiles larger than this are reported as not checked rather than hashed.
 pub const CONFFILE_HASH_CAP: u64 = 4 * 1024 * 1024;
 /// apportd exits after this long with no job and no call.
 pub const IDLE_EXIT: Duration = Duration::from_secs(30);
+/// At most this many method calls of one caller uid are in progress at once
+/// (each may wait on polkit or on reading a report).
+pub const MAX_CALLS_PER_CALLER: usize = 8;
+/// Reading and parsing a caller's report gives up after this long.
+pub const REPORT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The limits in force, as configured (`[limits]` in `apportd.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +44,9 @@ pub struct Limits {
     pub max_jobs_per_caller: usize,
     /// Files one glob step attaches.
     pub max_glob_matches: usize,
+    /// Bytes of finished jobs' results waiting to be fetched, all jobs
+    /// together; over it, the oldest unfetched results are dropped.
+    pub pending_result_bytes: u64,
 }
 
 impl Default for Limits {
@@ -47,6 +57,7 @@ impl Default for Limits {
             max_jobs: MAX_CONCURRENT_JOBS,
             max_jobs_per_caller: MAX_JOBS_PER_CALLER,
             max_glob_matches: MAX_GLOB_MATCHES,
+            pending_result_bytes: PENDING_RESULT_BYTES,
         }
     }
 }
@@ -64,6 +75,14 @@ pub enum AdmissionError {
     /// Too many jobs are running.
     #[error("{0} jobs are already running; try again when one has finished")]
     Busy(usize),
+    /// This caller already has its share of calls in progress.
+    #[error("uid {uid} already has {calls} calls in progress; wait for one to return")]
+    TooManyCalls {
+        /// The caller.
+        uid: u32,
+        /// How many calls it has in progress.
+        calls: usize,
+    },
     /// This caller already runs its share.
     #[error("uid {uid} already runs {running} jobs; wait for one to finish")]
     CallerBusy {
@@ -145,6 +164,66 @@ impl Drop for JobSlot {
     }
 }
 
+/// Counts method calls in progress, per caller uid: a call that waits (on
+/// polkit, on a slow report) holds apportd's resources and keeps it alive.
+#[derive(Debug, Clone)]
+pub struct CallCounter {
+    counts: Arc<Mutex<HashMap<u32, usize>>>,
+    max_per_caller: usize,
+}
+
+/// A call in progress, counted until dropped.
+#[derive(Debug)]
+pub struct CallInProgress {
+    counts: Arc<Mutex<HashMap<u32, usize>>>,
+    uid: u32,
+}
+
+impl CallCounter {
+    /// A counter allowing `max_per_caller` calls in progress per uid.
+    pub fn new(max_per_caller: usize) -> Self {
+        CallCounter {
+            counts: Arc::default(),
+            max_per_caller,
+        }
+    }
+
+    /// Count a call of `uid`, or refuse it when `uid` has too many in progress.
+    pub fn enter(&self, uid: u32) -> Result<CallInProgress, AdmissionError> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let calls = counts.get(&uid).copied().unwrap_or(0);
+        if calls >= self.max_per_caller {
+            return Err(AdmissionError::TooManyCalls { uid, calls });
+        }
+        counts.insert(uid, calls.saturating_add(1));
+        Ok(CallInProgress {
+            counts: Arc::clone(&self.counts),
+            uid,
+        })
+    }
+
+    /// Calls in progress, all callers together.
+    pub fn in_progress(&self) -> usize {
+        self.counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .fold(0, |a, b| a.saturating_add(*b))
+    }
+}
+
+impl Drop for CallInProgress {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(calls) = counts.get_mut(&self.uid) {
+            *calls = calls.saturating_sub(1);
+            if *calls == 0 {
+                counts.remove(&self.uid);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -174,5 +253,25 @@ mod tests {
         drop(a1);
         assert_eq!(slots.running(), 2);
         let _a3 = slots.try_acquire(1000).unwrap();
+    }
+
+    #[test]
+    fn calls_in_progress_are_counted_and_bounded_per_caller() {
+        let calls = CallCounter::new(2);
+        let a1 = calls.enter(1000).unwrap();
+        let _a2 = calls.enter(1000).unwrap();
+        assert_eq!(
+            calls.enter(1000).unwrap_err(),
+            AdmissionError::TooManyCalls {
+                uid: 1000,
+                calls: 2
+            }
+        );
+        let b1 = calls.enter(1001).unwrap();
+        assert_eq!(calls.in_progress(), 3);
+        drop(a1);
+        drop(b1);
+        assert_eq!(calls.in_progress(), 1);
+        let _a3 = calls.enter(1000).unwrap();
     }
 }

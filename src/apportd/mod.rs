@@ -23,3 +23,4 @@ pub mod proxy;
 pub mod safe_file;
 pub mod service;
 pub mod steps;
+pub mod unsigned;

@@ -26,6 +26,11 @@ use super::safe_file::{FileError, read_file};
 /// First argument that turns `apportd` into the privilege-dropping helper.
 pub const DROP_PRIVILEGES_ARG: &str = "--internal-drop-privileges";
 
+/// First argument that turns `apportd` into the root-step launcher: it
+/// closes every inherited descriptor but 0–2 and execs the step's program,
+/// keeping root. Root steps get the same descriptor hygiene as user steps.
+pub const ROOT_EXEC_ARG: &str = "--internal-root-exec";
+
 /// The helper's exit codes (and how the parent reads them back).
 pub mod exit {
     /// The read or glob finished and was complete.
@@ -164,8 +169,10 @@ impl Launcher {
     pub fn command(&self, principal: &Principal, program: &Path, args: &[String]) -> Command {
         match principal {
             Principal::Root => {
-                let mut command = Command::new(program);
+                let mut command = Command::new(&self.helper);
                 command
+                    .arg(ROOT_EXEC_ARG)
+                    .arg(program)
                     .args(args)
                     .env_clear()
                     .envs(base_environment())
@@ -288,6 +295,22 @@ pub fn drop_privileges_main(args: &[OsString]) -> ExitCode {
         }
         _ => ExitCode::from(exit::USAGE),
     }
+}
+
+/// The body of `apportd --internal-root-exec PROGRAM ARGS…`: close inherited
+/// descriptors, then exec `PROGRAM` as root (environment as the parent set it).
+pub fn root_exec_main(args: &[OsString]) -> ExitCode {
+    let Some((program, program_args)) = args.split_first() else {
+        eprintln!("apportd: internal root launcher called wrongly");
+        return ExitCode::from(exit::USAGE);
+    };
+    close_inherited_fds();
+    let error = Command::new(program).args(program_args).exec();
+    eprintln!(
+        "apportd: cannot run {}: {error}",
+        Path::new(program).display()
+    );
+    ExitCode::from(exit::EXEC_FAILED)
 }
 
 type HelperArgs<'a> = (u32, u32, Vec<u32>, &'a OsStr, &'a [OsString]);

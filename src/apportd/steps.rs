@@ -93,8 +93,12 @@ pub async fn run_step(
         .unwrap_or_else(Instant::now);
     let work = collect(env, step, caps.max_bytes, deadline);
     match tokio::time::timeout_at(deadline, work).await {
+        // Whichever timer fired first, report the timeout the step had (the
+        // process path only knows its deadline, by then 0 s away).
+        Ok(Err(StepFailure::TimedOut(_))) | Err(_) => {
+            Err(StepFailure::TimedOut(caps.timeout.as_secs()))
+        }
         Ok(result) => result,
-        Err(_) => Err(StepFailure::TimedOut(caps.timeout.as_secs())),
     }
 }
 

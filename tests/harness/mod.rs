@@ -311,7 +311,12 @@ impl SystemBus {
 
     /// Wait (up to 30 s) until `name` is owned (`owned`) or not.
     pub fn wait_for_name(&self, name: &str, owned: bool) -> bool {
-        for _ in 0..300 {
+        self.wait_for_name_within(name, owned, 30)
+    }
+
+    /// Wait up to `secs` seconds until `name` is owned (`owned`) or not.
+    pub fn wait_for_name_within(&self, name: &str, owned: bool, secs: u32) -> bool {
+        for _ in 0..secs.saturating_mul(10) {
             if self.name_has_owner(name) == owned {
                 return true;
             }
