@@ -10,9 +10,9 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::sqlite_batch::OopsWriter;
 use super::{
-    AuditEntry, HookRecord, HookResult, HookState, InsertOops, NewHook, NewOops, NewResult,
-    OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey, Totals, UnixTime, User,
-    day_of,
+    AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
+    NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
+    Totals, UnixTime, User, day_of,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
@@ -129,6 +129,37 @@ pub(super) fn insert_oops_in(
         oops.report
     ])?;
     Ok(InsertOops::Inserted)
+}
+
+/// The SAS index entry, inside the caller's transaction.
+pub(super) fn sas_signature_in(
+    conn: &Connection,
+    sas: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT signature FROM sas_signature WHERE sas = ?1")?
+        .query_row(params![sas], |r| r.get(0))
+        .optional()?)
+}
+
+/// Whether any active hook matches one of the targets: one index probe per
+/// target on `hooks(target_kind, target_value) WHERE state = 'active'`,
+/// reading no hook row.
+pub(super) fn any_matching_hook_in(
+    conn: &Connection,
+    targets: &[TargetKey],
+    now: UnixTime,
+) -> Result<bool, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM hooks WHERE target_kind = ?1 AND target_value = ?2 \
+         AND state = 'active' AND not_after > ?3 LIMIT 1",
+    )?;
+    for t in targets {
+        if stmt.exists(params![t.kind, t.value, now])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
@@ -271,6 +302,10 @@ impl Storage for SqliteStorage {
 
     async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
         self.writer.insert(oops).await
+    }
+
+    async fn intake(&self, crash: Intake) -> Result<IntakeOutcome, StorageError> {
+        self.writer.intake(crash).await
     }
 
     async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError> {
