@@ -10,14 +10,22 @@ use std::sync::mpsc;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::sqlite::{any_matching_hook_in, connect, insert_oops_in, sas_signature_in};
-use super::{InsertOops, Intake, IntakeOutcome, NewOops, StorageError};
+use super::sqlite::{
+    accept_result_in, any_matching_hook_in, connect, insert_oops_in, sas_signature_in,
+};
+use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError};
 use crate::bucketing::targets;
 
 /// Most crashes committed together.
 pub const MAX_BATCH: usize = 256;
 
-type Reply = oneshot::Sender<Result<IntakeOutcome, StorageError>>;
+type Reply = oneshot::Sender<Result<Outcome, StorageError>>;
+
+/// What the writer answers.
+enum Outcome {
+    Crash(IntakeOutcome),
+    Result(ResultOutcome),
+}
 
 /// What the writer is asked to do with one crash.
 enum Job {
@@ -26,6 +34,9 @@ enum Job {
     /// The whole intake: SAS lookup, bucket, store, hook match — on the
     /// writer's connection, so a crash costs one thread hop, not three.
     Intake(Intake),
+    /// A hook result (`accept_result`): results share the batch's commit
+    /// too, each still under the conditional hook update.
+    Result(NewResult),
 }
 
 /// Handle of the writer thread; the thread ends when the handle is dropped.
@@ -47,7 +58,7 @@ impl OopsWriter {
 
     /// Stores one crash; resolves after its batch is committed.
     pub(super) async fn insert(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
-        Ok(match self.submit(Job::Insert(oops)).await? {
+        Ok(match self.crash(Job::Insert(oops)).await? {
             IntakeOutcome::Duplicate(existing) => InsertOops::Duplicate(existing),
             IntakeOutcome::Stored { .. } => InsertOops::Inserted,
         })
@@ -55,10 +66,28 @@ impl OopsWriter {
 
     /// The whole intake of one crash; resolves after its batch is committed.
     pub(super) async fn intake(&self, crash: Intake) -> Result<IntakeOutcome, StorageError> {
-        self.submit(Job::Intake(crash)).await
+        self.crash(Job::Intake(crash)).await
     }
 
-    async fn submit(&self, job: Job) -> Result<IntakeOutcome, StorageError> {
+    /// Stores one hook result; resolves after its batch is committed.
+    pub(super) async fn accept_result(
+        &self,
+        result: NewResult,
+    ) -> Result<ResultOutcome, StorageError> {
+        match self.submit(Job::Result(result)).await? {
+            Outcome::Result(outcome) => Ok(outcome),
+            Outcome::Crash(_) => Err(StorageError::WorkerGone),
+        }
+    }
+
+    async fn crash(&self, job: Job) -> Result<IntakeOutcome, StorageError> {
+        match self.submit(job).await? {
+            Outcome::Crash(outcome) => Ok(outcome),
+            Outcome::Result(_) => Err(StorageError::WorkerGone),
+        }
+    }
+
+    async fn submit(&self, job: Job) -> Result<Outcome, StorageError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send((job, reply))
@@ -95,8 +124,16 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
 }
 
 /// One crash inside the batch's transaction.
-fn write_one(conn: &Connection, job: &mut Job) -> Result<IntakeOutcome, StorageError> {
+fn write_one(conn: &Connection, job: &mut Job) -> Result<Outcome, StorageError> {
     match job {
+        Job::Result(result) => accept_result_in(conn, result).map(Outcome::Result),
+        Job::Insert(_) | Job::Intake(_) => write_crash(conn, job).map(Outcome::Crash),
+    }
+}
+
+fn write_crash(conn: &Connection, job: &mut Job) -> Result<IntakeOutcome, StorageError> {
+    match job {
+        Job::Result(_) => Err(StorageError::WorkerGone),
         Job::Insert(oops) => Ok(match insert_oops_in(conn, oops)? {
             InsertOops::Duplicate(existing) => IntakeOutcome::Duplicate(existing),
             InsertOops::Inserted => IntakeOutcome::Stored {
@@ -132,7 +169,7 @@ fn write_one(conn: &Connection, job: &mut Job) -> Result<IntakeOutcome, StorageE
 fn write_batch(
     conn: &mut Connection,
     batch: &mut [(Job, Reply)],
-) -> Result<Vec<Result<IntakeOutcome, StorageError>>, StorageError> {
+) -> Result<Vec<Result<Outcome, StorageError>>, StorageError> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for (job, _) in batch.iter_mut() {
