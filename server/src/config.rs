@@ -66,6 +66,8 @@ struct FileConfig {
     database: Option<String>,
     public_url: Option<String>,
     retracer: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     #[serde(default)]
     limits: FileLimits,
 }
@@ -78,6 +80,7 @@ struct FileLimits {
     max_result_bytes: Option<usize>,
     max_api_body_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
     max_hook_reports: Option<u32>,
     max_hook_days: Option<u32>,
     hook_disk_cap_bytes: Option<u64>,
@@ -107,6 +110,11 @@ pub struct Limits {
     pub max_api_body_bytes: usize,
     /// Whole-request timeout, body included, in seconds. Default 60.
     pub request_timeout_secs: u64,
+    /// Time a client has to send a request's head (and, on TLS, to finish
+    /// the handshake), in seconds; then the connection is closed, so a
+    /// client that never finishes its headers (slowloris) cannot hold it.
+    /// Default 10.
+    pub header_read_timeout_secs: u64,
     /// Upper bound of a hook's `reports` limit. Default 1000.
     pub max_hook_reports: u32,
     /// Upper bound of a hook's `days` limit. Default 30.
@@ -127,6 +135,7 @@ impl Default for Limits {
             max_result_bytes: 50 << 20,
             max_api_body_bytes: 1 << 20,
             request_timeout_secs: 60,
+            header_read_timeout_secs: 10,
             max_hook_reports: 1000,
             max_hook_days: 30,
             hook_disk_cap_bytes: 100 << 20,
@@ -150,8 +159,30 @@ pub struct Config {
     pub public_url: String,
     /// A retracer is deployed: answer `CORE` for unknown SASes.
     pub retracer: bool,
+    /// Serve HTTPS with these files instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
     /// Server-wide bounds.
     pub limits: Limits,
+}
+
+/// The PEM files of the TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first (`tls_cert`).
+    pub cert: PathBuf,
+    /// Private key of the leaf: PKCS#8, PKCS#1 or SEC1 (`tls_key`).
+    pub key: PathBuf,
+}
+
+fn tls_files(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        _ => Err(ConfigError::Invalid(
+            "TLS needs both tls_cert and tls_key (--tls-cert and --tls-key); give both or neither"
+                .into(),
+        )),
+    }
 }
 
 impl Config {
@@ -211,9 +242,14 @@ impl Config {
                 )));
             }
         };
+        let scheme = if file.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let public_url = file
             .public_url
-            .unwrap_or_else(|| format!("http://{listen}"))
+            .unwrap_or_else(|| format!("{scheme}://{listen}"))
             .trim_end_matches('/')
             .to_owned();
         let d = Limits::default();
@@ -224,25 +260,58 @@ impl Config {
             max_result_bytes: f.max_result_bytes.unwrap_or(d.max_result_bytes),
             max_api_body_bytes: f.max_api_body_bytes.unwrap_or(d.max_api_body_bytes),
             request_timeout_secs: f.request_timeout_secs.unwrap_or(d.request_timeout_secs),
+            header_read_timeout_secs: f
+                .header_read_timeout_secs
+                .unwrap_or(d.header_read_timeout_secs),
             max_hook_reports: f.max_hook_reports.unwrap_or(d.max_hook_reports),
             max_hook_days: f.max_hook_days.unwrap_or(d.max_hook_days),
             hook_disk_cap_bytes: f.hook_disk_cap_bytes.unwrap_or(d.hook_disk_cap_bytes),
             offer_multiple: f.offer_multiple.unwrap_or(d.offer_multiple),
             token_ttl_secs: f.token_ttl_secs.unwrap_or(d.token_ttl_secs),
         };
-        if limits.request_timeout_secs == 0 || limits.offer_multiple == 0 {
+        if limits.request_timeout_secs == 0
+            || limits.header_read_timeout_secs == 0
+            || limits.offer_multiple == 0
+        {
             return Err(ConfigError::Invalid(
-                "limits.request_timeout_secs and limits.offer_multiple must be at least 1".into(),
+                "limits.request_timeout_secs, limits.header_read_timeout_secs and \
+                 limits.offer_multiple must be at least 1"
+                    .into(),
             ));
         }
+        let tls = tls_files(file.tls_cert, file.tls_key)?;
         Ok(Config {
             listen,
             data_dir,
             database,
             public_url,
             retracer: file.retracer.unwrap_or(false),
+            tls,
             limits,
         })
+    }
+
+    /// Applies `--tls-cert` / `--tls-key` (flags win over the file); both or
+    /// neither must end up set. A `public_url` that was derived from the
+    /// listen address follows the scheme.
+    pub fn set_tls(
+        &mut self,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<(), ConfigError> {
+        if cert.is_none() && key.is_none() {
+            return Ok(());
+        }
+        let (old_cert, old_key) = match self.tls.take() {
+            Some(t) => (Some(t.cert), Some(t.key)),
+            None => (None, None),
+        };
+        let derived = format!("http://{}", self.listen);
+        self.tls = tls_files(cert.or(old_cert), key.or(old_key))?;
+        if self.tls.is_some() && self.public_url == derived {
+            self.public_url = format!("https://{}", self.listen);
+        }
+        Ok(())
     }
 
     /// Creates the data directory (and its `cores/` folder) when missing.
@@ -305,6 +374,18 @@ mod tests {
             c.database,
             Database::Sqlite(PathBuf::from("/srv/d/daisy.sqlite3"))
         );
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_makes_the_public_url_https() {
+        let half = Config::from_toml("tls_cert = \"/c.pem\"", &CommonArgs::default(), None);
+        assert!(half.unwrap_err().to_string().contains("tls_key"));
+        let mut c = Config::from_toml("", &CommonArgs::default(), None).unwrap();
+        assert!(c.set_tls(None, Some("/k.pem".into())).is_err());
+        c.set_tls(Some("/c.pem".into()), Some("/k.pem".into()))
+            .unwrap();
+        assert_eq!(c.public_url, "https://127.0.0.1:8080");
+        assert_eq!(c.tls.unwrap().key, PathBuf::from("/k.pem"));
     }
 
     #[test]

@@ -21,3 +21,4 @@ pub mod router;
 pub mod server;
 pub mod signing;
 pub mod storage;
+pub mod tls;

@@ -1,24 +1,102 @@
 //! Running the HTTP server (mini-redis shape): the caller binds the
 //! listener and owns shutdown, so tests start the real server on
 //! `127.0.0.1:0`.
+//!
+//! The accept loop is ours rather than `axum::serve` so that each
+//! connection gets hyper's header read timeout (a client that never
+//! finishes its request head is disconnected, see
+//! `limits.header_read_timeout_secs`) and, when configured, TLS.
 
 use std::future::Future;
+use std::time::Duration;
 
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::app::AppState;
 use crate::router;
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Serves HTTPS when `app.config.tls` is set (the files are read here; an
+/// unusable pair is an `InvalidInput` error before anything is accepted).
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls =
+        match &app.config.tls {
+            Some(files) => Some(crate::tls::acceptor(files).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+            })?),
+            None => None,
+        };
+    let header_timeout = Duration::from_secs(app.config.limits.header_read_timeout_secs);
     let router = router::build(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning; the
+                // listener itself stays usable.
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+        let router = router.clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(stream, router, header_timeout, watcher));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // The handshake has the same bound as a request head.
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            serve_connection(tls_stream, router, header_timeout, watcher).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+async fn serve_connection<I>(io: I, router: Router, header_timeout: Duration, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(router));
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!("connection ended: {e}");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use harness::http::request;
 use harness::{Engine, TestServer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[tokio::test]
@@ -85,4 +85,20 @@ async fn a_body_that_never_ends_is_cut_by_the_timeout() {
     let response = harness::http::read_response(&mut stream).await;
     assert_eq!(response.status, 408);
     assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let server = TestServer::start(Engine::Sqlite, "[limits]\nheader_read_timeout_secs = 1\n")
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // Half a request line, then nothing (slowloris).
+    stream.write_all(b"POST /abc1").await.unwrap();
+    let mut raw = Vec::new();
+    // Generous bound over the configured 1 s: only "closed eventually" is asserted.
+    let closed = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await;
+    assert!(closed.is_ok(), "the connection is still open after 30 s");
+    assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
+    server.stop().await.unwrap();
 }

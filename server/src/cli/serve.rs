@@ -19,6 +19,12 @@ pub struct ServeArgs {
     /// Address to listen on. Default: 127.0.0.1:8080.
     #[arg(long, env = "DAISY_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve HTTPS: certificate chain in PEM, leaf first (with --tls-key).
+    #[arg(long, env = "DAISY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Private key of the TLS certificate in PEM (with --tls-cert).
+    #[arg(long, env = "DAISY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Creates the bootstrap admin user when there is no user yet; returns its
@@ -48,7 +54,8 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
-    let config = Config::load(&args.common, args.listen.as_deref())?;
+    let mut config = Config::load(&args.common, args.listen.as_deref())?;
+    config.set_tls(args.tls_cert.clone(), args.tls_key.clone())?;
     config.create_data_dir().map_err(CliError::io(format!(
         "creating {}",
         config.data_dir.display()
@@ -77,8 +84,13 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
         .local_addr()
         .map_err(CliError::io("reading the listen address"))?;
     let engine = storage.engine();
-    tracing::info!(%addr, engine, data_dir = %config.data_dir.display(), "daisy listening");
-    let status = format!("listening on {addr}, {engine} database");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, engine, scheme, data_dir = %config.data_dir.display(), "daisy listening");
+    let status = format!("listening on {addr} ({scheme}), {engine} database");
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status),

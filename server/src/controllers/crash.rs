@@ -14,9 +14,9 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::app::AppState;
-use crate::bucketing::{CrashKeys, dedup_digest, targets};
+use crate::bucketing::{CrashKeys, dedup_digest};
 use crate::error::AppError;
-use crate::storage::{self, InsertOops, NewOops};
+use crate::storage::{self, Intake, IntakeOutcome, NewOops};
 
 /// Header that tells a hook-aware client where its hook list is. Old
 /// clients ignore response headers, so the body stays as daisy's.
@@ -85,53 +85,44 @@ pub async fn submit(
         return Err(AppError::bad_request("Incomplete crash report."));
     }
     let keys = CrashKeys::of(&report);
-    let known = match &keys.sas {
-        Some(sas) => app.storage.sas_signature(sas).await?,
-        None => None,
-    };
-    let bucket = keys.bucket(known.as_deref());
     let oops_id = uuid::Uuid::new_v4().to_string();
+    let has_sas = keys.sas.is_some();
     let oops = NewOops {
         id: oops_id.clone(),
         system_id: system_id.clone(),
         received: storage::now(),
         dedup_digest: dedup_digest(&report),
-        bucket: bucket.clone(),
+        bucket: None,
         sas: keys.sas.clone(),
         package: keys.package.clone(),
         source_package: keys.source_package.clone(),
         duplicate_signature: keys.duplicate_signature.clone(),
         report: body.to_vec(),
     };
-    if let InsertOops::Duplicate(existing) = app.storage.insert_oops(oops).await? {
-        tracing::info!(%system_id, %existing, "duplicate crash");
-        app.metrics.crash("duplicate");
-        return Err(AppError::text(
-            StatusCode::CONFLICT,
-            "Crash already reported.",
-        ));
-    }
+    // One storage call: SAS lookup, bucket, insert (acknowledged after the
+    // group commit) and the hook match, on SQLite in one writer trip.
+    let (sas_known, hooks_match) = match app.storage.intake(Intake { oops, keys }).await? {
+        IntakeOutcome::Duplicate(existing) => {
+            tracing::info!(%system_id, %existing, "duplicate crash");
+            app.metrics.crash("duplicate");
+            return Err(AppError::text(
+                StatusCode::CONFLICT,
+                "Crash already reported.",
+            ));
+        }
+        IntakeOutcome::Stored {
+            sas_known,
+            hooks_match,
+        } => (sas_known, hooks_match),
+    };
     app.metrics.crash("accepted");
-    let command = if app.config.retracer && keys.sas.is_some() && known.is_none() {
+    let command = if app.config.retracer && has_sas && !sas_known {
         "CORE"
     } else {
         "OOPSID"
     };
     let mut response = format!("{oops_id} {command}").into_response();
-    let hooks = app
-        .storage
-        .matching_hooks(
-            &targets(
-                bucket.as_deref(),
-                keys.sas.as_deref(),
-                keys.duplicate_signature.as_deref(),
-                keys.package.as_deref(),
-                keys.source_package.as_deref(),
-            ),
-            storage::now(),
-        )
-        .await?;
-    if !hooks.is_empty()
+    if hooks_match
         && let Ok(value) =
             HeaderValue::from_str(&hooks_url(&app.config.public_url, &oops_id, &system_id))
     {

@@ -75,6 +75,30 @@ pub struct NewOops {
     pub report: Vec<u8>,
 }
 
+/// A crash for [`Storage::intake`]: the OOPS (its `bucket` is filled in
+/// from `keys` and the SAS index) and the keys bucketing and matching need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    /// The OOPS; `bucket` is ignored and set by the intake.
+    pub oops: NewOops,
+    /// The report's bucketing keys.
+    pub keys: crate::bucketing::CrashKeys,
+}
+
+/// The outcome of [`Storage::intake`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntakeOutcome {
+    /// The same crash from the same system was stored before, under this id.
+    Duplicate(String),
+    /// Stored (committed).
+    Stored {
+        /// The SAS was in the index (no retrace needed).
+        sas_known: bool,
+        /// At least one active hook matches the OOPS.
+        hooks_match: bool,
+    },
+}
+
 /// The outcome of storing a crash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsertOops {
@@ -341,6 +365,33 @@ pub trait Storage: Send + Sync {
 
     /// Stores a crash unless the same crash came from the same system before.
     async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError>;
+    /// The whole crash intake: SAS index lookup, bucketing, the insert
+    /// (acknowledged after commit) and whether active hooks match. This
+    /// default makes three calls; an engine may do it in one trip.
+    async fn intake(&self, crash: Intake) -> Result<IntakeOutcome, StorageError> {
+        let Intake { mut oops, keys } = crash;
+        let known = match &keys.sas {
+            Some(sas) => self.sas_signature(sas).await?,
+            None => None,
+        };
+        oops.bucket = keys.bucket(known.as_deref());
+        let targets = crate::bucketing::targets(
+            oops.bucket.as_deref(),
+            oops.sas.as_deref(),
+            oops.duplicate_signature.as_deref(),
+            oops.package.as_deref(),
+            oops.source_package.as_deref(),
+        );
+        let now = oops.received;
+        if let InsertOops::Duplicate(existing) = self.insert_oops(oops).await? {
+            return Ok(IntakeOutcome::Duplicate(existing));
+        }
+        let hooks_match = !self.matching_hooks(&targets, now).await?.is_empty();
+        Ok(IntakeOutcome::Stored {
+            sas_known: known.is_some(),
+            hooks_match,
+        })
+    }
     /// Reads an OOPS.
     async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError>;
     /// Records that the core dump for an OOPS was stored; `false` when the

@@ -10,9 +10,9 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::sqlite_batch::OopsWriter;
 use super::{
-    AuditEntry, HookRecord, HookResult, HookState, InsertOops, NewHook, NewOops, NewResult,
-    OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey, Totals, UnixTime, User,
-    day_of,
+    AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
+    NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
+    Totals, UnixTime, User, day_of,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
@@ -129,6 +129,131 @@ pub(super) fn insert_oops_in(
         oops.report
     ])?;
     Ok(InsertOops::Inserted)
+}
+
+/// The SAS index entry, inside the caller's transaction.
+pub(super) fn sas_signature_in(
+    conn: &Connection,
+    sas: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT signature FROM sas_signature WHERE sas = ?1")?
+        .query_row(params![sas], |r| r.get(0))
+        .optional()?)
+}
+
+/// Whether any active hook matches one of the targets: one index probe per
+/// target on `hooks(target_kind, target_value) WHERE state = 'active'`,
+/// reading no hook row.
+pub(super) fn any_matching_hook_in(
+    conn: &Connection,
+    targets: &[TargetKey],
+    now: UnixTime,
+) -> Result<bool, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM hooks WHERE target_kind = ?1 AND target_value = ?2 \
+         AND state = 'active' AND not_after > ?3 LIMIT 1",
+    )?;
+    for t in targets {
+        if stmt.exists(params![t.kind, t.value, now])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Stores one hook result inside the caller's transaction (the writer's
+/// batch, a savepoint per result), with the one conditional statement that
+/// enforces `reports`, `days` and the disk cap. An unknown token writes
+/// nothing; every other refusal is counted.
+pub(super) fn accept_result_in(
+    tx: &Connection,
+    result: &NewResult,
+) -> Result<ResultOutcome, StorageError> {
+    let token: Option<i64> = tx
+        .query_row(
+            "SELECT used FROM hook_tokens WHERE token_hash = ?1 AND hook_id = ?2 \
+                 AND oops_id = ?3 AND expires > ?4",
+            params![
+                result.token_hash,
+                result.hook_id,
+                result.oops_id,
+                result.now
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(used) = token else {
+        return Ok(ResultOutcome::UnknownToken);
+    };
+    let refuse = |tx: &Connection| -> Result<(), StorageError> {
+        tx.execute(
+            "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = ?1",
+            params![result.hook_id],
+        )?;
+        bump_stat(tx, result.now, result.hook_id, "results_refused")
+    };
+    let exists = tx
+        .query_row(
+            "SELECT 1 FROM hook_results WHERE oops_id = ?1 AND hook_id = ?2",
+            params![result.oops_id, result.hook_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if exists || used != 0 {
+        refuse(tx)?;
+        return Ok(ResultOutcome::Duplicate);
+    }
+    // The one conditional statement that enforces `reports`, `days`
+    // and the disk cap.
+    let claimed: Option<(i64, i64, i64)> = tx
+        .query_row(
+            "UPDATE hooks SET results = results + 1, bytes = bytes + ?1, \
+                 failures = failures + ?2, \
+                 state = CASE WHEN results + 1 >= max_reports THEN 'completed' ELSE state END \
+                 WHERE id = ?3 AND state = 'active' AND results < max_reports \
+                 AND not_after > ?4 AND bytes + ?1 <= disk_cap \
+                 RETURNING results, max_reports, version",
+            params![
+                result.bytes,
+                i64::from(result.failed),
+                result.hook_id,
+                result.now
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    tx.execute(
+        "UPDATE hook_tokens SET used = 1 WHERE token_hash = ?1 AND hook_id = ?2",
+        params![result.token_hash, result.hook_id],
+    )?;
+    let Some((results, max_reports, version)) = claimed else {
+        let outcome = refusal(tx, result.hook_id, result.bytes, result.now)?;
+        refuse(tx)?;
+        return Ok(outcome);
+    };
+    tx.execute(
+        "INSERT INTO hook_results (oops_id, hook_id, hook_version, bucket, package, \
+             received, keys, bytes, failed) \
+             SELECT ?1, ?2, ?3, bucket, package, ?4, ?5, ?6, ?7 FROM oops WHERE id = ?1",
+        params![
+            result.oops_id,
+            result.hook_id,
+            version,
+            result.now,
+            result.keys,
+            result.bytes,
+            i64::from(result.failed)
+        ],
+    )?;
+    bump_stat(tx, result.now, result.hook_id, "results")?;
+    if result.failed {
+        bump_stat(tx, result.now, result.hook_id, "failures")?;
+    }
+    Ok(ResultOutcome::Accepted {
+        completed: results >= max_reports,
+    })
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
@@ -271,6 +396,10 @@ impl Storage for SqliteStorage {
 
     async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
         self.writer.insert(oops).await
+    }
+
+    async fn intake(&self, crash: Intake) -> Result<IntakeOutcome, StorageError> {
+        self.writer.intake(crash).await
     }
 
     async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError> {
@@ -531,97 +660,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let token: Option<i64> = tx
-                .query_row(
-                    "SELECT used FROM hook_tokens WHERE token_hash = ?1 AND hook_id = ?2 \
-                     AND oops_id = ?3 AND expires > ?4",
-                    params![
-                        result.token_hash,
-                        result.hook_id,
-                        result.oops_id,
-                        result.now
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(used) = token else {
-                return Ok(ResultOutcome::UnknownToken);
-            };
-            let refuse = |tx: &rusqlite::Transaction<'_>| -> Result<(), StorageError> {
-                tx.execute(
-                    "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = ?1",
-                    params![result.hook_id],
-                )?;
-                bump_stat(tx, result.now, result.hook_id, "results_refused")
-            };
-            let exists = tx
-                .query_row(
-                    "SELECT 1 FROM hook_results WHERE oops_id = ?1 AND hook_id = ?2",
-                    params![result.oops_id, result.hook_id],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if exists || used != 0 {
-                refuse(&tx)?;
-                tx.commit()?;
-                return Ok(ResultOutcome::Duplicate);
-            }
-            // The one conditional statement that enforces `reports`, `days`
-            // and the disk cap.
-            let claimed: Option<(i64, i64, i64)> = tx
-                .query_row(
-                    "UPDATE hooks SET results = results + 1, bytes = bytes + ?1, \
-                     failures = failures + ?2, \
-                     state = CASE WHEN results + 1 >= max_reports THEN 'completed' ELSE state END \
-                     WHERE id = ?3 AND state = 'active' AND results < max_reports \
-                     AND not_after > ?4 AND bytes + ?1 <= disk_cap \
-                     RETURNING results, max_reports, version",
-                    params![
-                        result.bytes,
-                        i64::from(result.failed),
-                        result.hook_id,
-                        result.now
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            tx.execute(
-                "UPDATE hook_tokens SET used = 1 WHERE token_hash = ?1 AND hook_id = ?2",
-                params![result.token_hash, result.hook_id],
-            )?;
-            let Some((results, max_reports, version)) = claimed else {
-                let outcome = refusal(&tx, result.hook_id, result.bytes, result.now)?;
-                refuse(&tx)?;
-                tx.commit()?;
-                return Ok(outcome);
-            };
-            tx.execute(
-                "INSERT INTO hook_results (oops_id, hook_id, hook_version, bucket, package, \
-                 received, keys, bytes, failed) \
-                 SELECT ?1, ?2, ?3, bucket, package, ?4, ?5, ?6, ?7 FROM oops WHERE id = ?1",
-                params![
-                    result.oops_id,
-                    result.hook_id,
-                    version,
-                    result.now,
-                    result.keys,
-                    result.bytes,
-                    i64::from(result.failed)
-                ],
-            )?;
-            bump_stat(&tx, result.now, result.hook_id, "results")?;
-            if result.failed {
-                bump_stat(&tx, result.now, result.hook_id, "failures")?;
-            }
-            tx.commit()?;
-            Ok(ResultOutcome::Accepted {
-                completed: results >= max_reports,
-            })
-        })
-        .await
+        self.writer.accept_result(result).await
     }
 
     async fn hook_results(
@@ -789,7 +828,7 @@ impl Storage for SqliteStorage {
 /// Why the claim failed, with the state change it implies: `days` passed →
 /// expired; over the disk cap → disabled.
 fn refusal(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     hook_id: i64,
     bytes: i64,
     now: UnixTime,
@@ -825,11 +864,7 @@ fn refusal(
 
 pub(super) const DISK_CAP_REASON: &str = "disk cap reached";
 
-fn disable_over_cap(
-    tx: &rusqlite::Transaction<'_>,
-    hook_id: i64,
-    now: UnixTime,
-) -> Result<(), StorageError> {
+fn disable_over_cap(tx: &Connection, hook_id: i64, now: UnixTime) -> Result<(), StorageError> {
     tx.execute(
         "UPDATE hooks SET state = 'disabled', state_reason = ?1 WHERE id = ?2 AND state = 'active'",
         params![DISK_CAP_REASON, hook_id],

@@ -10,17 +10,38 @@ use std::sync::mpsc;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::sqlite::{connect, insert_oops_in};
-use super::{InsertOops, NewOops, StorageError};
+use super::sqlite::{
+    accept_result_in, any_matching_hook_in, connect, insert_oops_in, sas_signature_in,
+};
+use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError};
+use crate::bucketing::targets;
 
 /// Most crashes committed together.
 pub const MAX_BATCH: usize = 256;
 
-type Reply = oneshot::Sender<Result<InsertOops, StorageError>>;
+type Reply = oneshot::Sender<Result<Outcome, StorageError>>;
+
+/// What the writer answers.
+enum Outcome {
+    Crash(IntakeOutcome),
+    Result(ResultOutcome),
+}
+
+/// What the writer is asked to do with one crash.
+enum Job {
+    /// Store as given (`insert_oops`).
+    Insert(NewOops),
+    /// The whole intake: SAS lookup, bucket, store, hook match — on the
+    /// writer's connection, so a crash costs one thread hop, not three.
+    Intake(Intake),
+    /// A hook result (`accept_result`): results share the batch's commit
+    /// too, each still under the conditional hook update.
+    Result(NewResult),
+}
 
 /// Handle of the writer thread; the thread ends when the handle is dropped.
 pub(super) struct OopsWriter {
-    jobs: mpsc::Sender<(NewOops, Reply)>,
+    jobs: mpsc::Sender<(Job, Reply)>,
 }
 
 impl OopsWriter {
@@ -37,15 +58,45 @@ impl OopsWriter {
 
     /// Stores one crash; resolves after its batch is committed.
     pub(super) async fn insert(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
+        Ok(match self.crash(Job::Insert(oops)).await? {
+            IntakeOutcome::Duplicate(existing) => InsertOops::Duplicate(existing),
+            IntakeOutcome::Stored { .. } => InsertOops::Inserted,
+        })
+    }
+
+    /// The whole intake of one crash; resolves after its batch is committed.
+    pub(super) async fn intake(&self, crash: Intake) -> Result<IntakeOutcome, StorageError> {
+        self.crash(Job::Intake(crash)).await
+    }
+
+    /// Stores one hook result; resolves after its batch is committed.
+    pub(super) async fn accept_result(
+        &self,
+        result: NewResult,
+    ) -> Result<ResultOutcome, StorageError> {
+        match self.submit(Job::Result(result)).await? {
+            Outcome::Result(outcome) => Ok(outcome),
+            Outcome::Crash(_) => Err(StorageError::WorkerGone),
+        }
+    }
+
+    async fn crash(&self, job: Job) -> Result<IntakeOutcome, StorageError> {
+        match self.submit(job).await? {
+            Outcome::Crash(outcome) => Ok(outcome),
+            Outcome::Result(_) => Err(StorageError::WorkerGone),
+        }
+    }
+
+    async fn submit(&self, job: Job) -> Result<Outcome, StorageError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send((oops, reply))
+            .send((job, reply))
             .map_err(|_| StorageError::WorkerGone)?;
         answer.await.map_err(|_| StorageError::WorkerGone)?
     }
 }
 
-fn run(mut conn: Connection, rx: &mpsc::Receiver<(NewOops, Reply)>) {
+fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -54,7 +105,7 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(NewOops, Reply)>) {
                 Err(_) => break,
             }
         }
-        match write_batch(&mut conn, &batch) {
+        match write_batch(&mut conn, &mut batch) {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -72,15 +123,58 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(NewOops, Reply)>) {
     }
 }
 
+/// One crash inside the batch's transaction.
+fn write_one(conn: &Connection, job: &mut Job) -> Result<Outcome, StorageError> {
+    match job {
+        Job::Result(result) => accept_result_in(conn, result).map(Outcome::Result),
+        Job::Insert(_) | Job::Intake(_) => write_crash(conn, job).map(Outcome::Crash),
+    }
+}
+
+fn write_crash(conn: &Connection, job: &mut Job) -> Result<IntakeOutcome, StorageError> {
+    match job {
+        Job::Result(_) => Err(StorageError::WorkerGone),
+        Job::Insert(oops) => Ok(match insert_oops_in(conn, oops)? {
+            InsertOops::Duplicate(existing) => IntakeOutcome::Duplicate(existing),
+            InsertOops::Inserted => IntakeOutcome::Stored {
+                sas_known: false,
+                hooks_match: false,
+            },
+        }),
+        Job::Intake(Intake { oops, keys }) => {
+            let known = match &keys.sas {
+                Some(sas) => sas_signature_in(conn, sas)?,
+                None => None,
+            };
+            oops.bucket = keys.bucket(known.as_deref());
+            let stored = &*oops;
+            if let InsertOops::Duplicate(existing) = insert_oops_in(conn, stored)? {
+                return Ok(IntakeOutcome::Duplicate(existing));
+            }
+            let targets = targets(
+                stored.bucket.as_deref(),
+                stored.sas.as_deref(),
+                stored.duplicate_signature.as_deref(),
+                stored.package.as_deref(),
+                stored.source_package.as_deref(),
+            );
+            Ok(IntakeOutcome::Stored {
+                sas_known: known.is_some(),
+                hooks_match: any_matching_hook_in(conn, &targets, stored.received)?,
+            })
+        }
+    }
+}
+
 fn write_batch(
     conn: &mut Connection,
-    batch: &[(NewOops, Reply)],
-) -> Result<Vec<Result<InsertOops, StorageError>>, StorageError> {
+    batch: &mut [(Job, Reply)],
+) -> Result<Vec<Result<Outcome, StorageError>>, StorageError> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for (oops, _) in batch {
+    for (job, _) in batch.iter_mut() {
         let sp = tx.savepoint()?;
-        match insert_oops_in(&sp, oops) {
+        match write_one(&sp, job) {
             Ok(outcome) => {
                 sp.commit()?;
                 outcomes.push(Ok(outcome));

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A parsed response.
@@ -55,7 +55,7 @@ pub async fn request(
 }
 
 /// Reads a response until the server closes the connection.
-pub async fn read_response(stream: &mut TcpStream) -> Response {
+pub async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> Response {
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
     parse(&raw)
