@@ -253,14 +253,7 @@ async fn read_as(
                         bytes: captured.output,
                     })
                 }
-                CommandEnd::Exited(code) => Err(Failure::File(file_error_from_exit(
-                    code,
-                    path,
-                    &captured.stderr,
-                ))),
-                other => Err(Failure::Step(StepFailure::Failed(format!(
-                    "file reader ended abnormally: {other:?}"
-                )))),
+                other => Err(helper_failure(other, path, &captured.stderr, "file reader")),
             }
         }
     }
@@ -301,16 +294,26 @@ async fn glob_as(
                         truncated: code == i32::from(exit::TRUNCATED),
                     })
                 }
-                CommandEnd::Exited(code) => Err(Failure::File(file_error_from_exit(
-                    code,
+                other => Err(helper_failure(
+                    other,
                     pattern,
                     &captured.stderr,
-                ))),
-                other => Err(Failure::Step(StepFailure::Failed(format!(
-                    "glob helper ended abnormally: {other:?}"
-                )))),
+                    "glob helper",
+                )),
             }
         }
+    }
+}
+
+/// The failure a privilege-dropping helper reported: its exit code names a file
+/// error (see `principal::exit`); anything else (a signal, the deadline) is a
+/// step failure.
+fn helper_failure(end: CommandEnd, path: &Path, stderr: &[u8], what: &str) -> Failure {
+    match end {
+        CommandEnd::Exited(code) => Failure::File(file_error_from_exit(code, path, stderr)),
+        other => Failure::Step(StepFailure::Failed(format!(
+            "{what} ended abnormally: {other:?}"
+        ))),
     }
 }
 
