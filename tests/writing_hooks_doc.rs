@@ -25,6 +25,8 @@ fn toml_blocks() -> Vec<Block> {
     let mut previous = "";
     while let Some((n, line)) = lines.next() {
         if line.trim() == "```toml" {
+            // A block inside a list item is indented; so is its text.
+            let indent = line.strip_suffix(line.trim_start()).unwrap_or("");
             let excerpt_of = previous
                 .trim()
                 .strip_prefix(EXCERPT_MARKER)
@@ -35,7 +37,7 @@ fn toml_blocks() -> Vec<Block> {
                 if l.trim() == "```" {
                     break;
                 }
-                text.push_str(l);
+                text.push_str(l.strip_prefix(indent).unwrap_or(l));
                 text.push('\n');
             }
             blocks.push(Block {
