@@ -222,9 +222,11 @@ fn packages_in_control_match_the_packaging_files() {
     }
     assert_eq!(read("debian/source/format").trim(), "3.0 (native)");
     let copyright = read("debian/copyright");
-    assert!(copyright.starts_with(
-        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
-    ));
+    assert!(
+        copyright.starts_with(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+        )
+    );
 }
 
 #[test]
@@ -253,7 +255,10 @@ fn activation_file_execs_where_debian_installs_apportd() {
     let dest = dest_of("dbus/com.ubuntu.apport.service");
     assert_eq!(
         dest,
-        format!("/usr/share/dbus-1/system-services/{}.service", values["Name"])
+        format!(
+            "/usr/share/dbus-1/system-services/{}.service",
+            values["Name"]
+        )
     );
     // The unit it hands activation to is installed, and starts the same binary.
     let unit = &values["SystemdService"];
@@ -378,7 +383,10 @@ fn daisy_runs_as_the_user_postinst_creates_with_the_shipped_config() {
     assert_eq!(dropin["DynamicUser"], "no");
     assert_eq!(dropin["User"], "daisy");
     let postinst = read("debian/daisy.postinst");
-    assert!(postinst.contains("adduser --quiet --system --group --no-create-home --home \"$STATE\" daisy"));
+    assert!(
+        postinst
+            .contains("adduser --quiet --system --group --no-create-home --home \"$STATE\" daisy")
+    );
     assert_eq!(
         dest_of("debian/daisy.service.d/debian.conf"),
         "/lib/systemd/system/daisy.service.d/debian.conf"

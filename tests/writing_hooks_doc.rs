@@ -62,7 +62,10 @@ fn every_whole_hook_in_the_guide_lints_clean() {
         }
         whole += 1;
     }
-    assert!(whole >= 2, "expected whole hooks in the guide, found {whole}");
+    assert!(
+        whole >= 2,
+        "expected whole hooks in the guide, found {whole}"
+    );
 }
 
 #[test]
@@ -89,7 +92,10 @@ fn every_excerpt_is_verbatim_from_a_shipped_example_that_lints_clean() {
             .unwrap_or_else(|_| panic!("{file} does not lint clean"));
         excerpts += 1;
     }
-    assert!(excerpts >= 3, "expected excerpts of the examples, found {excerpts}");
+    assert!(
+        excerpts >= 3,
+        "expected excerpts of the examples, found {excerpts}"
+    );
 }
 
 #[test]
