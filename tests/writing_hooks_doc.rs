@@ -1,7 +1,12 @@
 //! `docs/writing-hooks.md`: every hook in it lints clean with the real
 //! parser, every excerpt is a verbatim part of a shipped example, and it
 //! covers every target kind, step action and lint by name.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use apport_hooks::hook::{ACTIONS, LintConfig, TARGET_KINDS, lints, parse_hook};
 
