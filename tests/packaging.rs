@@ -298,6 +298,11 @@ fn every_unit_starts_an_installed_binary() {
                     .strip_prefix("/usr/share/doc/")
                     .and_then(|p| p.split_once('/'))
                     .unwrap_or_else(|| panic!("{unit}: {link} is not under /usr/share/doc"));
+                // dh_compress would turn FILE.md into FILE.md.gz and break the link.
+                assert!(
+                    read("debian/rules").contains("dh_compress -X.md"),
+                    "{unit}: {link} would be compressed away by dh_compress"
+                );
                 let docs = read(&format!("debian/{package}.docs"));
                 assert!(
                     docs.lines().any(|l| l.trim() == format!("docs/{file}")),
