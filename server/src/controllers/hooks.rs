@@ -8,9 +8,7 @@
 //! - `POST /hooks/{id}/results/{oops}`: the new keys, bearer token,
 //!   optionally compressed.
 
-use std::io::Read;
-
-use apport_hooks::report::{ReportLimits, ZSTD_MAX_WINDOW_LOG};
+use apport_hooks::report::ReportLimits;
 use apport_hooks::wire::{
     WireLimits, decode_untrusted, is_valid_system_id, report_from_whoopsie_bson,
 };
@@ -24,11 +22,16 @@ use http_body_util::BodyExt;
 use crate::app::AppState;
 use crate::auth::{hash_token, new_token};
 use crate::bucketing::targets;
+use crate::controllers::result_body::{BodyStop, Coding, ResultBody};
 use crate::error::AppError;
 use crate::storage::{self, HookState, NewResult, OfferRequest, ResultOutcome};
 
 /// BSON responses and requests.
 pub const BSON_CONTENT_TYPE: &str = "application/bson";
+
+/// Why daisy disables a hook whose results reach its disk cap (shown by
+/// the API and `daisy admin hook show`).
+pub const DISK_CAP_REASON: &str = "disk cap reached";
 
 /// Most keys one result may carry.
 pub const MAX_RESULT_KEYS: usize = 10_000;
@@ -142,54 +145,6 @@ fn cut_off(app: &AppState, text: &'static str) -> Response {
     r
 }
 
-/// The content codings accepted for results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Coding {
-    Identity,
-    Zstd,
-    Gzip,
-    Deflate,
-}
-
-fn coding(headers: &HeaderMap) -> Option<Coding> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
-        return Some(Coding::Identity);
-    };
-    match value.to_str().ok()?.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => Some(Coding::Identity),
-        "zstd" => Some(Coding::Zstd),
-        "gzip" | "x-gzip" => Some(Coding::Gzip),
-        "deflate" => Some(Coding::Deflate),
-        _ => None,
-    }
-}
-
-/// Decompresses at most `cap` bytes; `None` when the output would be larger
-/// (a decompression bomb stops at `cap + 1` bytes).
-fn decompress(coding: Coding, data: &[u8], cap: usize) -> Result<Option<Vec<u8>>, std::io::Error> {
-    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
-    let mut out = Vec::new();
-    match coding {
-        Coding::Identity => out.extend_from_slice(data),
-        Coding::Zstd => {
-            let mut d = zstd::stream::read::Decoder::new(data)?;
-            d.window_log_max(ZSTD_MAX_WINDOW_LOG)?;
-            d.take(limit).read_to_end(&mut out)?;
-        }
-        Coding::Gzip => {
-            flate2::read::GzDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-        Coding::Deflate => {
-            flate2::read::ZlibDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-    }
-    Ok((out.len() <= cap).then_some(out))
-}
-
 /// `POST /hooks/{id}/results/{oops}`.
 pub async fn post_result(
     State(app): State<AppState>,
@@ -211,7 +166,7 @@ pub async fn post_result(
             "Missing token.",
         ));
     };
-    let Some(coding) = coding(&headers) else {
+    let Some(coding) = Coding::from_headers(&headers) else {
         return Err(refused(
             &app,
             "bad_encoding",
@@ -233,28 +188,51 @@ pub async fn post_result(
     // What the hook may still store before its disk cap.
     let room =
         usize::try_from(hook.disk_cap.saturating_sub(hook.bytes).max(0)).unwrap_or(usize::MAX);
-    let mut received: Vec<u8> = Vec::new();
+    let mut decoded = ResultBody::new(coding, cap, room).map_err(|e| {
+        tracing::error!("creating a result decoder: {e}");
+        AppError::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Cannot decode results right now; retry later.",
+        )
+    })?;
     let mut body = body;
+    let mut stop = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let total = received.len().saturating_add(data.len());
-        if coding == Coding::Identity && total > room {
+        // Decompressed while it streams: the caps hold for every coding.
+        if let Err(s) = decoded.push(&data) {
+            stop = Some(s);
+            break;
+        }
+    }
+    let stop = match stop {
+        Some(stop) => stop,
+        None => match decoded.finish() {
+            Ok(keys) => return store_result(app, hook_id, oops_id, token, keys).await,
+            Err(stop) => stop,
+        },
+    };
+    // The rest of the body is never read: `drop` it before answering.
+    drop(body);
+    match stop {
+        BodyStop::OverDiskCap => {
             // Spec: stop reading, answer 413, close, disable the hook.
             app.storage
                 .set_hook_state(
                     hook_id,
                     HookState::Disabled,
-                    "disk cap reached",
+                    DISK_CAP_REASON,
                     "daisy",
                     storage::now(),
                 )
                 .await?;
-            return Ok(cut_off(&app, "Hook over its disk cap."));
+            tracing::info!(hook_id, %oops_id, "hook disabled: {DISK_CAP_REASON}");
+            Ok(cut_off(&app, "Hook over its disk cap."))
         }
-        if total > cap {
+        BodyStop::TooLarge => {
             let mut r = refused(
                 &app,
                 "too_large",
@@ -264,30 +242,29 @@ pub async fn post_result(
             .into_response();
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Ok(r);
+            Ok(r)
         }
-        received.extend_from_slice(&data);
-    }
-    let keys = match decompress(coding, &received, cap) {
-        Ok(Some(keys)) => keys,
-        Ok(None) => {
-            return Err(refused(
-                &app,
-                "too_large",
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Result too large once decompressed.",
-            ));
-        }
-        Err(e) => {
+        BodyStop::Undecodable(e) => {
             tracing::info!(hook_id, %oops_id, "undecodable result: {e}");
-            return Err(refused(
+            Err(refused(
                 &app,
                 "invalid",
                 StatusCode::BAD_REQUEST,
                 "Cannot decompress.",
-            ));
+            ))
         }
-    };
+    }
+}
+
+/// Checks and stores a decoded result.
+async fn store_result(
+    app: AppState,
+    hook_id: i64,
+    oops_id: String,
+    token: &str,
+    keys: Vec<u8>,
+) -> Result<Response, AppError> {
+    let cap = app.config.limits.max_result_bytes;
     let wire = WireLimits {
         max_document_bytes: cap,
         ..WireLimits::default()
