@@ -533,6 +533,7 @@ async fn a_compressed_upload_past_the_disk_cap_is_cut_off_mid_stream() {
                 post_endless_result(&server, &offer, coding, &inflating, DECLARED).await;
             assert_eq!(r.status, 413, "{coding}: {}", r.text());
             assert_eq!(r.header("connection"), Some("close"), "{coding}");
+            eprintln!("{engine:?} {coding}: the client sent {sent} of {DECLARED} bytes");
             assert!(
                 sent < DECLARED,
                 "{coding}: the server read all {sent} bytes instead of stopping"

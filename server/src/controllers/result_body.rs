@@ -198,3 +198,126 @@ impl ResultBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn compress(coding: Coding, data: &[u8]) -> Vec<u8> {
+        match coding {
+            Coding::Identity => data.to_vec(),
+            Coding::Zstd => zstd::encode_all(data, 3).unwrap(),
+            Coding::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Coding::Deflate => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+        }
+    }
+
+    const CODINGS: [Coding; 4] = [
+        Coding::Identity,
+        Coding::Zstd,
+        Coding::Gzip,
+        Coding::Deflate,
+    ];
+
+    /// Pushes `body` in chunks of `chunk` bytes, then finishes.
+    fn decode(
+        coding: Coding,
+        body: &[u8],
+        chunk: usize,
+        cap: usize,
+        room: usize,
+    ) -> Result<Vec<u8>, BodyStop> {
+        let mut d = ResultBody::new(coding, cap, room).unwrap();
+        for part in body.chunks(chunk) {
+            d.push(part)?;
+        }
+        d.finish()
+    }
+
+    #[test]
+    fn every_coding_decodes_in_small_chunks() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for coding in CODINGS {
+            let out = decode(coding, &compress(coding, &data), 7, 1 << 20, 1 << 20).unwrap();
+            assert_eq!(out, data, "{coding:?}");
+        }
+    }
+
+    #[test]
+    fn inflating_past_the_room_is_over_the_disk_cap() {
+        let data = vec![b'x'; 1 << 20];
+        for coding in CODINGS {
+            let r = decode(coding, &compress(coding, &data), 4096, 2 << 20, 1000);
+            assert!(matches!(r, Err(BodyStop::OverDiskCap)), "{coding:?}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn inflating_past_the_result_cap_is_too_large() {
+        let data = vec![b'x'; 1 << 20];
+        for coding in CODINGS {
+            let r = decode(coding, &compress(coding, &data), 4096, 1000, 2 << 20);
+            assert!(matches!(r, Err(BodyStop::TooLarge)), "{coding:?}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn exactly_the_cap_is_accepted() {
+        let data = vec![b'y'; 5000];
+        for coding in CODINGS {
+            let out = decode(coding, &compress(coding, &data), 100, 5000, 5000).unwrap();
+            assert_eq!(out.len(), 5000, "{coding:?}");
+        }
+    }
+
+    #[test]
+    fn truncated_or_garbage_streams_are_undecodable() {
+        let data = vec![b'z'; 10_000];
+        let zstd = compress(Coding::Zstd, &data);
+        let r = decode(Coding::Zstd, &zstd[..zstd.len() - 3], 64, 1 << 20, 1 << 20);
+        assert!(matches!(r, Err(BodyStop::Undecodable(_))), "{r:?}");
+        for coding in [Coding::Zstd, Coding::Gzip, Coding::Deflate] {
+            let r = decode(
+                coding,
+                b"certainly not compressed data",
+                64,
+                1 << 20,
+                1 << 20,
+            );
+            assert!(
+                matches!(r, Err(BodyStop::Undecodable(_))),
+                "{coding:?}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn compressed_bytes_count_against_the_result_cap() {
+        // A zstd skippable frame decodes to nothing: only the wire count
+        // stops a body made of them.
+        let mut body = Vec::new();
+        body.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+        body.extend_from_slice(&20_000u32.to_le_bytes());
+        body.extend_from_slice(&[0u8; 20_000]);
+        body.extend_from_slice(&compress(Coding::Zstd, b"small"));
+        let fits = decode(Coding::Zstd, &body, 512, 30_000, 1 << 20).unwrap();
+        assert_eq!(fits, b"small");
+        let r = decode(Coding::Zstd, &body, 512, 10_000, 1 << 20);
+        assert!(matches!(r, Err(BodyStop::TooLarge)), "{r:?}");
+    }
+}
