@@ -407,8 +407,10 @@ async fn an_upload_over_the_disk_cap_is_cut_off_and_disables_the_hook() {
         assert_eq!(hook.state, HookState::Disabled);
         assert_eq!(hook.state_reason.as_deref(), Some("disk cap reached"));
         assert_eq!(hook.bytes, 0);
+        assert_eq!(hook.results_refused, 1, "the cut-off upload is counted");
+        // The token was spent on the refused upload: a retry is a duplicate.
         let r = post_result(&server, &offer, &offer.token, None, &result_bson()).await;
-        assert_eq!(r.status, 410);
+        assert_eq!(r.status, 409);
     }
 }
 
@@ -529,6 +531,19 @@ async fn a_compressed_upload_past_the_disk_cap_is_cut_off_mid_stream() {
                 "{coding}: {} bytes",
                 inflating.len()
             );
+            // Without the right token nobody can disable the hook this way.
+            let stranger = Offer {
+                token: "not-the-token".into(),
+                results_path: offer.results_path.clone(),
+                bundle_path: String::new(),
+                sha256: String::new(),
+            };
+            let (r, _) =
+                post_endless_result(&server, &stranger, coding, &inflating, DECLARED).await;
+            assert_eq!(r.status, 401, "{coding}: {}", r.text());
+            let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+            assert_eq!(hook.state, HookState::Active, "{coding}");
+
             let (r, sent) =
                 post_endless_result(&server, &offer, coding, &inflating, DECLARED).await;
             assert_eq!(r.status, 413, "{coding}: {}", r.text());
@@ -576,15 +591,12 @@ async fn a_compressed_upload_past_the_disk_cap_is_cut_off_mid_stream() {
             .await;
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             assert_eq!(v["state"], "disabled", "{coding}: {v}");
-            assert_eq!(
-                v["state_reason"],
-                daisy::controllers::hooks::DISK_CAP_REASON,
-                "{coding}: {v}"
-            );
-            // And the hook takes nothing more.
+            assert_eq!(v["state_reason"], "disk cap reached", "{coding}: {v}");
+            assert_eq!(v["results_refused"], 1, "{coding}: {v}");
+            // The token was spent on the refused upload: a retry is a duplicate.
             let small = compress(coding, &result_bson());
             let r = post_result(&server, &offer, &offer.token, Some(coding), &small).await;
-            assert_eq!(r.status, 410, "{coding}: {}", r.text());
+            assert_eq!(r.status, 409, "{coding}: {}", r.text());
         }
     }
 }

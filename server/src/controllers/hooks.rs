@@ -24,14 +24,10 @@ use crate::auth::{hash_token, new_token};
 use crate::bucketing::targets;
 use crate::controllers::result_body::{BodyStop, Coding, ResultBody};
 use crate::error::AppError;
-use crate::storage::{self, HookState, NewResult, OfferRequest, ResultOutcome};
+use crate::storage::{self, NewResult, OfferRequest, ResultOutcome};
 
 /// BSON responses and requests.
 pub const BSON_CONTENT_TYPE: &str = "application/bson";
-
-/// Why daisy disables a hook whose results reach its disk cap (shown by
-/// the API and `daisy admin hook show`).
-pub const DISK_CAP_REASON: &str = "disk cap reached";
 
 /// Most keys one result may carry.
 pub const MAX_RESULT_KEYS: usize = 10_000;
@@ -218,19 +214,45 @@ pub async fn post_result(
     // The rest of the body is never read: `drop` it before answering.
     drop(body);
     match stop {
-        BodyStop::OverDiskCap => {
-            // Spec: stop reading, answer 413, close, disable the hook.
-            app.storage
-                .set_hook_state(
+        BodyStop::OverDiskCap { decompressed } => {
+            // Spec: stop reading, answer 413, close, disable the hook. The
+            // storage disables it (audited, atomically with other uploads)
+            // only for a valid token: a stranger cannot disable hooks.
+            // Counting more than the whole cap makes sure nothing is stored.
+            let bytes = i64::try_from(decompressed)
+                .unwrap_or(i64::MAX)
+                .max(hook.disk_cap.saturating_add(1));
+            let outcome = app
+                .storage
+                .accept_result(NewResult {
+                    token_hash: hash_token(token),
                     hook_id,
-                    HookState::Disabled,
-                    DISK_CAP_REASON,
-                    "daisy",
-                    storage::now(),
-                )
+                    oops_id: oops_id.clone(),
+                    keys: Vec::new(),
+                    bytes,
+                    failed: false,
+                    now: storage::now(),
+                })
                 .await?;
-            tracing::info!(hook_id, %oops_id, "hook disabled: {DISK_CAP_REASON}");
-            Ok(cut_off(&app, "Hook over its disk cap."))
+            let mut r = match outcome {
+                ResultOutcome::Accepted { .. } => {
+                    // Only if the hook's disk cap was raised meanwhile.
+                    tracing::error!(hook_id, %oops_id, "an over-cap claim was accepted");
+                    AppError::text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Result not stored; retry later.",
+                    )
+                    .into_response()
+                }
+                ResultOutcome::OverDiskCap => {
+                    tracing::info!(hook_id, %oops_id, "hook disabled: over its disk cap");
+                    result_response(&app, outcome)
+                }
+                other => result_response(&app, other),
+            };
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Ok(r)
         }
         BodyStop::TooLarge => {
             let mut r = refused(
@@ -312,28 +334,33 @@ async fn store_result(
             now: storage::now(),
         })
         .await?;
-    Ok(match outcome {
+    Ok(result_response(&app, outcome))
+}
+
+/// The answer to a storage outcome, counted.
+fn result_response(app: &AppState, outcome: ResultOutcome) -> Response {
+    match outcome {
         ResultOutcome::Accepted { .. } => {
             app.metrics.result("accepted");
             (StatusCode::OK, "Result stored.").into_response()
         }
         ResultOutcome::UnknownToken => refused(
-            &app,
+            app,
             "unknown_token",
             StatusCode::UNAUTHORIZED,
             "Unknown token.",
         )
         .into_response(),
         ResultOutcome::Duplicate => refused(
-            &app,
+            app,
             "duplicate",
             StatusCode::CONFLICT,
             "Result already reported.",
         )
         .into_response(),
         ResultOutcome::Gone(_) => {
-            refused(&app, "gone", StatusCode::GONE, "Hook no longer active.").into_response()
+            refused(app, "gone", StatusCode::GONE, "Hook no longer active.").into_response()
         }
-        ResultOutcome::OverDiskCap => cut_off(&app, "Hook over its disk cap."),
-    })
+        ResultOutcome::OverDiskCap => cut_off(app, "Hook over its disk cap."),
+    }
 }

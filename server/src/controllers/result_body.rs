@@ -48,7 +48,10 @@ impl Coding {
 pub enum BodyStop {
     /// The decompressed bytes went over what the hook may still store:
     /// cut the upload off and disable the hook.
-    OverDiskCap,
+    OverDiskCap {
+        /// Decompressed bytes when the cap was crossed.
+        decompressed: usize,
+    },
     /// The body, compressed or decompressed, went over the result cap.
     TooLarge,
     /// The compressed stream is broken or truncated.
@@ -192,7 +195,9 @@ impl ResultBody {
         if sink.crossed_at == 0 {
             BodyStop::Undecodable(error)
         } else if sink.crossed_at > self.room {
-            BodyStop::OverDiskCap
+            BodyStop::OverDiskCap {
+                decompressed: sink.crossed_at,
+            }
         } else {
             BodyStop::TooLarge
         }
@@ -263,7 +268,10 @@ mod tests {
         let data = vec![b'x'; 1 << 20];
         for coding in CODINGS {
             let r = decode(coding, &compress(coding, &data), 4096, 2 << 20, 1000);
-            assert!(matches!(r, Err(BodyStop::OverDiskCap)), "{coding:?}: {r:?}");
+            assert!(
+                matches!(r, Err(BodyStop::OverDiskCap { decompressed }) if decompressed > 1000),
+                "{coding:?}: {r:?}"
+            );
         }
     }
 
