@@ -268,12 +268,17 @@ pub async fn post_result(
         }
         BodyStop::Undecodable(e) => {
             tracing::info!(hook_id, %oops_id, "undecodable result: {e}");
-            Err(refused(
+            let mut r = refused(
                 &app,
                 "invalid",
                 StatusCode::BAD_REQUEST,
                 "Cannot decompress.",
-            ))
+            )
+            .into_response();
+            // Reading may have stopped before the end of the body.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Ok(r)
         }
     }
 }
