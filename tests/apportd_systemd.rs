@@ -1,0 +1,842 @@
+//! The SHIPPED `systemd/apportd.service` under a real systemd 252 booted as
+//! PID 1 of fresh namespaces (`tests/harness/systemd.rs`), on the harness's
+//! private system bus with the real polkitd (needs root).
+//!
+//! What "each directive tested against every step kind" means here: one
+//! instance of the unit, with every directive of the shipped file, runs a hook
+//! with every step kind as root and as the report's owner, and each succeeds;
+//! in the same instance, each directive is shown to be in force by an
+//! observation it causes (a denied write, a missing interface, a capability
+//! gone, a cgroup limit…) next to a control showing the same observation is
+//! different outside the service. A directive added to the unit without such a
+//! check fails `every_directive_of_the_shipped_unit_is_checked`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use apport_hooks::hook::{Action, Hook, HookLimits, JournalQuery, RunAs, Step, Target};
+use harness::systemd::{SHARE, Systemd};
+use harness::{SystemBus, TestUser, have_root};
+
+/// Long enough that apportd never exits idle during a test.
+const APPORTD_CONFIG: &str = "idle_exit_secs = 600\n";
+
+/// What a check of one directive observed; `directive_checks` lists them.
+const CHECKED_DIRECTIVES: &[&str] = &[
+    "Type",
+    "BusName",
+    "ExecStart",
+    "NotifyAccess",
+    "ProtectSystem",
+    "ProtectHome",
+    "PrivateTmp",
+    "PrivateNetwork",
+    "DevicePolicy",
+    "DeviceAllow",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "RestrictNamespaces",
+    "RestrictAddressFamilies",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "LockPersonality",
+    "MemoryDenyWriteExecute",
+    "SystemCallFilter",
+    "SystemCallArchitectures",
+    "NoNewPrivileges",
+    "UMask",
+    "MemoryMax",
+    "TasksMax",
+    "LimitNOFILE",
+];
+
+fn shipped_unit() -> String {
+    std::fs::read_to_string(harness::shipped("systemd/apportd.service")).unwrap()
+}
+
+/// `(name, value)` of every directive in the unit's `[Service]` section.
+fn service_directives(unit: &str) -> Vec<(String, String)> {
+    let mut in_service = false;
+    let mut directives = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_service = line == "[Service]";
+        } else if in_service
+            && !line.is_empty()
+            && !line.starts_with('#')
+            && let Some((name, value)) = line.split_once('=')
+        {
+            directives.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    directives
+}
+
+/// The shipped unit with only `ExecStart=` pointing at the built binary and a test config.
+fn unit_under_test() -> String {
+    let shipped = shipped_unit();
+    let exec_lines = shipped
+        .lines()
+        .filter(|l| l.starts_with("ExecStart="))
+        .count();
+    assert_eq!(exec_lines, 1, "the shipped unit has one ExecStart=");
+    let binary = env!("CARGO_BIN_EXE_apportd");
+    // /tmp and /var/tmp are fresh inside the namespaces: the binary would be missing.
+    assert!(
+        !binary.starts_with("/tmp/") && !binary.starts_with("/var/tmp/"),
+        "build outside /tmp (CARGO_TARGET_DIR) for this test: {binary}"
+    );
+    shipped
+        .lines()
+        .map(|l| {
+            if l.starts_with("ExecStart=") {
+                format!("ExecStart={binary} --config {SHARE}/apportd.toml")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn every_directive_of_the_shipped_unit_is_checked() {
+    let directives = service_directives(&shipped_unit());
+    assert!(directives.len() > 20, "{directives:?}");
+    for (name, _) in &directives {
+        assert!(
+            CHECKED_DIRECTIVES.contains(&name.as_str()),
+            "{name}= is in systemd/apportd.service but tests/apportd_systemd.rs does not check it"
+        );
+    }
+    for name in CHECKED_DIRECTIVES {
+        assert!(
+            directives.iter().any(|(n, _)| n == name),
+            "{name}= is checked but not in the shipped unit"
+        );
+    }
+}
+
+/// The bus, a booted systemd running the shipped apportd.service, and the
+/// owner of the test reports (in `systemd-journal`, so a user `journal` step
+/// has a journal it may read).
+struct Rig {
+    systemd: Systemd,
+    owner: TestUser,
+    bus: SystemBus,
+    /// Host-side files bound into the namespaces (kept alive).
+    _binds: tempfile::TempDir,
+    /// The changed `/etc/bash.bashrc` seen inside.
+    bashrc: String,
+}
+
+fn rig() -> Rig {
+    let bus = SystemBus::start_without_activation();
+    let owner = TestUser::create("sd", &["systemd-journal"], false);
+    // A conffile changed inside the namespaces only (a bind mount), so the
+    // conffiles step has a modified file to find; the host's stays as it is.
+    let binds = harness::shared_tempdir();
+    let bashrc = format!(
+        "{}# changed by apport-hooks' systemd test\n",
+        std::fs::read_to_string("/etc/bash.bashrc").unwrap()
+    );
+    let bashrc_path = binds.path().join("bash.bashrc");
+    std::fs::write(&bashrc_path, &bashrc).unwrap();
+    std::fs::set_permissions(&bashrc_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let systemd = Systemd::boot(
+        &bus.dir.path().join("system_bus_socket"),
+        &[("apportd.service", unit_under_test())],
+        &[(bashrc_path, "/etc/bash.bashrc")],
+    );
+    let share = systemd.share();
+    std::fs::write(share.join("apportd.toml"), APPORTD_CONFIG).unwrap();
+    std::fs::set_permissions(
+        share.join("apportd.toml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let start = systemd.systemctl(&["start", "apportd.service"]);
+    assert!(
+        start.status.success(),
+        "systemctl start apportd.service: {}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&start.stderr),
+        String::from_utf8_lossy(
+            &systemd
+                .systemctl(&["status", "--no-pager", "apportd"])
+                .stdout
+        ),
+        journal(&systemd, "apportd.service"),
+        systemd.logs()
+    );
+    Rig {
+        systemd,
+        owner,
+        bus,
+        _binds: binds,
+        bashrc,
+    }
+}
+
+/// `journalctl -u UNIT` inside, for failure messages.
+fn journal(systemd: &Systemd, unit: &str) -> String {
+    let out = systemd
+        .nsenter(&["journalctl", "--no-pager", "-u", unit])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn step(key: &str, run_as: RunAs, action: Action) -> Step {
+    Step {
+        key: key.into(),
+        run_as,
+        optional: false,
+        replaces: false,
+        max_bytes: 256 * 1024,
+        timeout_secs: 60,
+        action,
+    }
+}
+
+fn command(key: &str, run_as: RunAs, argv: &[&str]) -> Step {
+    step(
+        key,
+        run_as,
+        Action::Command(argv.iter().map(|a| (*a).to_owned()).collect()),
+    )
+}
+
+fn hook(steps: Vec<Step>) -> Hook {
+    Hook {
+        name: "systemd-test".into(),
+        description: "tests".into(),
+        target: Target::Package("bash".into()),
+        when: BTreeMap::new(),
+        limits: HookLimits {
+            reports: 10,
+            days: 7,
+        },
+        steps,
+    }
+}
+
+impl Rig {
+    /// Write `hook` and a report owned by the test user; return their paths.
+    fn files(&self, name: &str, hook: &Hook) -> (PathBuf, PathBuf) {
+        let dir = self.bus.dir.path();
+        let hook_path = dir.join(format!("{name}.bson"));
+        std::fs::write(&hook_path, bson::serialize_to_vec(hook).unwrap()).unwrap();
+        std::fs::set_permissions(&hook_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let report = dir.join(format!("{name}.crash"));
+        std::fs::write(&report, "ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
+        std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
+        nix::unistd::chown(
+            &report,
+            Some(self.owner.uid.into()),
+            Some(self.owner.gid.into()),
+        )
+        .unwrap();
+        (hook_path, report)
+    }
+
+    /// Run `hook` as root (polkit `test-hook`) through the bus; the result as JSON.
+    fn run(&self, name: &str, hook: &Hook) -> serde_json::Value {
+        let (hook_path, report) = self.files(name, hook);
+        let output = self
+            .bus
+            .client(
+                None,
+                &[
+                    "run",
+                    "--unsigned",
+                    hook_path.to_str().unwrap(),
+                    "--report",
+                    report.to_str().unwrap(),
+                    "--json",
+                ],
+            )
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "client failed: {}\n{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout),
+            journal(&self.systemd, "apportd.service")
+        );
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(result["outcome"], "completed", "{result}");
+        result
+    }
+
+    /// A file only the report's owner may read, inside at `/run/apport-test/NAME`.
+    fn owner_file(&self, name: &str, text: &str) -> String {
+        let path = self.systemd.share().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        nix::unistd::chown(
+            &path,
+            Some(self.owner.uid.into()),
+            Some(self.owner.gid.into()),
+        )
+        .unwrap();
+        format!("{SHARE}/{name}")
+    }
+
+    /// Run ARGV inside the namespaces, outside the service: the control observations.
+    fn outside(&self, argv: &[&str]) -> Output {
+        self.systemd.nsenter(argv).output().unwrap()
+    }
+}
+
+fn key<'a>(result: &'a serde_json::Value, key: &str) -> &'a str {
+    result["keys"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no key {key} in {result}"))
+}
+
+fn outcome<'a>(result: &'a serde_json::Value, key: &str) -> &'a str {
+    result["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap_or_else(|| panic!("no step {key} in {result}"))["outcome"]
+        .as_str()
+        .unwrap()
+}
+
+fn host(argv: &[&str]) -> String {
+    let out = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{argv:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `Name: value` of a `/proc/PID/status` text.
+fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .trim()
+}
+
+fn has_capability(status: &str, bit: u32) -> bool {
+    let bounding = u64::from_str_radix(status_field(status, "CapBnd"), 16).unwrap();
+    bounding & (1u64 << bit) != 0
+}
+
+/// The interface names in a `/proc/net/dev` text.
+fn interfaces(net_dev: &str) -> Vec<String> {
+    net_dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+const CAP_SYS_MODULE: u32 = 16;
+const CAP_SYS_TIME: u32 = 25;
+
+#[test]
+fn every_step_kind_collects_under_the_shipped_hardening_and_each_directive_bites() {
+    if !have_root("every_step_kind_collects_under_the_shipped_hardening_and_each_directive_bites") {
+        return;
+    }
+    let rig = rig();
+    let owner = &rig.owner;
+    let share = rig.systemd.share();
+
+    // --- every step kind, as root and as the report's owner -------------------
+    let note = rig.owner_file("owner-note", &format!("note of {}\n", owner.uid));
+    std::fs::create_dir(share.join("glob")).unwrap();
+    for (name, text) in [("a.txt", "first\n"), ("b.txt", "second\n")] {
+        std::fs::write(share.join("glob").join(name), text).unwrap();
+        std::fs::set_permissions(
+            share.join("glob").join(name),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let journal_query = JournalQuery {
+        unit: Some("apportd.service".into()),
+        priority: None,
+        lines: Some(50),
+        grep: Some("serving".into()),
+        this_boot: false,
+    };
+    let mut steps = Vec::new();
+    for (who, run_as) in [("Root", RunAs::Root), ("User", RunAs::User)] {
+        steps.extend([
+            step(
+                &format!("{who}OsRelease"),
+                run_as,
+                Action::File("/usr/lib/os-release".into()),
+            ),
+            step(
+                &format!("{who}Glob"),
+                run_as,
+                Action::Glob(format!("{SHARE}/glob/*.txt")),
+            ),
+            command(&format!("{who}Id"), run_as, &["/usr/bin/id", "-u"]),
+            step(
+                &format!("{who}Journal"),
+                run_as,
+                Action::Journal(journal_query.clone()),
+            ),
+            step(
+                &format!("{who}Packages"),
+                run_as,
+                Action::PackageVersions(vec!["bash".into(), "dpkg".into()]),
+            ),
+            step(
+                &format!("{who}Conffiles"),
+                run_as,
+                Action::Conffiles("bash".into()),
+            ),
+        ]);
+    }
+    // Only the owner may read this file: the user step reads it as the owner.
+    steps.push(step("UserNote", RunAs::User, Action::File(note)));
+    // apport's attach_dmesg: reads /dev/kmsg (kernel.dmesg_restrict=1 here: root only).
+    steps.push(command("RootDmesg", RunAs::Root, &["/usr/bin/dmesg"]));
+    let kinds: std::collections::BTreeSet<&str> = steps.iter().map(|s| s.action.kind()).collect();
+    assert_eq!(
+        kinds.len(),
+        6,
+        "a step kind is missing from this test: {kinds:?}"
+    );
+    let result = rig.run("kinds", &hook(steps.clone()));
+    for s in &steps {
+        assert_eq!(outcome(&result, &s.key), "collected", "{}: {result}", s.key);
+    }
+    let os_release = std::fs::read_to_string("/usr/lib/os-release").unwrap();
+    let versions = host(&[
+        "dpkg-query",
+        "-W",
+        "--showformat=${binary:Package} ${Version}\\n",
+        "--",
+        "bash",
+        "dpkg",
+    ]);
+    let bashrc_key = apport_hooks::report::path_to_key("etc/bash.bashrc");
+    for (who, uid) in [("Root", 0), ("User", owner.uid)] {
+        assert_eq!(key(&result, &format!("{who}OsRelease")), os_release);
+        assert_eq!(key(&result, &format!("{who}Glob.a.txt")), "first\n");
+        assert_eq!(key(&result, &format!("{who}Glob.b.txt")), "second\n");
+        assert_eq!(key(&result, &format!("{who}Id")), uid.to_string());
+        // apportd's own start message, logged to the namespace's journald.
+        assert!(
+            key(&result, &format!("{who}Journal")).contains("apportd is serving com.ubuntu.apport"),
+            "{result}"
+        );
+        assert_eq!(
+            key(&result, &format!("{who}Packages")).trim(),
+            versions.trim()
+        );
+        assert!(
+            key(&result, &format!("{who}Conffiles")).contains("/etc/bash.bashrc: modified"),
+            "{result}"
+        );
+        assert_eq!(
+            key(&result, &format!("{who}Conffiles.{bashrc_key}")),
+            rig.bashrc
+        );
+    }
+    assert_eq!(key(&result, "UserNote"), format!("note of {}\n", owner.uid));
+    let dmesg = key(&result, "RootDmesg");
+    assert!(!dmesg.is_empty() && !dmesg.starts_with("Error:"), "{dmesg}");
+
+    // --- each directive in force: what it causes, next to a control ----------
+    let outer_marker = "apport-hooks-outer-marker";
+    assert!(
+        rig.outside(&["touch", &format!("/tmp/{outer_marker}")])
+            .status
+            .success()
+    );
+    let probe = "/usr/lib/apport-hooks-systemd-probe";
+    let home_probe = "/home/apport-hooks-systemd-probe";
+    let bites = hook(vec![
+        command(
+            "Status",
+            RunAs::Root,
+            &["/usr/bin/cat", "/proc/self/status"],
+        ),
+        command(
+            "UserStatus",
+            RunAs::User,
+            &["/usr/bin/cat", "/proc/self/status"],
+        ),
+        command(
+            "Limits",
+            RunAs::Root,
+            &["/usr/bin/cat", "/proc/self/limits"],
+        ),
+        command("ProtectSystem", RunAs::Root, &["/usr/bin/touch", probe]),
+        command("ProtectHome", RunAs::Root, &["/usr/bin/touch", home_probe]),
+        command("PrivateTmp", RunAs::Root, &["/usr/bin/ls", "-A", "/tmp"]),
+        command(
+            "PrivateNetwork",
+            RunAs::Root,
+            &["/usr/bin/cat", "/proc/net/dev"],
+        ),
+        command(
+            "DevicePolicy",
+            RunAs::Root,
+            &["/usr/bin/head", "-c", "1", "/dev/loop0"],
+        ),
+        command(
+            "DeviceAllow",
+            RunAs::Root,
+            &[
+                "/bin/sh",
+                "-c",
+                "echo apport-hooks-systemd-test > /dev/kmsg",
+            ],
+        ),
+        command(
+            "ProtectKernelTunables",
+            RunAs::Root,
+            &["/usr/bin/findmnt", "-n", "-o", "OPTIONS", "/proc/sys"],
+        ),
+        command(
+            "ProtectControlGroups",
+            RunAs::Root,
+            &[
+                "/usr/bin/findmnt",
+                "-n",
+                "-o",
+                "OPTIONS",
+                "/sys/fs/cgroup/unified",
+            ],
+        ),
+        command(
+            "ProtectHostname",
+            RunAs::Root,
+            &[
+                "/usr/bin/perl",
+                "-e",
+                "my $n = 'apport-probe'; print syscall(170, $n, length $n) == -1 ? \"denied: $!\" : 'changed'",
+            ],
+        ),
+        command(
+            "RestrictNamespaces",
+            RunAs::Root,
+            &["/usr/bin/unshare", "--uts", "/usr/bin/true"],
+        ),
+        command(
+            "RestrictAddressFamilies",
+            RunAs::Root,
+            &["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9"],
+        ),
+        command(
+            "RestrictRealtime",
+            RunAs::Root,
+            &["/usr/bin/chrt", "-f", "1", "/usr/bin/true"],
+        ),
+        command(
+            "RestrictSUIDSGID",
+            RunAs::Root,
+            &["/bin/sh", "-c", "touch /tmp/s && chmod u+s /tmp/s"],
+        ),
+        command(
+            "LockPersonality",
+            RunAs::Root,
+            &["/usr/bin/setarch", "linux32", "/usr/bin/true"],
+        ),
+        command(
+            "MemoryDenyWriteExecute",
+            RunAs::Root,
+            &[
+                "/usr/bin/perl",
+                "-e",
+                "print syscall(9, 0, 4096, 7, 34, -1, 0) == -1 ? \"denied: $!\" : 'mapped'",
+            ],
+        ),
+        command(
+            "SystemCallFilter",
+            RunAs::Root,
+            &[
+                "/usr/bin/mount",
+                "-t",
+                "tmpfs",
+                "apport-hooks-probe",
+                "/mnt",
+            ],
+        ),
+        command("UMask", RunAs::Root, &["/bin/sh", "-c", "umask"]),
+        command(
+            "Uts",
+            RunAs::Root,
+            &["/usr/bin/readlink", "/proc/self/ns/uts"],
+        ),
+    ]);
+    let result = rig.run("bites", &bites);
+    let own_status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let status = key(&result, "Status");
+
+    // ProtectSystem=strict: / is read-only for root; the host's /usr unchanged.
+    assert!(
+        key(&result, "ProtectSystem").contains("Read-only file system"),
+        "{result}"
+    );
+    assert!(!Path::new(probe).exists(), "a root step wrote {probe}");
+    // ProtectHome=read-only.
+    assert!(
+        key(&result, "ProtectHome").contains("Read-only file system"),
+        "{result}"
+    );
+    assert!(
+        !Path::new(home_probe).exists(),
+        "a root step wrote {home_probe}"
+    );
+    // PrivateTmp: the service's /tmp is not the one systemd (and the marker) see.
+    let outer_tmp = String::from_utf8(rig.outside(&["ls", "-A", "/tmp"]).stdout).unwrap();
+    assert!(outer_tmp.contains(outer_marker), "{outer_tmp}");
+    assert!(
+        !key(&result, "PrivateTmp").contains(outer_marker),
+        "{result}"
+    );
+    // PrivateNetwork: only lo, where systemd itself sees the host's interfaces.
+    let outer_net = String::from_utf8(rig.outside(&["cat", "/proc/net/dev"]).stdout).unwrap();
+    assert!(interfaces(&outer_net).len() > 1, "{outer_net}");
+    assert_eq!(
+        interfaces(key(&result, "PrivateNetwork")),
+        ["lo"],
+        "{result}"
+    );
+    // DevicePolicy=closed: a block device root could read outside is refused.
+    assert!(
+        rig.outside(&["head", "-c", "1", "/dev/loop0"])
+            .status
+            .success(),
+        "control: /dev/loop0 readable outside the service"
+    );
+    assert!(
+        key(&result, "DevicePolicy").contains("Operation not permitted"),
+        "{result}"
+    );
+    // DeviceAllow=/dev/kmsg r: dmesg read it above; writing is refused.
+    assert!(
+        key(&result, "DeviceAllow").contains("Operation not permitted"),
+        "{result}"
+    );
+    // ProtectKernelTunables / ProtectControlGroups: read-only mounts only the service has.
+    // (The last line is the topmost mount.)
+    let top = |text: &str| text.lines().last().unwrap_or_default().to_owned();
+    let outer_sys = rig.outside(&["findmnt", "-n", "-o", "OPTIONS", "/proc/sys"]);
+    assert!(
+        outer_sys.stdout.is_empty(),
+        "control: /proc/sys is no mount outside"
+    );
+    assert!(
+        top(key(&result, "ProtectKernelTunables")).starts_with("ro,"),
+        "{result}"
+    );
+    let outer_cg = rig.outside(&["findmnt", "-n", "-o", "OPTIONS", "/sys/fs/cgroup/unified"]);
+    let outer_cg = top(&String::from_utf8(outer_cg.stdout).unwrap());
+    assert!(outer_cg.starts_with("rw,"), "control: {outer_cg}");
+    assert!(
+        top(key(&result, "ProtectControlGroups")).starts_with("ro,"),
+        "{result}"
+    );
+    // ProtectKernelModules / ProtectClock: their capabilities are gone from the bounding set.
+    assert!(
+        has_capability(&own_status, CAP_SYS_MODULE) && has_capability(&own_status, CAP_SYS_TIME)
+    );
+    assert!(!has_capability(status, CAP_SYS_MODULE), "{status}");
+    assert!(!has_capability(status, CAP_SYS_TIME), "{status}");
+    // SystemCallFilter / SystemCallArchitectures / the Restrict* filters: a
+    // seccomp filter is installed, and calls outside @system-service fail.
+    assert_eq!(status_field(status, "Seccomp"), "2", "{status}");
+    assert_eq!(status_field(&own_status, "Seccomp"), "0");
+    for (directive, denial) in [
+        ("RestrictNamespaces", "Operation not permitted"),
+        ("RestrictAddressFamilies", "Address family not supported"),
+        ("RestrictRealtime", "Operation not permitted"),
+        ("RestrictSUIDSGID", "Operation not permitted"),
+        ("LockPersonality", "Operation not permitted"),
+        ("MemoryDenyWriteExecute", "denied: Operation not permitted"),
+        // mount(2) is outside @system-service: the filter's action kills (SIGSYS).
+        ("SystemCallFilter", "killed by signal 31"),
+    ] {
+        assert!(
+            key(&result, directive).contains(denial),
+            "{directive}: {result}"
+        );
+    }
+    // ProtectHostname: a UTS namespace of its own, and sethostname(2) is
+    // refused (EPERM) or, outside @system-service, kills the caller (SIGSYS).
+    let outer_uts = std::fs::read_link(format!("/proc/{}/ns/uts", rig.systemd.pid1)).unwrap();
+    assert_ne!(
+        key(&result, "Uts").trim(),
+        outer_uts.to_str().unwrap(),
+        "{result}"
+    );
+    let hostname = key(&result, "ProtectHostname");
+    assert!(
+        hostname.contains("denied: Operation not permitted")
+            || hostname.contains("killed by signal 31"),
+        "{hostname}"
+    );
+    // UMask=0077 reaches the steps.
+    assert_eq!(key(&result, "UMask").trim(), "0077");
+    // NoNewPrivileges=no for the service; the helper sets it on user steps itself.
+    assert_eq!(status_field(status, "NoNewPrivs"), "0");
+    assert_eq!(status_field(key(&result, "UserStatus"), "NoNewPrivs"), "1");
+    // LimitNOFILE=: the steps inherit it.
+    let (_, nofile) = service_directives(&shipped_unit())
+        .into_iter()
+        .find(|(name, _)| name == "LimitNOFILE")
+        .unwrap();
+    let limits = key(&result, "Limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&fields[3..5], [nofile.as_str(), nofile.as_str()], "{line}");
+}
+
+/// The value of `name=` in the shipped unit.
+fn shipped_value(name: &str) -> String {
+    service_directives(&shipped_unit())
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name}= in the shipped unit"))
+        .1
+}
+
+/// Poll `systemctl show -p StatusText` until it is `want` (bounded, generous).
+fn wait_status(rig: &Rig, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..300 {
+        last = rig.systemd.property("apportd.service", "StatusText");
+        if last == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    last
+}
+
+#[test]
+fn systemd_tracks_apportd_by_bus_name_status_and_cgroup_limits() {
+    if !have_root("systemd_tracks_apportd_by_bus_name_status_and_cgroup_limits") {
+        return;
+    }
+    let rig = rig();
+    // Type=dbus + BusName=: the start job finished, so systemd saw the name
+    // taken; the name's owner on the bus is the unit's main process, which
+    // runs the ExecStart= binary.
+    assert_eq!(
+        rig.systemd.property("apportd.service", "SubState"),
+        "running"
+    );
+    assert_eq!(
+        rig.systemd.property("apportd.service", "BusName"),
+        shipped_value("BusName")
+    );
+    let main_pid: i32 = rig
+        .systemd
+        .property("apportd.service", "MainPID")
+        .parse()
+        .unwrap();
+    let host_pid = rig.systemd.host_pid(main_pid).expect("apportd's host pid");
+    let owner = rig
+        .bus
+        .busctl()
+        .args([
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "GetConnectionUnixProcessID",
+            "s",
+            &shipped_value("BusName"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&owner.stdout).trim(),
+        format!("u {host_pid}")
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{host_pid}/exe")).unwrap(),
+        Path::new(env!("CARGO_BIN_EXE_apportd"))
+    );
+
+    // MemoryMax= and TasksMax= reach the kernel: the unit's cgroup limits
+    // (cgroup v1 controllers here: memory.limit_in_bytes, pids.max).
+    let unit_cgroup = "system.slice/apportd.service";
+    let memory = std::fs::read_to_string(
+        rig.systemd
+            .cgroup("memory")
+            .join(unit_cgroup)
+            .join("memory.limit_in_bytes"),
+    )
+    .unwrap();
+    let memory_max = shipped_value("MemoryMax");
+    let mebibytes: u64 = memory_max.strip_suffix('M').unwrap().parse().unwrap();
+    assert_eq!(memory.trim(), (mebibytes * 1024 * 1024).to_string());
+    let tasks = std::fs::read_to_string(
+        rig.systemd
+            .cgroup("pids")
+            .join(unit_cgroup)
+            .join("pids.max"),
+    )
+    .unwrap();
+    assert_eq!(tasks.trim(), shipped_value("TasksMax"));
+    // SystemCallArchitectures= is taken as written (its effect, refusing
+    // non-native syscalls, needs a foreign-ABI program to observe).
+    assert_eq!(
+        rig.systemd
+            .property("apportd.service", "SystemCallArchitectures"),
+        shipped_value("SystemCallArchitectures")
+    );
+
+    // NotifyAccess=main: apportd's sd_notify STATUS= reaches systemd, idle
+    // and while a job runs.
+    assert_eq!(wait_status(&rig, "idle"), "idle");
+    let sleeper = hook(vec![command("Sleep", RunAs::Root, &["/bin/sleep", "300"])]);
+    let (hook_path, report) = rig.files("sleep", &sleeper);
+    let mut client = rig
+        .bus
+        .client(
+            None,
+            &[
+                "run",
+                "--unsigned",
+                hook_path.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let running = wait_status(&rig, "1 job(s)");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert_eq!(running, "1 job(s)");
+    // The caller left: the job is cancelled and apportd says so.
+    assert_eq!(wait_status(&rig, "idle"), "idle");
+}
