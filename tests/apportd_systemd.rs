@@ -183,6 +183,16 @@ fn rig() -> Rig {
         journal(&systemd, "apportd.service"),
         systemd.logs()
     );
+    // apportd logged its start to the namespace's journald: a `journal` step
+    // has that line to find (waited for, so a slow journald cannot fail the test).
+    let logged = (0..300).any(|_| {
+        let found = journal(&systemd, "apportd.service").contains("apportd is serving");
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        found
+    });
+    assert!(logged, "{}", journal(&systemd, "apportd.service"));
     Rig {
         systemd,
         owner,

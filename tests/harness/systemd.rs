@@ -16,7 +16,9 @@
 //! - the host's network namespace is kept on purpose (so that `PrivateNetwork=`
 //!   can be observed against real interfaces); systemd only brings `lo` up;
 //! - teardown always SIGKILLs PID 1 by its host pid (the kernel then kills the
-//!   whole namespace), waits for it and removes the per-test cgroups.
+//!   whole namespace), waits for it and removes the per-test cgroups; if the
+//!   test process dies first, `setpriv --pdeathsig` and `unshare --kill-child`
+//!   kill PID 1, and the next boot sweeps the cgroups it left.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,12 @@ while read -r m t o; do
       case ",$o," in *",$c,"*) rel=$p;; esac
     fi
   done < /proc/self/cgroup
+  # Sweep cgroups left by a test process that was killed before its teardown.
+  for old in "${m}${rel%/}"/apport-hooks-sysd-*; do
+    [ -d "$old" ] || continue
+    pid=${old##*/apport-hooks-sysd-}; pid=${pid%%-*}
+    [ -d "/proc/$pid" ] || find "$old" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
   cg="${m}${rel%/}/$id"
   echo "$cg" >> "$dir/cgroups"
   mkdir "$cg"
@@ -54,8 +62,10 @@ while read -r m t o; do
   fi
   echo $$ > "$cg/cgroup.procs"
 done < "$dir/cgmounts"
-exec unshare --pid --fork --mount --uts --ipc --cgroup --propagation private --mount-proc \
-  /bin/sh -c "$3" inner "$dir"
+# If the test process dies without its teardown, unshare and then PID 1 get SIGKILL.
+exec setpriv --pdeathsig KILL \
+  unshare --kill-child=SIGKILL --pid --fork --mount --uts --ipc --cgroup --propagation private \
+  --mount-proc /bin/sh -c "$3" inner "$dir"
 "#;
 
 /// Run as PID 1 of the new namespaces, before `exec`ing systemd. `$1` = test directory.
