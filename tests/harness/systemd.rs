@@ -194,16 +194,22 @@ impl Systemd {
 
     /// Boot systemd with the test's units plus `units` (name, text), `binds`
     /// (host path, path inside) bound in, and `bus_socket` as the system bus.
-    /// Panics (with systemd's console log) if it does not come up.
+    /// Panics (with [`Systemd::logs`]) if it does not come up.
     pub fn boot(bus_socket: &Path, units: &[(&str, String)], binds: &[(PathBuf, &str)]) -> Self {
         use std::os::unix::fs::PermissionsExt;
         for program in [
             "/lib/systemd/systemd",
             "/usr/bin/unshare",
             "/usr/bin/nsenter",
+            "/usr/bin/setpriv",
         ] {
             assert!(super::require_program(program));
         }
+        // Without one, systemd would create /etc/machine-id on the host.
+        assert!(
+            std::fs::metadata("/etc/machine-id").is_ok_and(|m| m.len() > 0),
+            "/etc/machine-id is missing or empty: run systemd-machine-id-setup first"
+        );
         let dir = super::shared_tempdir();
         let share = dir.path().join("share");
         for sub in ["share/units", "share/empty", "hostdev"] {
@@ -233,13 +239,8 @@ impl Systemd {
             ("systemd-journald.socket", JOURNALD_SOCKET.to_owned()),
             ("systemd-journald.service", JOURNALD_SERVICE.to_owned()),
         ];
-        for (name, text) in ours.iter().chain(
-            units
-                .iter()
-                .map(|(n, t)| (*n, t.clone()))
-                .collect::<Vec<_>>()
-                .iter(),
-        ) {
+        let theirs = units.iter().map(|(name, text)| (*name, text.clone()));
+        for (name, text) in ours.into_iter().chain(theirs) {
             std::fs::write(share.join("units").join(name), text).unwrap();
         }
         let id = format!(
@@ -272,12 +273,21 @@ impl Systemd {
         systemd
     }
 
-    /// systemd's console output and the setup script's errors, for failure messages.
+    /// The setup script's errors, systemd's console and the end of the
+    /// namespace's journal (where PID 1 logs), for failure messages.
     pub fn logs(&self) -> String {
         let read =
             |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let journal = if self.pid1 > 0 {
+            self.nsenter(&["journalctl", "--no-pager", "-n", "100"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         format!(
-            "--- setup ---\n{}\n--- systemd console ---\n{}",
+            "--- setup ---\n{}\n--- systemd console ---\n{}\n--- journal ---\n{journal}",
             read("setup.log"),
             read("console.log")
         )
