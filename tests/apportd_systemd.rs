@@ -145,8 +145,10 @@ struct Rig {
     bashrc: String,
 }
 
-fn rig() -> Rig {
-    let bus = SystemBus::start_without_activation();
+/// Boot systemd with the unit installed and `config` as apportd's configuration;
+/// apportd is not started.
+fn rig(config: &str) -> Rig {
+    let bus = SystemBus::start_with_systemd_activation();
     let owner = TestUser::create("sd", &["systemd-journal"], false);
     // A conffile changed inside the namespaces only (a bind mount), so the
     // conffiles step has a modified file to find; the host's stays as it is.
@@ -164,35 +166,12 @@ fn rig() -> Rig {
         &[(bashrc_path, "/etc/bash.bashrc")],
     );
     let share = systemd.share();
-    std::fs::write(share.join("apportd.toml"), APPORTD_CONFIG).unwrap();
+    std::fs::write(share.join("apportd.toml"), config).unwrap();
     std::fs::set_permissions(
         share.join("apportd.toml"),
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let start = systemd.systemctl(&["start", "apportd.service"]);
-    assert!(
-        start.status.success(),
-        "systemctl start apportd.service: {}\n{}\n{}\n{}",
-        String::from_utf8_lossy(&start.stderr),
-        String::from_utf8_lossy(
-            &systemd
-                .systemctl(&["status", "--no-pager", "apportd"])
-                .stdout
-        ),
-        journal(&systemd, "apportd.service"),
-        systemd.logs()
-    );
-    // apportd logged its start to the namespace's journald: a `journal` step
-    // has that line to find (waited for, so a slow journald cannot fail the test).
-    let logged = (0..300).any(|_| {
-        let found = journal(&systemd, "apportd.service").contains("apportd is serving");
-        if !found {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        found
-    });
-    assert!(logged, "{}", journal(&systemd, "apportd.service"));
     Rig {
         systemd,
         owner,
@@ -200,6 +179,35 @@ fn rig() -> Rig {
         _binds: binds,
         bashrc,
     }
+}
+
+/// A booted rig with apportd started by `systemctl start` (it waits for the bus name).
+fn started_rig() -> Rig {
+    let rig = rig(APPORTD_CONFIG);
+    let start = rig.systemd.systemctl(&["start", "apportd.service"]);
+    assert!(
+        start.status.success(),
+        "systemctl start apportd.service: {}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&start.stderr),
+        String::from_utf8_lossy(
+            &rig.systemd
+                .systemctl(&["status", "--no-pager", "apportd"])
+                .stdout
+        ),
+        journal(&rig.systemd, "apportd.service"),
+        rig.systemd.logs()
+    );
+    // apportd logged its start to the namespace's journald: a `journal` step
+    // has that line to find (waited for, so a slow journald cannot fail the test).
+    let logged = (0..300).any(|_| {
+        let found = journal(&rig.systemd, "apportd.service").contains("apportd is serving");
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        found
+    });
+    assert!(logged, "{}", journal(&rig.systemd, "apportd.service"));
+    rig
 }
 
 /// `journalctl -u UNIT` inside, for failure messages.
@@ -372,7 +380,7 @@ fn every_step_kind_collects_under_the_shipped_hardening_and_each_directive_bites
     if !have_root("every_step_kind_collects_under_the_shipped_hardening_and_each_directive_bites") {
         return;
     }
-    let rig = rig();
+    let rig = started_rig();
     let owner = &rig.owner;
     let share = rig.systemd.share();
 
@@ -754,7 +762,7 @@ fn systemd_tracks_apportd_by_bus_name_status_and_cgroup_limits() {
     if !have_root("systemd_tracks_apportd_by_bus_name_status_and_cgroup_limits") {
         return;
     }
-    let rig = rig();
+    let rig = started_rig();
     // Type=dbus + BusName=: the start job finished, so systemd saw the name
     // taken; the name's owner on the bus is the unit's main process, which
     // runs the ExecStart= binary.
@@ -766,30 +774,8 @@ fn systemd_tracks_apportd_by_bus_name_status_and_cgroup_limits() {
         rig.systemd.property("apportd.service", "BusName"),
         shipped_value("BusName")
     );
-    let main_pid: i32 = rig
-        .systemd
-        .property("apportd.service", "MainPID")
-        .parse()
-        .unwrap();
-    let host_pid = rig.systemd.host_pid(main_pid).expect("apportd's host pid");
-    let owner = rig
-        .bus
-        .busctl()
-        .args([
-            "call",
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "GetConnectionUnixProcessID",
-            "s",
-            &shipped_value("BusName"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&owner.stdout).trim(),
-        format!("u {host_pid}")
-    );
+    let (host_pid, owner) = main_and_owner(&rig);
+    assert_eq!(owner, format!("u {host_pid}"));
     assert_eq!(
         std::fs::read_link(format!("/proc/{host_pid}/exe")).unwrap(),
         Path::new(env!("CARGO_BIN_EXE_apportd"))
@@ -849,4 +835,85 @@ fn systemd_tracks_apportd_by_bus_name_status_and_cgroup_limits() {
     assert_eq!(running, "1 job(s)");
     // The caller left: the job is cancelled and apportd says so.
     assert_eq!(wait_status(&rig, "idle"), "idle");
+}
+
+/// The host pid of the unit's main process and the pid owning `com.ubuntu.apport`.
+fn main_and_owner(rig: &Rig) -> (i32, String) {
+    let main_pid: i32 = rig
+        .systemd
+        .property("apportd.service", "MainPID")
+        .parse()
+        .unwrap();
+    let host_pid = rig.systemd.host_pid(main_pid).expect("apportd's host pid");
+    let owner = rig
+        .bus
+        .busctl()
+        .args([
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "GetConnectionUnixProcessID",
+            "s",
+            &shipped_value("BusName"),
+        ])
+        .output()
+        .unwrap();
+    (
+        host_pid,
+        String::from_utf8_lossy(&owner.stdout).trim().to_owned(),
+    )
+}
+
+/// Poll a unit property until it is `want` (bounded, generous).
+fn wait_property(rig: &Rig, name: &str, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..1200 {
+        last = rig.systemd.property("apportd.service", name);
+        if last == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    last
+}
+
+#[test]
+fn the_shipped_activation_file_starts_apportd_service_and_it_exits_when_idle() {
+    if !have_root("the_shipped_activation_file_starts_apportd_service_and_it_exits_when_idle") {
+        return;
+    }
+    let rig = rig("idle_exit_secs = 2\n");
+    assert_eq!(
+        rig.systemd.property("apportd.service", "ActiveState"),
+        "inactive"
+    );
+    // The first call: dbus-daemon (--systemd-activation, the shipped
+    // dbus/com.ubuntu.apport.service) asks systemd for apportd.service.
+    let version = rig
+        .bus
+        .busctl()
+        .args([
+            "get-property",
+            "com.ubuntu.apport",
+            "/com/ubuntu/Apport",
+            "com.ubuntu.Apport1",
+            "Version",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("s \"{}\"", env!("CARGO_PKG_VERSION")),
+        "{}\n{}",
+        String::from_utf8_lossy(&version.stderr),
+        rig.systemd.logs()
+    );
+    // The reply came from the unit's process (the shipped file's own Exec=,
+    // /usr/libexec/apportd, does not exist here).
+    let (host_pid, owner) = main_and_owner(&rig);
+    assert_eq!(owner, format!("u {host_pid}"));
+    // Idle for 2 s: apportd exits cleanly and systemd sees the unit stop.
+    assert_eq!(wait_property(&rig, "ActiveState", "inactive"), "inactive");
+    assert_eq!(rig.systemd.property("apportd.service", "Result"), "success");
 }

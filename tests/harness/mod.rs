@@ -227,9 +227,10 @@ impl SystemBus {
         Self::start_inner(Some(apportd_config))
     }
 
-    /// Start the bus and polkitd with nothing activatable: apportd must be
-    /// started some other way (by systemd, in `tests/apportd_systemd.rs`).
-    pub fn start_without_activation() -> SystemBus {
+    /// Start the bus (with `--systemd-activation`) and polkitd, with the
+    /// SHIPPED activation file: a call to `com.ubuntu.apport` asks systemd
+    /// (PID 1 on this bus, `tests/apportd_systemd.rs`) to start `apportd.service`.
+    pub fn start_with_systemd_activation() -> SystemBus {
         Self::start_inner(None)
     }
 
@@ -242,12 +243,13 @@ impl SystemBus {
         let socket = dir.path().join("system_bus_socket");
         let services = dir.path().join("services");
         std::fs::create_dir(&services).unwrap();
+        let activation = services.join("com.ubuntu.apport.service");
         if let Some(apportd_config) = apportd_config {
             let config = dir.path().join("apportd.toml");
             std::fs::write(&config, apportd_config).unwrap();
             // Test-only activation file: the shipped one names /usr/libexec/apportd.
             std::fs::write(
-                services.join("com.ubuntu.apport.service"),
+                &activation,
                 format!(
                     "[D-BUS Service]\nName=com.ubuntu.apport\nExec={} --config {}\nUser=root\n",
                     env!("CARGO_BIN_EXE_apportd"),
@@ -255,6 +257,8 @@ impl SystemBus {
                 ),
             )
             .unwrap();
+        } else {
+            std::fs::copy(shipped("dbus/com.ubuntu.apport.service"), &activation).unwrap();
         }
         let bus_conf = dir.path().join("bus.conf");
         std::fs::write(&bus_conf, bus_config(&socket, &services)).unwrap();
@@ -262,6 +266,7 @@ impl SystemBus {
         let mut daemon = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", bus_conf.display()))
             .args(["--nofork", "--print-address=1"])
+            .args(apportd_config.is_none().then_some("--systemd-activation"))
             .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
             .stdout(std::process::Stdio::piped())
             .spawn()
