@@ -87,6 +87,7 @@ while read -r from to; do mount --bind "$from" "$to"; done < "$dir/binds"
 mount --bind /dev "$dir/hostdev"
 mount -t tmpfs -o mode=0755,nosuid apport-test-dev /dev
 for n in null zero full random urandom tty kmsg loop0; do
+  [ -e "$dir/hostdev/$n" ] || continue
   : > "/dev/$n"
   mount --bind "$dir/hostdev/$n" "/dev/$n"
 done
