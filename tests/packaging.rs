@@ -211,6 +211,7 @@ fn packages_in_control_match_the_packaging_files() {
         ".postrm",
         ".manpages",
         ".examples",
+        ".lintian-overrides",
     ] {
         for (package, path) in debian_files(suffix) {
             assert!(
