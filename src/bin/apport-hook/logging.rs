@@ -1,0 +1,43 @@
+//! Logs for the long-running and diagnostic commands: plain lines on stderr
+//! (journald adds the time and the unit when run as a service), or JSON
+//! lines with `--json`. `APPORT_HOOK_LOG` sets the filter (default `info`).
+
+/// Sets up the global subscriber (once; a second call is a no-op).
+pub fn init(json: bool) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("APPORT_HOOK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let result = if json {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else if under_journal {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .without_time()
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    };
+    drop(result);
+}
