@@ -28,7 +28,7 @@ pub struct UploadKey {
     /// Its inode.
     pub inode: u64,
     /// Its modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
 }
 
 impl UploadKey {
@@ -51,9 +51,10 @@ impl UploadKey {
             .and_then(|n| n.to_str())
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad name"))?
             .to_owned();
-        let mtime_ns = i128::from(meta.mtime())
+        let mtime_ns = meta
+            .mtime()
             .saturating_mul(1_000_000_000)
-            .saturating_add(i128::from(meta.mtime_nsec()));
+            .saturating_add(meta.mtime_nsec());
         Ok(Self {
             name,
             inode: meta.ino(),
