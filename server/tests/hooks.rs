@@ -411,3 +411,46 @@ async fn an_upload_over_the_disk_cap_is_cut_off_and_disables_the_hook() {
         assert_eq!(r.status, 410);
     }
 }
+
+#[tokio::test]
+async fn daisy_routes_use_the_shared_system_id_grammar() {
+    let (server, _) = server_with_hook(Engine::Sqlite, "", 5).await.unwrap();
+    // Dotted, underscored and 256-character ids are the client agent's; daisy takes them.
+    let long = "a".repeat(256);
+    for system in ["host.example_1", long.as_str()] {
+        assert!(apport_hooks::wire::is_valid_system_id(system));
+        let (oops, url) = crash(&server, system).await;
+        assert_eq!(
+            url,
+            Some(format!("http://{}/{oops}/hooks/{system}", server.addr))
+        );
+        assert_eq!(hook_list(&server, &oops, system).await.len(), 1);
+    }
+    // What the shared grammar refuses, both routes refuse with 400.
+    let (oops, _) = crash(&server, SYSTEM).await;
+    let too_long = "a".repeat(257);
+    for system in [".hidden", "...", "-_-", too_long.as_str(), "a%2Fb"] {
+        let r = request(
+            server.addr,
+            "POST",
+            &format!("/{system}"),
+            &[],
+            &upload("signal_crash"),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (400, "Invalid system identifier."),
+            "crash from {system:?}"
+        );
+        let r = request(
+            server.addr,
+            "GET",
+            &format!("/{oops}/hooks/{system}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 400, "hook list for {system:?}: {}", r.text());
+    }
+}

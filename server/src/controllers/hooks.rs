@@ -11,7 +11,9 @@
 use std::io::Read;
 
 use apport_hooks::report::{ReportLimits, ZSTD_MAX_WINDOW_LOG};
-use apport_hooks::wire::{WireLimits, decode_untrusted, report_from_whoopsie_bson};
+use apport_hooks::wire::{
+    WireLimits, decode_untrusted, is_valid_system_id, report_from_whoopsie_bson,
+};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -22,7 +24,6 @@ use http_body_util::BodyExt;
 use crate::app::AppState;
 use crate::auth::{hash_token, new_token};
 use crate::bucketing::targets;
-use crate::controllers::crash::valid_system_id;
 use crate::error::AppError;
 use crate::storage::{self, HookState, NewResult, OfferRequest, ResultOutcome};
 
@@ -48,7 +49,7 @@ pub async fn list(
     State(app): State<AppState>,
     Path((oops_id, system_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    if !valid_system_id(&system_id) || uuid::Uuid::parse_str(&oops_id).is_err() {
+    if !is_valid_system_id(&system_id) || uuid::Uuid::parse_str(&oops_id).is_err() {
         return Err(AppError::bad_request("Invalid hook list path."));
     }
     let Some(stored) = app.storage.oops(&oops_id).await? else {
