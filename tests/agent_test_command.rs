@@ -110,7 +110,12 @@ fn test_prints_exactly_the_keys_that_would_be_sent_with_sizes() {
     let out = bus
         .client(
             None,
-            &["test", hook.to_str().unwrap(), "--report", report.to_str().unwrap()],
+            &[
+                "test",
+                hook.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ],
         )
         .output()
         .unwrap();
@@ -164,7 +169,12 @@ fn test_as_a_plain_user_is_refused_with_a_hint() {
     let out = bus
         .client(
             Some(&plain),
-            &["test", hook.to_str().unwrap(), "--report", report.to_str().unwrap()],
+            &[
+                "test",
+                hook.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ],
         )
         .output()
         .unwrap();

@@ -95,7 +95,11 @@ fn collect_runs_no_hook_when_the_token_expired_twice() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("_usr_bin_x.0.crash");
     std::fs::write(&report, "ProblemType: Crash\n").unwrap();
-    std::fs::write(dir.path().join("_usr_bin_x.0.uploaded"), format!("{OOPS}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("_usr_bin_x.0.uploaded"),
+        format!("{OOPS}\n"),
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_apport-hook"))
         .args(["collect", "--json", "--spool"])
         .arg(dir.path().join("spool"))
@@ -134,7 +138,11 @@ fn spool_entry(spool: &Spool, server: &Server, token: &str, expires: i64) -> Ent
         expires,
     };
     spool
-        .put(&key, &pending.to_spool_payload().unwrap(), SystemTime::now())
+        .put(
+            &key,
+            &pending.to_spool_payload().unwrap(),
+            SystemTime::now(),
+        )
         .unwrap();
     key
 }
@@ -146,7 +154,9 @@ fn a_spooled_result_whose_token_expired_is_sent_with_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
     spool_entry(&spool, &server, "expired", now_secs() - 5);
-    let results = runtime().block_on(collector(&server).drain(&spool)).unwrap();
+    let results = runtime()
+        .block_on(collector(&server).drain(&spool))
+        .unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].1, Delivery::Delivered(200));
     let posts: Vec<_> = server
@@ -165,7 +175,9 @@ fn a_spooled_result_with_a_valid_token_is_sent_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
     spool_entry(&spool, &server, "valid", now_secs() + 3600);
-    runtime().block_on(collector(&server).drain(&spool)).unwrap();
+    runtime()
+        .block_on(collector(&server).drain(&spool))
+        .unwrap();
     assert_eq!(server.count("GET", "/"), 0, "no new list needed");
     let posts: Vec<_> = server
         .seen()
@@ -182,7 +194,9 @@ fn a_spooled_result_whose_hook_is_no_longer_offered_is_dropped_unsent() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
     spool_entry(&spool, &server, "expired", now_secs() - 5);
-    let results = runtime().block_on(collector(&server).drain(&spool)).unwrap();
+    let results = runtime()
+        .block_on(collector(&server).drain(&spool))
+        .unwrap();
     assert!(matches!(&results[0].1, Delivery::Dropped(why) if why.contains("no longer offers")));
     assert_eq!(server.count("POST", "/"), 0);
     assert!(spool.pending().unwrap().is_empty());
@@ -195,9 +209,15 @@ fn a_spooled_result_stays_when_no_new_token_can_be_fetched() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
     spool_entry(&spool, &server, "expired", now_secs() - 5);
-    let results = runtime().block_on(collector(&server).drain(&spool)).unwrap();
+    let results = runtime()
+        .block_on(collector(&server).drain(&spool))
+        .unwrap();
     assert!(matches!(&results[0].1, Delivery::Spooled(_)));
-    assert_eq!(server.count("POST", "/"), 0, "the expired token is never sent");
+    assert_eq!(
+        server.count("POST", "/"),
+        0,
+        "the expired token is never sent"
+    );
     let pending = spool.pending().unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].attempts(), 1);

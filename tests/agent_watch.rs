@@ -51,12 +51,24 @@ impl Dirs {
     }
     /// Writes `NAME.crash`, then its marker in place.
     fn upload_in_place(&self, name: &str, oops: &str) {
-        std::fs::write(self.crash().join(format!("{name}.crash")), "ProblemType: Crash\n").unwrap();
-        std::fs::write(self.crash().join(format!("{name}.uploaded")), format!("{oops}\n")).unwrap();
+        std::fs::write(
+            self.crash().join(format!("{name}.crash")),
+            "ProblemType: Crash\n",
+        )
+        .unwrap();
+        std::fs::write(
+            self.crash().join(format!("{name}.uploaded")),
+            format!("{oops}\n"),
+        )
+        .unwrap();
     }
     /// Writes `NAME.crash`, then its marker under another name and renames it in.
     fn upload_by_rename(&self, name: &str, oops: &str) {
-        std::fs::write(self.crash().join(format!("{name}.crash")), "ProblemType: Crash\n").unwrap();
+        std::fs::write(
+            self.crash().join(format!("{name}.crash")),
+            "ProblemType: Crash\n",
+        )
+        .unwrap();
         let temp = self.crash().join(format!(".{name}.uploaded.tmp"));
         std::fs::write(&temp, format!("{oops}\n")).unwrap();
         std::fs::rename(&temp, self.crash().join(format!("{name}.uploaded"))).unwrap();
@@ -109,13 +121,20 @@ fn start(dirs: &Dirs, server: &Server, idle: u64, notify: Option<&Path>) -> Watc
 }
 
 /// Waits (up to a minute) for `done`; panics with `what` otherwise.
-fn wait_for(what: &str, watch: Option<&Watch>, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+fn wait_for(what: &str, watch: Option<&Watch>, done: impl FnMut() -> bool) {
+    wait_within(60, what, watch, done);
+}
+
+/// Waits up to `secs` seconds for `done`; panics with `what` otherwise.
+fn wait_within(secs: u64, what: &str, watch: Option<&Watch>, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
         assert!(
             Instant::now() < deadline,
             "{what} did not happen; watcher log:\n{}",
-            watch.map(|w| w.stderr.lock().unwrap().clone()).unwrap_or_default()
+            watch
+                .map(|w| w.stderr.lock().unwrap().clone())
+                .unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -176,8 +195,7 @@ fn each_upload_is_collected_once_across_restarts() {
     std::fs::write(dirs.crash().join("_usr_bin_x.0.crash"), "x").unwrap();
     let (code, out, log) = watch.finish();
     assert_eq!(code, 0, "{log}");
-    let summary: serde_json::Value =
-        serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(summary["stopped"], "idle for 3 s", "{out}");
     assert_eq!(summary["collected"], 3);
     assert_eq!(hook_lists(&server, &oops(3)), 1, "{log}");
@@ -206,7 +224,10 @@ fn each_upload_is_collected_once_across_restarts() {
         .map(|r| r["oops_id"].as_str().unwrap())
         .collect();
     assert_eq!(oopses, [oops(1), oops(2), oops(3)]);
-    assert!(runs.iter().all(|r| r["outcome"] == "ok" && r["time"].is_i64()));
+    assert!(
+        runs.iter()
+            .all(|r| r["outcome"] == "ok" && r["time"].is_i64())
+    );
     let text = Command::new(env!("CARGO_BIN_EXE_apport-hook"))
         .args(["status", "--state-dir"])
         .arg(dirs.path("state"))
@@ -300,7 +321,11 @@ fn due_spooled_results_are_sent_by_the_watcher() {
         expires: now_secs() + 3600,
     };
     spool
-        .put(&key, &pending.to_spool_payload().unwrap(), SystemTime::now())
+        .put(
+            &key,
+            &pending.to_spool_payload().unwrap(),
+            SystemTime::now(),
+        )
         .unwrap();
     let watch = start(&dirs, &server, 1, None);
     let (code, _, log) = watch.finish();
@@ -317,4 +342,35 @@ fn a_missing_crash_directory_is_a_runtime_error_that_says_what_to_do() {
     let (code, _, log) = start(&dirs, &server, 1, None).finish();
     assert_eq!(code, 3, "{log}");
     assert!(log.contains("cannot watch"), "{log}");
+}
+
+#[test]
+fn a_failed_hook_phase_is_tried_again_with_backoff_while_running() {
+    let server = Server::start();
+    // The server fails the first hook list, then answers.
+    server.list(hooklist_server::ListReply::Status(503));
+    let dirs = Dirs::new();
+    // Idle exit after 1 s: a pending retry must keep the watcher alive.
+    let watch = start(&dirs, &server, 1, None);
+    dirs.upload_in_place("r.0", &oops(5));
+    wait_for("the failure logged", Some(&watch), || {
+        watch.log().contains("trying again in")
+    });
+    // The first retry comes after 30 to 60 s (the spool's backoff).
+    wait_within(150, "the retry", Some(&watch), || {
+        hook_lists(&server, &oops(5)) == 2
+    });
+    let (code, out, log) = watch.finish();
+    assert_eq!(code, 0, "{log}");
+    assert!(out.contains("\"collected\":1"), "{out}");
+    let runs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs.path("state/last-runs.json")).unwrap()).unwrap();
+    let outcomes: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["error", "ok"]);
+    assert!(runs["runs"][0]["message"].as_str().unwrap().contains("503"));
 }

@@ -26,7 +26,9 @@ pub const MAX_SCAN: usize = 4096;
 #[derive(Debug, Error)]
 pub enum WatchError {
     /// inotify could not be set up or read.
-    #[error("cannot watch {dir}: {source}; check that it exists and that fs.inotify.max_user_watches is not exhausted")]
+    #[error(
+        "cannot watch {dir}: {source}; check that it exists and that fs.inotify.max_user_watches is not exhausted"
+    )]
     Inotify {
         /// The directory.
         dir: PathBuf,
@@ -237,7 +239,10 @@ impl CrashDirWatch {
                 source: e.into(),
             }),
             Some(Seen::Overflow) => {
-                tracing::warn!("inotify queue overflowed: rescanning {}", self.dir.display());
+                tracing::warn!(
+                    "inotify queue overflowed: rescanning {}",
+                    self.dir.display()
+                );
                 pending_markers(&self.dir, max_age)
             }
             Some(Seen::Markers(markers)) => Ok(markers),

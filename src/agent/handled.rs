@@ -107,9 +107,9 @@ impl HandledSet {
 
     /// Whether this upload (same marker, or same OOPS id) was handled.
     pub fn contains(&self, key: &UploadKey, oops_id: Option<&str>) -> bool {
-        self.entries.iter().any(|h| {
-            h.key == *key || (oops_id.is_some() && h.oops_id.as_deref() == oops_id)
-        })
+        self.entries
+            .iter()
+            .any(|h| h.key == *key || (oops_id.is_some() && h.oops_id.as_deref() == oops_id))
     }
 
     /// How many uploads are remembered.
@@ -184,7 +184,10 @@ mod tests {
         let again = HandledSet::load(&state).unwrap();
         assert_eq!(again.len(), 3);
         assert!(again.contains(&key(4), None));
-        assert!(!again.contains(&key(0), None), "the oldest is dropped first");
+        assert!(
+            !again.contains(&key(0), None),
+            "the oldest is dropped first"
+        );
         let other = UploadKey {
             name: "renamed.uploaded".into(),
             inode: 99_999,

@@ -115,6 +115,9 @@ mod tests {
         let runs = read(&state).unwrap();
         assert_eq!(runs.len(), MAX_RUNS);
         assert_eq!(runs[0].time, 2);
-        assert_eq!(runs[MAX_RUNS - 1].time, i64::try_from(MAX_RUNS).unwrap() + 1);
+        assert_eq!(
+            runs[MAX_RUNS - 1].time,
+            i64::try_from(MAX_RUNS).unwrap() + 1
+        );
     }
 }

@@ -21,7 +21,9 @@ pub const MAX_STATE_FILE_BYTES: u64 = 4 * 1024 * 1024;
 #[derive(Debug, Error)]
 pub enum StateError {
     /// An I/O error on a state file.
-    #[error("{path}: {source}; check that the state directory is writable by this user (`--state-dir DIR`)")]
+    #[error(
+        "{path}: {source}; check that the state directory is writable by this user (`--state-dir DIR`)"
+    )]
     Io {
         /// The file or directory.
         path: PathBuf,

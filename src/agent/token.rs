@@ -14,7 +14,8 @@ use super::ids::OopsId;
 /// `now` (both Unix seconds).
 pub fn token_usable(expires: i64, now: i64, margin: Duration) -> bool {
     let margin = i64::try_from(margin.as_secs()).unwrap_or(i64::MAX);
-    now.checked_add(margin).is_some_and(|deadline| expires > deadline)
+    now.checked_add(margin)
+        .is_some_and(|deadline| expires > deadline)
 }
 
 /// The current time in Unix seconds (0 before the epoch).
@@ -132,7 +133,10 @@ mod tests {
     fn a_token_must_outlive_the_margin() {
         let minute = Duration::from_secs(60);
         assert!(token_usable(1_000, 900, minute));
-        assert!(!token_usable(1_000, 940, minute), "expires during the request");
+        assert!(
+            !token_usable(1_000, 940, minute),
+            "expires during the request"
+        );
         assert!(!token_usable(1_000, 2_000, minute), "already expired");
         assert!(!token_usable(i64::MAX, i64::MAX, minute), "no overflow");
         assert!(!token_usable(i64::MAX, 0, Duration::from_secs(u64::MAX)));

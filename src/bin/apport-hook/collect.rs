@@ -102,8 +102,8 @@ async fn collect_phase(
 ) -> anyhow::Result<serde_json::Value> {
     let (system_id, _) = config::system_id(paths, env)?;
     let client = build_client(&ClientSettings::from(settings))?;
-    let collector = Collector::new(client, &settings.server_url, system_id)
-        .with_token_margin(settings.timeout);
+    let collector =
+        Collector::new(client, &settings.server_url, system_id).with_token_margin(settings.timeout);
     let spool_dir = args
         .spool
         .clone()

@@ -10,7 +10,10 @@ use apport_hooks::agent::token::now_secs;
 fn hook_run(hook: &serde_json::Value) -> HookRun {
     let text = |key: &str| hook.get(key).and_then(|v| v.as_str()).map(str::to_owned);
     HookRun {
-        id: hook.get("id").and_then(serde_json::Value::as_i64).unwrap_or(-1),
+        id: hook
+            .get("id")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(-1),
         version: hook
             .get("version")
             .and_then(serde_json::Value::as_u64)

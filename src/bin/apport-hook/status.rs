@@ -162,7 +162,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("crash dir:   {} (watched by `apport-hook watch`)", settings.crash_dir.display());
+    println!(
+        "crash dir:   {} (watched by `apport-hook watch`)",
+        settings.crash_dir.display()
+    );
     println!("last runs:   {}", state_dir.display());
     match &runs {
         Err(e) => println!("  cannot be read: {e}"),

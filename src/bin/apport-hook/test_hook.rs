@@ -24,12 +24,14 @@ const EXIT_INCOMPLETE: u8 = 4;
 
 /// Lint a hook, run it against a report through apportd, show what would be sent.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "The hook runs unsigned, so apportd asks polkit for an administrator \
+#[command(
+    after_help = "The hook runs unsigned, so apportd asks polkit for an administrator \
                   (com.ubuntu.apport.unsigned-hook); a password prompt appears where the \
                   session has a polkit agent (pkttyagent on a terminal). Exit status: 0 the \
                   hook ran to the end; 1 lint problems (nothing ran); 3 a runtime error \
                   (unreadable file, apportd refused or is unreachable); 4 the job was \
-                  cancelled or a step stopped it.")]
+                  cancelled or a step stopped it."
+)]
 pub struct Args {
     /// The hook file (TOML).
     #[arg(value_name = "HOOK.toml")]
@@ -62,7 +64,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut bytes = Vec::new();
     std::fs::File::open(&args.hook)
         .with_context(|| format!("cannot open {name}"))?
-        .take(u64::try_from(cfg.max_file_bytes).unwrap_or(u64::MAX).saturating_add(1))
+        .take(
+            u64::try_from(cfg.max_file_bytes)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1),
+        )
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {name}"))?;
     let hook = match parse_hook_bytes(&bytes, &name, &cfg) {

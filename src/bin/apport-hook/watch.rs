@@ -4,7 +4,7 @@
 //! runs; exits when idle (it is started by `apport-hook.path`) or on
 //! SIGTERM.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,7 +16,7 @@ use apport_hooks::agent::crash_watch::{CrashDirWatch, pending_markers, report_fo
 use apport_hooks::agent::handled::{Handled, HandledSet, UploadKey};
 use apport_hooks::agent::http::{ClientSettings, build_client};
 use apport_hooks::agent::runlog::RunRecord;
-use apport_hooks::agent::spool::Spool;
+use apport_hooks::agent::spool::{Spool, backoff_delay};
 use apport_hooks::agent::state_dir::StateDir;
 use apport_hooks::agent::token::now_secs;
 use tokio::signal::unix::{SignalKind, signal};
@@ -25,14 +25,19 @@ use tokio::signal::unix::{SignalKind, signal};
 /// abandoned (systemd's stop timeout is 90 s by default).
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// The pause after a spool retry that could not start.
+const DRAIN_PAUSE: Duration = Duration::from_secs(60);
+
 /// Watch the crash directory and run the hook phase for every new upload.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Runs until idle for --idle-exit seconds (with an empty spool) or until \
+#[command(
+    after_help = "Runs until idle for --idle-exit seconds (with an empty spool) or until \
                   SIGTERM/SIGINT. Each upload (X.uploaded, by name, inode and mtime, and by \
                   OOPS id) is collected once; the record survives restarts (state directory). \
                   Opt-out is read again for every upload. Exit status: 0 stopped (idle or \
                   signal); 3 a runtime error (the crash or state directory or the settings \
-                  cannot be used).")]
+                  cannot be used)."
+)]
 pub struct Args {
     /// The directory to watch (default: `crash_dir` in hooks.conf, else /var/crash).
     #[arg(long, value_name = "DIR")]
@@ -83,7 +88,19 @@ enum Stop {
     Signal(&'static str),
 }
 
+/// An upload whose hook phase failed (server unreachable, …), due again.
+struct Retry {
+    marker: PathBuf,
+    at: Instant,
+}
+
+/// Failed hook phases retried while running, per upload.
+const MAX_RETRIES: u32 = 6;
+
 struct Watcher {
+    retries: Vec<Retry>,
+    /// Failed hook phases so far, per marker (until one succeeds).
+    failures: HashMap<PathBuf, u32>,
     args: Args,
     paths: Paths,
     env: Environment,
@@ -107,6 +124,8 @@ impl Watcher {
         };
         let env = Environment::from_process();
         let mut watcher = Self {
+            retries: Vec::new(),
+            failures: HashMap::new(),
             paths,
             env,
             crash_dir: PathBuf::new(),
@@ -167,6 +186,9 @@ impl Watcher {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         self.status("started");
         let mut last_work = Instant::now();
+        // After a drain that could not even start (no system id, spool not
+        // writable), the spool is left alone for a while instead of in a loop.
+        let mut drain_not_before = Instant::now();
         let stop = 'outer: loop {
             while let Some(marker) = queue.pop_front() {
                 let work = self.handle(&marker);
@@ -206,20 +228,43 @@ impl Watcher {
             };
             if let (Ok(s), Some(at)) = (&settings, spool_next)
                 && at <= SystemTime::now()
+                && Instant::now() >= drain_not_before
             {
-                self.drain(s).await;
+                if !self.drain(s).await {
+                    drain_not_before = Instant::now()
+                        .checked_add(DRAIN_PAUSE)
+                        .unwrap_or_else(Instant::now);
+                }
                 last_work = Instant::now();
                 continue;
             }
-            let idle_deadline = (self.args.idle_exit > 0 && spool_next.is_none())
-                .then(|| last_work + Duration::from_secs(self.args.idle_exit));
-            let spool_wake = spool_next.map(|at| {
-                Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
-            });
-            let wake = match (idle_deadline, spool_wake) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let now = Instant::now();
+            if self.retries.iter().any(|r| r.at <= now) {
+                let (due, later): (Vec<Retry>, Vec<Retry>) =
+                    self.retries.drain(..).partition(|r| r.at <= now);
+                self.retries = later;
+                for retry in due {
+                    if !queue.contains(&retry.marker) {
+                        queue.push_back(retry.marker);
+                    }
+                }
+                continue;
+            }
+            let retry_wake = self.retries.iter().map(|r| r.at).min();
+            let idle_deadline =
+                (self.args.idle_exit > 0 && spool_next.is_none() && retry_wake.is_none())
+                    .then(|| last_work.checked_add(Duration::from_secs(self.args.idle_exit)))
+                    .flatten();
+            let spool_wake = spool_next
+                .and_then(|at| {
+                    Instant::now()
+                        .checked_add(at.duration_since(SystemTime::now()).unwrap_or_default())
+                })
+                .map(|at| at.max(drain_not_before));
+            let wake = [idle_deadline, spool_wake, retry_wake]
+                .into_iter()
+                .flatten()
+                .min();
             self.status("waiting");
             tokio::select! {
                 markers = watch.next_markers(self.max_age) => {
@@ -339,18 +384,50 @@ impl Watcher {
                 if self.args.json {
                     println!("{value}");
                 }
+                self.failures.remove(marker);
                 mark(self);
             }
-            Err(e) => tracing::error!(
-                "the hook phase for {} failed: {e:#}; it is tried again at the next start",
-                report.display()
-            ),
+            Err(e) => self.retry_later(marker, &e),
         }
         true
     }
 
-    /// Sends the due spool entries.
-    async fn drain(&self, settings: &Settings) {
+    /// Schedules another hook phase for `marker` after the spool's backoff;
+    /// after [`MAX_RETRIES`] failures it waits for the next start.
+    fn retry_later(&mut self, marker: &Path, error: &anyhow::Error) {
+        let attempts = self
+            .failures
+            .get(marker)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1);
+        self.failures.insert(marker.to_path_buf(), attempts);
+        self.retries.retain(|r| r.marker != marker);
+        if attempts > MAX_RETRIES {
+            self.failures.remove(marker);
+            tracing::error!(
+                "the hook phase for {} failed {MAX_RETRIES} times, last: {error:#}; \
+                 it is tried again at the next start",
+                marker.display()
+            );
+            return;
+        }
+        let delay = backoff_delay(attempts, &mut rand::rng());
+        tracing::warn!(
+            "the hook phase for {} failed: {error:#}; trying again in {} s",
+            marker.display(),
+            delay.as_secs()
+        );
+        if let Some(at) = Instant::now().checked_add(delay) {
+            self.retries.push(Retry {
+                marker: marker.to_path_buf(),
+                at,
+            });
+        }
+    }
+
+    /// Sends the due spool entries; false when that could not even start.
+    async fn drain(&self, settings: &Settings) -> bool {
         let result: anyhow::Result<()> = async {
             let (system_id, _) = config::system_id(&self.paths, &self.env)?;
             let client = build_client(&ClientSettings::from(settings))?;
@@ -363,8 +440,15 @@ impl Watcher {
             Ok(())
         }
         .await;
-        if let Err(e) = result {
-            tracing::warn!("retrying the spool failed: {e:#}");
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    "retrying the spool failed: {e:#}; trying again in {} s",
+                    DRAIN_PAUSE.as_secs()
+                );
+                false
+            }
         }
     }
 }
@@ -376,7 +460,7 @@ fn spool_next_attempt(dir: &Path) -> Option<SystemTime> {
         .iter()
         .map(|e| e.next_attempt_at())
         .min()
-        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
 }
 
 async fn sleep_until(wake: Option<Instant>) {
