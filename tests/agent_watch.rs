@@ -374,3 +374,28 @@ fn a_failed_hook_phase_is_tried_again_with_backoff_while_running() {
     assert_eq!(outcomes, ["error", "ok"]);
     assert!(runs["runs"][0]["message"].as_str().unwrap().contains("503"));
 }
+
+#[test]
+fn sigterm_lets_the_hook_phase_in_progress_finish() {
+    let server = Server::start();
+    server.delay_lists(Duration::from_secs(3));
+    let dirs = Dirs::new();
+    let watch = start(&dirs, &server, 0, None);
+    dirs.upload_in_place("slow.0", &oops(6));
+    wait_for("the hook list requested", Some(&watch), || {
+        hook_lists(&server, &oops(6)) == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(watch.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let (code, out, log) = watch.finish();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("letting the hook phase"), "{log}");
+    assert!(out.contains("\"collected\":1"), "{out}");
+    // Finished, so marked: a restart does not collect it again.
+    let (_, out, log) = start(&dirs, &server, 1, None).finish();
+    assert!(out.contains("\"collected\":0"), "{out}\n{log}");
+    assert_eq!(hook_lists(&server, &oops(6)), 1);
+}

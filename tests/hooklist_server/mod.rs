@@ -44,6 +44,7 @@ struct State {
     lists: VecDeque<ListReply>,
     default_list: Option<ListReply>,
     results: VecDeque<u16>,
+    list_delay: std::time::Duration,
 }
 
 /// The running server.
@@ -92,42 +93,48 @@ impl Server {
                 let base = base.clone();
                 async move {
                     let path = uri.path().to_owned();
-                    let mut state = shared.lock().unwrap();
-                    state.seen.push(Request {
-                        method: method.to_string(),
-                        path: path.clone(),
-                        authorization: headers
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned),
-                        body: body.to_vec(),
-                    });
-                    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-                    match (method.as_str(), parts.as_slice()) {
-                        ("GET", [oops, "hooks", _system]) => {
-                            let reply = state
-                                .lists
-                                .pop_front()
-                                .or_else(|| state.default_list.clone())
-                                .unwrap_or(ListReply::List(String::new(), 0, Vec::new()));
-                            match reply {
-                                ListReply::List(token, expires, hooks) => (
-                                    StatusCode::OK,
-                                    list_body(&base, oops, &token, expires, &hooks),
-                                )
-                                    .into_response(),
-                                ListReply::Status(code) => {
-                                    (StatusCode::from_u16(code).unwrap(), "scripted failure")
-                                        .into_response()
-                                }
+                    let parts: Vec<String> = path
+                        .trim_start_matches('/')
+                        .split('/')
+                        .map(str::to_owned)
+                        .collect();
+                    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                    // Decide under the lock, answer (maybe slowly) without it.
+                    let (delay, answer) = {
+                        let mut state = shared.lock().unwrap();
+                        state.seen.push(Request {
+                            method: method.to_string(),
+                            path: path.clone(),
+                            authorization: headers
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned),
+                            body: body.to_vec(),
+                        });
+                        match (method.as_str(), parts.as_slice()) {
+                            ("GET", [oops, "hooks", _system]) => {
+                                let reply = state
+                                    .lists
+                                    .pop_front()
+                                    .or_else(|| state.default_list.clone())
+                                    .unwrap_or(ListReply::List(String::new(), 0, Vec::new()));
+                                let answer = match reply {
+                                    ListReply::List(token, expires, hooks) => {
+                                        (200, list_body(&base, oops, &token, expires, &hooks))
+                                    }
+                                    ListReply::Status(code) => (code, b"scripted failure".to_vec()),
+                                };
+                                (state.list_delay, answer)
                             }
+                            ("POST", ["hooks", _id, "results", _oops]) => {
+                                let code = state.results.pop_front().unwrap_or(200);
+                                (std::time::Duration::ZERO, (code, b"ok".to_vec()))
+                            }
+                            _ => (std::time::Duration::ZERO, (404, b"no such thing".to_vec())),
                         }
-                        ("POST", ["hooks", _id, "results", _oops]) => {
-                            let code = state.results.pop_front().unwrap_or(200);
-                            (StatusCode::from_u16(code).unwrap(), "ok").into_response()
-                        }
-                        _ => (StatusCode::NOT_FOUND, "no such thing").into_response(),
-                    }
+                    };
+                    tokio::time::sleep(delay).await;
+                    (StatusCode::from_u16(answer.0).unwrap(), answer.1).into_response()
                 }
             },
         );
@@ -153,6 +160,11 @@ impl Server {
     /// The answer once the queue is empty.
     pub fn default_list(&self, reply: ListReply) {
         self.state.lock().unwrap().default_list = Some(reply);
+    }
+
+    /// Answers hook lists only after `delay` (a slow server).
+    pub fn delay_lists(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().list_delay = delay;
     }
 
     /// Queues the status of the next result upload.
