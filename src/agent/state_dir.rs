@@ -70,8 +70,9 @@ impl StateDir {
         Ok(Self { dir })
     }
 
-    /// A state directory that is only read (it need not exist).
-    pub fn for_reading(dir: impl Into<PathBuf>) -> Self {
+    /// Uses `dir` as it is, without creating it (reading a directory that
+    /// does not exist finds no files; writing into it fails).
+    pub fn existing(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }
 

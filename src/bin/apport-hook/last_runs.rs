@@ -74,10 +74,19 @@ pub fn from_result(report: &Path, result: &anyhow::Result<serde_json::Value>) ->
     record
 }
 
-/// Appends `record` to the last runs in `state_dir`; a state directory this
-/// user cannot write (a user's own `collect`) only costs a debug line.
+/// Appends `record` to the last runs in `state_dir`. The directory is not
+/// created here (the package or systemd's `StateDirectory=` does, and
+/// `watch` at start): a `collect` on a machine without it, or by a user who
+/// cannot write it, only costs a debug line.
 pub fn append(state_dir: &Path, record: RunRecord) {
-    let written = StateDir::open(state_dir).and_then(|state| runlog::append(&state, record));
+    if !state_dir.is_dir() {
+        tracing::debug!(
+            "the run is not recorded: {} does not exist",
+            state_dir.display()
+        );
+        return;
+    }
+    let written = runlog::append(&StateDir::existing(state_dir), record);
     if let Err(e) = written {
         tracing::debug!("the run is not recorded: {e}");
     }

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     };
     let state_dir = args.state_dir.unwrap_or(settings.state_dir.clone());
-    let runs = runlog::read(&StateDir::for_reading(&state_dir));
+    let runs = runlog::read(&StateDir::existing(&state_dir));
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -129,7 +129,7 @@ impl Watcher {
             paths,
             env,
             crash_dir: PathBuf::new(),
-            state: StateDir::for_reading(""),
+            state: StateDir::existing(""),
             handled: HandledSet::default(),
             max_age: Duration::from_secs(args.max_age_days.saturating_mul(86_400)),
             collected: 0,
