@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use apport_hooks::agent::collect::{compress_result, open_report};
+use apport_hooks::agent::collect::open_report;
 use apport_hooks::agent::job::wait_for_job;
 use apport_hooks::apportd::proxy::Apport1Proxy;
 use apport_hooks::hook::{LintConfig, parse_hook_bytes};
@@ -117,7 +117,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Exactly what `collect` would send: the strings-only BSON of the new
     // keys, decoded back, and its zstd size.
     let encoded = report_to_strings_bson(&result.report).context("encoding the result")?;
-    let compressed = compress_result(&encoded).context("compressing the result")?;
+    // zstd level 3, as `collect` compresses results.
+    let compressed = zstd::stream::encode_all(&encoded[..], 3).context("compressing the result")?;
     let sent = decode_untrusted(
         &encoded,
         &WireLimits {
