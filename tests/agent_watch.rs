@@ -399,3 +399,37 @@ fn sigterm_lets_the_hook_phase_in_progress_finish() {
     assert!(out.contains("\"collected\":0"), "{out}\n{log}");
     assert_eq!(hook_lists(&server, &oops(6)), 1);
 }
+
+#[test]
+fn the_watcher_stays_up_for_a_spooled_result_and_sends_it_when_due() {
+    let server = Server::start();
+    let dirs = Dirs::new();
+    let spool = Spool::open(dirs.path("spool"), 1 << 20).unwrap();
+    let key = EntryKey::new(&oops(7), "5", 1).unwrap();
+    let pending = PendingResult {
+        url: format!("{}/hooks/5/results/{}", server.url(), oops(7)),
+        token: "tok".into(),
+        body: zstd::stream::encode_all(&b"r"[..], 3).unwrap(),
+        expires: now_secs() + 3600,
+    };
+    spool
+        .put(
+            &key,
+            &pending.to_spool_payload().unwrap(),
+            SystemTime::now(),
+        )
+        .unwrap();
+    // One failed attempt "25 s ago": the next is due 5 to 35 s from now.
+    let entry = spool
+        .record_failure(&key, "503", SystemTime::now() - Duration::from_secs(25))
+        .unwrap();
+    assert!(entry.next_attempt_at() > u64::try_from(now_secs()).unwrap());
+    // Idle exit after 1 s: the waiting entry must keep it running.
+    let watch = start(&dirs, &server, 1, None);
+    wait_within(90, "the spooled result sent", Some(&watch), || {
+        server.count("POST", "/hooks/5/results/") == 1
+    });
+    let (code, _, log) = watch.finish();
+    assert_eq!(code, 0, "{log}");
+    assert!(spool.pending().unwrap().is_empty(), "{log}");
+}
