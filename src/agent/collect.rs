@@ -22,7 +22,6 @@ use thiserror::Error;
 use super::config::DEFAULT_TIMEOUT_SECS;
 use super::ids::{IdError, OopsId, SystemId};
 use super::spool::{EntryKey, Spool, SpoolError};
-use super::token::{now_secs, token_usable};
 use super::upload::uploaded_marker_path;
 use crate::bundle::KeyRing;
 use crate::wire::{WireLimits, decode_untrusted};
@@ -528,45 +527,6 @@ impl Collector {
             }
         }
         delivery
-    }
-
-    /// Sends a spooled result; a token that expired while it waited is
-    /// never sent: a new list gives a new one (the hook must still be
-    /// offered, else the result is dropped), and when the list cannot be
-    /// fetched the entry stays for the next attempt.
-    async fn post_spooled(&self, key: &EntryKey, mut pending: PendingResult) -> Delivery {
-        if !token_usable(pending.expires, now_secs(), self.token_margin) {
-            let Ok(hook_id) = key.hook_id().parse::<i64>() else {
-                return Delivery::Dropped(format!("bad hook id in {key}"));
-            };
-            tracing::info!(
-                "spooled result {key}: its token expired at {}, fetching a new hook list",
-                pending.expires
-            );
-            match self
-                .renew_token(key.oops(), hook_id, key.hook_version())
-                .await
-            {
-                Ok(Some(renewed)) => {
-                    pending.token = renewed.token;
-                    pending.url = renewed.url;
-                    pending.expires = renewed.expires;
-                }
-                Ok(None) => {
-                    return Delivery::Dropped(format!(
-                        "its token expired and the server no longer offers hook {hook_id} v{} \
-                         for this OOPS",
-                        key.hook_version()
-                    ));
-                }
-                Err(e) => {
-                    return Delivery::Spooled(format!(
-                        "its token expired and a new one could not be fetched: {e}"
-                    ));
-                }
-            }
-        }
-        self.post(&pending).await
     }
 
     /// Retries every due spool entry once. Returns (key, delivery) per entry.

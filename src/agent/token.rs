@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use super::collect::{CollectError, Collector, HookList, HookOffer};
+use super::collect::{CollectError, Collector, Delivery, HookList, HookOffer, PendingResult};
 use super::ids::OopsId;
+use super::spool::EntryKey;
 
 /// Whether a token that expires at `expires` is still valid `margin` after
 /// `now` (both Unix seconds).
@@ -122,6 +123,51 @@ impl Collector {
         Ok(list
             .renewed_for(id, version)
             .filter(|r| token_usable(r.expires, now_secs(), self.token_margin())))
+    }
+}
+
+impl Collector {
+    /// Sends a spooled result; a token that expired while it waited is
+    /// never sent: a new list gives a new one (the hook must still be
+    /// offered, else the result is dropped), and when the list cannot be
+    /// fetched the entry stays for the next attempt.
+    pub(crate) async fn post_spooled(
+        &self,
+        key: &EntryKey,
+        mut pending: PendingResult,
+    ) -> Delivery {
+        if !token_usable(pending.expires, now_secs(), self.token_margin()) {
+            let Ok(hook_id) = key.hook_id().parse::<i64>() else {
+                return Delivery::Dropped(format!("bad hook id in {key}"));
+            };
+            tracing::info!(
+                "spooled result {key}: its token expired at {}, fetching a new hook list",
+                pending.expires
+            );
+            match self
+                .renew_token(key.oops(), hook_id, key.hook_version())
+                .await
+            {
+                Ok(Some(renewed)) => {
+                    pending.token = renewed.token;
+                    pending.url = renewed.url;
+                    pending.expires = renewed.expires;
+                }
+                Ok(None) => {
+                    return Delivery::Dropped(format!(
+                        "its token expired and the server no longer offers hook {hook_id} v{} \
+                         for this OOPS",
+                        key.hook_version()
+                    ));
+                }
+                Err(e) => {
+                    return Delivery::Spooled(format!(
+                        "its token expired and a new one could not be fetched: {e}"
+                    ));
+                }
+            }
+        }
+        self.post(&pending).await
     }
 }
 
