@@ -10,6 +10,7 @@
     clippy::arithmetic_side_effects
 )]
 
+mod harness;
 mod hooklist_server;
 
 use std::io::BufRead as _;
@@ -432,4 +433,29 @@ fn the_watcher_stays_up_for_a_spooled_result_and_sends_it_when_due() {
     let (code, _, log) = watch.finish();
     assert_eq!(code, 0, "{log}");
     assert!(spool.pending().unwrap().is_empty(), "{log}");
+}
+
+#[test]
+fn a_marker_planted_by_another_user_is_not_collected() {
+    if !harness::have_root("a_marker_planted_by_another_user_is_not_collected") {
+        return;
+    }
+    let server = Server::start();
+    let dirs = Dirs::new();
+    let watch = start(&dirs, &server, 2, None);
+    // Owned by nobody before it is renamed in: never the uploader's.
+    std::fs::write(dirs.crash().join("planted.0.crash"), "ProblemType: Crash\n").unwrap();
+    let temp = dirs.crash().join(".planted.tmp");
+    std::fs::write(&temp, format!("{}\n", oops(8))).unwrap();
+    nix::unistd::chown(&temp, Some(nix::unistd::Uid::from_raw(65_534)), None).unwrap();
+    std::fs::rename(&temp, dirs.crash().join("planted.0.uploaded")).unwrap();
+    wait_for("the planted marker refused", Some(&watch), || {
+        watch.log().contains("not owned by root or by this user")
+    });
+    // The uploader's own marker still is collected.
+    dirs.upload_in_place("mine.0", &oops(10));
+    let (code, _, log) = watch.finish();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(hook_lists(&server, &oops(8)), 0, "{log}");
+    assert_eq!(hook_lists(&server, &oops(10)), 1, "{log}");
 }

@@ -68,6 +68,20 @@ pub fn report_for_marker(marker: &Path) -> Option<PathBuf> {
     Some(marker.with_file_name(format!("{stem}.crash")))
 }
 
+/// Whether the marker at `path` was written by the uploader: owned by root
+/// or by `uid` (the watcher's own user, `whoopsie` under systemd). Anyone
+/// can create files in `/var/crash`; a marker planted by another user could
+/// otherwise point the watcher's hook phase at a report of that user's
+/// choosing under a real OOPS id.
+///
+/// # Errors
+/// The I/O error of `lstat`.
+pub fn marker_owned_by_uploader(path: &Path, uid: u32) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = std::fs::symlink_metadata(path)?.uid();
+    Ok(owner == 0 || owner == uid)
+}
+
 /// The markers in `dir` modified within `max_age`, oldest first, at most
 /// [`MAX_SCAN`] (the newest are kept). Links and other non-regular files
 /// are skipped.
@@ -289,5 +303,7 @@ mod tests {
             .unwrap();
         let pending = pending_markers(dir.path(), Duration::from_secs(7 * 86_400)).unwrap();
         assert_eq!(pending, vec![dir.path().join("new.uploaded")]);
+        let me = nix::unistd::geteuid().as_raw();
+        assert!(marker_owned_by_uploader(&dir.path().join("new.uploaded"), me).unwrap());
     }
 }

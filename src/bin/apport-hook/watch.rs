@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use apport_hooks::agent::collect::{Collector, read_uploaded_oops};
 use apport_hooks::agent::config::{self, Environment, Paths, Settings};
-use apport_hooks::agent::crash_watch::{CrashDirWatch, pending_markers, report_for_marker};
+use apport_hooks::agent::crash_watch::{
+    CrashDirWatch, marker_owned_by_uploader, pending_markers, report_for_marker,
+};
 use apport_hooks::agent::handled::{Handled, HandledSet, UploadKey};
 use apport_hooks::agent::http::{ClientSettings, build_client};
 use apport_hooks::agent::runlog::RunRecord;
@@ -308,6 +310,18 @@ impl Watcher {
         let Some(report) = report_for_marker(marker) else {
             return false;
         };
+        match marker_owned_by_uploader(marker, nix::unistd::geteuid().as_raw()) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    "ignoring {}: not owned by root or by this user (the uploader); \
+                     whoever wrote it can run `apport-hook collect` themselves",
+                    marker.display()
+                );
+                return false;
+            }
+            Err(_) => return false,
+        }
         let oops = read_uploaded_oops(&report).ok();
         if self
             .handled
