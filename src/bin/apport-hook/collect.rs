@@ -111,7 +111,7 @@ async fn collect_phase(
     let spool = match Spool::open(&spool_dir, settings.spool_max_bytes) {
         Ok(spool) => Some(spool),
         Err(e) => {
-            tracing::warn!("no spool: {e}");
+            tracing::debug!("no spool: {e}");
             eprintln!("apport-hook: warning: {e}; results the server cannot take now are lost");
             None
         }

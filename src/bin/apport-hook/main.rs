@@ -69,6 +69,12 @@ pub(crate) const EXIT_RUNTIME_ERROR: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Upload(_) | Command::Collect(_) | Command::Test(_) | Command::Run(_)
+    ) {
+        logging::init(false, "warn");
+    }
     let result = match cli.command {
         Command::Lint(args) => lint::run(args),
         Command::Verify(args) => verify::run(args),

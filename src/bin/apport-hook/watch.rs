@@ -76,7 +76,7 @@ pub struct Args {
 
 /// Runs `apport-hook watch`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    crate::logging::init(args.json);
+    crate::logging::init(args.json, "info");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
