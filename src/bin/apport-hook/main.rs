@@ -55,7 +55,7 @@ enum Command {
     Test(test_hook::Args),
     /// Watch the crash directory and collect for every new upload (the system service).
     Watch(watch::Args),
-    /// Show the settings, opt-out state, system id, trusted keys and spooled results.
+    /// Show the settings, opt-out state, system id, trusted keys, spooled results and last runs.
     Status(status::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
