@@ -45,6 +45,7 @@ struct State {
     default_list: Option<ListReply>,
     results: VecDeque<u16>,
     list_delay: std::time::Duration,
+    bundles: std::collections::HashMap<i64, Vec<u8>>,
 }
 
 /// The running server.
@@ -54,14 +55,25 @@ pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-fn list_body(base: &str, oops: &str, token: &str, expires: i64, hooks: &[Offer]) -> Vec<u8> {
+fn list_body(
+    base: &str,
+    oops: &str,
+    token: &str,
+    expires: i64,
+    hooks: &[Offer],
+    bundles: &std::collections::HashMap<i64, Vec<u8>>,
+) -> Vec<u8> {
+    use sha2::Digest as _;
     let hooks: Vec<bson::Bson> = hooks
         .iter()
         .map(|h| {
+            let sha256 = bundles
+                .get(&h.id)
+                .map_or_else(|| "0".repeat(64), |b| hex::encode(sha2::Sha256::digest(b)));
             bson::Bson::Document(bson::doc! {
                 "id": h.id,
                 "version": h.version,
-                "sha256": "0".repeat(64),
+                "sha256": sha256,
                 "bundle": format!("{base}/hooks/{}/bundle", h.id),
                 "results": format!("{base}/hooks/{}/results/{oops}", h.id),
             })
@@ -119,12 +131,30 @@ impl Server {
                                     .or_else(|| state.default_list.clone())
                                     .unwrap_or(ListReply::List(String::new(), 0, Vec::new()));
                                 let answer = match reply {
-                                    ListReply::List(token, expires, hooks) => {
-                                        (200, list_body(&base, oops, &token, expires, &hooks))
-                                    }
+                                    ListReply::List(token, expires, hooks) => (
+                                        200,
+                                        list_body(
+                                            &base,
+                                            oops,
+                                            &token,
+                                            expires,
+                                            &hooks,
+                                            &state.bundles,
+                                        ),
+                                    ),
                                     ListReply::Status(code) => (code, b"scripted failure".to_vec()),
                                 };
                                 (state.list_delay, answer)
+                            }
+                            ("GET", ["hooks", id, "bundle"]) => {
+                                match id.parse::<i64>().ok().and_then(|id| state.bundles.get(&id)) {
+                                    Some(bytes) => {
+                                        (std::time::Duration::ZERO, (200, bytes.clone()))
+                                    }
+                                    None => {
+                                        (std::time::Duration::ZERO, (404, b"no such hook".to_vec()))
+                                    }
+                                }
                             }
                             ("POST", ["hooks", _id, "results", _oops]) => {
                                 let code = state.results.pop_front().unwrap_or(200);
@@ -160,6 +190,11 @@ impl Server {
     /// The answer once the queue is empty.
     pub fn default_list(&self, reply: ListReply) {
         self.state.lock().unwrap().default_list = Some(reply);
+    }
+
+    /// Serves `bundle` as hook `id`'s bundle (and its sha256 in lists).
+    pub fn bundle(&self, id: i64, bundle: Vec<u8>) {
+        self.state.lock().unwrap().bundles.insert(id, bundle);
     }
 
     /// Answers hook lists only after `delay` (a slow server).
