@@ -459,3 +459,30 @@ fn a_marker_planted_by_another_user_is_not_collected() {
     assert_eq!(hook_lists(&server, &oops(8)), 0, "{log}");
     assert_eq!(hook_lists(&server, &oops(10)), 1, "{log}");
 }
+
+#[test]
+fn a_hook_phase_outlasting_the_stop_grace_is_abandoned_and_collected_at_the_next_start() {
+    let server = Server::start();
+    // Slower than the 30 s the watcher waits after SIGTERM.
+    server.delay_lists(Duration::from_secs(45));
+    let dirs = Dirs::new();
+    let watch = start(&dirs, &server, 0, None);
+    dirs.upload_in_place("stuck.0", &oops(11));
+    wait_for("the hook list requested", Some(&watch), || {
+        hook_lists(&server, &oops(11)) == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(watch.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let (code, out, log) = watch.finish();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("abandoned the hook phase"), "{log}");
+    assert!(out.contains("\"collected\":0"), "{out}");
+    // Not recorded as handled: the next start collects it.
+    server.delay_lists(Duration::ZERO);
+    let (_, out, log) = start(&dirs, &server, 1, None).finish();
+    assert!(out.contains("\"collected\":1"), "{out}\n{log}");
+    assert_eq!(hook_lists(&server, &oops(11)), 2);
+}
