@@ -14,11 +14,12 @@ use std::fs::File;
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
+use super::config::DEFAULT_TIMEOUT_SECS;
 use super::ids::{IdError, OopsId, SystemId};
 use super::spool::{EntryKey, Spool, SpoolError};
 use super::upload::uploaded_marker_path;
@@ -283,6 +284,8 @@ pub struct PendingResult {
     pub token: String,
     /// zstd-compressed strings-only BSON of the new keys.
     pub body: Vec<u8>,
+    /// When `token` expires (Unix seconds, from the hook list).
+    pub expires: i64,
 }
 
 impl PendingResult {
@@ -295,6 +298,7 @@ impl PendingResult {
             "url": self.url.as_str(),
             "token": self.token.as_str(),
             "body": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: self.body.clone() },
+            "expires": self.expires,
         };
         doc.to_vec().map_err(|e| e.to_string())
     }
@@ -315,7 +319,14 @@ impl PendingResult {
             .get_binary_generic("body")
             .map_err(|e| e.to_string())?
             .clone();
-        Ok(Self { url, token, body })
+        // Entries written before the expiry was stored: sent as they are.
+        let expires = doc.get_i64("expires").unwrap_or(i64::MAX);
+        Ok(Self {
+            url,
+            token,
+            body,
+            expires,
+        })
     }
 }
 
@@ -333,6 +344,7 @@ pub struct Collector {
     client: reqwest::Client,
     base_url: String,
     system_id: SystemId,
+    token_margin: Duration,
 }
 
 fn http_error(what: &str, e: impl std::fmt::Display) -> CollectError {
@@ -366,7 +378,21 @@ impl Collector {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
             system_id,
+            token_margin: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         }
+    }
+
+    /// How long a token must stay valid to be used: the whole-request cap
+    /// (`timeout_secs`), so it cannot expire while the result is on its way.
+    #[must_use]
+    pub fn with_token_margin(mut self, margin: Duration) -> Self {
+        self.token_margin = margin;
+        self
+    }
+
+    /// See [`Collector::with_token_margin`].
+    pub fn token_margin(&self) -> Duration {
+        self.token_margin
     }
 
     /// `GET {server}/{oops}/hooks/{system-id}`, checked.
@@ -517,7 +543,7 @@ impl Collector {
                 .and_then(|p| PendingResult::from_spool_payload(&p));
             let delivery = match pending {
                 Err(e) => Delivery::Dropped(format!("unreadable spool entry: {e}")),
-                Ok(pending) => self.post(&pending).await,
+                Ok(pending) => self.post_spooled(&key, pending).await,
             };
             match &delivery {
                 Delivery::Delivered(_) | Delivery::Dropped(_) => {
@@ -591,6 +617,7 @@ mod tests {
             url: "u".into(),
             token: "t".into(),
             body: vec![0, 1, 2],
+            expires: 1_700_000_000,
         };
         assert_eq!(
             PendingResult::from_spool_payload(&p.to_spool_payload().unwrap()).unwrap(),
