@@ -487,3 +487,57 @@ fn deploying_doc_names_every_installed_path() {
         }
     }
 }
+
+#[test]
+fn every_unit_is_handed_to_dh_installsystemd_by_its_package() {
+    let rules = read("debian/rules");
+    for unit in tree_files("systemd") {
+        let name = Path::new(&unit).file_name().unwrap().to_str().unwrap();
+        let package = package_of(&dest_of(&unit)).unwrap();
+        let line = rules
+            .lines()
+            .find(|l| {
+                l.trim_start().starts_with("dh_installsystemd")
+                    && l.split_whitespace().any(|w| w == name)
+            })
+            .unwrap_or_else(|| panic!("debian/rules never passes {name} to dh_installsystemd"));
+        assert!(
+            line.split_whitespace().any(|w| w == format!("-p{package}")),
+            "{name} is installed by {package} but handled as: {line}"
+        );
+        // daisy must not start before its operator configured it.
+        if name == "daisy.service" {
+            assert!(line.contains("--no-enable") && line.contains("--no-start"));
+        }
+        // A path unit triggers a unit of its own package.
+        if let Some(target) = ini_values(&read(&unit)).get("Unit") {
+            assert_eq!(
+                package_of(&format!("/lib/systemd/system/{target}")).as_deref(),
+                Some(package.as_str()),
+                "{name} triggers {target}"
+            );
+        }
+    }
+}
+
+#[test]
+fn watcher_state_is_where_the_agent_keeps_it_and_purge_removes_it() {
+    use apport_hooks::agent::config::DEFAULT_SPOOL_DIR;
+    use apport_hooks::agent::state_dir::DEFAULT_STATE_DIR;
+    let service = ini_values(&read("systemd/apport-hook.service"));
+    assert_eq!(
+        format!("/var/lib/{}", service["StateDirectory"]),
+        DEFAULT_STATE_DIR
+    );
+    let postrm = read("debian/apport-hook.postrm");
+    let purge = postrm
+        .lines()
+        .find(|l| l.trim_start().starts_with("rm -rf"))
+        .unwrap();
+    for dir in [DEFAULT_SPOOL_DIR, DEFAULT_STATE_DIR] {
+        assert!(
+            purge.split_whitespace().any(|w| w == dir),
+            "purge does not remove {dir}"
+        );
+    }
+}
