@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::postgres_batch::PgWriter;
@@ -41,6 +41,11 @@ pub struct PostgresStorage {
     writer: PgWriter,
     clients: Vec<Mutex<Client>>,
     next: AtomicUsize,
+    /// One connection shared without a lock by the hot single-statement
+    /// reads (the hook read of every result upload): concurrent queries are
+    /// pipelined on it instead of queueing for the pool's four mutexes. The
+    /// write lock is taken only to reconnect.
+    shared: RwLock<Client>,
 }
 
 pub(super) async fn connect_one(url: &str) -> Result<Client, StorageError> {
@@ -71,7 +76,24 @@ impl PostgresStorage {
             writer: PgWriter::start(url).await?,
             clients,
             next: AtomicUsize::new(0),
+            shared: RwLock::new(connect_one(url).await?),
         })
+    }
+
+    async fn shared(&self) -> Result<RwLockReadGuard<'_, Client>, StorageError> {
+        {
+            let client = self.shared.read().await;
+            if !client.is_closed() {
+                return Ok(client);
+            }
+        }
+        {
+            let mut client = self.shared.write().await;
+            if client.is_closed() {
+                *client = connect_one(&self.url).await?;
+            }
+        }
+        Ok(self.shared.read().await)
     }
 
     async fn client(&self) -> Result<MutexGuard<'_, Client>, StorageError> {
@@ -371,7 +393,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn hook(&self, id: i64) -> Result<Option<HookRecord>, StorageError> {
-        let client = self.client().await?;
+        let client = self.shared().await?;
         get_hook(&*client, id).await
     }
 
