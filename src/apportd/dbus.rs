@@ -419,16 +419,20 @@ fn close_on_exec(fd: OwnedFd) -> Result<OwnedFd, Error> {
 /// Read and parse the report off the async workers (a slow file must not
 /// stall the bus), giving up after [`REPORT_READ_TIMEOUT`].
 async fn read_report(report: &OwnedFd) -> Result<Report, Error> {
+    read_report_within(report, REPORT_READ_TIMEOUT).await
+}
+
+async fn read_report_within(report: &OwnedFd, timeout: Duration) -> Result<Report, Error> {
     let fd = report
         .try_clone()
         .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
     let reading = tokio::task::spawn_blocking(move || {
         Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
     });
-    match tokio::time::timeout(REPORT_READ_TIMEOUT, reading).await {
+    match tokio::time::timeout(timeout, reading).await {
         Err(_) => Err(Error::InvalidArgs(format!(
-            "the report could not be read within {} s; pass a regular, local file",
-            REPORT_READ_TIMEOUT.as_secs()
+            "the report could not be read within {} ms; pass a regular, local file",
+            timeout.as_millis()
         ))),
         Ok(Err(e)) => Err(Error::InvalidArgs(format!(
             "reading the report failed: {e}"
@@ -842,5 +846,40 @@ impl JobTask {
                 let _ = iface.get().await.progress_changed(&emitter).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_report_that_cannot_be_read_in_time_is_given_up() {
+        // A pipe whose writer never writes nor closes: the read blocks.
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let result = read_report_within(&read_end, Duration::from_millis(100)).await;
+        match result {
+            Err(Error::InvalidArgs(message)) => {
+                assert!(message.contains("could not be read within 100 ms"), "{message}");
+            }
+            other => panic!("expected a read timeout, got {other:?}"),
+        }
+        // Unblock the abandoned reader.
+        drop(write_end);
+    }
+
+    #[tokio::test]
+    async fn a_report_read_in_time_is_parsed() {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        {
+            let mut writer = std::fs::File::from(write_end);
+            std::io::Write::write_all(&mut writer, b"ProblemType: Crash\nPackage: bash 5.2\n")
+                .unwrap();
+        }
+        let report = read_report_within(&read_end, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(report.get_str("Package"), Some("bash 5.2"));
     }
 }

@@ -23,4 +23,5 @@ pub mod proxy;
 pub mod safe_file;
 pub mod service;
 pub mod steps;
+pub mod subreaper;
 pub mod unsigned;

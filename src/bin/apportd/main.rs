@@ -9,9 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use apport_hooks::apportd::config::Config;
-use apport_hooks::apportd::principal::{
-    DROP_PRIVILEGES_ARG, ROOT_EXEC_ARG, drop_privileges_main, root_exec_main,
-};
+use apport_hooks::apportd::principal::{DROP_PRIVILEGES_ARG, drop_privileges_main};
+use apport_hooks::apportd::subreaper::{SUPERVISE_ARG, supervise_main};
 use apport_hooks::apportd::service::serve;
 use clap::Parser;
 
@@ -30,8 +29,8 @@ fn main() -> anyhow::Result<ExitCode> {
     if argv.get(1).is_some_and(|a| a == DROP_PRIVILEGES_ARG) {
         return Ok(drop_privileges_main(argv.get(2..).unwrap_or_default()));
     }
-    if argv.get(1).is_some_and(|a| a == ROOT_EXEC_ARG) {
-        return Ok(root_exec_main(argv.get(2..).unwrap_or_default()));
+    if argv.get(1).is_some_and(|a| a == SUPERVISE_ARG) {
+        return Ok(supervise_main(argv.get(2..).unwrap_or_default()));
     }
     let args = Args::parse();
     init_logging();
