@@ -28,6 +28,7 @@ use super::limits::{
 use super::output::{encode_fields, sealed_memfd};
 use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
 use super::proxy::StepReport;
+use super::rollback::{DEFAULT_STATE_DIR, HighWater};
 use super::unsigned::validate_unsigned;
 use crate::bundle::KeyRing;
 use crate::hook::Hook;
@@ -99,6 +100,7 @@ impl From<AdmissionError> for Error {
 pub struct Shared {
     executor: Executor,
     keyring: KeyRing,
+    high_water: HighWater,
     slots: JobSlots,
     calls: CallCounter,
     whoopsie_uid: Option<u32>,
@@ -111,10 +113,12 @@ pub struct Shared {
 
 impl Shared {
     /// State for `executor`; bundles are verified with `keyring`;
-    /// `whoopsie_uid` may use anyone's report.
+    /// `whoopsie_uid` may use anyone's report. Bundle high-water marks are
+    /// kept in [`DEFAULT_STATE_DIR`] unless [`Shared::with_high_water`] says otherwise.
     pub fn new(executor: Executor, keyring: KeyRing, whoopsie_uid: Option<u32>) -> Self {
         Shared {
             keyring,
+            high_water: HighWater::new(DEFAULT_STATE_DIR.into()),
             slots: JobSlots::new(executor.limits()),
             calls: CallCounter::new(MAX_CALLS_PER_CALLER),
             executor,
@@ -124,6 +128,13 @@ impl Shared {
             pending: Mutex::new(std::collections::VecDeque::new()),
             last_activity: Mutex::new(std::time::Instant::now()),
         }
+    }
+
+    /// Keep bundle high-water marks with `high_water`.
+    #[must_use]
+    pub fn with_high_water(mut self, high_water: HighWater) -> Self {
+        self.high_water = high_water;
+        self
     }
 
     fn touch(&self) {
@@ -241,6 +252,20 @@ impl Manager {
             .keyring
             .verify(&bundle, unix_now())
             .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
+        // A validly signed but older bundle of this hook (a replay by a
+        // compromised server or mirror) is refused before anything runs.
+        self.shared
+            .high_water
+            .check_and_record(
+                verified.id(),
+                verified.version(),
+                verified.issued_at(),
+                unix_now(),
+            )
+            .map_err(|e| {
+                tracing::warn!(bundle = verified.id(), error = %e, "bundle refused");
+                Error::BundleRejected(format!("{}: {e}", e.code()))
+            })?;
         // Admission before work: a caller over its limits gets no report read.
         let slot = self.shared.slots.try_acquire(caller.uid)?;
         let parsed = read_report(&report).await?;
@@ -426,18 +451,27 @@ async fn read_report_within(report: &OwnedFd, timeout: Duration) -> Result<Repor
     let fd = report
         .try_clone()
         .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
-    let reading = tokio::task::spawn_blocking(move || {
+    let parsed = blocking_within(timeout, "the report", move || {
         Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
-    });
-    match tokio::time::timeout(timeout, reading).await {
+    })
+    .await?;
+    parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}")))
+}
+
+/// Run `work` off the async workers and give up on it after `timeout` (the
+/// thread is left to finish on its own: a blocking read cannot be interrupted).
+async fn blocking_within<T: Send + 'static>(
+    timeout: Duration,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(work)).await {
         Err(_) => Err(Error::InvalidArgs(format!(
-            "the report could not be read within {} ms; pass a regular, local file",
+            "{what} could not be read within {} ms; pass a regular, local file",
             timeout.as_millis()
         ))),
-        Ok(Err(e)) => Err(Error::InvalidArgs(format!(
-            "reading the report failed: {e}"
-        ))),
-        Ok(Ok(parsed)) => parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}"))),
+        Ok(Err(e)) => Err(Error::InvalidArgs(format!("reading {what} failed: {e}"))),
+        Ok(Ok(value)) => Ok(value),
     }
 }
 
@@ -856,28 +890,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_report_that_cannot_be_read_in_time_is_given_up() {
-        // A pipe whose writer never writes nor closes: the read blocks.
-        let (read_end, write_end) = nix::unistd::pipe().unwrap();
-        let result = read_report_within(&read_end, Duration::from_millis(100)).await;
+        // A read that blocks until released, like one on a stuck file system.
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let result = blocking_within(Duration::from_millis(100), "the report", move || {
+            blocked.recv().ok()
+        })
+        .await;
         match result {
-            Err(Error::InvalidArgs(message)) => {
-                assert!(message.contains("could not be read within 100 ms"), "{message}");
-            }
+            Err(Error::InvalidArgs(message)) => assert!(
+                message.contains("the report could not be read within 100 ms"),
+                "{message}"
+            ),
             other => panic!("expected a read timeout, got {other:?}"),
         }
-        // Unblock the abandoned reader.
-        drop(write_end);
+        drop(release);
     }
 
     #[tokio::test]
     async fn a_report_read_in_time_is_parsed() {
-        let (read_end, write_end) = nix::unistd::pipe().unwrap();
-        {
-            let mut writer = std::fs::File::from(write_end);
-            std::io::Write::write_all(&mut writer, b"ProblemType: Crash\nPackage: bash 5.2\n")
-                .unwrap();
-        }
-        let report = read_report_within(&read_end, Duration::from_secs(30))
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, b"ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
+        std::io::Seek::rewind(&mut file).unwrap();
+        let report = read_report_within(&OwnedFd::from(file), Duration::from_secs(30))
             .await
             .unwrap();
         assert_eq!(report.get_str("Package"), Some("bash 5.2"));

@@ -20,6 +20,7 @@ pub mod output;
 pub mod polkit;
 pub mod principal;
 pub mod proxy;
+pub mod rollback;
 pub mod safe_file;
 pub mod service;
 pub mod steps;

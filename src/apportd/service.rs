@@ -8,6 +8,7 @@ use super::config::Config;
 use super::dbus::{BUS_NAME, Manager, OBJECT_PATH, Shared};
 use super::job::Executor;
 use super::principal::Launcher;
+use super::rollback::HighWater;
 use crate::bundle::KeyRing;
 
 /// apportd could not start or serve.
@@ -34,7 +35,9 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
     for skipped in keyring.skipped() {
         tracing::warn!(?skipped, "key file not trusted");
     }
-    let shared = Arc::new(Shared::new(executor, keyring, whoopsie_uid()));
+    let shared = Arc::new(Shared::new(executor, keyring, whoopsie_uid()).with_high_water(
+        HighWater::new(config.state_dir.clone()),
+    ));
     // The builder exports the objects first and requests the name last, so no
     // caller (or activation) ever sees the name without the objects.
     let _connection = zbus::connection::Builder::system()

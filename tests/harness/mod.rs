@@ -228,6 +228,15 @@ impl SystemBus {
         let services = dir.path().join("services");
         std::fs::create_dir(&services).unwrap();
         let config = dir.path().join("apportd.toml");
+        // apportd's state (bundle high-water marks) stays in the test's directory.
+        let apportd_config = if apportd_config.contains("state_dir") {
+            apportd_config.to_owned()
+        } else {
+            format!(
+                "state_dir = \"{}\"\n{apportd_config}",
+                dir.path().join("apportd-state").display()
+            )
+        };
         std::fs::write(&config, apportd_config).unwrap();
         // Test-only activation file: the shipped one names /usr/libexec/apportd.
         std::fs::write(
