@@ -109,6 +109,8 @@ pub struct Shared {
     /// Finished jobs' results not fetched yet, oldest first, with their sizes.
     pending: Mutex<std::collections::VecDeque<(OwnedObjectPath, u64, Arc<JobShared>)>>,
     last_activity: Mutex<std::time::Instant>,
+    /// Woken when a job starts or ends (for the sd-notify status).
+    changed: Notify,
 }
 
 impl Shared {
@@ -127,6 +129,7 @@ impl Shared {
             jobs: Mutex::new(Vec::new()),
             pending: Mutex::new(std::collections::VecDeque::new()),
             last_activity: Mutex::new(std::time::Instant::now()),
+            changed: Notify::new(),
         }
     }
 
@@ -142,6 +145,20 @@ impl Shared {
             .last_activity
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    /// Jobs holding a slot now (running, not finished).
+    pub fn running_jobs(&self) -> usize {
+        self.slots.running()
+    }
+
+    /// Resolves once a job started or ended since the last call.
+    pub async fn jobs_changed(&self) {
+        self.changed.notified().await;
+    }
+
+    fn note_jobs_changed(&self) {
+        self.changed.notify_one();
     }
 
     /// Job objects that exist now.
@@ -657,6 +674,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push(path.clone());
+    shared.note_jobs_changed();
     let watcher = tokio::spawn(cancel_on_disconnect(
         connection.clone(),
         start.caller.name.clone(),
@@ -788,6 +806,7 @@ impl JobTask {
             .run(&request, &authorizer, Some(cancel.clone()), &progress)
             .await;
         drop(slot);
+        self.shared.note_jobs_changed();
         let was_cancelled = *cancel.borrow();
         self.finish(output, was_cancelled).await;
         // Keep the result for the caller to fetch, then go away; at once if

@@ -49,23 +49,37 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         version = super::dbus::VERSION,
         "apportd is serving {BUS_NAME}"
     );
+    // Type=dbus needs no READY=1; it is harmless there and lets a Type=notify
+    // unit work too. STATUS= needs NotifyAccess=main in the unit.
+    let mut last_status = status_line(0);
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&last_status),
+    ]);
     let idle = Duration::from_secs(config.idle_exit_secs);
-    let mut last_status = String::new();
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let jobs = shared.job_paths().len();
-        let status = if jobs == 0 {
-            "idle".to_owned()
-        } else {
-            format!("{jobs} job(s)")
-        };
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = shared.jobs_changed() => {}
+        }
+        let status = status_line(shared.running_jobs());
         if status != last_status {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
             last_status = status;
         }
         if shared.idle_for(idle) {
             tracing::info!("idle for {} s: exiting", idle.as_secs());
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
             return Ok(());
         }
+    }
+}
+
+/// The `STATUS=` text: `idle`, or how many jobs are running.
+pub fn status_line(running: usize) -> String {
+    match running {
+        0 => "idle".to_owned(),
+        1 => "running 1 job".to_owned(),
+        n => format!("running {n} jobs"),
     }
 }
