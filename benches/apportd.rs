@@ -14,7 +14,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::arithmetic_side_effects,
-    clippy::cast_precision_loss
+    clippy::cast_precision_loss,
+    clippy::indexing_slicing
 )]
 
 #[path = "../tests/harness/mod.rs"]
@@ -140,7 +141,10 @@ async fn bench() {
     let mut cold = Vec::new();
     for _ in 0..COLD_RUNS {
         cold.push(round_trip(&apportd, &hook, &report).await);
-        assert!(bus.wait_for_name("com.ubuntu.apport", false), "apportd did not exit when idle");
+        assert!(
+            bus.wait_for_name("com.ubuntu.apport", false),
+            "apportd did not exit when idle"
+        );
     }
     // Warm: apportd running (one warm-up call first).
     let _ = round_trip(&apportd, &hook, &report).await;
@@ -161,8 +165,13 @@ async fn bench() {
     let step = median(step_alone);
     let warm_median = median(warm.clone());
     let warm_mean = warm.iter().sum::<Duration>() / WARM_RUNS;
-    println!("apportd benchmark ({profile} build; unsigned one-step root hook, polkit check included):");
-    println!("  the step alone (spawn /usr/bin/true), median of {WARM_RUNS}: {:.2} ms", ms(step));
+    println!(
+        "apportd benchmark ({profile} build; unsigned one-step root hook, polkit check included):"
+    );
+    println!(
+        "  the step alone (spawn /usr/bin/true), median of {WARM_RUNS}: {:.2} ms",
+        ms(step)
+    );
     println!(
         "  cold round trip (activation), median of {COLD_RUNS}: {:.2} ms",
         ms(median(cold))
@@ -173,8 +182,15 @@ async fn bench() {
         ms(warm_mean),
         ms(warm_median.saturating_sub(step))
     );
-    println!("  idle VmRSS after start-up: {:.1} MB", rss_started as f64 / 1024.0);
-    println!("  idle VmRSS after {} jobs: {:.1} MB", COLD_RUNS + WARM_RUNS + 1, rss_after as f64 / 1024.0);
+    println!(
+        "  idle VmRSS after start-up: {:.1} MB",
+        rss_started as f64 / 1024.0
+    );
+    println!(
+        "  idle VmRSS after {} jobs: {:.1} MB",
+        COLD_RUNS + WARM_RUNS + 1,
+        rss_after as f64 / 1024.0
+    );
 }
 
 fn main() {

@@ -133,7 +133,8 @@ impl Setup {
 
     /// Bundle `id` at `version`, issued at `issued_at`, signed by the trusted key.
     fn bundle_version(&self, id: &str, hook: &Hook, version: u32, issued_at: i64) -> PathBuf {
-        let payload = BundlePayload::new(id.into(), version, hook.clone(), issued_at, now() + 86_400);
+        let payload =
+            BundlePayload::new(id.into(), version, hook.clone(), issued_at, now() + 86_400);
         let secret = load_secret_key(&self.trusted.secret_key_file).unwrap();
         let bytes = sign_bundle(&payload, &secret).unwrap();
         let path = self.keys.path().join(format!("{id}-v{version}.bundle"));
@@ -362,21 +363,37 @@ fn an_older_bundle_of_a_hook_replayed_after_a_newer_one_runs_nothing() {
     std::fs::remove_file(markers.join("v2")).unwrap();
     let result = json(&setup.run(&admin, &v2, &report));
     assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
-    assert!(markers.join("v2").exists(), "the same bundle did not run again");
+    assert!(
+        markers.join("v2").exists(),
+        "the same bundle did not run again"
+    );
     // The older one, validly signed and unexpired, is refused and runs nothing.
     let output = setup.run(&admin, &v1, &report);
     assert_rejected(&output, "rolled-back");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("older than one this machine already ran"), "{stderr}");
-    assert!(!markers.join("v1").exists(), "the replayed old bundle ran a step");
+    assert!(
+        stderr.contains("older than one this machine already ran"),
+        "{stderr}"
+    );
+    assert!(
+        !markers.join("v1").exists(),
+        "the replayed old bundle ran a step"
+    );
     // A corrupt mark for the hook fails closed, even for the newest bundle.
     let state = setup.bus.dir.path().join("apportd-state/bundle-high-water");
-    assert!(std::fs::read_to_string(&state).unwrap().contains("rollback-test "));
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("rollback-test ")
+    );
     std::fs::write(&state, "rollback-test not-a-time 2\n").unwrap();
     std::fs::remove_file(markers.join("v2")).unwrap();
     let output = setup.run(&admin, &v2, &report);
     assert_rejected(&output, "rollback-state-corrupt");
-    assert!(!markers.join("v2").exists(), "a bundle ran despite a corrupt mark");
+    assert!(
+        !markers.join("v2").exists(),
+        "a bundle ran despite a corrupt mark"
+    );
 }
 
 #[test]

@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::zombie_processes
+    clippy::zombie_processes,
+    clippy::indexing_slicing
 )]
 
 mod harness;
@@ -91,7 +92,11 @@ async fn sd_notify_reports_ready_running_jobs_and_idle() {
         .unwrap();
     let proxy = Apport1Proxy::new(&connection).await.unwrap();
     let path = proxy
-        .run_unsigned_hook(&sleeping_hook(), zbus::Fd::from(report.as_fd()), HashMap::new())
+        .run_unsigned_hook(
+            &sleeping_hook(),
+            zbus::Fd::from(report.as_fd()),
+            HashMap::new(),
+        )
         .await
         .unwrap();
     let job = JobProxy::builder(&connection)

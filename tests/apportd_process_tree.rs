@@ -61,7 +61,9 @@ async fn run(
         report_owner: owner,
         existing_keys: &existing,
     };
-    executor.run(&request, &Fixed(true), cancel, &|_, _| {}).await
+    executor
+        .run(&request, &Fixed(true), cancel, &|_, _| {})
+        .await
 }
 
 /// A directory the step's user can write its pid files to.
@@ -188,7 +190,10 @@ async fn a_setsid_background_child_is_killed_when_its_step_ends() {
     assert_eq!(out.field("Leaves"), Some(&b"done"[..]));
     for name in ["held", "quiet"] {
         let pid = read_pid(dir.path(), name);
-        assert!(gone_now(pid), "background {name} process {pid} outlived its step");
+        assert!(
+            gone_now(pid),
+            "background {name} process {pid} outlived its step"
+        );
     }
 }
 
@@ -204,7 +209,11 @@ async fn step_programs_start_with_no_signal_blocked_or_ignored() {
         let line = text.lines().find(|l| l.starts_with(name)).unwrap();
         u64::from_str_radix(line.rsplit('\t').next().unwrap(), 16).unwrap()
     };
-    assert_eq!(mask("SigBlk:"), 0, "the launcher's blocked signals leaked: {text}");
+    assert_eq!(
+        mask("SigBlk:"),
+        0,
+        "the launcher's blocked signals leaked: {text}"
+    );
     // Standard signals only: glibc's spawn leaves its internal real-time
     // signals 32 and 33 marked ignored in any child, launcher or not.
     assert_eq!(

@@ -207,13 +207,15 @@ impl HighWater {
             Err(e) => return Err(state_error(e.to_string())),
             Ok(_) => {}
         }
-        let meta =
-            std::fs::symlink_metadata(&self.dir).map_err(|e| state_error(e.to_string()))?;
+        let meta = std::fs::symlink_metadata(&self.dir).map_err(|e| state_error(e.to_string()))?;
         if !meta.file_type().is_dir() {
             return Err(state_error("not a directory (or a symlink)".into()));
         }
         if meta.uid() != crate::sys::effective_uid() {
-            return Err(state_error(format!("owned by uid {}, not by apportd", meta.uid())));
+            return Err(state_error(format!(
+                "owned by uid {}, not by apportd",
+                meta.uid()
+            )));
         }
         if meta.mode() & 0o022 != 0 {
             return Err(state_error(format!(
@@ -364,10 +366,11 @@ fn parse_marks(text: &str) -> Result<Marks, String> {
                     "expected `ID ISSUED_AT VERSION` with ISSUED_AT >= 0"
                 };
                 state.marks.remove(id);
-                state
-                    .poisoned
-                    .entry(id.to_owned())
-                    .or_insert((number, why.to_owned(), line.to_owned()));
+                state.poisoned.entry(id.to_owned()).or_insert((
+                    number,
+                    why.to_owned(),
+                    line.to_owned(),
+                ));
             }
         }
     }
@@ -392,7 +395,9 @@ mod tests {
         let (_dir, marks) = high_water();
         marks.check_and_record("hook-a", 2, NOW - 10, NOW).unwrap();
         marks.check_and_record("hook-a", 2, NOW - 10, NOW).unwrap();
-        let older = marks.check_and_record("hook-a", 1, NOW - 100, NOW).unwrap_err();
+        let older = marks
+            .check_and_record("hook-a", 1, NOW - 100, NOW)
+            .unwrap_err();
         assert_eq!(older.code(), "rolled-back", "{older}");
         // Older in either: an old version signed again later, an early signature.
         assert!(marks.check_and_record("hook-a", 1, NOW, NOW).is_err());
@@ -413,7 +418,10 @@ mod tests {
         marks.check_and_record("hook-a", 1, NOW, NOW).unwrap();
         std::fs::write(marks.file(), "hook-a 12x 1\nhook-b 5 1\n").unwrap();
         let error = marks.check_and_record("hook-a", 9, NOW, NOW).unwrap_err();
-        assert!(matches!(error, RollbackError::CorruptEntry { line: 1, .. }), "{error}");
+        assert!(
+            matches!(error, RollbackError::CorruptEntry { line: 1, .. }),
+            "{error}"
+        );
         assert_eq!(error.code(), "rollback-state-corrupt");
         marks.check_and_record("hook-b", 1, NOW, NOW).unwrap();
         // Still refused after another hook's mark was written.
@@ -427,7 +435,10 @@ mod tests {
         for garbage in [&b"\xff\xfe binary"[..], b"../etc/passwd 1 1\n"] {
             std::fs::write(marks.file(), garbage).unwrap();
             let error = marks.check_and_record("hook-new", 1, NOW, NOW).unwrap_err();
-            assert!(matches!(error, RollbackError::CorruptFile { .. }), "{error}");
+            assert!(
+                matches!(error, RollbackError::CorruptFile { .. }),
+                "{error}"
+            );
         }
         std::fs::write(marks.file(), vec![b'#'; 2 * 1024 * 1024]).unwrap();
         assert!(marks.check_and_record("hook-new", 1, NOW, NOW).is_err());
@@ -440,8 +451,20 @@ mod tests {
     #[test]
     fn marks_no_valid_bundle_could_be_older_than_are_pruned() {
         let mut marks = BTreeMap::from([
-            ("old".to_owned(), Mark { issued_at: NOW - MAX_BUNDLE_LIFETIME_SECS - CLOCK_SKEW_SECS - 1, version: 1 }),
-            ("new".to_owned(), Mark { issued_at: NOW - 5, version: 1 }),
+            (
+                "old".to_owned(),
+                Mark {
+                    issued_at: NOW - MAX_BUNDLE_LIFETIME_SECS - CLOCK_SKEW_SECS - 1,
+                    version: 1,
+                },
+            ),
+            (
+                "new".to_owned(),
+                Mark {
+                    issued_at: NOW - 5,
+                    version: 1,
+                },
+            ),
         ]);
         prune(&mut marks, NOW);
         assert_eq!(marks.keys().collect::<Vec<_>>(), ["new"]);

@@ -35,9 +35,10 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
     for skipped in keyring.skipped() {
         tracing::warn!(?skipped, "key file not trusted");
     }
-    let shared = Arc::new(Shared::new(executor, keyring, whoopsie_uid()).with_high_water(
-        HighWater::new(config.state_dir.clone()),
-    ));
+    let shared = Arc::new(
+        Shared::new(executor, keyring, whoopsie_uid())
+            .with_high_water(HighWater::new(config.state_dir.clone())),
+    );
     // The builder exports the objects first and requests the name last, so no
     // caller (or activation) ever sees the name without the objects.
     let _connection = zbus::connection::Builder::system()

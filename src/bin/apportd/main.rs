@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use apport_hooks::apportd::config::Config;
 use apport_hooks::apportd::principal::{DROP_PRIVILEGES_ARG, drop_privileges_main};
-use apport_hooks::apportd::subreaper::{SUPERVISE_ARG, supervise_main};
 use apport_hooks::apportd::service::serve;
+use apport_hooks::apportd::subreaper::{SUPERVISE_ARG, supervise_main};
 use clap::Parser;
 
 /// The privileged com.ubuntu.apport D-Bus service that runs server-side crash hooks.
