@@ -255,14 +255,31 @@ pub async fn run_captured(
     })
 }
 
-/// Resolves once process `pid` has exited, without reaping it (`WNOWAIT`):
-/// until `Child::wait` reaps it, its pid and so its process group id stay
-/// ours, and `killpg` cannot hit an unrelated group that reused the id.
+/// Resolves once process `pid` has exited, without reaping it: until
+/// `Child::wait` reaps it, its pid and so its process group id stay ours, and
+/// `killpg` cannot hit an unrelated group that reused the id.
+///
+/// Waits on a pidfd (readable once the process has exited) on the runtime
+/// itself; only kernels without pidfds use a blocking `waitid(WNOWAIT)` thread.
 async fn exited_unreaped(pid: Option<Pid>) {
     use nix::sys::wait::{Id, WaitPidFlag, waitid};
     let Some(pid) = pid else {
         return std::future::pending().await;
     };
+    // tokio deprecates its safe AsyncFd constructors for borrowed descriptors
+    // that may be closed under the registration; this one is an OwnedFd the
+    // AsyncFd itself owns, so that cannot happen.
+    #[allow(deprecated)]
+    let watch = crate::sys::pidfd_open(pid.as_raw())
+        .ok()
+        .flatten()
+        .and_then(|pidfd| {
+            tokio::io::unix::AsyncFd::with_interest(pidfd, tokio::io::Interest::READABLE).ok()
+        });
+    if let Some(watch) = watch {
+        let _ = watch.readable().await;
+        return;
+    }
     let waiting = tokio::task::spawn_blocking(move || {
         while waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
             == Err(nix::errno::Errno::EINTR)

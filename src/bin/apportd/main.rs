@@ -35,8 +35,11 @@ fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     init_logging();
     let config = Config::load(args.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: apportd's work is waiting (on the bus, polkit, step
+    // processes); the steps themselves run in their own processes. Saves the
+    // worker threads' memory and the cross-thread wake-ups of each round trip.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(8)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
