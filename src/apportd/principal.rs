@@ -28,6 +28,9 @@ pub const DROP_PRIVILEGES_ARG: &str = "--internal-drop-privileges";
 
 pub use super::subreaper::SUPERVISE_ARG;
 
+/// The launcher executable apportd prefers, installed next to it.
+pub const LAUNCHER_EXE: &str = "apportd-launch";
+
 /// The helper's exit codes (and how the parent reads them back).
 pub mod exit {
     /// The read or glob finished and was complete.
@@ -158,9 +161,18 @@ impl Launcher {
         Launcher { helper }
     }
 
-    /// The current executable as helper (what apportd itself uses).
+    /// What apportd itself uses: [`LAUNCHER_EXE`] next to the current
+    /// executable when it is installed there (a small binary, quick to start
+    /// for every step), else the current executable, which understands the
+    /// same arguments.
     pub fn current_exe() -> std::io::Result<Self> {
-        Ok(Launcher::new(std::env::current_exe()?))
+        let exe = std::env::current_exe()?;
+        let small = exe.with_file_name(LAUNCHER_EXE);
+        Ok(Launcher::new(if is_executable(&small) {
+            small
+        } else {
+            exe
+        }))
     }
 
     /// A process running `program args` as `principal`, environment cleared
