@@ -9,6 +9,9 @@
 //!   pinned CA, timeouts on every request).
 //! - [`upload`]: the whoopsie protocol (crash upload, reply parsing, core
 //!   upload, the `.uploaded` marker).
+//! - [`result_file`], [`result_upload`]: a hook's result from apportd's
+//!   sealed descriptor through zstd to the socket or the spool, never whole
+//!   in memory.
 //! - [`ids`]: validated identifiers; only these ever reach a file name or a
 //!   URL path.
 
@@ -18,5 +21,7 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod job;
+pub mod result_file;
+pub mod result_upload;
 pub mod spool;
 pub mod upload;
