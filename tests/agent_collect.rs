@@ -235,6 +235,41 @@ fn daisy_killed_mid_upload_gets_the_result_once_from_the_spool_on_postgresql() {
 }
 
 #[test]
+fn a_result_stored_whose_answer_was_lost_is_spooled_and_counted_once() {
+    if !have_root("a_result_stored_whose_answer_was_lost_is_spooled_and_counted_once") {
+        return;
+    }
+    let world = World::start(Engine::Sqlite, FrontKind::Cut).unwrap();
+    let admin = TestUser::create("el", &["sudo"], false);
+    let (dir, report) = users_report(Some(&admin), 1);
+    let spool = dir.path().join("spool");
+    let oops = world.upload(Some(&admin), &report);
+
+    world.cut().0.lose_next_answer();
+    let first = world.collect(Some(&admin), &report, &spool);
+    assert_eq!(first["hooks"][0]["delivery"], "spooled", "{first:#}");
+    // daisy has it; the agent cannot know.
+    assert_eq!(world.hook_results(&oops).len(), 1);
+    assert_eq!(spool_entries(&spool), 1);
+
+    // The retry is answered 409 (already have it): delivered, not stored again.
+    let second = world.collect(Some(&admin), &report, &spool);
+    let retried = second["spool_retried"].as_array().unwrap();
+    assert_eq!(retried.len(), 1, "{second:#}");
+    assert_eq!(
+        (
+            retried[0]["delivery"].as_str(),
+            retried[0]["detail"].as_str()
+        ),
+        (Some("delivered"), Some("409")),
+        "{second:#}"
+    );
+    assert_eq!(spool_entries(&spool), 0);
+    assert_eq!(world.hook_results(&oops).len(), 1);
+    assert_eq!(world.hook()["results"], 1);
+}
+
+#[test]
 fn a_result_daisy_cannot_take_is_spooled_and_delivered_exactly_once() {
     if !have_root("a_result_daisy_cannot_take_is_spooled_and_delivered_exactly_once") {
         return;

@@ -5,7 +5,8 @@
 //! - [`CutProxy`]: a TCP pass-through that, when armed, stops a result
 //!   upload after its head and the first bytes of its body and says so, so
 //!   a test can kill daisy at exactly that point; the agent's connection is
-//!   then reset.
+//!   then reset; or lets an upload through whole and loses daisy's answer
+//!   (daisy stored the result, the agent never heard so).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,6 +88,7 @@ pub const CUT_AFTER_BODY_BYTES: usize = 16;
 #[derive(Clone)]
 pub struct CutProxy {
     armed: Arc<AtomicBool>,
+    lose_answer: Arc<AtomicBool>,
     held: Arc<std::sync::Mutex<mpsc::Sender<()>>>,
     release: Arc<tokio::sync::Notify>,
 }
@@ -98,6 +100,7 @@ impl CutProxy {
         (
             CutProxy {
                 armed: Arc::new(AtomicBool::new(false)),
+                lose_answer: Arc::new(AtomicBool::new(false)),
                 held: Arc::new(std::sync::Mutex::new(tx)),
                 release: Arc::new(tokio::sync::Notify::new()),
             },
@@ -108,6 +111,12 @@ impl CutProxy {
     /// Hold the next result upload (once).
     pub fn arm(&self) {
         self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Let the next result upload through whole but close the agent's
+    /// connection instead of passing daisy's answer on (once).
+    pub fn lose_next_answer(&self) {
+        self.lose_answer.store(true, Ordering::SeqCst);
     }
 
     /// Reset the held upload's connection (after daisy was killed).
@@ -134,8 +143,23 @@ impl CutProxy {
     async fn pump(&self, client: TcpStream, upstream: TcpStream) {
         let (mut client_read, mut client_write) = client.into_split();
         let (mut up_read, mut up_write) = upstream.into_split();
+        // Set once this connection carried a result upload whose answer is to be lost.
+        let swallow = Arc::new(AtomicBool::new(false));
+        let swallowing = swallow.clone();
         let back = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut up_read, &mut client_write).await;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match up_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    // The answer to the upload: dropped, and the connection with it.
+                    Ok(_) if swallowing.load(Ordering::SeqCst) => break,
+                    Ok(n) => {
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
             let _ = client_write.shutdown().await;
         });
         // Client → daisy: watch for a result upload's head.
@@ -148,6 +172,13 @@ impl CutProxy {
             };
             let start = seen.len();
             seen.extend_from_slice(&buf[..n]);
+            // The answer can only come after these bytes reach daisy.
+            if self.lose_answer.load(Ordering::SeqCst)
+                && cut_point(&seen).is_some()
+                && self.lose_answer.swap(false, Ordering::SeqCst)
+            {
+                swallow.store(true, Ordering::SeqCst);
+            }
             let cut = self
                 .armed
                 .load(Ordering::SeqCst)
