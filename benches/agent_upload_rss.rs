@@ -10,7 +10,8 @@
 //! agent's peak RSS (`VmHWM` of `/proc/PID/status`, sampled every 2 ms until
 //! it exits, and the kernel's `ru_maxrss` for it), the wall time of the
 //! whole hook phase and the bytes sent. Run with
-//! `cargo bench --bench agent_upload_rss`.
+//! `cargo bench --bench agent_upload_rss` (`APPORT_HOOK_BIN=PATH` measures
+//! another build of the agent instead, e.g. an earlier commit's).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -168,8 +169,20 @@ days = 7
         ],
     ));
     let oops = json_of(&out)["oops_id"].as_str().unwrap().to_owned();
-    let (out, hwm, maxrss, wall) =
-        measure(world.client(None, &world.collect_args(&report, &spool)));
+    let mut collect = world.client(None, &world.collect_args(&report, &spool));
+    // Another build of the agent (e.g. an earlier commit's), for a before/after.
+    let agent = std::env::var_os("APPORT_HOOK_BIN");
+    if let Some(bin) = &agent {
+        let mut other = std::process::Command::new(bin);
+        other
+            .args(world.collect_args(&report, &spool))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &world.bus.address)
+            .env("CRASH_DB_IDENTIFIER", world::system_id());
+        collect = other;
+    }
+    let (out, hwm, maxrss, wall) = measure(collect);
     let collected = json_of(&out);
     let hook = &collected["hooks"][0];
     assert_eq!(hook["delivery"], "delivered", "{collected:#}");
@@ -192,6 +205,9 @@ days = 7
         );
     }
     let mib = |kib: u64| kib as f64 / 1024.0;
+    if let Some(bin) = &agent {
+        println!("agent_upload_rss: agent {}", bin.to_string_lossy());
+    }
     println!("agent_upload_rss: one hook result of {value_bytes} bytes of text in {FILES} keys");
     println!(
         "  apport-hook collect peak RSS: VmHWM {:.1} MiB, ru_maxrss {} (bound {:.0} MiB)",
@@ -215,6 +231,8 @@ days = 7
         wall.as_secs_f64(),
         value_bytes as f64 / 1e6 / wall.as_secs_f64()
     );
+    // Stop daisy, the bus and polkitd before exiting (exit skips destructors).
+    drop(world);
     if hwm.max(maxrss) > RSS_BOUND_KIB {
         eprintln!("agent_upload_rss: peak RSS over the bound");
         std::process::exit(1);

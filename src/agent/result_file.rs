@@ -352,7 +352,11 @@ fn check_text(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )]
     use super::*;
     use crate::apportd::output::{encode_fields, sealed_memfd};
     use crate::report::ReportLimits;

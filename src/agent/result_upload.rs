@@ -165,7 +165,7 @@ pub fn open_payload<R: Read>(payload: R, legacy_cap: u64) -> Result<Payload<BufR
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
