@@ -59,10 +59,19 @@ fn completions_cover_every_subcommand() {
         let out = apport_hook(&["completions", shell]);
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let script = String::from_utf8(out.stdout).unwrap();
-        for sub in ["lint", "verify", "upload", "status", "completions"] {
+        for sub in [
+            "lint",
+            "verify",
+            "upload",
+            "status",
+            "completions",
+            "watch",
+            "test",
+        ] {
             assert!(script.contains(sub), "{shell} lacks {sub}");
         }
         assert!(script.contains("no-hooks"), "{shell} lacks upload's flags");
+        assert!(script.contains("idle-exit"), "{shell} lacks watch's flags");
     }
     let out = apport_hook(&["completions", "no-such-shell"]);
     assert_eq!(out.status.code(), Some(2));
@@ -85,6 +94,8 @@ fn man_writes_one_page_per_subcommand() {
         "apport-hook-lint",
         "apport-hook-verify",
         "apport-hook-completions",
+        "apport-hook-watch",
+        "apport-hook-test",
     ] {
         let text = std::fs::read_to_string(dir.path().join(format!("{page}.1"))).unwrap();
         assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}");
@@ -94,6 +105,8 @@ fn man_writes_one_page_per_subcommand() {
         upload.contains("no\\-hooks"),
         "the page documents the real flags"
     );
+    let watch = std::fs::read_to_string(dir.path().join("apport-hook-watch.1")).unwrap();
+    assert!(watch.contains("idle\\-exit"), "{watch}");
     assert!(
         !dir.path().join("apport-hook-man.1").exists(),
         "the hidden command has no page"

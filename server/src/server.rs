@@ -17,13 +17,17 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::app::AppState;
 use crate::router;
+use crate::tls::ReloadingAcceptor;
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
 /// Serves HTTPS when `app.config.tls` is set (the files are read here; an
 /// unusable pair is an `InvalidInput` error before anything is accepted).
+/// `SIGHUP` re-reads the certificate and key for new connections; a pair
+/// that does not load is logged and the previous one kept.
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
@@ -31,7 +35,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tls =
         match &app.config.tls {
-            Some(files) => Some(crate::tls::acceptor(files).map_err(|e| {
+            Some(files) => Some(ReloadingAcceptor::new(files).map_err(|e| {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
             })?),
             None => None,
@@ -40,10 +44,23 @@ pub async fn serve(
     let router = router::build(app);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    // Handled with or without TLS: systemd's `ExecReload` sends SIGHUP, whose
+    // default action would end the server.
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGHUP, TLS files will not be reloaded: {e}");
+            None
+        }
+    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+            () = next_signal(&mut hangup) => {
+                reload_tls(tls.as_ref());
+                continue;
+            }
         };
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
@@ -65,7 +82,7 @@ pub async fn serve(
                 tokio::spawn(serve_connection(stream, router, header_timeout, watcher));
             }
             Some(acceptor) => {
-                let acceptor = acceptor.clone();
+                let acceptor = acceptor.current();
                 tokio::spawn(async move {
                     // The handshake has the same bound as a request head.
                     match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
@@ -82,6 +99,32 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Resolves at the next delivery of `signal`; never when there is none.
+async fn next_signal(signal: &mut Option<Signal>) {
+    if let Some(s) = signal
+        && s.recv().await.is_some()
+    {
+        return;
+    }
+    std::future::pending::<()>().await;
+}
+
+fn reload_tls(tls: Option<&ReloadingAcceptor>) {
+    let Some(tls) = tls else {
+        tracing::info!("SIGHUP: no TLS configured, nothing to reload");
+        return;
+    };
+    let files = tls.files();
+    match tls.reload() {
+        Ok(()) => tracing::info!(
+            cert = %files.cert.display(),
+            key = %files.key.display(),
+            "SIGHUP: reloaded the TLS certificate and key for new connections"
+        ),
+        Err(e) => tracing::error!("SIGHUP: keeping the previous TLS certificate and key: {e}"),
+    }
 }
 
 async fn serve_connection<I>(io: I, router: Router, header_timeout: Duration, watcher: Watcher)

@@ -1,8 +1,10 @@
 //! The TLS listener's configuration: rustls with the `ring` provider (the
 //! same provider as the machine side, so one crypto library in the tree),
-//! certificate chain and key read from PEM files at start.
+//! certificate chain and key read from PEM files at start and again on
+//! `SIGHUP` ([`ReloadingAcceptor`]), so a renewed certificate is served
+//! without a restart and without dropping connections.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -66,4 +68,46 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The acceptor of the TLS listener, re-read from its files on demand.
+///
+/// Each new connection takes the acceptor current at its accept; a
+/// connection already up keeps the configuration it was made with, so a
+/// reload drops nothing. A failed reload keeps the previous pair.
+pub struct ReloadingAcceptor {
+    files: TlsFiles,
+    current: RwLock<TlsAcceptor>,
+}
+
+impl ReloadingAcceptor {
+    /// Reads the files once; fails like [`acceptor`].
+    pub fn new(files: &TlsFiles) -> Result<ReloadingAcceptor, TlsError> {
+        Ok(ReloadingAcceptor {
+            files: files.clone(),
+            current: RwLock::new(acceptor(files)?),
+        })
+    }
+
+    /// The acceptor for the connection being accepted now.
+    pub fn current(&self) -> TlsAcceptor {
+        // The lock only guards a pointer swap; a poisoned lock still holds a
+        // usable acceptor.
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads the certificate and key; on error the previous pair stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = acceptor(&self.files)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// The files this acceptor is read from.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
 }

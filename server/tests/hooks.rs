@@ -407,7 +407,196 @@ async fn an_upload_over_the_disk_cap_is_cut_off_and_disables_the_hook() {
         assert_eq!(hook.state, HookState::Disabled);
         assert_eq!(hook.state_reason.as_deref(), Some("disk cap reached"));
         assert_eq!(hook.bytes, 0);
+        assert_eq!(hook.results_refused, 1, "the cut-off upload is counted");
+        // The token was spent on the refused upload: a retry is a duplicate.
         let r = post_result(&server, &offer, &offer.token, None, &result_bson()).await;
-        assert_eq!(r.status, 410);
+        assert_eq!(r.status, 409);
+    }
+}
+
+#[tokio::test]
+async fn daisy_routes_use_the_shared_system_id_grammar() {
+    let (server, _) = server_with_hook(Engine::Sqlite, "", 5).await.unwrap();
+    // Dotted, underscored and 256-character ids are the client agent's; daisy takes them.
+    let long = "a".repeat(256);
+    for system in ["host.example_1", long.as_str()] {
+        assert!(apport_hooks::wire::is_valid_system_id(system));
+        let (oops, url) = crash(&server, system).await;
+        assert_eq!(
+            url,
+            Some(format!("http://{}/{oops}/hooks/{system}", server.addr))
+        );
+        assert_eq!(hook_list(&server, &oops, system).await.len(), 1);
+    }
+    // What the shared grammar refuses, both routes refuse with 400.
+    let (oops, _) = crash(&server, SYSTEM).await;
+    let too_long = "a".repeat(257);
+    for system in [".hidden", "...", "-_-", too_long.as_str(), "a%2Fb"] {
+        let r = request(
+            server.addr,
+            "POST",
+            &format!("/{system}"),
+            &[],
+            &upload("signal_crash"),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (400, "Invalid system identifier."),
+            "crash from {system:?}"
+        );
+        let r = request(
+            server.addr,
+            "GET",
+            &format!("/{oops}/hooks/{system}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 400, "hook list for {system:?}: {}", r.text());
+    }
+}
+
+/// `data` compressed with `coding` (`zstd`, `gzip` or `deflate`).
+fn compress(coding: &str, data: &[u8]) -> Vec<u8> {
+    match coding {
+        "zstd" => zstd::encode_all(data, 19).unwrap(),
+        "gzip" => gzip(data),
+        "deflate" => {
+            let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        }
+        other => panic!("no coding {other}"),
+    }
+}
+
+/// Sends a result whose `Content-Length` announces `declared` bytes: first
+/// `prefix`, then zeros for as long as the server keeps reading. Returns the
+/// response and how many body bytes the client managed to send.
+async fn post_endless_result(
+    server: &TestServer,
+    offer: &Offer,
+    coding: &str,
+    prefix: &[u8],
+    declared: u64,
+) -> (Response, u64) {
+    use tokio::io::AsyncWriteExt as _;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/bson\r\nContent-Encoding: {coding}\r\n\
+         Content-Length: {declared}\r\n\r\n",
+        offer.results_path, server.addr, offer.token
+    );
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut rx, mut tx) = stream.into_split();
+    // Read concurrently: the answer comes while the client is still sending.
+    let reader = tokio::spawn(async move { harness::http::read_response(&mut rx).await });
+    tx.write_all(head.as_bytes()).await.unwrap();
+    let mut sent = 0u64;
+    if tx.write_all(prefix).await.is_ok() {
+        sent += prefix.len() as u64;
+        let zeros = vec![0u8; 64 << 10];
+        while sent < declared {
+            let n = zeros.len().min((declared - sent) as usize);
+            if tx.write_all(&zeros[..n]).await.is_err() {
+                break;
+            }
+            sent += n as u64;
+        }
+    }
+    (reader.await.unwrap(), sent)
+}
+
+#[tokio::test]
+async fn a_compressed_upload_past_the_disk_cap_is_cut_off_mid_stream() {
+    const DECLARED: u64 = 1 << 30;
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        for coding in ["zstd", "gzip", "deflate"] {
+            let Some((server, hook_id)) =
+                server_with_hook(engine, "[limits]\nhook_disk_cap_bytes = 65536\n", 5).await
+            else {
+                continue;
+            };
+            let (oops, _) = crash(&server, SYSTEM).await;
+            let offer = hook_list(&server, &oops, SYSTEM).await.remove(0);
+            // Small on the wire, 8 MiB once decompressed: over the 64 KiB disk
+            // cap, under the 50 MiB result cap.
+            let inflating = compress(
+                coding,
+                &doc! { "Big": "x".repeat(8 << 20) }.to_vec().unwrap(),
+            );
+            assert!(
+                inflating.len() < 65536,
+                "{coding}: {} bytes",
+                inflating.len()
+            );
+            // Without the right token nobody can disable the hook this way.
+            let stranger = Offer {
+                token: "not-the-token".into(),
+                results_path: offer.results_path.clone(),
+                bundle_path: String::new(),
+                sha256: String::new(),
+            };
+            let (r, _) =
+                post_endless_result(&server, &stranger, coding, &inflating, DECLARED).await;
+            assert_eq!(r.status, 401, "{coding}: {}", r.text());
+            let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+            assert_eq!(hook.state, HookState::Active, "{coding}");
+
+            let (r, sent) =
+                post_endless_result(&server, &offer, coding, &inflating, DECLARED).await;
+            assert_eq!(r.status, 413, "{coding}: {}", r.text());
+            assert_eq!(r.header("connection"), Some("close"), "{coding}");
+            eprintln!("{engine:?} {coding}: the client sent {sent} of {DECLARED} bytes");
+            assert!(
+                sent < DECLARED,
+                "{coding}: the server read all {sent} bytes instead of stopping"
+            );
+
+            let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+            assert_eq!(hook.state, HookState::Disabled, "{coding}");
+            assert_eq!(hook.bytes, 0, "{coding}");
+            assert!(
+                server
+                    .app
+                    .storage
+                    .oops_results(&oops)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // The reason is visible in the API.
+            let token = daisy::auth::new_token();
+            server
+                .app
+                .storage
+                .add_user(
+                    "dev",
+                    "core-dev",
+                    &daisy::auth::hash_token(&token),
+                    "test",
+                    0,
+                )
+                .await
+                .unwrap();
+            let auth = format!("Bearer {token}");
+            let r = request(
+                server.addr,
+                "GET",
+                &format!("/api/1.0/hooks/{hook_id}"),
+                &[("Authorization", &auth)],
+                b"",
+            )
+            .await;
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["state"], "disabled", "{coding}: {v}");
+            assert_eq!(v["state_reason"], "disk cap reached", "{coding}: {v}");
+            assert_eq!(v["results_refused"], 1, "{coding}: {v}");
+            // The token was spent on the refused upload: a retry is a duplicate.
+            let small = compress(coding, &result_bson());
+            let r = post_result(&server, &offer, &offer.token, Some(coding), &small).await;
+            assert_eq!(r.status, 409, "{coding}: {}", r.text());
+        }
     }
 }

@@ -16,11 +16,12 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
+use super::config::DEFAULT_TIMEOUT_SECS;
 use super::ids::{IdError, OopsId, SystemId};
 use super::result_file::ResultFile;
 use super::result_upload::{
@@ -288,11 +289,14 @@ pub struct PendingResult {
     pub url: String,
     /// Bearer token.
     pub token: String,
+    /// When `token` expires (Unix seconds, from the hook list).
+    pub expires: i64,
 }
 
 impl PendingResult {
     /// Reads a spool payload of the earlier format (one BSON document: url,
-    /// token, body) back; it is our own 0600 file, still checked.
+    /// token, body, and since token expiry `expires`) back; it is our own
+    /// 0600 file, still checked.
     ///
     /// # Errors
     /// A message for anything malformed.
@@ -308,7 +312,16 @@ impl PendingResult {
             .get_binary_generic("body")
             .map_err(|e| e.to_string())?
             .clone();
-        Ok((Self { url, token }, body))
+        // Entries written before the expiry was stored: sent as they are.
+        let expires = doc.get_i64("expires").unwrap_or(i64::MAX);
+        Ok((
+            Self {
+                url,
+                token,
+                expires,
+            },
+            body,
+        ))
     }
 }
 
@@ -318,6 +331,7 @@ pub struct Collector {
     client: reqwest::Client,
     base_url: String,
     system_id: SystemId,
+    token_margin: Duration,
 }
 
 fn http_error(what: &str, e: impl std::fmt::Display) -> CollectError {
@@ -356,27 +370,35 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// Compresses `file` into a new spool entry for `key`: once to learn the
-/// length the entry header records, once more into the entry (zstd is
-/// deterministic; the spool checks the length). The entry is written to a
-/// temporary file and renamed: whole or absent, never duplicated.
-fn spool_result(
+/// Compresses a result into a new spool entry for `key`, to be sent to
+/// `result.url` with `result.token` (renewed first once `result.expires`
+/// is near). `open` gives a reader of the whole uncompressed result from
+/// its start; it is called twice: once to learn the length the entry header
+/// records, once more into the entry (zstd is deterministic; the spool
+/// checks the length). The entry is written to a temporary file and
+/// renamed: whole or absent, never duplicated. Returns the compressed bytes
+/// spooled.
+///
+/// # Errors
+/// A message when the result cannot be read or the spool refuses it.
+pub fn spool_result<R: std::io::Read>(
     spool: &Spool,
     key: &EntryKey,
     result: &PendingResult,
-    file: &ResultFile,
-) -> Result<(), String> {
-    let body_bytes = compressed_len(file.reader()).map_err(|e| e.to_string())?;
+    open: impl Fn() -> R,
+) -> Result<u64, String> {
+    let body_bytes = compressed_len(open()).map_err(|e| e.to_string())?;
     let header = PayloadHeader {
         url: result.url.clone(),
         token: result.token.clone(),
         body_bytes,
+        expires: result.expires,
     };
-    let body = compressed(file.reader()).map_err(|e| e.to_string())?;
+    let body = compressed(open()).map_err(|e| e.to_string())?;
     let (mut payload, len) = payload_reader(&header, body)?;
     spool
         .put_reader(key, &mut payload, len, SystemTime::now())
-        .map(|_| ())
+        .map(|_| body_bytes)
         .map_err(|e| e.to_string())
 }
 
@@ -388,7 +410,21 @@ impl Collector {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
             system_id,
+            token_margin: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         }
+    }
+
+    /// How long a token must stay valid to be used: the whole-request cap
+    /// (`timeout_secs`), so it cannot expire while the result is on its way.
+    #[must_use]
+    pub fn with_token_margin(mut self, margin: Duration) -> Self {
+        self.token_margin = margin;
+        self
+    }
+
+    /// See [`Collector::with_token_margin`].
+    pub fn token_margin(&self) -> Duration {
+        self.token_margin
     }
 
     /// `GET {server}/{oops}/hooks/{system-id}`, checked.
@@ -519,7 +555,7 @@ impl Collector {
             }
             Delivery::Spooled(why) => {
                 let stored = match spool {
-                    Some(spool) => spool_result(spool, key, result, file),
+                    Some(spool) => spool_result(spool, key, result, || file.reader()).map(|_| ()),
                     None => Err("no spool".to_owned()),
                 };
                 if let Err(e) = stored {
@@ -553,13 +589,17 @@ impl Collector {
                     let pending = PendingResult {
                         url: header.url,
                         token: header.token,
+                        expires: header.expires,
                     };
                     let body = body_from_reader(body.take(header.body_bytes), None);
-                    self.post(&pending, body).await
+                    self.post_spooled(&key, pending, body).await
                 }
                 Ok(Payload::Legacy(bytes)) => match PendingResult::from_legacy_payload(&bytes) {
                     Err(e) => Delivery::Dropped(format!("unreadable spool entry: {e}")),
-                    Ok((pending, body)) => self.post(&pending, reqwest::Body::from(body)).await,
+                    Ok((pending, body)) => {
+                        self.post_spooled(&key, pending, reqwest::Body::from(body))
+                            .await
+                    }
                 },
             };
             match &delivery {
@@ -636,8 +676,12 @@ mod tests {
         };
         let (p, body) = PendingResult::from_legacy_payload(&doc.to_vec().unwrap()).unwrap();
         assert_eq!(
-            (p.url.as_str(), p.token.as_str(), body),
-            ("u", "t", vec![0, 1, 2])
+            (p.url.as_str(), p.token.as_str(), p.expires, body),
+            ("u", "t", i64::MAX, vec![0, 1, 2])
         );
+        let mut doc = doc;
+        doc.insert("expires", 1_700_000_000_i64);
+        let (p, _) = PendingResult::from_legacy_payload(&doc.to_vec().unwrap()).unwrap();
+        assert_eq!(p.expires, 1_700_000_000);
     }
 }

@@ -8,6 +8,8 @@
 //! | CA file | `ca_file` in `hooks.conf` | | the system trust store |
 //! | spool | `spool_dir`, `spool_max_bytes` | | [`DEFAULT_SPOOL_DIR`], [`DEFAULT_SPOOL_MAX_BYTES`] |
 //! | timeout | `timeout_secs` (whole request) | | [`DEFAULT_TIMEOUT_SECS`] |
+//! | crash directory (`watch`) | `crash_dir` | | `/var/crash` |
+//! | state directory | `state_dir` | | `/var/lib/apport-hooks` |
 //!
 //! `hooks.conf` is TOML; unknown keys are refused (a typo such as
 //! `enable = false` must not silently leave hooks on). A missing file means
@@ -223,6 +225,8 @@ struct FileSettings {
     spool_dir: Option<PathBuf>,
     spool_max_bytes: Option<u64>,
     timeout_secs: Option<u64>,
+    crash_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
 }
 
 /// The resolved settings.
@@ -244,6 +248,10 @@ pub struct Settings {
     pub timeout: Duration,
     /// The cap on connecting.
     pub connect_timeout: Duration,
+    /// The directory `watch` watches for `.uploaded` markers.
+    pub crash_dir: PathBuf,
+    /// The agent's state (handled uploads, last runs).
+    pub state_dir: PathBuf,
 }
 
 impl Settings {
@@ -314,6 +322,12 @@ impl Settings {
             spool_max_bytes: file.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
             timeout: Duration::from_secs(timeout_secs),
             connect_timeout: Duration::from_secs(CONNECT_TIMEOUT_SECS.min(timeout_secs)),
+            crash_dir: file
+                .crash_dir
+                .unwrap_or_else(|| super::crash_watch::DEFAULT_CRASH_DIR.into()),
+            state_dir: file
+                .state_dir
+                .unwrap_or_else(|| super::state_dir::DEFAULT_STATE_DIR.into()),
         })
     }
 

@@ -10,8 +10,9 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// Longest system id accepted (whoopsie's is 128 hex characters).
-pub const MAX_SYSTEM_ID_BYTES: usize = 256;
+/// Longest system id accepted (whoopsie's is 128 hex characters): the
+/// shared grammar's bound ([`crate::wire::MAX_SYSTEM_ID_LEN`]).
+pub const MAX_SYSTEM_ID_BYTES: usize = crate::wire::MAX_SYSTEM_ID_LEN;
 
 /// Longest OOPS id accepted (daisy's are 36-character UUIDs).
 pub const MAX_OOPS_ID_BYTES: usize = 64;
@@ -57,14 +58,24 @@ fn check(what: &'static str, value: &str, max: usize) -> Result<(), IdError> {
 pub struct SystemId(String);
 
 impl SystemId {
-    /// Validates a system id: 1 to [`MAX_SYSTEM_ID_BYTES`] bytes of
-    /// `[A-Za-z0-9._-]`, not starting with `.`.
+    /// Validates a system id with the grammar daisy uses too
+    /// ([`crate::wire::is_valid_system_id`]: 1 to [`MAX_SYSTEM_ID_BYTES`]
+    /// bytes of `[A-Za-z0-9._-]`, at least one alphanumeric, not starting
+    /// with `.`), so the agent never sends an id the server refuses.
     ///
     /// # Errors
     /// [`IdError`] saying what is wrong.
     pub fn parse(value: &str) -> Result<Self, IdError> {
+        if crate::wire::is_valid_system_id(value) {
+            return Ok(Self(value.to_owned()));
+        }
+        // The shared grammar says only yes or no; say which rule failed.
         check("system id", value, MAX_SYSTEM_ID_BYTES)?;
-        Ok(Self(value.to_owned()))
+        Err(IdError {
+            what: "system id",
+            value: value.chars().take(80).collect(),
+            reason: "must hold at least one ASCII letter or digit".into(),
+        })
     }
 
     /// The id as text.
@@ -138,5 +149,18 @@ mod tests {
         OopsId::parse("4c5fd3a2-1e6b-11f1-9a2c-fa163e6b7c1d").unwrap();
         SystemId::parse(&"ab".repeat(64)).unwrap();
         SystemId::parse("i_am_a_machine").unwrap();
+    }
+
+    #[test]
+    fn system_ids_follow_the_shared_grammar() {
+        for id in ["-", "_", "-_-", "a..", ".a", ""] {
+            assert_eq!(
+                SystemId::parse(id).is_ok(),
+                crate::wire::is_valid_system_id(id),
+                "{id:?}"
+            );
+        }
+        assert!(SystemId::parse("---").is_err());
+        assert!(SystemId::parse("a-b").is_ok());
     }
 }

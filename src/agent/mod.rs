@@ -1,5 +1,5 @@
-//! The machine-side agent behind `apport-hook upload`, `status` and (later)
-//! `collect` and `watch`.
+//! The machine-side agent behind `apport-hook upload`, `status`, `collect` and
+//! `watch`.
 //!
 //! - [`config`]: the agent's settings (server URL, opt-out, system id, TLS,
 //!   spool), read the way whoopsie reads its own, every path injectable.
@@ -12,16 +12,25 @@
 //! - [`result_file`], [`result_upload`]: a hook's result from apportd's
 //!   sealed descriptor through zstd to the socket or the spool, never whole
 //!   in memory.
+//! - [`token`]: the hook list token's expiry; an expired token is never sent.
+//! - [`crash_watch`], [`handled`]: `apport-hook watch` (inotify on the crash
+//!   directory, which uploads were handled).
+//! - [`state_dir`], [`runlog`]: the agent's state directory and the last runs.
 //! - [`ids`]: validated identifiers; only these ever reach a file name or a
 //!   URL path.
 
 pub mod atomic_file;
 pub mod collect;
 pub mod config;
+pub mod crash_watch;
+pub mod handled;
 pub mod http;
 pub mod ids;
 pub mod job;
 pub mod result_file;
 pub mod result_upload;
+pub mod runlog;
 pub mod spool;
+pub mod state_dir;
+pub mod token;
 pub mod upload;

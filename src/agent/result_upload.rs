@@ -102,6 +102,14 @@ pub struct PayloadHeader {
     pub token: String,
     /// Bytes of compressed body after the header.
     pub body_bytes: u64,
+    /// When `token` expires (Unix seconds). Headers written before the
+    /// expiry was stored have none: their token is sent as it is.
+    #[serde(default = "never_expires")]
+    pub expires: i64,
+}
+
+fn never_expires() -> i64 {
+    i64::MAX
 }
 
 /// A spool payload as a reader: the magic, the header line, then `body`
@@ -176,6 +184,7 @@ mod tests {
             url: "http://x/hooks/1/results/o".into(),
             token: "ab".into(),
             body_bytes: n,
+            expires: 1_700_000_000,
         };
         let (mut reader, len) = payload_reader(&header, compressed(&input[..]).unwrap()).unwrap();
         let mut bytes = Vec::new();
@@ -188,6 +197,17 @@ mod tests {
         let mut compressed = Vec::new();
         body.read_to_end(&mut compressed).unwrap();
         assert_eq!(zstd::decode_all(&compressed[..]).unwrap(), input);
+    }
+
+    #[test]
+    fn a_header_without_an_expiry_never_expires() {
+        let mut payload = PAYLOAD_MAGIC.to_vec();
+        payload.extend(br#"{"url":"u","token":"t","body_bytes":0}"#);
+        payload.push(b'\n');
+        let Payload::Stream(header, _) = open_payload(&payload[..], 1 << 20).unwrap() else {
+            panic!("not the streamed format");
+        };
+        assert_eq!(header.expires, i64::MAX);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
+
+pub mod systemd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -180,7 +182,8 @@ pub struct SystemBus {
 }
 
 /// The generated bus configuration: the system bus's default policy, the
-/// distribution's polkit policy and apportd's SHIPPED policy, included verbatim.
+/// distribution's polkit and systemd policies and apportd's SHIPPED policy,
+/// included verbatim.
 fn bus_config(socket: &std::path::Path, services: &std::path::Path) -> String {
     format!(
         r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -206,6 +209,8 @@ fn bus_config(socket: &std::path::Path, services: &std::path::Path) -> String {
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
   </policy>
   <include>/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
+  <!-- systemd's own policy: PID 1 in tests/apportd_systemd.rs owns its name here -->
+  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.systemd1.conf</include>
   <include>{apport}</include>
 </busconfig>
 "#,
@@ -219,6 +224,17 @@ impl SystemBus {
     /// Start the bus and polkitd; apportd is activated on first use with
     /// `apportd_config` (TOML) as its configuration.
     pub fn start(apportd_config: &str) -> SystemBus {
+        Self::start_inner(Some(apportd_config))
+    }
+
+    /// Start the bus (with `--systemd-activation`) and polkitd, with the
+    /// SHIPPED activation file: a call to `com.ubuntu.apport` asks systemd
+    /// (PID 1 on this bus, `tests/apportd_systemd.rs`) to start `apportd.service`.
+    pub fn start_with_systemd_activation() -> SystemBus {
+        Self::start_inner(None)
+    }
+
+    fn start_inner(apportd_config: Option<&str>) -> SystemBus {
         use std::io::BufRead;
         assert!(require_program("/usr/lib/polkit-1/polkitd"));
         assert!(require_program("/usr/bin/dbus-daemon"));
@@ -227,24 +243,30 @@ impl SystemBus {
         let socket = dir.path().join("system_bus_socket");
         let services = dir.path().join("services");
         std::fs::create_dir(&services).unwrap();
-        let config = dir.path().join("apportd.toml");
-        std::fs::write(&config, apportd_config).unwrap();
-        // Test-only activation file: the shipped one names /usr/libexec/apportd.
-        std::fs::write(
-            services.join("com.ubuntu.apport.service"),
-            format!(
-                "[D-BUS Service]\nName=com.ubuntu.apport\nExec={} --config {}\nUser=root\n",
-                env!("CARGO_BIN_EXE_apportd"),
-                config.display()
-            ),
-        )
-        .unwrap();
+        let activation = services.join("com.ubuntu.apport.service");
+        if let Some(apportd_config) = apportd_config {
+            let config = dir.path().join("apportd.toml");
+            std::fs::write(&config, apportd_config).unwrap();
+            // Test-only activation file: the shipped one names /usr/libexec/apportd.
+            std::fs::write(
+                &activation,
+                format!(
+                    "[D-BUS Service]\nName=com.ubuntu.apport\nExec={} --config {}\nUser=root\n",
+                    env!("CARGO_BIN_EXE_apportd"),
+                    config.display()
+                ),
+            )
+            .unwrap();
+        } else {
+            std::fs::copy(shipped("dbus/com.ubuntu.apport.service"), &activation).unwrap();
+        }
         let bus_conf = dir.path().join("bus.conf");
         std::fs::write(&bus_conf, bus_config(&socket, &services)).unwrap();
         let address = format!("unix:path={}", socket.display());
         let mut daemon = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", bus_conf.display()))
             .args(["--nofork", "--print-address=1"])
+            .args(apportd_config.is_none().then_some("--systemd-activation"))
             .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -5,7 +5,9 @@
 //! as done and retries anything else later.
 
 use apport_hooks::report::ReportLimits;
-use apport_hooks::wire::{WireLimits, decode_untrusted, report_from_whoopsie_bson};
+use apport_hooks::wire::{
+    WireLimits, decode_untrusted, is_valid_system_id, report_from_whoopsie_bson,
+};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -22,18 +24,8 @@ use crate::storage::{self, Intake, IntakeOutcome, NewOops};
 /// clients ignore response headers, so the body stays as daisy's.
 pub const HOOKS_HEADER: &str = "X-Apport-Hooks";
 
-/// Longest system id accepted (whoopsie sends a 128-hex-digit SHA-512).
-pub const MAX_SYSTEM_ID_CHARS: usize = 128;
-
 /// Most report keys in one upload (whoopsie sends about 40).
 pub const MAX_UPLOAD_KEYS: usize = 1_000;
-
-/// Whether a path segment is a plausible system id. It becomes a database
-/// key and a URL part, never a file name.
-pub fn valid_system_id(id: &str) -> bool {
-    (1..=MAX_SYSTEM_ID_CHARS).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
 
 /// The URL of the hook list of an OOPS.
 pub fn hooks_url(public_url: &str, oops_id: &str, system_id: &str) -> String {
@@ -46,7 +38,7 @@ pub async fn submit(
     Path(system_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    if !valid_system_id(&system_id) {
+    if !is_valid_system_id(&system_id) {
         app.metrics.crash("invalid_system_id");
         return Err(AppError::bad_request("Invalid system identifier."));
     }
@@ -150,7 +142,7 @@ pub async fn submit_core(
     let Ok(uuid) = uuid::Uuid::parse_str(&oops_id) else {
         return Err(AppError::bad_request("Invalid OOPS id."));
     };
-    if uuid.to_string() != oops_id || !valid_system_id(&system_id) || !valid_arch(&arch) {
+    if uuid.to_string() != oops_id || !is_valid_system_id(&system_id) || !valid_arch(&arch) {
         return Err(AppError::bad_request("Invalid core upload path."));
     }
     let Some(stored) = app.storage.oops(&oops_id).await? else {

@@ -8,10 +8,10 @@
 //! - `POST /hooks/{id}/results/{oops}`: the new keys, bearer token,
 //!   optionally compressed.
 
-use std::io::Read;
-
-use apport_hooks::report::{ReportLimits, ZSTD_MAX_WINDOW_LOG};
-use apport_hooks::wire::{WireLimits, decode_untrusted, report_from_whoopsie_bson};
+use apport_hooks::report::ReportLimits;
+use apport_hooks::wire::{
+    WireLimits, decode_untrusted, is_valid_system_id, report_from_whoopsie_bson,
+};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -22,9 +22,9 @@ use http_body_util::BodyExt;
 use crate::app::AppState;
 use crate::auth::{hash_token, new_token};
 use crate::bucketing::targets;
-use crate::controllers::crash::valid_system_id;
+use crate::controllers::result_body::{BodyStop, Coding, ResultBody};
 use crate::error::AppError;
-use crate::storage::{self, HookState, NewResult, OfferRequest, ResultOutcome};
+use crate::storage::{self, NewResult, OfferRequest, ResultOutcome};
 
 /// BSON responses and requests.
 pub const BSON_CONTENT_TYPE: &str = "application/bson";
@@ -48,7 +48,7 @@ pub async fn list(
     State(app): State<AppState>,
     Path((oops_id, system_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    if !valid_system_id(&system_id) || uuid::Uuid::parse_str(&oops_id).is_err() {
+    if !is_valid_system_id(&system_id) || uuid::Uuid::parse_str(&oops_id).is_err() {
         return Err(AppError::bad_request("Invalid hook list path."));
     }
     let Some(stored) = app.storage.oops(&oops_id).await? else {
@@ -141,54 +141,6 @@ fn cut_off(app: &AppState, text: &'static str) -> Response {
     r
 }
 
-/// The content codings accepted for results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Coding {
-    Identity,
-    Zstd,
-    Gzip,
-    Deflate,
-}
-
-fn coding(headers: &HeaderMap) -> Option<Coding> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
-        return Some(Coding::Identity);
-    };
-    match value.to_str().ok()?.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => Some(Coding::Identity),
-        "zstd" => Some(Coding::Zstd),
-        "gzip" | "x-gzip" => Some(Coding::Gzip),
-        "deflate" => Some(Coding::Deflate),
-        _ => None,
-    }
-}
-
-/// Decompresses at most `cap` bytes; `None` when the output would be larger
-/// (a decompression bomb stops at `cap + 1` bytes).
-fn decompress(coding: Coding, data: &[u8], cap: usize) -> Result<Option<Vec<u8>>, std::io::Error> {
-    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
-    let mut out = Vec::new();
-    match coding {
-        Coding::Identity => out.extend_from_slice(data),
-        Coding::Zstd => {
-            let mut d = zstd::stream::read::Decoder::new(data)?;
-            d.window_log_max(ZSTD_MAX_WINDOW_LOG)?;
-            d.take(limit).read_to_end(&mut out)?;
-        }
-        Coding::Gzip => {
-            flate2::read::GzDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-        Coding::Deflate => {
-            flate2::read::ZlibDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-    }
-    Ok((out.len() <= cap).then_some(out))
-}
-
 /// `POST /hooks/{id}/results/{oops}`.
 pub async fn post_result(
     State(app): State<AppState>,
@@ -210,7 +162,7 @@ pub async fn post_result(
             "Missing token.",
         ));
     };
-    let Some(coding) = coding(&headers) else {
+    let Some(coding) = Coding::from_headers(&headers) else {
         return Err(refused(
             &app,
             "bad_encoding",
@@ -232,28 +184,77 @@ pub async fn post_result(
     // What the hook may still store before its disk cap.
     let room =
         usize::try_from(hook.disk_cap.saturating_sub(hook.bytes).max(0)).unwrap_or(usize::MAX);
-    let mut received: Vec<u8> = Vec::new();
+    let mut decoded = ResultBody::new(coding, cap, room).map_err(|e| {
+        tracing::error!("creating a result decoder: {e}");
+        AppError::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Cannot decode results right now; retry later.",
+        )
+    })?;
     let mut body = body;
+    let mut stop = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let total = received.len().saturating_add(data.len());
-        if coding == Coding::Identity && total > room {
-            // Spec: stop reading, answer 413, close, disable the hook.
-            app.storage
-                .set_hook_state(
-                    hook_id,
-                    HookState::Disabled,
-                    "disk cap reached",
-                    "daisy",
-                    storage::now(),
-                )
-                .await?;
-            return Ok(cut_off(&app, "Hook over its disk cap."));
+        // Decompressed while it streams: the caps hold for every coding.
+        if let Err(s) = decoded.push(&data) {
+            stop = Some(s);
+            break;
         }
-        if total > cap {
+    }
+    let stop = match stop {
+        Some(stop) => stop,
+        None => match decoded.finish() {
+            Ok(keys) => return store_result(app, hook_id, oops_id, token, keys).await,
+            Err(stop) => stop,
+        },
+    };
+    // The rest of the body is never read: `drop` it before answering.
+    drop(body);
+    match stop {
+        BodyStop::OverDiskCap { decompressed } => {
+            // Spec: stop reading, answer 413, close, disable the hook. The
+            // storage disables it (audited, atomically with other uploads)
+            // only for a valid token: a stranger cannot disable hooks.
+            // Counting more than the whole cap makes sure nothing is stored.
+            let bytes = i64::try_from(decompressed)
+                .unwrap_or(i64::MAX)
+                .max(hook.disk_cap.saturating_add(1));
+            let outcome = app
+                .storage
+                .accept_result(NewResult {
+                    token_hash: hash_token(token),
+                    hook_id,
+                    oops_id: oops_id.clone(),
+                    keys: Vec::new(),
+                    bytes,
+                    failed: false,
+                    now: storage::now(),
+                })
+                .await?;
+            let mut r = match outcome {
+                ResultOutcome::Accepted { .. } => {
+                    // Only if the hook's disk cap was raised meanwhile.
+                    tracing::error!(hook_id, %oops_id, "an over-cap claim was accepted");
+                    AppError::text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Result not stored; retry later.",
+                    )
+                    .into_response()
+                }
+                ResultOutcome::OverDiskCap => {
+                    tracing::info!(hook_id, %oops_id, "hook disabled: over its disk cap");
+                    result_response(&app, outcome)
+                }
+                other => result_response(&app, other),
+            };
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Ok(r)
+        }
+        BodyStop::TooLarge => {
             let mut r = refused(
                 &app,
                 "too_large",
@@ -263,30 +264,34 @@ pub async fn post_result(
             .into_response();
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Ok(r);
+            Ok(r)
         }
-        received.extend_from_slice(&data);
-    }
-    let keys = match decompress(coding, &received, cap) {
-        Ok(Some(keys)) => keys,
-        Ok(None) => {
-            return Err(refused(
-                &app,
-                "too_large",
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Result too large once decompressed.",
-            ));
-        }
-        Err(e) => {
+        BodyStop::Undecodable(e) => {
             tracing::info!(hook_id, %oops_id, "undecodable result: {e}");
-            return Err(refused(
+            let mut r = refused(
                 &app,
                 "invalid",
                 StatusCode::BAD_REQUEST,
                 "Cannot decompress.",
-            ));
+            )
+            .into_response();
+            // Reading may have stopped before the end of the body.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Ok(r)
         }
-    };
+    }
+}
+
+/// Checks and stores a decoded result.
+async fn store_result(
+    app: AppState,
+    hook_id: i64,
+    oops_id: String,
+    token: &str,
+    keys: Vec<u8>,
+) -> Result<Response, AppError> {
+    let cap = app.config.limits.max_result_bytes;
     let wire = WireLimits {
         max_document_bytes: cap,
         ..WireLimits::default()
@@ -334,28 +339,33 @@ pub async fn post_result(
             now: storage::now(),
         })
         .await?;
-    Ok(match outcome {
+    Ok(result_response(&app, outcome))
+}
+
+/// The answer to a storage outcome, counted.
+fn result_response(app: &AppState, outcome: ResultOutcome) -> Response {
+    match outcome {
         ResultOutcome::Accepted { .. } => {
             app.metrics.result("accepted");
             (StatusCode::OK, "Result stored.").into_response()
         }
         ResultOutcome::UnknownToken => refused(
-            &app,
+            app,
             "unknown_token",
             StatusCode::UNAUTHORIZED,
             "Unknown token.",
         )
         .into_response(),
         ResultOutcome::Duplicate => refused(
-            &app,
+            app,
             "duplicate",
             StatusCode::CONFLICT,
             "Result already reported.",
         )
         .into_response(),
         ResultOutcome::Gone(_) => {
-            refused(&app, "gone", StatusCode::GONE, "Hook no longer active.").into_response()
+            refused(app, "gone", StatusCode::GONE, "Hook no longer active.").into_response()
         }
-        ResultOutcome::OverDiskCap => cut_off(&app, "Hook over its disk cap."),
-    })
+        ResultOutcome::OverDiskCap => cut_off(app, "Hook over its disk cap."),
+    }
 }

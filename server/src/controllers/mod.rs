@@ -4,3 +4,4 @@ pub mod api;
 pub mod crash;
 pub mod health;
 pub mod hooks;
+pub mod result_body;

@@ -7,13 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use apport_hooks::agent::collect::{
-    Collector, Delivery, HookOffer, PendingResult, open_report, read_uploaded_oops,
+    Collector, Delivery, HookList, HookOffer, PendingResult, open_report, read_uploaded_oops,
+    spool_result,
 };
 use apport_hooks::agent::config::{self, Environment, Paths, Settings};
 use apport_hooks::agent::http::{ClientSettings, build_client};
 use apport_hooks::agent::ids::OopsId;
 use apport_hooks::agent::job::run_bundle_streaming;
+use apport_hooks::agent::result_file::ResultFile;
 use apport_hooks::agent::spool::{EntryKey, Spool};
+use apport_hooks::agent::token::{Freshness, now_secs, token_usable};
 use apport_hooks::bundle::{DEFAULT_KEY_DIRS, DEFAULT_REVOKED_KEYS, KeyRing};
 
 /// Fetch the hooks the server offers for an uploaded report, run them
@@ -45,12 +48,6 @@ pub struct Args {
 
 /// Exit status when hooks are turned off.
 const EXIT_OFF: u8 = 1;
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
 
 /// Runs `apport-hook collect`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -86,8 +83,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The hook phase for the report at `report`; the JSON summary. Shared with
-/// `upload` (which runs it after a successful upload).
+/// `upload` (which runs it after a successful upload) and `watch`. The run
+/// is added to the last runs in the state directory (when it is writable).
 pub async fn collect(
+    args: &Args,
+    settings: &Settings,
+    paths: &Paths,
+    env: &Environment,
+) -> anyhow::Result<serde_json::Value> {
+    let result = collect_phase(args, settings, paths, env).await;
+    crate::last_runs::record(&settings.state_dir, &args.report, &result);
+    result
+}
+
+async fn collect_phase(
     args: &Args,
     settings: &Settings,
     paths: &Paths,
@@ -95,7 +104,8 @@ pub async fn collect(
 ) -> anyhow::Result<serde_json::Value> {
     let (system_id, _) = config::system_id(paths, env)?;
     let client = build_client(&ClientSettings::from(settings))?;
-    let collector = Collector::new(client, &settings.server_url, system_id);
+    let collector =
+        Collector::new(client, &settings.server_url, system_id).with_token_margin(settings.timeout);
     let spool_dir = args
         .spool
         .clone()
@@ -103,7 +113,7 @@ pub async fn collect(
     let spool = match Spool::open(&spool_dir, settings.spool_max_bytes) {
         Ok(spool) => Some(spool),
         Err(e) => {
-            tracing::warn!("no spool: {e}");
+            tracing::debug!("no spool: {e}");
             eprintln!("apport-hook: warning: {e}; results the server cannot take now are lost");
             None
         }
@@ -117,9 +127,21 @@ pub async fn collect(
         }
     }
     let oops = read_uploaded_oops(&args.report)?;
-    let list = collector.hook_list(&oops).await?;
+    let (list, freshness) = collector.fresh_hook_list(&oops).await?;
     let mut hooks = Vec::new();
-    if !list.hooks.is_empty() {
+    if freshness == Freshness::Expired {
+        // Running the hooks would only produce results nobody may send.
+        for offer in &list.hooks {
+            hooks.push(serde_json::json!({
+                "id": offer.id, "version": offer.version, "outcome": "token-expired",
+                "message": format!(
+                    "the server's token expired at {} (now {}), also in a second list: \
+                     the hook was not run; check this machine's clock",
+                    list.expires, now_secs()
+                ),
+            }));
+        }
+    } else if !list.hooks.is_empty() {
         let dirs: Vec<PathBuf> = if args.keys.is_empty() {
             DEFAULT_KEY_DIRS.iter().map(PathBuf::from).collect()
         } else {
@@ -130,6 +152,10 @@ pub async fn collect(
         let connection = zbus::Connection::system()
             .await
             .context("connecting to the system bus")?;
+        let mut tokens = Tokens {
+            list: list.clone(),
+            refetched: freshness == Freshness::Refetched,
+        };
         for offer in &list.hooks {
             let value = one_hook(
                 &collector,
@@ -137,7 +163,7 @@ pub async fn collect(
                 &connection,
                 &args.report,
                 &oops,
-                &list.token,
+                &mut tokens,
                 offer,
                 spool.as_ref(),
             )
@@ -150,8 +176,108 @@ pub async fn collect(
         "report": args.report.display().to_string(),
         "oops_id": oops.as_str(),
         "spool_retried": drained,
+        "token": {"expires": list.expires, "freshness": freshness.as_str()},
         "hooks": hooks,
     }))
+}
+
+/// The token the results are sent with: the list's, or the one list fetched
+/// again when it (nearly) expired while the hooks ran.
+struct Tokens {
+    list: HookList,
+    refetched: bool,
+}
+
+/// What to do with a result whose token would expire before it arrives.
+enum TokenFor {
+    /// Send with this token and URL.
+    Send(PendingResult),
+    /// Keep it in the spool (its token renewed there before any send).
+    Spool(PendingResult, String),
+    /// The server no longer offers the hook for this OOPS.
+    Drop(String),
+}
+
+async fn token_for(
+    collector: &Collector,
+    oops: &OopsId,
+    tokens: &mut Tokens,
+    offer: &HookOffer,
+    mut pending: PendingResult,
+) -> TokenFor {
+    if token_usable(pending.expires, now_secs(), collector.token_margin()) {
+        return TokenFor::Send(pending);
+    }
+    if !tokens.refetched {
+        tokens.refetched = true;
+        tracing::warn!(
+            "hook {} v{}: the token expires at {} (now {}), before the result could be sent: \
+             fetching the hook list once more",
+            offer.id,
+            offer.version,
+            pending.expires,
+            now_secs()
+        );
+        match collector.hook_list(oops).await {
+            Ok(list) => tokens.list = list,
+            Err(e) => {
+                return TokenFor::Spool(
+                    pending,
+                    format!("the token expired and a new hook list could not be fetched: {e}"),
+                );
+            }
+        }
+    }
+    match tokens.list.renewed_for(offer.id, offer.version) {
+        Some(renewed) if token_usable(renewed.expires, now_secs(), collector.token_margin()) => {
+            pending.token = renewed.token;
+            pending.url = renewed.url;
+            pending.expires = renewed.expires;
+            TokenFor::Send(pending)
+        }
+        Some(_) => TokenFor::Spool(
+            pending,
+            "the token expired and the new list's token expires too soon; check this \
+             machine's clock"
+                .to_owned(),
+        ),
+        None => TokenFor::Drop(format!(
+            "the token expired and the server no longer offers hook {} v{} for this OOPS",
+            offer.id, offer.version
+        )),
+    }
+}
+
+/// Puts a result into the spool without sending it (its token is not
+/// usable now; the spool renews it before the next attempt), compressed
+/// from its descriptor straight into the entry. `spooled` gets the
+/// compressed bytes that wait in the spool.
+fn spool_unsent(
+    pending: &PendingResult,
+    result: &ResultFile,
+    key: &EntryKey,
+    spool: Option<&Spool>,
+    why: String,
+    spooled: &AtomicU64,
+) -> Delivery {
+    let stored = match spool {
+        None => Err("no spool".to_owned()),
+        Some(spool) => spool_result(spool, key, pending, || result.reader()),
+    };
+    match stored {
+        Ok(bytes) => {
+            spooled.store(bytes, Ordering::Relaxed);
+            tracing::warn!("result of hook {} spooled, not sent: {why}", key.hook_id());
+            Delivery::Spooled(why)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "result of hook {} lost: {why}, and cannot spool it: {e}",
+                key.hook_id()
+            );
+            Delivery::Dropped(format!("{why}; cannot spool it: {e}"))
+        }
+    }
 }
 
 fn detail(delivery: &Delivery) -> String {
@@ -168,7 +294,7 @@ async fn one_hook(
     connection: &zbus::Connection,
     report: &Path,
     oops: &OopsId,
-    token: &str,
+    tokens: &mut Tokens,
     offer: &HookOffer,
     spool: Option<&Spool>,
 ) -> serde_json::Value {
@@ -228,12 +354,24 @@ async fn one_hook(
     };
     let pending = PendingResult {
         url: offer.results.clone(),
-        token: token.to_owned(),
+        token: tokens.list.token.clone(),
+        expires: tokens.list.expires,
     };
     let sent = Arc::new(AtomicU64::new(0));
-    let delivery = collector
-        .deliver(&pending, &job.result, &key, spool, sent.clone())
-        .await;
+    let delivery = match token_for(collector, oops, tokens, offer, pending).await {
+        TokenFor::Send(pending) => {
+            collector
+                .deliver(&pending, &job.result, &key, spool, sent.clone())
+                .await
+        }
+        TokenFor::Drop(why) => {
+            tracing::warn!("result of hook {} dropped: {why}", offer.id);
+            Delivery::Dropped(why)
+        }
+        TokenFor::Spool(pending, why) => {
+            spool_unsent(&pending, &job.result, &key, spool, why, &sent)
+        }
+    };
     value.insert("sent_bytes".into(), sent.load(Ordering::Relaxed).into());
     value.insert("delivery".into(), delivery.as_str().into());
     value.insert("delivery_detail".into(), detail(&delivery).into());

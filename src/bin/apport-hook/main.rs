@@ -7,18 +7,25 @@
 //! - 3: a runtime error (a file, key directory or revocation list could not be
 //!   read; for `lint`: also an inconsistent `--config` file; for `upload`: the
 //!   upload failed and can be retried later).
-//! - 4: for `run`: the job was cancelled or stopped before its last step.
+//! - 4: for `run` and `test`: the job was cancelled or stopped before its last step.
+//!
+//! For `test`, 1 means lint problems (nothing ran). `watch` exits 0 when it
+//! stops (idle or a signal) and 3 when it cannot start.
 //!
 //! For `upload`, 1 also means the server refused the report for good (400) or
 //! crash reporting is turned off.
 
 mod collect;
 mod completions;
+mod last_runs;
 mod lint;
+mod logging;
 mod run;
 mod status;
+mod test_hook;
 mod upload;
 mod verify;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -44,7 +51,11 @@ enum Command {
     Upload(upload::Args),
     /// Fetch the hooks offered for an uploaded report, run them and send the new keys.
     Collect(collect::Args),
-    /// Show the settings, opt-out state, system id, trusted keys and spooled results.
+    /// Lint a hook, run it on a report through apportd and show exactly what would be sent.
+    Test(test_hook::Args),
+    /// Watch the crash directory and collect for every new upload (the system service).
+    Watch(watch::Args),
+    /// Show the settings, opt-out state, system id, trusted keys, spooled results and last runs.
     Status(status::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
@@ -58,6 +69,12 @@ pub(crate) const EXIT_RUNTIME_ERROR: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Upload(_) | Command::Collect(_) | Command::Test(_) | Command::Run(_)
+    ) {
+        logging::init(false, "warn");
+    }
     let result = match cli.command {
         Command::Lint(args) => lint::run(args),
         Command::Verify(args) => verify::run(args),
@@ -65,6 +82,8 @@ fn main() -> ExitCode {
         Command::Upload(args) => upload::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Status(args) => status::run(args),
+        Command::Test(args) => test_hook::run(args),
+        Command::Watch(args) => watch::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => completions::run_man(args),
     };

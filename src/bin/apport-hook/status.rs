@@ -1,10 +1,13 @@
 //! `apport-hook status`: what the agent would do on this machine.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apport_hooks::agent::config::{self, Environment, Paths, Settings};
+use apport_hooks::agent::runlog;
 use apport_hooks::agent::spool::Spool;
+use apport_hooks::agent::state_dir::StateDir;
 use apport_hooks::bundle::KeyRing;
 
 /// Show the agent's settings, opt-out state, system id, trusted keys and
@@ -18,6 +21,10 @@ pub struct Args {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// Read the last runs from DIR (default: `state_dir` in hooks.conf, else
+    /// /var/lib/apport-hooks).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// Runs `apport-hook status`.
@@ -32,6 +39,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let state_dir = args.state_dir.unwrap_or(settings.state_dir.clone());
+    let runs = runlog::read(&StateDir::existing(&state_dir));
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -71,7 +80,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 },
                 "unreadable_entries": spool.as_ref().and_then(|s| s.as_ref().ok()).map_or(0, |(_, n)| *n),
             },
-            "last_runs": serde_json::Value::Null,
+            "state_dir": state_dir.display().to_string(),
+            "crash_dir": settings.crash_dir.display().to_string(),
+            "last_runs": match &runs {
+                Ok(runs) => serde_json::to_value(runs)?,
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
@@ -148,6 +162,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("last runs:   not recorded yet (the hook phase is not implemented in this version)");
+    println!(
+        "crash dir:   {} (watched by `apport-hook watch`)",
+        settings.crash_dir.display()
+    );
+    println!("last runs:   {}", state_dir.display());
+    match &runs {
+        Err(e) => println!("  cannot be read: {e}"),
+        Ok(runs) if runs.is_empty() => println!("  none recorded"),
+        Ok(runs) => {
+            for run in runs.iter().rev() {
+                println!(
+                    "  {} {} OOPS {}: {}{}, {} bytes sent",
+                    run.time,
+                    run.report,
+                    run.oops_id.as_deref().unwrap_or("-"),
+                    run.outcome,
+                    run.message
+                        .as_deref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default(),
+                    run.sent_bytes
+                );
+                for hook in &run.hooks {
+                    println!(
+                        "    hook {} v{}: {} {} [{}]",
+                        hook.id,
+                        hook.version,
+                        hook.outcome,
+                        hook.delivery.as_deref().unwrap_or(""),
+                        hook.keys.join(", ")
+                    );
+                }
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

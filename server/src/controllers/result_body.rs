@@ -1,0 +1,331 @@
+//! Decoding a hook result's body as it streams in.
+//!
+//! Each chunk is pushed through the decoder of its `Content-Encoding` the
+//! moment it arrives, and the decompressed bytes are counted against two
+//! caps: the per-result cap (`limits.max_result_bytes`) and what the hook
+//! may still store before its disk cap. Crossing either stops the upload at
+//! that chunk, so a small compressed body that inflates past the disk cap is
+//! cut off as early as an uncompressed one, and a decompression bomb never
+//! gets more than `cap + 1` bytes of memory (the zstd window is capped too).
+
+use std::io::{self, Write};
+
+use apport_hooks::report::ZSTD_MAX_WINDOW_LOG;
+use axum::http::{HeaderMap, header};
+
+/// The content codings accepted for results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// No compression.
+    Identity,
+    /// `zstd`.
+    Zstd,
+    /// `gzip` (or `x-gzip`).
+    Gzip,
+    /// `deflate` (zlib-wrapped, as HTTP defines it).
+    Deflate,
+}
+
+impl Coding {
+    /// The coding named by `Content-Encoding`; `None` for one daisy does
+    /// not accept (answer `415`).
+    pub fn from_headers(headers: &HeaderMap) -> Option<Coding> {
+        let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+            return Some(Coding::Identity);
+        };
+        match value.to_str().ok()?.trim().to_ascii_lowercase().as_str() {
+            "" | "identity" => Some(Coding::Identity),
+            "zstd" => Some(Coding::Zstd),
+            "gzip" | "x-gzip" => Some(Coding::Gzip),
+            "deflate" => Some(Coding::Deflate),
+            _ => None,
+        }
+    }
+}
+
+/// Why a result body was not taken.
+#[derive(Debug)]
+pub enum BodyStop {
+    /// The decompressed bytes went over what the hook may still store:
+    /// cut the upload off and disable the hook.
+    OverDiskCap {
+        /// Decompressed bytes when the cap was crossed.
+        decompressed: usize,
+    },
+    /// The body, compressed or decompressed, went over the result cap.
+    TooLarge,
+    /// The compressed stream is broken or truncated.
+    Undecodable(io::Error),
+}
+
+/// Collects the decompressed bytes, refusing to hold more than `limit`.
+struct CappedSink {
+    out: Vec<u8>,
+    limit: usize,
+    /// Decompressed bytes the decoder tried to hand over when it crossed
+    /// the limit (0 while under it).
+    crossed_at: usize,
+}
+
+impl Write for CappedSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let total = self.out.len().saturating_add(buf.len());
+        if total > self.limit {
+            self.crossed_at = total;
+            return Err(io::Error::other("decompressed result over its cap"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Decoder {
+    Identity(CappedSink),
+    Zstd(Box<zstd::stream::write::Decoder<'static, CappedSink>>),
+    Gzip(Box<flate2::write::GzDecoder<CappedSink>>),
+    Deflate(Box<flate2::write::ZlibDecoder<CappedSink>>),
+}
+
+impl Decoder {
+    fn sink(&self) -> &CappedSink {
+        match self {
+            Decoder::Identity(s) => s,
+            Decoder::Zstd(d) => d.get_ref(),
+            Decoder::Gzip(d) => d.get_ref(),
+            Decoder::Deflate(d) => d.get_ref(),
+        }
+    }
+
+    fn sink_mut(&mut self) -> &mut CappedSink {
+        match self {
+            Decoder::Identity(s) => s,
+            Decoder::Zstd(d) => d.get_mut(),
+            Decoder::Gzip(d) => d.get_mut(),
+            Decoder::Deflate(d) => d.get_mut(),
+        }
+    }
+}
+
+/// A result body being decoded chunk by chunk.
+pub struct ResultBody {
+    decoder: Decoder,
+    /// Bytes received on the wire so far.
+    received: usize,
+    /// The result cap (wire bytes and decompressed bytes).
+    cap: usize,
+    /// What the hook may still store (decompressed bytes).
+    room: usize,
+}
+
+impl ResultBody {
+    /// A decoder for `coding` that stops past `cap` bytes (wire or
+    /// decompressed) or past `room` decompressed bytes.
+    pub fn new(coding: Coding, cap: usize, room: usize) -> io::Result<ResultBody> {
+        let sink = CappedSink {
+            out: Vec::new(),
+            limit: cap.min(room),
+            crossed_at: 0,
+        };
+        let decoder = match coding {
+            Coding::Identity => Decoder::Identity(sink),
+            Coding::Zstd => {
+                let mut raw = zstd::stream::raw::Decoder::new()?;
+                // A frame may demand a window of up to 2 GiB; cap it like the
+                // client side does, before any byte is decoded.
+                raw.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(
+                    ZSTD_MAX_WINDOW_LOG,
+                ))?;
+                Decoder::Zstd(Box::new(zstd::stream::write::Decoder::with_decoder(
+                    sink, raw,
+                )))
+            }
+            Coding::Gzip => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink))),
+            Coding::Deflate => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink))),
+        };
+        Ok(ResultBody {
+            decoder,
+            received: 0,
+            cap,
+            room,
+        })
+    }
+
+    /// Decodes one chunk of the body as received.
+    pub fn push(&mut self, data: &[u8]) -> Result<(), BodyStop> {
+        self.received = self.received.saturating_add(data.len());
+        // Wire bytes of a compressed body count too: a stream that decodes
+        // to little (skippable frames, empty blocks) must still end. An
+        // identity body is its decompressed bytes, counted by the sink.
+        if self.received > self.cap && !self.is_identity() {
+            return Err(BodyStop::TooLarge);
+        }
+        let written = match &mut self.decoder {
+            Decoder::Identity(s) => s.write_all(data),
+            Decoder::Zstd(d) => d.write_all(data),
+            Decoder::Gzip(d) => d.write_all(data),
+            Decoder::Deflate(d) => d.write_all(data),
+        };
+        written.map_err(|e| self.stop(e))
+    }
+
+    /// The decompressed body, once the whole request body was pushed.
+    pub fn finish(mut self) -> Result<Vec<u8>, BodyStop> {
+        // Finishing flushes what the decoders still hold, which may cross a
+        // cap too; zstd also refuses a stream that stops inside a frame.
+        let finished = match &mut self.decoder {
+            Decoder::Identity(_) => Ok(()),
+            Decoder::Zstd(d) => d.do_finish(),
+            Decoder::Gzip(d) => d.try_finish(),
+            Decoder::Deflate(d) => d.try_finish(),
+        };
+        finished.map_err(|e| self.stop(e))?;
+        Ok(std::mem::take(&mut self.decoder.sink_mut().out))
+    }
+
+    fn is_identity(&self) -> bool {
+        matches!(self.decoder, Decoder::Identity(_))
+    }
+
+    fn stop(&self, error: io::Error) -> BodyStop {
+        let sink = self.decoder.sink();
+        if sink.crossed_at == 0 {
+            BodyStop::Undecodable(error)
+        } else if sink.crossed_at > self.room {
+            BodyStop::OverDiskCap {
+                decompressed: sink.crossed_at,
+            }
+        } else {
+            BodyStop::TooLarge
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn compress(coding: Coding, data: &[u8]) -> Vec<u8> {
+        match coding {
+            Coding::Identity => data.to_vec(),
+            Coding::Zstd => zstd::encode_all(data, 3).unwrap(),
+            Coding::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Coding::Deflate => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+        }
+    }
+
+    const CODINGS: [Coding; 4] = [
+        Coding::Identity,
+        Coding::Zstd,
+        Coding::Gzip,
+        Coding::Deflate,
+    ];
+
+    /// Pushes `body` in chunks of `chunk` bytes, then finishes.
+    fn decode(
+        coding: Coding,
+        body: &[u8],
+        chunk: usize,
+        cap: usize,
+        room: usize,
+    ) -> Result<Vec<u8>, BodyStop> {
+        let mut d = ResultBody::new(coding, cap, room).unwrap();
+        for part in body.chunks(chunk) {
+            d.push(part)?;
+        }
+        d.finish()
+    }
+
+    #[test]
+    fn every_coding_decodes_in_small_chunks() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for coding in CODINGS {
+            let out = decode(coding, &compress(coding, &data), 7, 1 << 20, 1 << 20).unwrap();
+            assert_eq!(out, data, "{coding:?}");
+        }
+    }
+
+    #[test]
+    fn inflating_past_the_room_is_over_the_disk_cap() {
+        let data = vec![b'x'; 1 << 20];
+        for coding in CODINGS {
+            let r = decode(coding, &compress(coding, &data), 4096, 2 << 20, 1000);
+            assert!(
+                matches!(r, Err(BodyStop::OverDiskCap { decompressed }) if decompressed > 1000),
+                "{coding:?}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn inflating_past_the_result_cap_is_too_large() {
+        let data = vec![b'x'; 1 << 20];
+        for coding in CODINGS {
+            let r = decode(coding, &compress(coding, &data), 4096, 1000, 2 << 20);
+            assert!(matches!(r, Err(BodyStop::TooLarge)), "{coding:?}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn exactly_the_cap_is_accepted() {
+        let data = vec![b'y'; 5000];
+        for coding in CODINGS {
+            let out = decode(coding, &compress(coding, &data), 100, 5000, 5000).unwrap();
+            assert_eq!(out.len(), 5000, "{coding:?}");
+        }
+    }
+
+    #[test]
+    fn truncated_or_garbage_streams_are_undecodable() {
+        let data = vec![b'z'; 10_000];
+        let zstd = compress(Coding::Zstd, &data);
+        let r = decode(Coding::Zstd, &zstd[..zstd.len() - 3], 64, 1 << 20, 1 << 20);
+        assert!(matches!(r, Err(BodyStop::Undecodable(_))), "{r:?}");
+        for coding in [Coding::Zstd, Coding::Gzip, Coding::Deflate] {
+            let r = decode(
+                coding,
+                b"certainly not compressed data",
+                64,
+                1 << 20,
+                1 << 20,
+            );
+            assert!(
+                matches!(r, Err(BodyStop::Undecodable(_))),
+                "{coding:?}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn compressed_bytes_count_against_the_result_cap() {
+        // A zstd skippable frame decodes to nothing: only the wire count
+        // stops a body made of them.
+        let mut body = Vec::new();
+        body.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+        body.extend_from_slice(&20_000u32.to_le_bytes());
+        body.extend_from_slice(&[0u8; 20_000]);
+        body.extend_from_slice(&compress(Coding::Zstd, b"small"));
+        let fits = decode(Coding::Zstd, &body, 512, 30_000, 1 << 20).unwrap();
+        assert_eq!(fits, b"small");
+        let r = decode(Coding::Zstd, &body, 512, 10_000, 1 << 20);
+        assert!(matches!(r, Err(BodyStop::TooLarge)), "{r:?}");
+    }
+}
