@@ -63,6 +63,8 @@ const CHECKED_DIRECTIVES: &[&str] = &[
     "MemoryMax",
     "TasksMax",
     "LimitNOFILE",
+    "StateDirectory",
+    "StateDirectoryMode",
 ];
 
 #[test]
@@ -346,6 +348,16 @@ fn every_step_kind_collects_under_the_shipped_hardening_and_each_directive_bites
             ],
         ),
         command("UMask", RunAs::Root, &["/bin/sh", "-c", "umask"]),
+        // access(2) answers EROFS for a read-only mount, even for root.
+        command(
+            "StateDirectory",
+            RunAs::Root,
+            &[
+                "/bin/sh",
+                "-c",
+                "stat -c %a /var/lib/apportd; test -w /var/lib/apportd && echo rw; test -w /var/lib || echo ro",
+            ],
+        ),
         command(
             "Uts",
             RunAs::Root,
@@ -459,6 +471,13 @@ fn every_step_kind_collects_under_the_shipped_hardening_and_each_directive_bites
         hostname.contains("denied: Operation not permitted")
             || hostname.contains("killed by signal 31"),
         "{hostname}"
+    );
+    // StateDirectory=apportd, StateDirectoryMode=0700: the anti-rollback marks' directory
+    // exists, is 0700 and writable, while the rest of /var/lib stays read-only.
+    assert_eq!(
+        key(&result, "StateDirectory").split_whitespace().collect::<Vec<_>>(),
+        ["700", "rw", "ro"],
+        "{result}"
     );
     // UMask=0077 reaches the steps.
     assert_eq!(key(&result, "UMask").trim(), "0077");
