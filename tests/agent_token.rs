@@ -11,9 +11,9 @@
 
 mod hooklist_server;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use apport_hooks::agent::collect::{Collector, Delivery, PendingResult};
+use apport_hooks::agent::collect::{Collector, Delivery, PendingResult, spool_result};
 use apport_hooks::agent::http::{ClientSettings, build_client};
 use apport_hooks::agent::ids::{OopsId, SystemId};
 use apport_hooks::agent::spool::{EntryKey, Spool};
@@ -134,16 +134,9 @@ fn spool_entry(spool: &Spool, server: &Server, token: &str, expires: i64) -> Ent
     let pending = PendingResult {
         url: format!("{}/hooks/5/results/{OOPS}", server.url()),
         token: token.into(),
-        body: zstd::stream::encode_all(&b"result"[..], 3).unwrap(),
         expires,
     };
-    spool
-        .put(
-            &key,
-            &pending.to_spool_payload().unwrap(),
-            SystemTime::now(),
-        )
-        .unwrap();
+    spool_result(spool, &key, &pending, || &b"result"[..]).unwrap();
     key
 }
 

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use apport_hooks::agent::collect::PendingResult;
+use apport_hooks::agent::collect::{PendingResult, spool_result};
 use apport_hooks::agent::spool::{EntryKey, Spool};
 use apport_hooks::agent::token::now_secs;
 use hooklist_server::Server;
@@ -318,16 +318,9 @@ fn due_spooled_results_are_sent_by_the_watcher() {
     let pending = PendingResult {
         url: format!("{}/hooks/5/results/{}", server.url(), oops(4)),
         token: "tok".into(),
-        body: zstd::stream::encode_all(&b"r"[..], 3).unwrap(),
         expires: now_secs() + 3600,
     };
-    spool
-        .put(
-            &key,
-            &pending.to_spool_payload().unwrap(),
-            SystemTime::now(),
-        )
-        .unwrap();
+    spool_result(&spool, &key, &pending, || &b"r"[..]).unwrap();
     let watch = start(&dirs, &server, 1, None);
     let (code, _, log) = watch.finish();
     assert_eq!(code, 0, "{log}");
@@ -410,16 +403,9 @@ fn the_watcher_stays_up_for_a_spooled_result_and_sends_it_when_due() {
     let pending = PendingResult {
         url: format!("{}/hooks/5/results/{}", server.url(), oops(7)),
         token: "tok".into(),
-        body: zstd::stream::encode_all(&b"r"[..], 3).unwrap(),
         expires: now_secs() + 3600,
     };
-    spool
-        .put(
-            &key,
-            &pending.to_spool_payload().unwrap(),
-            SystemTime::now(),
-        )
-        .unwrap();
+    spool_result(&spool, &key, &pending, || &b"r"[..]).unwrap();
     // One failed attempt "25 s ago": the next is due 5 to 35 s from now.
     let entry = spool
         .record_failure(&key, "503", SystemTime::now() - Duration::from_secs(25))

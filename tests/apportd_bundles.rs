@@ -131,6 +131,18 @@ impl Setup {
         path
     }
 
+    /// Bundle `id` at `version`, issued at `issued_at`, signed by the trusted key.
+    fn bundle_version(&self, id: &str, hook: &Hook, version: u32, issued_at: i64) -> PathBuf {
+        let payload =
+            BundlePayload::new(id.into(), version, hook.clone(), issued_at, now() + 86_400);
+        let secret = load_secret_key(&self.trusted.secret_key_file).unwrap();
+        let bytes = sign_bundle(&payload, &secret).unwrap();
+        let path = self.keys.path().join(format!("{id}-v{version}.bundle"));
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    }
+
     /// A report of bash on Ubuntu 24.04 owned by `owner`.
     fn report(&self, owner: &TestUser) -> PathBuf {
         let path = self
@@ -307,6 +319,81 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
     let result = json(&setup.run(&admin, &good, &report));
     assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
     assert!(marker.exists(), "the valid bundle's step did not run");
+}
+
+fn assert_rejected(output: &Output, code: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the bundle was accepted");
+    assert!(
+        stderr.contains("com.ubuntu.Apport1.Error.BundleRejected") && stderr.contains(code),
+        "expected BundleRejected {code}: {stderr}"
+    );
+}
+
+#[test]
+fn an_older_bundle_of_a_hook_replayed_after_a_newer_one_runs_nothing() {
+    if !have_root("an_older_bundle_of_a_hook_replayed_after_a_newer_one_runs_nothing") {
+        return;
+    }
+    let setup = Setup::new();
+    let admin = TestUser::create("br", &["sudo"], false);
+    let markers = setup.keys.path().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let touching = |name: &str| {
+        hook(
+            "bash",
+            vec![step(
+                "Touch",
+                RunAs::User,
+                Action::Command(vec![
+                    "touch".into(),
+                    markers.join(name).to_str().unwrap().into(),
+                ]),
+            )],
+        )
+    };
+    let report = setup.report(&admin);
+    let v1 = setup.bundle_version("rollback-test", &touching("v1"), 1, now() - 7200);
+    let v2 = setup.bundle_version("rollback-test", &touching("v2"), 2, now() - 60);
+    let result = json(&setup.run(&admin, &v2, &report));
+    assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
+    assert!(markers.join("v2").exists());
+    // The same bundle again is no rollback.
+    std::fs::remove_file(markers.join("v2")).unwrap();
+    let result = json(&setup.run(&admin, &v2, &report));
+    assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
+    assert!(
+        markers.join("v2").exists(),
+        "the same bundle did not run again"
+    );
+    // The older one, validly signed and unexpired, is refused and runs nothing.
+    let output = setup.run(&admin, &v1, &report);
+    assert_rejected(&output, "rolled-back");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("older than one this machine already ran"),
+        "{stderr}"
+    );
+    assert!(
+        !markers.join("v1").exists(),
+        "the replayed old bundle ran a step"
+    );
+    // A corrupt mark for the hook fails closed, even for the newest bundle.
+    let state = setup.bus.dir.path().join("apportd-state/bundle-high-water");
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("rollback-test ")
+    );
+    std::fs::write(&state, "rollback-test not-a-time 2\n").unwrap();
+    std::fs::remove_file(markers.join("v2")).unwrap();
+    let output = setup.run(&admin, &v2, &report);
+    assert_rejected(&output, "rollback-state-corrupt");
+    assert!(
+        !markers.join("v2").exists(),
+        "a bundle ran despite a corrupt mark"
+    );
 }
 
 #[test]

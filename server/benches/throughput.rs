@@ -1,7 +1,17 @@
 //! Throughput of crash intake and result ingestion on SQLite and
 //! PostgreSQL, next to a bare axum handler that only decodes the BSON and
-//! answers `OOPSID`, measured in the same run. The server runs on one
-//! thread, the load generator on another. Prints numbers; asserts nothing.
+//! answers `OOPSID`, measured in the same run. Prints numbers; asserts
+//! nothing.
+//!
+//! What runs where: the real `daisy serve` binary (its own accept loop with
+//! the header read timeout, the whole router, the configured storage) is a
+//! separate process pinned to CPU 0 with `taskset`; the bare handler is this
+//! bench binary re-executed in a "bare" role, also a process of its own on
+//! CPU 0; the load generator (this process, one thread, 64 keep-alive
+//! connections) is pinned to CPU 1. PostgreSQL (the test harness's, started
+//! here with `fsync` ON so that its figures are for a durable database) is
+//! not pinned. daisy's RSS under load is its own `VmHWM` from
+//! `/proc/PID/status`.
 //!
 //! `cargo bench -p daisy --bench throughput` (optionally `DAISY_BENCH_SECS=N`).
 #![allow(
@@ -16,7 +26,10 @@
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
+use std::io::BufRead;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,40 +37,32 @@ use apport_hooks::wire::{WireLimits, decode_untrusted};
 use axum::Router;
 use axum::body::Bytes;
 
-use daisy::app::App;
 use daisy::auth::hash_token;
-use daisy::config::{CommonArgs, Config};
-use daisy::storage::{
-    NewHook, NewOops, OfferRequest, PostgresStorage, SqliteStorage, Storage, TargetKey,
-};
+use daisy::storage::{NewHook, NewOops, PostgresStorage, SqliteStorage, Storage, TargetKey};
 use harness::Postgres;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const CONNECTIONS: usize = 64;
+
+/// Set in the environment of the re-executed bench binary that serves the
+/// bare handler.
+const ROLE_ENV: &str = "DAISY_BENCH_ROLE";
+
+/// CPU of the servers (daisy, bare handler).
+const SERVER_CPU: &str = "0";
+/// CPU of the load generator.
+const LOAD_CPU: &str = "1";
+
+/// Active hooks that match nothing the load sends: the intake's "does a
+/// hook match" check runs with hooks present.
+const IDLE_HOOKS: u32 = 10;
 
 fn secs() -> u64 {
     std::env::var("DAISY_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3)
-}
-
-/// Starts `router` on a one-thread runtime of its own OS thread.
-fn spawn_server(router: Router) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, router).await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
 }
 
 /// Reads one HTTP/1.1 response with a Content-Length; returns the status.
@@ -86,7 +91,8 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> u16 {
 }
 
 /// Keep-alive load: `CONNECTIONS` connections, each sending requests made by
-/// `make(i)` back to back for the run time. Returns requests per second.
+/// `make(i)` back to back for the run time. Returns requests per second and
+/// the number of answers other than `200`.
 async fn load<F>(addr: SocketAddr, make: F) -> (f64, u64)
 where
     F: Fn(u64) -> Vec<u8> + Send + Sync + 'static,
@@ -150,98 +156,281 @@ async fn bare_handler(body: Bytes) -> (axum::http::StatusCode, String) {
     }
 }
 
-fn daisy_router(storage: Arc<dyn Storage>, dir: &std::path::Path) -> Router {
-    let common = CommonArgs {
-        config: None,
-        data_dir: Some(dir.to_owned()),
-        database: None,
-    };
-    let config = Config::from_toml("", &common, Some("127.0.0.1:0")).unwrap();
-    daisy::router::build(App::new(config, storage))
-}
-
-/// Prepares `n` OOPSes, each with a token for one hook of unbounded limits.
-async fn prepare_results(storage: &Arc<dyn Storage>, n: u64) -> (i64, Vec<(String, String)>) {
-    let now = daisy::storage::now();
-    let hook = storage
-        .insert_hook(NewHook {
-            name: "bench".into(),
-            version: 1,
-            target: TargetKey {
-                kind: "package".into(),
-                value: "bench".into(),
-            },
-            max_reports: 1_000_000_000,
-            max_days: 30,
-            not_after: now + 86_400,
-            disk_cap: i64::MAX / 2,
-            source: String::new(),
-            bundle: vec![],
-            sha256: String::new(),
-            actor: "bench".into(),
-            created: now,
-        })
-        .await
+/// The "bare" role: the bare handler on a runtime shaped like daisy's
+/// (multi-threaded, as many workers as CPUs it may use: one under
+/// `taskset`); prints its address on stdout.
+fn run_bare() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    let mut pairs = Vec::new();
-    for i in 0..n {
-        let oops = uuid::Uuid::new_v4().to_string();
-        storage
-            .insert_oops(NewOops {
-                id: oops.clone(),
-                system_id: format!("bench{i}"),
-                received: now,
-                dedup_digest: None,
-                bucket: None,
-                sas: None,
-                package: Some("bench".into()),
-                source_package: None,
-                duplicate_signature: None,
-                report: vec![5, 0, 0, 0, 0],
-            })
-            .await
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        let router = Router::new().route("/{system_id}", axum::routing::post(bare_handler));
+        axum::serve(listener, router).await.unwrap();
+    });
+}
+
+/// A server process pinned to [`SERVER_CPU`]; killed when dropped.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    fn bare() -> ServerProcess {
+        let mut child = Command::new("taskset")
+            .args(["-c", SERVER_CPU])
+            .arg(std::env::current_exe().unwrap())
+            .env(ROLE_ENV, "bare")
+            .stdout(Stdio::piped())
+            .spawn()
             .unwrap();
-        let token = format!("token{i}");
-        storage
-            .offer_hooks(OfferRequest {
-                oops_id: oops.clone(),
-                targets: vec![TargetKey {
-                    kind: "package".into(),
-                    value: "bench".into(),
-                }],
-                token_hash: hash_token(&token),
-                now,
-                expires: now + 86_400,
-                offer_multiple: 2,
-            })
-            .await
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
             .unwrap();
-        pairs.push((oops, token));
+        ServerProcess {
+            child,
+            addr: line.trim().parse().unwrap(),
+        }
     }
-    (hook.id, pairs)
+
+    async fn daisy(database: &str, data_dir: &Path) -> ServerProcess {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let log = std::fs::File::create(data_dir.join("daisy.log")).unwrap();
+        let child = Command::new("taskset")
+            .args(["-c", SERVER_CPU])
+            .arg(env!("CARGO_BIN_EXE_daisy"))
+            .args([
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--database",
+                database,
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = ServerProcess { child, addr };
+        for _ in 0..600 {
+            if TcpStream::connect(addr).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "daisy did not start: {}",
+            std::fs::read_to_string(data_dir.join("daisy.log")).unwrap_or_default()
+        );
+    }
+
+    /// Peak resident set size of the process so far (`VmHWM`).
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
-async fn bench_engine(name: &str, storage: Arc<dyn Storage>, dir: &std::path::Path, bare: f64) {
-    let addr = spawn_server(daisy_router(Arc::clone(&storage), dir));
+/// Pins this process (every thread, so start this before any runtime) to
+/// one CPU.
+fn pin_self(cpu: &str) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpu, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "taskset failed");
+}
+
+fn hook(name: &str, package: &str, reports: u32, cap: i64, now: i64) -> NewHook {
+    NewHook {
+        name: name.into(),
+        version: 1,
+        target: TargetKey {
+            kind: "package".into(),
+            value: package.into(),
+        },
+        max_reports: reports,
+        max_days: 30,
+        not_after: now + 86_400,
+        disk_cap: cap,
+        source: String::new(),
+        bundle: vec![],
+        sha256: String::new(),
+        actor: "bench".into(),
+        created: now,
+    }
+}
+
+/// Where the engine under test lives.
+enum Engine<'a> {
+    Sqlite(&'a Path),
+    Postgres(&'a Postgres, String),
+}
+
+impl Engine<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(..) => "postgres",
+        }
+    }
+
+    /// What `daisy serve --database` takes.
+    fn database(&self) -> String {
+        match self {
+            Engine::Sqlite(dir) => format!("sqlite:{}", dir.join("daisy.sqlite3").display()),
+            Engine::Postgres(pg, db) => pg.uri(db),
+        }
+    }
+
+    async fn open(&self) -> Arc<dyn Storage> {
+        match self {
+            Engine::Sqlite(dir) => Arc::new(
+                SqliteStorage::open(&dir.join("daisy.sqlite3"))
+                    .await
+                    .unwrap(),
+            ),
+            Engine::Postgres(pg, db) => {
+                Arc::new(PostgresStorage::connect(&pg.url(db)).await.unwrap())
+            }
+        }
+    }
+
+    /// Stores `n` OOPSes with one token each for `hook_id`, in bulk (one
+    /// transaction), behind daisy's back: the bench's setup, not its subject.
+    async fn seed_tokens(&self, hook_id: i64, n: u64) -> Vec<(String, String)> {
+        let now = daisy::storage::now();
+        let pairs: Vec<(String, String)> = (0..n)
+            .map(|i| (uuid::Uuid::new_v4().to_string(), format!("token{i}")))
+            .collect();
+        match self {
+            Engine::Sqlite(dir) => {
+                let mut conn = rusqlite::Connection::open(dir.join("daisy.sqlite3")).unwrap();
+                conn.busy_timeout(Duration::from_secs(30)).unwrap();
+                let tx = conn.transaction().unwrap();
+                {
+                    let mut oops = tx
+                        .prepare(
+                            "INSERT INTO oops (id, system_id, received, package, report) \
+                             VALUES (?1, ?2, ?3, 'bench', x'0500000000')",
+                        )
+                        .unwrap();
+                    let mut token = tx
+                        .prepare(
+                            "INSERT INTO hook_tokens (token_hash, hook_id, oops_id, issued, \
+                             expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .unwrap();
+                    for (i, (id, t)) in pairs.iter().enumerate() {
+                        oops.execute(rusqlite::params![id, format!("seed{i}"), now])
+                            .unwrap();
+                        token
+                            .execute(rusqlite::params![
+                                hash_token(t),
+                                hook_id,
+                                id,
+                                now,
+                                now + 86_400
+                            ])
+                            .unwrap();
+                    }
+                }
+                tx.commit().unwrap();
+            }
+            Engine::Postgres(pg, db) => {
+                let (mut client, conn) =
+                    tokio_postgres::connect(&pg.url(db), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                let tx = client.transaction().await.unwrap();
+                for chunk in pairs.chunks(10_000) {
+                    let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+                    let hashes: Vec<String> = chunk.iter().map(|(_, t)| hash_token(t)).collect();
+                    tx.execute(
+                        "INSERT INTO oops (id, system_id, received, package, report) \
+                         SELECT id, 'seed' || id, $2, 'bench', '\\x0500000000'::bytea \
+                         FROM UNNEST($1::text[]) AS id",
+                        &[&ids, &now],
+                    )
+                    .await
+                    .unwrap();
+                    tx.execute(
+                        "INSERT INTO hook_tokens (token_hash, hook_id, oops_id, issued, expires) \
+                         SELECT h, $3, id, $4, $5 FROM UNNEST($1::text[], $2::text[]) AS u(h, id)",
+                        &[&hashes, &ids, &hook_id, &now, &(now + 86_400)],
+                    )
+                    .await
+                    .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+        }
+        pairs
+    }
+}
+
+/// Intake, then zstd result ingestion, against a real `daisy serve`.
+async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: f64) {
+    let name = engine.name();
+    let now = daisy::storage::now();
+    {
+        // Create and migrate the database, activate hooks that match nothing
+        // the load sends.
+        let storage = engine.open().await;
+        for i in 0..IDLE_HOOKS {
+            storage
+                .insert_hook(hook(
+                    &format!("idle{i}"),
+                    &format!("idle{i}"),
+                    10,
+                    1 << 20,
+                    now,
+                ))
+                .await
+                .unwrap();
+        }
+    }
+    let daisy = ServerProcess::daisy(&engine.database(), data_dir).await;
     let body = upload();
-    let (intake, bad) = load(addr, move |i| http_post(&format!("/bench{i}"), "", &body)).await;
+    let (intake, bad) = load(daisy.addr, move |i| {
+        http_post(&format!("/bench{i}"), "", &body)
+    })
+    .await;
     println!(
         "intake  {name:<8} {intake:>9.0} req/s  ({:.0}% of bare, {bad} non-200)",
         100.0 * intake / bare
     );
+    let storage = engine.open().await;
+    let hook = storage
+        .insert_hook(hook("bench", "bench", 1_000_000_000, i64::MAX / 2, now))
+        .await
+        .unwrap();
+    drop(storage);
     // Enough tokens for the run at up to twice the intake rate.
-    let n = ((intake * 2.0) as u64 * secs()).clamp(1000, 200_000);
-    let (hook_id, pairs) = prepare_results(&storage, n).await;
-    let pairs = Arc::new(pairs);
+    let n = ((intake * 2.0) as u64 * secs()).clamp(1000, 400_000);
+    let pairs = Arc::new(engine.seed_tokens(hook.id, n).await);
     let result = zstd::encode_all(
         &bson::doc! { "LightdmLog": "seat0: failed to start X server\n".repeat(20) }
             .to_vec()
@@ -249,7 +438,8 @@ async fn bench_engine(name: &str, storage: Arc<dyn Storage>, dir: &std::path::Pa
         3,
     )
     .unwrap();
-    let (results, bad) = load(addr, move |i| {
+    let hook_id = hook.id;
+    let (results, bad) = load(daisy.addr, move |i| {
         let (oops, token) = &pairs[(i as usize) % pairs.len()];
         http_post(
             &format!("/hooks/{hook_id}/results/{oops}"),
@@ -261,6 +451,10 @@ async fn bench_engine(name: &str, storage: Arc<dyn Storage>, dir: &std::path::Pa
     println!(
         "results {name:<8} {results:>9.0} req/s  ({:.0}% of intake, {bad} non-200, zstd)",
         100.0 * results / intake
+    );
+    println!(
+        "rss     {name:<8} {:>9} KiB peak (VmHWM of the daisy process)",
+        daisy.peak_rss_kib()
     );
 }
 
@@ -317,26 +511,12 @@ async fn bench_matching(name: &str, storage: Arc<dyn Storage>) {
             } else {
                 format!("/usr/bin/p{active}:11:main")
             };
-            storage
-                .insert_hook(NewHook {
-                    name: format!("m{active}"),
-                    version: 1,
-                    target: TargetKey {
-                        kind: kind.into(),
-                        value,
-                    },
-                    max_reports: 10,
-                    max_days: 30,
-                    not_after: now + 86_400,
-                    disk_cap: 1 << 20,
-                    source: String::new(),
-                    bundle: vec![],
-                    sha256: String::new(),
-                    actor: "bench".into(),
-                    created: now,
-                })
-                .await
-                .unwrap();
+            let mut h = hook(&format!("m{active}"), "", 10, 1 << 20, now);
+            h.target = TargetKey {
+                kind: kind.into(),
+                value,
+            };
+            storage.insert_hook(h).await.unwrap();
             active += 1;
         }
         let lookups = 20_000u32;
@@ -357,38 +537,49 @@ async fn bench_matching(name: &str, storage: Arc<dyn Storage>) {
 }
 
 fn main() {
+    if std::env::var(ROLE_ENV).as_deref() == Ok("bare") {
+        run_bare();
+        return;
+    }
+    // Before pinning: PostgreSQL inherits no affinity from us.
+    let pg = Postgres::start_durable();
+    pin_self(LOAD_CPU);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let addr =
-            spawn_server(Router::new().route("/{system_id}", axum::routing::post(bare_handler)));
+        let bare_server = ServerProcess::bare();
         let body = upload();
-        let (bare, _) = load(addr, move |i| http_post(&format!("/bench{i}"), "", &body)).await;
-        println!("bare    axum     {bare:>9.0} req/s  (decode BSON, answer OOPSID)");
+        let (bare, _) = load(bare_server.addr, move |i| {
+            http_post(&format!("/bench{i}"), "", &body)
+        })
+        .await;
+        println!(
+            "bare    axum     {bare:>9.0} req/s  (decode BSON, answer OOPSID; RSS {} KiB)",
+            bare_server.peak_rss_kib()
+        );
+        drop(bare_server);
 
         let dir = tempfile::tempdir().unwrap();
-        let sqlite = SqliteStorage::open(&dir.path().join("daisy.sqlite3"))
-            .await
-            .unwrap();
-        bench_engine("sqlite", Arc::new(sqlite), dir.path(), bare).await;
+        let sqlite_dir = dir.path().join("sqlite");
+        std::fs::create_dir_all(&sqlite_dir).unwrap();
+        bench_engine(Engine::Sqlite(&sqlite_dir), &sqlite_dir, bare).await;
+        if let Some(pg) = &pg {
+            let pg_dir = dir.path().join("postgres");
+            std::fs::create_dir_all(&pg_dir).unwrap();
+            let db = pg.create_database().await;
+            bench_engine(Engine::Postgres(pg, db), &pg_dir, bare).await;
+        }
+
         let sqlite = SqliteStorage::open(&dir.path().join("match.sqlite3"))
             .await
             .unwrap();
         bench_matching("sqlite", Arc::new(sqlite)).await;
-
-        if let Some(pg) = Postgres::start() {
-            let url = pg.fresh_database().await;
-            let storage = PostgresStorage::connect(&url).await.unwrap();
-            bench_engine("postgres", Arc::new(storage), dir.path(), bare).await;
+        if let Some(pg) = &pg {
             let url = pg.fresh_database().await;
             let storage = PostgresStorage::connect(&url).await.unwrap();
             bench_matching("postgres", Arc::new(storage)).await;
         }
-        println!(
-            "peak RSS of this process (servers + load generator): {} KiB",
-            rss_kib()
-        );
     });
 }

@@ -14,6 +14,8 @@ use std::fs::File;
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
@@ -21,6 +23,11 @@ use thiserror::Error;
 
 use super::config::DEFAULT_TIMEOUT_SECS;
 use super::ids::{IdError, OopsId, SystemId};
+use super::result_file::ResultFile;
+use super::result_upload::{
+    Payload, PayloadHeader, body_from_reader, compressed, compressed_len, open_payload,
+    payload_reader,
+};
 use super::spool::{EntryKey, Spool, SpoolError};
 use super::upload::uploaded_marker_path;
 use crate::bundle::KeyRing;
@@ -274,40 +281,26 @@ impl Delivery {
     }
 }
 
-/// A result on its way: where, with which token, the compressed body.
-/// The same bytes go to the spool when the server cannot take them now.
+/// A result on its way: where it goes and with which token. Its body is
+/// streamed from a [`ResultFile`] or a spool entry, never held whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingResult {
     /// Results URL.
     pub url: String,
     /// Bearer token.
     pub token: String,
-    /// zstd-compressed strings-only BSON of the new keys.
-    pub body: Vec<u8>,
     /// When `token` expires (Unix seconds, from the hook list).
     pub expires: i64,
 }
 
 impl PendingResult {
-    /// The spool payload (BSON: url, token, body).
-    ///
-    /// # Errors
-    /// A message if BSON encoding fails.
-    pub fn to_spool_payload(&self) -> Result<Vec<u8>, String> {
-        let doc = bson::doc! {
-            "url": self.url.as_str(),
-            "token": self.token.as_str(),
-            "body": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: self.body.clone() },
-            "expires": self.expires,
-        };
-        doc.to_vec().map_err(|e| e.to_string())
-    }
-
-    /// Reads a spool payload back (it is our own 0600 file, still checked).
+    /// Reads a spool payload of the earlier format (one BSON document: url,
+    /// token, body, and since token expiry `expires`) back; it is our own
+    /// 0600 file, still checked.
     ///
     /// # Errors
     /// A message for anything malformed.
-    pub fn from_spool_payload(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_legacy_payload(bytes: &[u8]) -> Result<(Self, Vec<u8>), String> {
         let limits = WireLimits {
             max_document_bytes: MAX_SPOOLED_BYTES,
             ..WireLimits::default()
@@ -321,21 +314,15 @@ impl PendingResult {
             .clone();
         // Entries written before the expiry was stored: sent as they are.
         let expires = doc.get_i64("expires").unwrap_or(i64::MAX);
-        Ok(Self {
-            url,
-            token,
+        Ok((
+            Self {
+                url,
+                token,
+                expires,
+            },
             body,
-            expires,
-        })
+        ))
     }
-}
-
-/// Compresses the strings-only BSON of the new keys for the results POST.
-///
-/// # Errors
-/// The I/O error of the encoder.
-pub fn compress_result(bson: &[u8]) -> std::io::Result<Vec<u8>> {
-    zstd::stream::encode_all(bson, 3)
 }
 
 /// The hook phase's HTTP side.
@@ -368,6 +355,51 @@ async fn capped_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The error and its causes on one line (reqwest's own text hides why a
+/// connection failed).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// Compresses a result into a new spool entry for `key`, to be sent to
+/// `result.url` with `result.token` (renewed first once `result.expires`
+/// is near). `open` gives a reader of the whole uncompressed result from
+/// its start; it is called twice: once to learn the length the entry header
+/// records, once more into the entry (zstd is deterministic; the spool
+/// checks the length). The entry is written to a temporary file and
+/// renamed: whole or absent, never duplicated. Returns the compressed bytes
+/// spooled.
+///
+/// # Errors
+/// A message when the result cannot be read or the spool refuses it.
+pub fn spool_result<R: std::io::Read>(
+    spool: &Spool,
+    key: &EntryKey,
+    result: &PendingResult,
+    open: impl Fn() -> R,
+) -> Result<u64, String> {
+    let body_bytes = compressed_len(open()).map_err(|e| e.to_string())?;
+    let header = PayloadHeader {
+        url: result.url.clone(),
+        token: result.token.clone(),
+        body_bytes,
+        expires: result.expires,
+    };
+    let body = compressed(open()).map_err(|e| e.to_string())?;
+    let (mut payload, len) = payload_reader(&header, body)?;
+    spool
+        .put_reader(key, &mut payload, len, SystemTime::now())
+        .map(|_| body_bytes)
+        .map_err(|e| e.to_string())
 }
 
 impl Collector {
@@ -461,19 +493,20 @@ impl Collector {
         Ok(bytes)
     }
 
-    /// POSTs a result; classifies the answer (never spools by itself).
-    pub async fn post(&self, result: &PendingResult) -> Delivery {
+    /// POSTs a compressed result body; classifies the answer (never spools
+    /// by itself).
+    pub async fn post(&self, result: &PendingResult, body: reqwest::Body) -> Delivery {
         let response = self
             .client
             .post(&result.url)
             .header("Content-Type", "application/bson")
             .header("Content-Encoding", "zstd")
             .header("Authorization", format!("Bearer {}", result.token))
-            .body(result.body.clone())
+            .body(body)
             .send()
             .await;
         match response {
-            Err(e) => Delivery::Spooled(format!("cannot reach the server: {e}")),
+            Err(e) => Delivery::Spooled(format!("cannot reach the server: {}", error_chain(&e))),
             Ok(r) => {
                 let status = r.status().as_u16();
                 let text = capped_body(r, 4096, "reading the answer")
@@ -491,15 +524,28 @@ impl Collector {
         }
     }
 
-    /// Sends `result`; on a temporary failure puts it into `spool` under
-    /// `key`.
+    /// Sends `file` to `result`, compressed on the way from its descriptor
+    /// to the socket; on a temporary failure compresses it again, straight
+    /// into `spool` under `key`. `sent` counts the compressed bytes handed
+    /// to the connection.
     pub async fn deliver(
         &self,
         result: &PendingResult,
+        file: &ResultFile,
         key: &EntryKey,
         spool: Option<&Spool>,
+        sent: Arc<AtomicU64>,
     ) -> Delivery {
-        let delivery = self.post(result).await;
+        let counter = sent.clone();
+        let delivery = match compressed(file.reader()) {
+            Ok(reader) => {
+                let on_read: Box<dyn Fn(u64) + Send + Sync> =
+                    Box::new(move |total| counter.store(total, Ordering::Relaxed));
+                self.post(result, body_from_reader(reader, Some(on_read)))
+                    .await
+            }
+            Err(e) => Delivery::Dropped(format!("cannot compress the result: {e}")),
+        };
         match &delivery {
             Delivery::Delivered(status) => {
                 tracing::info!("result of hook {} delivered ({status})", key.hook_id());
@@ -508,13 +554,9 @@ impl Collector {
                 tracing::warn!("result of hook {} dropped: {why}", key.hook_id());
             }
             Delivery::Spooled(why) => {
-                let stored = match (spool, result.to_spool_payload()) {
-                    (Some(spool), Ok(payload)) => spool
-                        .put(key, &payload, SystemTime::now())
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    (None, _) => Err("no spool".to_owned()),
-                    (_, Err(e)) => Err(e),
+                let stored = match spool {
+                    Some(spool) => spool_result(spool, key, result, || file.reader()).map(|_| ()),
+                    None => Err("no spool".to_owned()),
                 };
                 if let Err(e) = stored {
                     tracing::warn!(
@@ -537,13 +579,28 @@ impl Collector {
         let mut out = Vec::new();
         for entry in spool.due(SystemTime::now())? {
             let key = entry.key().clone();
-            let pending = entry
-                .read_payload()
+            let opened = entry
+                .open_payload()
                 .map_err(|e| e.to_string())
-                .and_then(|p| PendingResult::from_spool_payload(&p));
-            let delivery = match pending {
+                .and_then(|p| open_payload(p, u64::try_from(MAX_SPOOLED_BYTES).unwrap_or(0)));
+            let delivery = match opened {
                 Err(e) => Delivery::Dropped(format!("unreadable spool entry: {e}")),
-                Ok(pending) => self.post_spooled(&key, pending).await,
+                Ok(Payload::Stream(header, body)) => {
+                    let pending = PendingResult {
+                        url: header.url,
+                        token: header.token,
+                        expires: header.expires,
+                    };
+                    let body = body_from_reader(body.take(header.body_bytes), None);
+                    self.post_spooled(&key, pending, body).await
+                }
+                Ok(Payload::Legacy(bytes)) => match PendingResult::from_legacy_payload(&bytes) {
+                    Err(e) => Delivery::Dropped(format!("unreadable spool entry: {e}")),
+                    Ok((pending, body)) => {
+                        self.post_spooled(&key, pending, reqwest::Body::from(body))
+                            .await
+                    }
+                },
             };
             match &delivery {
                 Delivery::Delivered(_) | Delivery::Dropped(_) => {
@@ -612,16 +669,19 @@ mod tests {
     }
 
     #[test]
-    fn spool_payloads_round_trip() {
-        let p = PendingResult {
-            url: "u".into(),
-            token: "t".into(),
-            body: vec![0, 1, 2],
-            expires: 1_700_000_000,
+    fn earlier_spool_payloads_are_still_read() {
+        let doc = bson::doc! {
+            "url": "u", "token": "t",
+            "body": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![0, 1, 2] },
         };
+        let (p, body) = PendingResult::from_legacy_payload(&doc.to_vec().unwrap()).unwrap();
         assert_eq!(
-            PendingResult::from_spool_payload(&p.to_spool_payload().unwrap()).unwrap(),
-            p
+            (p.url.as_str(), p.token.as_str(), p.expires, body),
+            ("u", "t", i64::MAX, vec![0, 1, 2])
         );
+        let mut doc = doc;
+        doc.insert("expires", 1_700_000_000_i64);
+        let (p, _) = PendingResult::from_legacy_payload(&doc.to_vec().unwrap()).unwrap();
+        assert_eq!(p.expires, 1_700_000_000);
     }
 }

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use futures_util::StreamExt;
 use thiserror::Error;
 
+use super::result_file::{ResultFile, ResultFileError};
 use crate::apportd::output::{OutputError, read_result};
 use crate::apportd::proxy::{Apport1Proxy, JobProxy, StepReport};
 use crate::report::Report;
@@ -44,6 +45,21 @@ pub enum JobError {
     /// The result descriptor could not be read.
     #[error("cannot read the job's result: {0}")]
     Output(#[from] OutputError),
+    /// The result descriptor is unusable or its document invalid.
+    #[error("cannot use the job's result: {0}")]
+    ResultFile(#[from] ResultFileError),
+}
+
+/// What a job produced, its result left in apportd's sealed descriptor
+/// (validated, never read whole: see [`ResultFile`]).
+#[derive(Debug)]
+pub struct JobOutput {
+    /// The new keys.
+    pub result: ResultFile,
+    /// One entry per step, in order.
+    pub steps: Vec<StepReport>,
+    /// `completed`, `cancelled`, ….
+    pub outcome: String,
 }
 
 /// Waits for the job at `path` to end and fetches its result.
@@ -54,6 +70,19 @@ pub async fn wait_for_job(
     connection: &zbus::Connection,
     path: zbus::OwnedObjectPath,
 ) -> Result<JobResult, JobError> {
+    let (fd, steps, outcome) = wait_for_descriptor(connection, path).await?;
+    let report = read_result(fd)?;
+    Ok(JobResult {
+        report,
+        steps,
+        outcome,
+    })
+}
+
+async fn wait_for_descriptor(
+    connection: &zbus::Connection,
+    path: zbus::OwnedObjectPath,
+) -> Result<(OwnedFd, Vec<StepReport>, String), JobError> {
     let job = JobProxy::builder(connection).path(path).build().await?;
     // Subscribe before looking at the state, so the end cannot be missed.
     let mut finished = job.receive_finished().await?;
@@ -61,9 +90,27 @@ pub async fn wait_for_job(
         finished.next().await.ok_or(JobError::Gone)?;
     }
     let (fd, steps, outcome) = job.result().await?;
-    let report = read_result(OwnedFd::from(fd))?;
-    Ok(JobResult {
-        report,
+    Ok((OwnedFd::from(fd), steps, outcome))
+}
+
+/// As [`run_bundle`], but the result stays in its descriptor (validated in
+/// one streaming pass), for callers that send it on without holding it.
+///
+/// # Errors
+/// [`JobError`].
+pub async fn run_bundle_streaming(
+    connection: &zbus::Connection,
+    bundle: &[u8],
+    report: &impl AsFd,
+) -> Result<JobOutput, JobError> {
+    let apportd = Apport1Proxy::new(connection).await?;
+    let path = apportd
+        .run_bundle(bundle, zbus::Fd::from(report.as_fd()), HashMap::new())
+        .await
+        .map_err(JobError::Refused)?;
+    let (fd, steps, outcome) = wait_for_descriptor(connection, path).await?;
+    Ok(JobOutput {
+        result: ResultFile::from_fd(fd)?,
         steps,
         outcome,
     })

@@ -9,6 +9,9 @@
 //!   pinned CA, timeouts on every request).
 //! - [`upload`]: the whoopsie protocol (crash upload, reply parsing, core
 //!   upload, the `.uploaded` marker).
+//! - [`result_file`], [`result_upload`]: a hook's result from apportd's
+//!   sealed descriptor through zstd to the socket or the spool, never whole
+//!   in memory.
 //! - [`token`]: the hook list token's expiry; an expired token is never sent.
 //! - [`crash_watch`], [`handled`]: `apport-hook watch` (inotify on the crash
 //!   directory, which uploads were handled).
@@ -24,6 +27,8 @@ pub mod handled;
 pub mod http;
 pub mod ids;
 pub mod job;
+pub mod result_file;
+pub mod result_upload;
 pub mod runlog;
 pub mod spool;
 pub mod state_dir;

@@ -127,14 +127,15 @@ impl Collector {
 }
 
 impl Collector {
-    /// Sends a spooled result; a token that expired while it waited is
-    /// never sent: a new list gives a new one (the hook must still be
-    /// offered, else the result is dropped), and when the list cannot be
-    /// fetched the entry stays for the next attempt.
+    /// Sends a spooled result, `body` streamed from its entry; a token that
+    /// expired while it waited is never sent: a new list gives a new one
+    /// (the hook must still be offered, else the result is dropped), and
+    /// when the list cannot be fetched the entry stays for the next attempt.
     pub(crate) async fn post_spooled(
         &self,
         key: &EntryKey,
         mut pending: PendingResult,
+        body: reqwest::Body,
     ) -> Delivery {
         if !token_usable(pending.expires, now_secs(), self.token_margin()) {
             let Ok(hook_id) = key.hook_id().parse::<i64>() else {
@@ -167,7 +168,7 @@ impl Collector {
                 }
             }
         }
-        self.post(&pending).await
+        self.post(&pending, body).await
     }
 }
 

@@ -1,5 +1,6 @@
-//! Running one process for a step: own process group, no stdin, capped output,
-//! killed with its whole group at the timeout, on cancellation or when dropped.
+//! Running one process for a step: own process group, a control pipe as
+//! stdin, capped output, stopped with its whole process tree at the timeout,
+//! on cancellation or when dropped.
 
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
@@ -7,7 +8,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
@@ -62,32 +63,91 @@ impl Captured {
     }
 }
 
-/// Kills a process group when dropped, so a step future that is dropped (job
-/// cancelled, caller gone) leaves no process behind. The group leader is not
-/// reaped before this runs, so its id cannot have been reused.
-struct GroupKiller(Option<Pid>);
+/// How long a stopped step's launcher gets to kill its process tree before
+/// its process group is killed outright.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
-impl GroupKiller {
-    fn kill(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            // ESRCH (group already gone) is the expected case.
-            let _ = killpg(pgid, Signal::SIGKILL);
+/// A spawned step process (the step launcher, or a user file helper) until
+/// it is reaped.
+///
+/// Its stdin is a pipe only this struct holds the write end of: closing it
+/// (or `SIGTERM`) asks the launcher to kill the step's whole process tree
+/// (see [`subreaper`](super::subreaper)). The process is its own group
+/// leader and is reaped only after its group was killed, so neither its pid
+/// nor its group id can have been reused when they are signalled. A dropped
+/// step future (job cancelled, caller gone) still stops and reaps it, on a
+/// background task.
+struct Running {
+    child: Option<tokio::process::Child>,
+    pid: Option<Pid>,
+    control: Option<OwnedFd>,
+}
+
+impl Running {
+    /// Ask the process to stop its step: close its control pipe, send `SIGTERM`.
+    fn ask_to_stop(&mut self) {
+        self.control = None;
+        if let Some(pid) = self.pid {
+            // The process is not reaped yet: this pid is still ours.
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+    }
+
+    /// End the process: if `stop`, ask it to stop and give it [`STOP_GRACE`]
+    /// to exit; then kill its group (stragglers) while it is still unreaped,
+    /// and reap it.
+    async fn finish(&mut self, stop: bool) -> std::io::Result<ExitStatus> {
+        if stop {
+            self.ask_to_stop();
+            let _ = tokio::time::timeout(STOP_GRACE, exited_unreaped(self.pid)).await;
+        }
+        kill_group(self.pid);
+        self.control = None;
+        match self.child.take() {
+            Some(mut child) => child.wait().await,
+            None => Err(std::io::Error::other("process already reaped")),
         }
     }
 }
 
-impl Drop for GroupKiller {
+fn kill_group(pgid: Option<Pid>) {
+    if let Some(pgid) = pgid {
+        // ESRCH (group already gone) is the expected case.
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
-        self.kill();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        self.ask_to_stop();
+        let pid = self.pid;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _ = tokio::time::timeout(STOP_GRACE, exited_unreaped(pid)).await;
+                    kill_group(pid);
+                    let _ = child.wait().await;
+                });
+            }
+            // No runtime to wait on: kill the group now; tokio reaps the
+            // orphaned child when it can.
+            Err(_) => kill_group(pid),
+        }
     }
 }
 
 type Source = Pin<Box<dyn AsyncRead + Send>>;
 
-/// Spawn `command` in its own process group with stdin `/dev/null` and capture
-/// at most `max_bytes` of output within `timeout`.
+/// Spawn `command` in its own process group and capture at most
+/// `max_bytes` of output within `timeout`.
 ///
-/// The caller sets the program, arguments, environment and working directory.
+/// The caller sets the program, arguments, environment and working
+/// directory. stdin is a control pipe: step commands run under the step
+/// launcher, which gives the program `/dev/null` and stops the whole process
+/// tree when the pipe closes or on `SIGTERM`.
 pub async fn run_captured(
     command: std::process::Command,
     streams: Streams,
@@ -99,12 +159,13 @@ pub async fn run_captured(
         .checked_add(timeout)
         .unwrap_or_else(far_future);
     let mut command = tokio::process::Command::from(command);
+    let (control_read, control_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     command
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(control_read))
         .process_group(0)
-        .kill_on_drop(true);
+        .kill_on_drop(false);
     let (mut first, mut second): (Option<Source>, Option<Source>);
-    let mut child = match streams {
+    let child = match streams {
         Streams::Merged => {
             let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
             let write_clone: OwnedFd = write_end.try_clone()?;
@@ -128,11 +189,15 @@ pub async fn run_captured(
             child
         }
     };
-    let pgid = child
+    let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
-    let mut killer = GroupKiller(pgid);
+    let mut running = Running {
+        child: Some(child),
+        pid,
+        control: Some(control_write),
+    };
     let cap = usize::try_from(max_bytes).unwrap_or(usize::MAX);
     let mut output = Vec::new();
     let mut stderr = Vec::new();
@@ -168,20 +233,21 @@ pub async fn run_captured(
     if forced_end.is_none() {
         // The output is closed, but the process may still run.
         tokio::select! {
-            () = exited_unreaped(pgid) => {
-                // Kill stragglers that closed their output but kept running
-                // while the leader is still an unreaped zombie: its id (the
-                // group's) cannot have been reused yet. Reap only after.
-                killer.kill();
-                let status = child.wait().await?;
+            () = exited_unreaped(pid) => {
+                // Kill stragglers of its group that closed their output but
+                // kept running, while the leader is still an unreaped zombie:
+                // its id (the group's) cannot have been reused yet. Reap only after.
+                let status = running.finish(false).await?;
                 return Ok(Captured { output, stderr, end: exit_end(status) });
             }
             () = tokio::time::sleep_until(deadline) => forced_end = Some(CommandEnd::TimedOut),
             () = cancelled(&mut cancel) => forced_end = Some(CommandEnd::Cancelled),
         }
     }
-    killer.kill();
-    child.wait().await?;
+    // Drop our read ends first: a tree blocked writing to a full pipe gets
+    // EPIPE instead of waiting for a reader that is gone.
+    drop((first, second));
+    running.finish(true).await?;
     Ok(Captured {
         output,
         stderr,
@@ -189,14 +255,31 @@ pub async fn run_captured(
     })
 }
 
-/// Resolves once process `pid` has exited, without reaping it (`WNOWAIT`):
-/// until `Child::wait` reaps it, its pid and so its process group id stay
-/// ours, and `killpg` cannot hit an unrelated group that reused the id.
+/// Resolves once process `pid` has exited, without reaping it: until
+/// `Child::wait` reaps it, its pid and so its process group id stay ours, and
+/// `killpg` cannot hit an unrelated group that reused the id.
+///
+/// Waits on a pidfd (readable once the process has exited) on the runtime
+/// itself; only kernels without pidfds use a blocking `waitid(WNOWAIT)` thread.
 async fn exited_unreaped(pid: Option<Pid>) {
     use nix::sys::wait::{Id, WaitPidFlag, waitid};
     let Some(pid) = pid else {
         return std::future::pending().await;
     };
+    // tokio deprecates its safe AsyncFd constructors for borrowed descriptors
+    // that may be closed under the registration; this one is an OwnedFd the
+    // AsyncFd itself owns, so that cannot happen.
+    #[allow(deprecated)]
+    let watch = crate::sys::pidfd_open(pid.as_raw())
+        .ok()
+        .flatten()
+        .and_then(|pidfd| {
+            tokio::io::unix::AsyncFd::with_interest(pidfd, tokio::io::Interest::READABLE).ok()
+        });
+    if let Some(watch) = watch {
+        let _ = watch.readable().await;
+        return;
+    }
     let waiting = tokio::task::spawn_blocking(move || {
         while waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
             == Err(nix::errno::Errno::EINTR)

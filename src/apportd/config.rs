@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::limits::{IDLE_EXIT, Limits};
+use super::rollback::DEFAULT_STATE_DIR;
 use crate::bundle::{DEFAULT_KEY_DIRS, DEFAULT_REVOKED_KEYS};
 
 /// Read when `--config` is not given and the file exists.
@@ -20,6 +21,9 @@ pub struct Config {
     pub revoked_keys: PathBuf,
     /// Seconds without jobs or calls before apportd exits.
     pub idle_exit_secs: u64,
+    /// Where apportd keeps its state (the bundle high-water marks), a
+    /// root-only directory it creates 0700 when missing.
+    pub state_dir: PathBuf,
     /// Job limits.
     pub limits: Limits,
 }
@@ -30,6 +34,7 @@ impl Default for Config {
             key_dirs: DEFAULT_KEY_DIRS.iter().map(PathBuf::from).collect(),
             revoked_keys: PathBuf::from(DEFAULT_REVOKED_KEYS),
             idle_exit_secs: IDLE_EXIT.as_secs(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             limits: Limits::default(),
         }
     }
@@ -95,6 +100,7 @@ mod tests {
         assert_eq!(config, Config::default());
         assert_eq!(config.limits.job_bytes, 50_000_000);
         assert_eq!(config.idle_exit_secs, 30);
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/apportd"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use super::limits::{
 use super::output::{encode_fields, sealed_memfd};
 use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
 use super::proxy::StepReport;
+use super::rollback::{DEFAULT_STATE_DIR, HighWater};
 use super::unsigned::validate_unsigned;
 use crate::bundle::KeyRing;
 use crate::hook::Hook;
@@ -99,6 +100,7 @@ impl From<AdmissionError> for Error {
 pub struct Shared {
     executor: Executor,
     keyring: KeyRing,
+    high_water: HighWater,
     slots: JobSlots,
     calls: CallCounter,
     whoopsie_uid: Option<u32>,
@@ -107,14 +109,18 @@ pub struct Shared {
     /// Finished jobs' results not fetched yet, oldest first, with their sizes.
     pending: Mutex<std::collections::VecDeque<(OwnedObjectPath, u64, Arc<JobShared>)>>,
     last_activity: Mutex<std::time::Instant>,
+    /// Woken when a job starts or ends (for the sd-notify status).
+    changed: Notify,
 }
 
 impl Shared {
     /// State for `executor`; bundles are verified with `keyring`;
-    /// `whoopsie_uid` may use anyone's report.
+    /// `whoopsie_uid` may use anyone's report. Bundle high-water marks are
+    /// kept in [`DEFAULT_STATE_DIR`] unless [`Shared::with_high_water`] says otherwise.
     pub fn new(executor: Executor, keyring: KeyRing, whoopsie_uid: Option<u32>) -> Self {
         Shared {
             keyring,
+            high_water: HighWater::new(DEFAULT_STATE_DIR.into()),
             slots: JobSlots::new(executor.limits()),
             calls: CallCounter::new(MAX_CALLS_PER_CALLER),
             executor,
@@ -123,7 +129,15 @@ impl Shared {
             jobs: Mutex::new(Vec::new()),
             pending: Mutex::new(std::collections::VecDeque::new()),
             last_activity: Mutex::new(std::time::Instant::now()),
+            changed: Notify::new(),
         }
+    }
+
+    /// Keep bundle high-water marks with `high_water`.
+    #[must_use]
+    pub fn with_high_water(mut self, high_water: HighWater) -> Self {
+        self.high_water = high_water;
+        self
     }
 
     fn touch(&self) {
@@ -131,6 +145,20 @@ impl Shared {
             .last_activity
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    /// Jobs holding a slot now (running, not finished).
+    pub fn running_jobs(&self) -> usize {
+        self.slots.running()
+    }
+
+    /// Resolves once a job started or ended since the last call.
+    pub async fn jobs_changed(&self) {
+        self.changed.notified().await;
+    }
+
+    fn note_jobs_changed(&self) {
+        self.changed.notify_one();
     }
 
     /// Job objects that exist now.
@@ -241,6 +269,20 @@ impl Manager {
             .keyring
             .verify(&bundle, unix_now())
             .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
+        // A validly signed but older bundle of this hook (a replay by a
+        // compromised server or mirror) is refused before anything runs.
+        self.shared
+            .high_water
+            .check_and_record(
+                verified.id(),
+                verified.version(),
+                verified.issued_at(),
+                unix_now(),
+            )
+            .map_err(|e| {
+                tracing::warn!(bundle = verified.id(), error = %e, "bundle refused");
+                Error::BundleRejected(format!("{}: {e}", e.code()))
+            })?;
         // Admission before work: a caller over its limits gets no report read.
         let slot = self.shared.slots.try_acquire(caller.uid)?;
         let parsed = read_report(&report).await?;
@@ -419,21 +461,34 @@ fn close_on_exec(fd: OwnedFd) -> Result<OwnedFd, Error> {
 /// Read and parse the report off the async workers (a slow file must not
 /// stall the bus), giving up after [`REPORT_READ_TIMEOUT`].
 async fn read_report(report: &OwnedFd) -> Result<Report, Error> {
+    read_report_within(report, REPORT_READ_TIMEOUT).await
+}
+
+async fn read_report_within(report: &OwnedFd, timeout: Duration) -> Result<Report, Error> {
     let fd = report
         .try_clone()
         .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
-    let reading = tokio::task::spawn_blocking(move || {
+    let parsed = blocking_within(timeout, "the report", move || {
         Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
-    });
-    match tokio::time::timeout(REPORT_READ_TIMEOUT, reading).await {
+    })
+    .await?;
+    parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}")))
+}
+
+/// Run `work` off the async workers and give up on it after `timeout` (the
+/// thread is left to finish on its own: a blocking read cannot be interrupted).
+async fn blocking_within<T: Send + 'static>(
+    timeout: Duration,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(work)).await {
         Err(_) => Err(Error::InvalidArgs(format!(
-            "the report could not be read within {} s; pass a regular, local file",
-            REPORT_READ_TIMEOUT.as_secs()
+            "{what} could not be read within {} ms; pass a regular, local file",
+            timeout.as_millis()
         ))),
-        Ok(Err(e)) => Err(Error::InvalidArgs(format!(
-            "reading the report failed: {e}"
-        ))),
-        Ok(Ok(parsed)) => parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}"))),
+        Ok(Err(e)) => Err(Error::InvalidArgs(format!("reading {what} failed: {e}"))),
+        Ok(Ok(value)) => Ok(value),
     }
 }
 
@@ -619,6 +674,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push(path.clone());
+    shared.note_jobs_changed();
     let watcher = tokio::spawn(cancel_on_disconnect(
         connection.clone(),
         start.caller.name.clone(),
@@ -750,6 +806,7 @@ impl JobTask {
             .run(&request, &authorizer, Some(cancel.clone()), &progress)
             .await;
         drop(slot);
+        self.shared.note_jobs_changed();
         let was_cancelled = *cancel.borrow();
         self.finish(output, was_cancelled).await;
         // Keep the result for the caller to fetch, then go away; at once if
@@ -842,5 +899,40 @@ impl JobTask {
                 let _ = iface.get().await.progress_changed(&emitter).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_report_that_cannot_be_read_in_time_is_given_up() {
+        // A read that blocks until released, like one on a stuck file system.
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let result = blocking_within(Duration::from_millis(100), "the report", move || {
+            blocked.recv().ok()
+        })
+        .await;
+        match result {
+            Err(Error::InvalidArgs(message)) => assert!(
+                message.contains("the report could not be read within 100 ms"),
+                "{message}"
+            ),
+            other => panic!("expected a read timeout, got {other:?}"),
+        }
+        drop(release);
+    }
+
+    #[tokio::test]
+    async fn a_report_read_in_time_is_parsed() {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, b"ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
+        std::io::Seek::rewind(&mut file).unwrap();
+        let report = read_report_within(&OwnedFd::from(file), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(report.get_str("Package"), Some("bash 5.2"));
     }
 }

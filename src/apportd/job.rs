@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::command::{CancelSignal, cancelled};
+use super::command::{CancelSignal, STOP_GRACE, cancelled};
 use super::limits::Limits;
 use super::principal::{Launcher, Principal, UserCreds};
 use super::steps::{Collected, StepCaps, StepEnv, StepFailure, run_step};
@@ -269,9 +269,19 @@ impl Executor {
                             timeout: Duration::from_secs(u64::from(step.timeout_secs))
                                 .min(time_left),
                         };
+                        // The step sees the cancellation itself and waits until its
+                        // processes are gone; dropping it here is only the backstop.
+                        let running = run_step(&env, step, caps);
+                        tokio::pin!(running);
                         let result = tokio::select! {
-                            result = run_step(&env, step, caps) => result,
-                            () = cancelled(&mut cancel_watch) => Err(StepFailure::Cancelled),
+                            result = &mut running => result,
+                            () = cancelled(&mut cancel_watch) => {
+                                let grace = STOP_GRACE.saturating_add(Duration::from_secs(1));
+                                match tokio::time::timeout(grace, &mut running).await {
+                                    Ok(Err(StepFailure::TimedOut(_))) | Err(_) => Err(StepFailure::Cancelled),
+                                    Ok(result) => result,
+                                }
+                            }
                         };
                         let result = result.and_then(|collected| {
                             refuse_clobbering(step, collected, request.existing_keys)

@@ -26,10 +26,10 @@ use super::safe_file::{FileError, read_file};
 /// First argument that turns `apportd` into the privilege-dropping helper.
 pub const DROP_PRIVILEGES_ARG: &str = "--internal-drop-privileges";
 
-/// First argument that turns `apportd` into the root-step launcher: it
-/// closes every inherited descriptor but 0–2 and execs the step's program,
-/// keeping root. Root steps get the same descriptor hygiene as user steps.
-pub const ROOT_EXEC_ARG: &str = "--internal-root-exec";
+pub use super::subreaper::SUPERVISE_ARG;
+
+/// The launcher executable apportd prefers, installed next to it.
+pub const LAUNCHER_EXE: &str = "apportd-launch";
 
 /// The helper's exit codes (and how the parent reads them back).
 pub mod exit {
@@ -51,6 +51,8 @@ pub mod exit {
     pub const DROP_FAILED: u8 = 30;
     /// The helper was called wrongly.
     pub const USAGE: u8 = 31;
+    /// The step launcher was told to stop (timeout, cancel, cap) and killed the step's processes.
+    pub const STOPPED: u8 = 32;
     /// `exec` of the step's command failed.
     pub const EXEC_FAILED: u8 = 127;
 }
@@ -159,48 +161,74 @@ impl Launcher {
         Launcher { helper }
     }
 
-    /// The current executable as helper (what apportd itself uses).
+    /// What apportd itself uses: [`LAUNCHER_EXE`] next to the current
+    /// executable when it is installed there (a small binary, quick to start
+    /// for every step), else the current executable, which understands the
+    /// same arguments.
     pub fn current_exe() -> std::io::Result<Self> {
-        Ok(Launcher::new(std::env::current_exe()?))
+        let exe = std::env::current_exe()?;
+        let small = exe.with_file_name(LAUNCHER_EXE);
+        Ok(Launcher::new(if is_executable(&small) {
+            small
+        } else {
+            exe
+        }))
     }
 
     /// A process running `program args` as `principal`, environment cleared
     /// except for that principal's [`UserCreds::environment`].
+    ///
+    /// Every command runs under the step launcher ([`SUPERVISE_ARG`], see
+    /// [`subreaper`](super::subreaper)), which stays root, closes inherited
+    /// descriptors and kills the program's whole process tree when it ends or
+    /// is stopped; a user step's program is started by the launcher through
+    /// the privilege-dropping helper.
     pub fn command(&self, principal: &Principal, program: &Path, args: &[String]) -> Command {
+        let mut command = Command::new(&self.helper);
+        command.arg(SUPERVISE_ARG);
         match principal {
             Principal::Root => {
-                let mut command = Command::new(&self.helper);
                 command
-                    .arg(ROOT_EXEC_ARG)
                     .arg(program)
                     .args(args)
                     .env_clear()
                     .envs(base_environment())
                     .current_dir("/");
-                command
             }
             Principal::User(user) => {
-                let mut command = self.helper_command(user, "exec");
-                command.arg(program).args(args);
                 command
+                    .arg(&self.helper)
+                    .args(Self::drop_args(user, "exec"))
+                    .arg(program)
+                    .args(args)
+                    .env_clear()
+                    .envs(user.environment())
+                    .current_dir("/");
             }
         }
+        command
     }
 
-    /// The helper doing `op` as `user`.
-    pub fn helper_command(&self, user: &UserCreds, op: &str) -> Command {
+    fn drop_args(user: &UserCreds, op: &str) -> [String; 5] {
         let groups: Vec<String> = user.groups.iter().map(u32::to_string).collect();
-        let mut command = Command::new(&self.helper);
-        command
-            .arg(DROP_PRIVILEGES_ARG)
-            .arg(user.uid.to_string())
-            .arg(user.gid.to_string())
-            .arg(if groups.is_empty() {
+        [
+            DROP_PRIVILEGES_ARG.to_owned(),
+            user.uid.to_string(),
+            user.gid.to_string(),
+            if groups.is_empty() {
                 "-".to_owned()
             } else {
                 groups.join(",")
-            })
-            .arg(op)
+            },
+            op.to_owned(),
+        ]
+    }
+
+    /// The helper doing `op` (`read`, `glob`) as `user`.
+    pub fn helper_command(&self, user: &UserCreds, op: &str) -> Command {
+        let mut command = Command::new(&self.helper);
+        command
+            .args(Self::drop_args(user, op))
             .env_clear()
             .envs(user.environment())
             .current_dir("/");
@@ -297,22 +325,6 @@ pub fn drop_privileges_main(args: &[OsString]) -> ExitCode {
     }
 }
 
-/// The body of `apportd --internal-root-exec PROGRAM ARGS…`: close inherited
-/// descriptors, then exec `PROGRAM` as root (environment as the parent set it).
-pub fn root_exec_main(args: &[OsString]) -> ExitCode {
-    let Some((program, program_args)) = args.split_first() else {
-        eprintln!("apportd: internal root launcher called wrongly");
-        return ExitCode::from(exit::USAGE);
-    };
-    close_inherited_fds();
-    let error = Command::new(program).args(program_args).exec();
-    eprintln!(
-        "apportd: cannot run {}: {error}",
-        Path::new(program).display()
-    );
-    ExitCode::from(exit::EXEC_FAILED)
-}
-
 type HelperArgs<'a> = (u32, u32, Vec<u32>, &'a OsStr, &'a [OsString]);
 
 fn parse_helper_args(args: &[OsString]) -> Option<HelperArgs<'_>> {
@@ -335,7 +347,7 @@ fn parse_helper_args(args: &[OsString]) -> Option<HelperArgs<'_>> {
 /// descriptor another caller passed could still be open in apportd when this
 /// helper was spawned. Nothing but stdin, stdout and stderr may reach a user
 /// step: close everything else before anything runs as the user.
-fn close_inherited_fds() {
+pub(crate) fn close_inherited_fds() {
     let inherited: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map(|dir| {
             dir.flatten()

@@ -8,6 +8,7 @@ use super::config::Config;
 use super::dbus::{BUS_NAME, Manager, OBJECT_PATH, Shared};
 use super::job::Executor;
 use super::principal::Launcher;
+use super::rollback::HighWater;
 use crate::bundle::KeyRing;
 
 /// apportd could not start or serve.
@@ -34,7 +35,10 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
     for skipped in keyring.skipped() {
         tracing::warn!(?skipped, "key file not trusted");
     }
-    let shared = Arc::new(Shared::new(executor, keyring, whoopsie_uid()));
+    let shared = Arc::new(
+        Shared::new(executor, keyring, whoopsie_uid())
+            .with_high_water(HighWater::new(config.state_dir.clone())),
+    );
     // The builder exports the objects first and requests the name last, so no
     // caller (or activation) ever sees the name without the objects.
     let _connection = zbus::connection::Builder::system()
@@ -46,23 +50,37 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         version = super::dbus::VERSION,
         "apportd is serving {BUS_NAME}"
     );
+    // Type=dbus needs no READY=1; it is harmless there and lets a Type=notify
+    // unit work too. STATUS= needs NotifyAccess=main in the unit.
+    let mut last_status = status_line(0);
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&last_status),
+    ]);
     let idle = Duration::from_secs(config.idle_exit_secs);
-    let mut last_status = String::new();
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let jobs = shared.job_paths().len();
-        let status = if jobs == 0 {
-            "idle".to_owned()
-        } else {
-            format!("{jobs} job(s)")
-        };
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = shared.jobs_changed() => {}
+        }
+        let status = status_line(shared.running_jobs());
         if status != last_status {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
             last_status = status;
         }
         if shared.idle_for(idle) {
             tracing::info!("idle for {} s: exiting", idle.as_secs());
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
             return Ok(());
         }
+    }
+}
+
+/// The `STATUS=` text: `idle`, or how many jobs are running.
+pub fn status_line(running: usize) -> String {
+    match running {
+        0 => "idle".to_owned(),
+        1 => "running 1 job".to_owned(),
+        n => format!("running {n} jobs"),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 use tokio::time::Instant;
 
-use super::command::{CancelSignal, Captured, CommandEnd, Streams, run_captured};
+use super::command::{CancelSignal, Captured, CommandEnd, STOP_GRACE, Streams, run_captured};
 use super::glob::{GlobMatches, expand, path_to_key};
 use super::limits::CONFFILE_HASH_CAP;
 use super::principal::{Launcher, Principal, exit, file_error_from_exit, resolve_program};
@@ -92,9 +92,15 @@ pub async fn run_step(
         .checked_add(caps.timeout)
         .unwrap_or_else(Instant::now);
     let work = collect(env, step, caps.max_bytes, deadline);
-    match tokio::time::timeout_at(deadline, work).await {
-        // Whichever timer fired first, report the timeout the step had (the
-        // process path only knows its deadline, by then 0 s away).
+    // The step's processes stop themselves at `deadline` and are waited for
+    // until all of them are gone; this outer bound is only a backstop (a
+    // root file read stuck in the kernel), so it leaves them time to.
+    let backstop = deadline
+        .checked_add(STOP_GRACE.saturating_add(Duration::from_secs(1)))
+        .unwrap_or(deadline);
+    match tokio::time::timeout_at(backstop, work).await {
+        // Report the timeout the step had: the process path only knows its
+        // deadline, by then 0 s away.
         Ok(Err(StepFailure::TimedOut(_))) | Err(_) => {
             Err(StepFailure::TimedOut(caps.timeout.as_secs()))
         }

@@ -246,6 +246,15 @@ impl SystemBus {
         let activation = services.join("com.ubuntu.apport.service");
         if let Some(apportd_config) = apportd_config {
             let config = dir.path().join("apportd.toml");
+            // apportd's state (bundle high-water marks) stays in the test's directory.
+            let apportd_config = if apportd_config.contains("state_dir") {
+                apportd_config.to_owned()
+            } else {
+                format!(
+                    "state_dir = \"{}\"\n{apportd_config}",
+                    dir.path().join("apportd-state").display()
+                )
+            };
             std::fs::write(&config, apportd_config).unwrap();
             // Test-only activation file: the shipped one names /usr/libexec/apportd.
             std::fs::write(

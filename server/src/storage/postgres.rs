@@ -6,19 +6,22 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{Mutex, MutexGuard};
-use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
+use tokio::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
-use super::postgres_batch::PgOopsWriter;
-use super::sqlite::{DISK_CAP_REASON, HOOK_COLUMNS};
+use super::postgres_batch::PgWriter;
+use super::sqlite::HOOK_COLUMNS;
 use super::{
-    AuditEntry, HookRecord, HookResult, HookState, InsertOops, NewHook, NewOops, NewResult,
-    OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey, Totals, UnixTime, User,
-    day_of,
+    AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
+    NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
+    Totals, UnixTime, User,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres_0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres_0001_initial.sql"),
+    include_str!("migrations/postgres_0002_hook_generation.sql"),
+];
 
 /// Connections per daisy process.
 pub const POOL_SIZE: usize = 4;
@@ -35,9 +38,14 @@ const RESULT_COLUMNS: &str =
 /// PostgreSQL storage.
 pub struct PostgresStorage {
     url: String,
-    writer: PgOopsWriter,
+    writer: PgWriter,
     clients: Vec<Mutex<Client>>,
     next: AtomicUsize,
+    /// One connection shared without a lock by the hot single-statement
+    /// reads (the hook read of every result upload): concurrent queries are
+    /// pipelined on it instead of queueing for the pool's four mutexes. The
+    /// write lock is taken only to reconnect.
+    shared: RwLock<Client>,
 }
 
 pub(super) async fn connect_one(url: &str) -> Result<Client, StorageError> {
@@ -58,14 +66,34 @@ impl PostgresStorage {
         for _ in 0..POOL_SIZE {
             clients.push(Mutex::new(connect_one(url).await?));
         }
-        let storage = PostgresStorage {
+        // Migrate before the writers start: they prepare statements on the
+        // tables the migrations create.
+        if let Some(first) = clients.first() {
+            migrate(&mut *first.lock().await).await?;
+        }
+        Ok(PostgresStorage {
             url: url.to_owned(),
-            writer: PgOopsWriter::start(url).await?,
+            writer: PgWriter::start(url).await?,
             clients,
             next: AtomicUsize::new(0),
-        };
-        storage.migrate().await?;
-        Ok(storage)
+            shared: RwLock::new(connect_one(url).await?),
+        })
+    }
+
+    async fn shared(&self) -> Result<RwLockReadGuard<'_, Client>, StorageError> {
+        {
+            let client = self.shared.read().await;
+            if !client.is_closed() {
+                return Ok(client);
+            }
+        }
+        {
+            let mut client = self.shared.write().await;
+            if client.is_closed() {
+                *client = connect_one(&self.url).await?;
+            }
+        }
+        Ok(self.shared.read().await)
     }
 
     async fn client(&self) -> Result<MutexGuard<'_, Client>, StorageError> {
@@ -94,37 +122,38 @@ impl PostgresStorage {
         }
         Ok(guard)
     }
+}
 
-    async fn migrate(&self) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations \
-             (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)",
-        )
+/// Applies the missing migrations, under an advisory lock so that replicas
+/// starting together do not race.
+async fn migrate(client: &mut Client) -> Result<(), StorageError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-        let current: i64 = tx
-            .query_one(
-                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
-                &[],
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations \
+             (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)",
+    )
+    .await?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    for (version, sql) in (1_i64..).zip(MIGRATIONS) {
+        if version > current {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
+                &[&version, &super::now()],
             )
-            .await?
-            .try_get(0)?;
-        for (version, sql) in (1_i64..).zip(MIGRATIONS) {
-            if version > current {
-                tx.batch_execute(sql).await?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
-                    &[&version, &super::now()],
-                )
-                .await?;
-            }
+            .await?;
         }
-        tx.commit().await?;
-        Ok(())
     }
+    tx.commit().await?;
+    Ok(())
 }
 
 fn hook_from_row(r: &Row) -> Result<HookRecord, StorageError> {
@@ -185,21 +214,6 @@ async fn audit_in(c: &impl GenericClient, e: &AuditEntry) -> Result<(), StorageE
     Ok(())
 }
 
-async fn bump_stat(
-    c: &impl GenericClient,
-    now: UnixTime,
-    hook_id: i64,
-    metric: &str,
-) -> Result<(), StorageError> {
-    c.execute(
-        "INSERT INTO daily_stats (day, hook_id, metric, value) VALUES ($1, $2, $3, 1) \
-         ON CONFLICT (day, hook_id, metric) DO UPDATE SET value = daily_stats.value + 1",
-        &[&day_of(now), &hook_id, &metric],
-    )
-    .await?;
-    Ok(())
-}
-
 async fn active_for_targets(
     c: &impl GenericClient,
     targets: &[TargetKey],
@@ -227,6 +241,10 @@ impl Storage for PostgresStorage {
 
     async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
         self.writer.insert(oops).await
+    }
+
+    async fn intake(&self, crash: Intake) -> Result<IntakeOutcome, StorageError> {
+        self.writer.intake(crash).await
     }
 
     async fn oops(&self, id: &str) -> Result<Option<Oops>, StorageError> {
@@ -375,7 +393,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn hook(&self, id: i64) -> Result<Option<HookRecord>, StorageError> {
-        let client = self.client().await?;
+        let client = self.shared().await?;
         get_hook(&*client, id).await
     }
 
@@ -489,88 +507,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // FOR UPDATE: two uploads with one token wait for each other here.
-        let token = tx
-            .query_opt(
-                "SELECT used FROM hook_tokens WHERE token_hash = $1 AND hook_id = $2 \
-                 AND oops_id = $3 AND expires > $4 FOR UPDATE",
-                &[
-                    &result.token_hash,
-                    &result.hook_id,
-                    &result.oops_id,
-                    &result.now,
-                ],
-            )
-            .await?;
-        let Some(token) = token else {
-            return Ok(ResultOutcome::UnknownToken);
-        };
-        let used: bool = token.try_get(0)?;
-        let exists = tx
-            .query_opt(
-                "SELECT 1 FROM hook_results WHERE oops_id = $1 AND hook_id = $2",
-                &[&result.oops_id, &result.hook_id],
-            )
-            .await?
-            .is_some();
-        if exists || used {
-            refuse(&tx, &result).await?;
-            tx.commit().await?;
-            return Ok(ResultOutcome::Duplicate);
-        }
-        let failed = i64::from(result.failed);
-        // The one conditional statement that enforces `reports`, `days` and
-        // the disk cap across processes.
-        let claimed = tx
-            .query_opt(
-                "UPDATE hooks SET results = results + 1, bytes = bytes + $1, \
-                 failures = failures + $2, \
-                 state = CASE WHEN results + 1 >= max_reports THEN 'completed' ELSE state END \
-                 WHERE id = $3 AND state = 'active' AND results < max_reports \
-                 AND not_after > $4 AND bytes + $1 <= disk_cap \
-                 RETURNING results, max_reports, version",
-                &[&result.bytes, &failed, &result.hook_id, &result.now],
-            )
-            .await?;
-        tx.execute(
-            "UPDATE hook_tokens SET used = TRUE WHERE token_hash = $1 AND hook_id = $2",
-            &[&result.token_hash, &result.hook_id],
-        )
-        .await?;
-        let Some(claimed) = claimed else {
-            let outcome = refusal(&tx, result.hook_id, result.bytes, result.now).await?;
-            refuse(&tx, &result).await?;
-            tx.commit().await?;
-            return Ok(outcome);
-        };
-        let results: i64 = claimed.try_get(0)?;
-        let max_reports: i64 = claimed.try_get(1)?;
-        let version: i64 = claimed.try_get(2)?;
-        tx.execute(
-            "INSERT INTO hook_results (oops_id, hook_id, hook_version, bucket, package, \
-             received, keys, bytes, failed) \
-             SELECT $1, $2, $3, bucket, package, $4, $5, $6, $7 FROM oops WHERE id = $1",
-            &[
-                &result.oops_id,
-                &result.hook_id,
-                &version,
-                &result.now,
-                &result.keys,
-                &result.bytes,
-                &result.failed,
-            ],
-        )
-        .await?;
-        bump_stat(&tx, result.now, result.hook_id, "results").await?;
-        if result.failed {
-            bump_stat(&tx, result.now, result.hook_id, "failures").await?;
-        }
-        tx.commit().await?;
-        Ok(ResultOutcome::Accepted {
-            completed: results >= max_reports,
-        })
+        self.writer.accept_result(result).await
     }
 
     async fn hook_results(
@@ -726,67 +663,4 @@ impl Storage for PostgresStorage {
             results: r.try_get(2)?,
         })
     }
-}
-
-async fn refuse(tx: &Transaction<'_>, result: &NewResult) -> Result<(), StorageError> {
-    tx.execute(
-        "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = $1",
-        &[&result.hook_id],
-    )
-    .await?;
-    bump_stat(tx, result.now, result.hook_id, "results_refused").await
-}
-
-/// Why the claim failed, with the state change it implies.
-async fn refusal(
-    tx: &Transaction<'_>,
-    hook_id: i64,
-    bytes: i64,
-    now: UnixTime,
-) -> Result<ResultOutcome, StorageError> {
-    let row = tx
-        .query_opt(
-            "SELECT state, not_after, bytes, disk_cap FROM hooks WHERE id = $1 FOR UPDATE",
-            &[&hook_id],
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(ResultOutcome::UnknownToken);
-    };
-    let state = HookState::parse(&row.try_get::<_, String>(0)?)?;
-    let not_after: i64 = row.try_get(1)?;
-    let stored: i64 = row.try_get(2)?;
-    let cap: i64 = row.try_get(3)?;
-    if state != HookState::Active {
-        return Ok(ResultOutcome::Gone(state));
-    }
-    if not_after <= now {
-        tx.execute(
-            "UPDATE hooks SET state = 'expired', state_reason = 'days limit reached' \
-             WHERE id = $1",
-            &[&hook_id],
-        )
-        .await?;
-        return Ok(ResultOutcome::Gone(HookState::Expired));
-    }
-    if stored.saturating_add(bytes) > cap {
-        tx.execute(
-            "UPDATE hooks SET state = 'disabled', state_reason = $1 WHERE id = $2",
-            &[&DISK_CAP_REASON, &hook_id],
-        )
-        .await?;
-        audit_in(
-            tx,
-            &AuditEntry {
-                at: now,
-                actor: "daisy".into(),
-                action: "hook.disabled".into(),
-                subject: hook_id.to_string(),
-                detail: DISK_CAP_REASON.into(),
-            },
-        )
-        .await?;
-        return Ok(ResultOutcome::OverDiskCap);
-    }
-    Ok(ResultOutcome::Gone(HookState::Completed))
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::hook_index::HookIndex;
 use super::sqlite_batch::OopsWriter;
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
@@ -16,7 +17,10 @@ use super::{
 };
 
 /// Ordered migrations; index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite_0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite_0001_initial.sql"),
+    include_str!("migrations/sqlite_0002_hook_generation.sql"),
+];
 
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,6 +92,8 @@ pub(super) fn connect(path: &Path) -> Result<Connection, StorageError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every statement of the writer stays prepared.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -142,24 +148,27 @@ pub(super) fn sas_signature_in(
         .optional()?)
 }
 
-/// Whether any active hook matches one of the targets: one index probe per
-/// target on `hooks(target_kind, target_value) WHERE state = 'active'`,
-/// reading no hook row.
-pub(super) fn any_matching_hook_in(
+/// Brings the writer's index of active hook targets up to date, inside
+/// the caller's transaction: one read of the generation, and a reload of
+/// the active targets only when it changed (see `hook_index`).
+pub(super) fn refresh_hook_index_in(
     conn: &Connection,
-    targets: &[TargetKey],
-    now: UnixTime,
-) -> Result<bool, StorageError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT 1 FROM hooks WHERE target_kind = ?1 AND target_value = ?2 \
-         AND state = 'active' AND not_after > ?3 LIMIT 1",
-    )?;
-    for t in targets {
-        if stmt.exists(params![t.kind, t.value, now])? {
-            return Ok(true);
-        }
+    index: &mut HookIndex,
+) -> Result<(), StorageError> {
+    let generation: i64 = conn
+        .prepare_cached("SELECT value FROM hook_generation WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    if index.is_current(generation) {
+        return Ok(());
     }
-    Ok(false)
+    let mut stmt = conn.prepare_cached(
+        "SELECT target_kind, target_value, not_after FROM hooks WHERE state = 'active'",
+    )?;
+    let active = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<(String, String, UnixTime)>, _>>()?;
+    index.reload(generation, active);
+    Ok(())
 }
 
 /// Stores one hook result inside the caller's transaction (the writer's
@@ -171,9 +180,11 @@ pub(super) fn accept_result_in(
     result: &NewResult,
 ) -> Result<ResultOutcome, StorageError> {
     let token: Option<i64> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT used FROM hook_tokens WHERE token_hash = ?1 AND hook_id = ?2 \
                  AND oops_id = ?3 AND expires > ?4",
+        )?
+        .query_row(
             params![
                 result.token_hash,
                 result.hook_id,
@@ -187,18 +198,13 @@ pub(super) fn accept_result_in(
         return Ok(ResultOutcome::UnknownToken);
     };
     let refuse = |tx: &Connection| -> Result<(), StorageError> {
-        tx.execute(
-            "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = ?1",
-            params![result.hook_id],
-        )?;
+        tx.prepare_cached("UPDATE hooks SET results_refused = results_refused + 1 WHERE id = ?1")?
+            .execute(params![result.hook_id])?;
         bump_stat(tx, result.now, result.hook_id, "results_refused")
     };
     let exists = tx
-        .query_row(
-            "SELECT 1 FROM hook_results WHERE oops_id = ?1 AND hook_id = ?2",
-            params![result.oops_id, result.hook_id],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM hook_results WHERE oops_id = ?1 AND hook_id = ?2")?
+        .query_row(params![result.oops_id, result.hook_id], |_| Ok(()))
         .optional()?
         .is_some();
     if exists || used != 0 {
@@ -208,13 +214,15 @@ pub(super) fn accept_result_in(
     // The one conditional statement that enforces `reports`, `days`
     // and the disk cap.
     let claimed: Option<(i64, i64, i64)> = tx
-        .query_row(
+        .prepare_cached(
             "UPDATE hooks SET results = results + 1, bytes = bytes + ?1, \
                  failures = failures + ?2, \
                  state = CASE WHEN results + 1 >= max_reports THEN 'completed' ELSE state END \
                  WHERE id = ?3 AND state = 'active' AND results < max_reports \
                  AND not_after > ?4 AND bytes + ?1 <= disk_cap \
                  RETURNING results, max_reports, version",
+        )?
+        .query_row(
             params![
                 result.bytes,
                 i64::from(result.failed),
@@ -224,29 +232,27 @@ pub(super) fn accept_result_in(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    tx.execute(
-        "UPDATE hook_tokens SET used = 1 WHERE token_hash = ?1 AND hook_id = ?2",
-        params![result.token_hash, result.hook_id],
-    )?;
+    tx.prepare_cached("UPDATE hook_tokens SET used = 1 WHERE token_hash = ?1 AND hook_id = ?2")?
+        .execute(params![result.token_hash, result.hook_id])?;
     let Some((results, max_reports, version)) = claimed else {
         let outcome = refusal(tx, result.hook_id, result.bytes, result.now)?;
         refuse(tx)?;
         return Ok(outcome);
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO hook_results (oops_id, hook_id, hook_version, bucket, package, \
              received, keys, bytes, failed) \
              SELECT ?1, ?2, ?3, bucket, package, ?4, ?5, ?6, ?7 FROM oops WHERE id = ?1",
-        params![
-            result.oops_id,
-            result.hook_id,
-            version,
-            result.now,
-            result.keys,
-            result.bytes,
-            i64::from(result.failed)
-        ],
-    )?;
+    )?
+    .execute(params![
+        result.oops_id,
+        result.hook_id,
+        version,
+        result.now,
+        result.keys,
+        result.bytes,
+        i64::from(result.failed)
+    ])?;
     bump_stat(tx, result.now, result.hook_id, "results")?;
     if result.failed {
         bump_stat(tx, result.now, result.hook_id, "failures")?;
@@ -380,11 +386,11 @@ fn bump_stat(
     hook_id: i64,
     metric: &str,
 ) -> Result<(), StorageError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO daily_stats (day, hook_id, metric, value) VALUES (?1, ?2, ?3, 1) \
          ON CONFLICT (day, hook_id, metric) DO UPDATE SET value = value + 1",
-        params![day_of(now), hook_id, metric],
-    )?;
+    )?
+    .execute(params![day_of(now), hook_id, metric])?;
     Ok(())
 }
 

@@ -1,8 +1,10 @@
-//! Group commit of crash intake on SQLite: one writer thread with its own
-//! connection takes every waiting crash, stores them in one transaction
-//! (a savepoint each, so one bad row fails alone) and answers each caller
-//! only after the commit, so every acknowledged crash is durable while the
-//! fsync is shared by the whole batch.
+//! Group commit on SQLite: one writer thread with its own connection takes
+//! every waiting crash and hook result, stores them in one transaction and
+//! answers each caller only after the commit, so every acknowledged request
+//! is durable (`synchronous=FULL`: the WAL is fsynced at each commit) while
+//! the fsync is shared by the whole batch. One bad job fails alone (see
+//! [`write_batch`]). Whether a crash matches an active hook is answered
+//! from the writer's in-memory index (`hook_index`), not the database.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -10,11 +12,11 @@ use std::sync::mpsc;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::hook_index::HookIndex;
 use super::sqlite::{
-    accept_result_in, any_matching_hook_in, connect, insert_oops_in, sas_signature_in,
+    accept_result_in, connect, insert_oops_in, refresh_hook_index_in, sas_signature_in,
 };
 use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError};
-use crate::bucketing::targets;
 
 /// Most crashes committed together.
 pub const MAX_BATCH: usize = 256;
@@ -48,6 +50,9 @@ impl OopsWriter {
     /// Opens the writer's connection and starts its thread.
     pub(super) fn start(path: &Path) -> Result<OopsWriter, StorageError> {
         let conn = connect(path)?;
+        // 8 MiB of page cache (default 2 MiB): the random keys of the OOPS
+        // and duplicate indexes otherwise cost a read() per page per batch.
+        conn.pragma_update(None, "cache_size", -8192)?;
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("daisy-sqlite-writer".into())
@@ -97,6 +102,7 @@ impl OopsWriter {
 }
 
 fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
+    let mut index = HookIndex::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -105,7 +111,7 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
                 Err(_) => break,
             }
         }
-        match write_batch(&mut conn, &mut batch) {
+        match write_batch(&mut conn, &mut index, &mut batch) {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -124,14 +130,18 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
 }
 
 /// One crash inside the batch's transaction.
-fn write_one(conn: &Connection, job: &mut Job) -> Result<Outcome, StorageError> {
+fn write_one(conn: &Connection, index: &HookIndex, job: &mut Job) -> Result<Outcome, StorageError> {
     match job {
         Job::Result(result) => accept_result_in(conn, result).map(Outcome::Result),
-        Job::Insert(_) | Job::Intake(_) => write_crash(conn, job).map(Outcome::Crash),
+        Job::Insert(_) | Job::Intake(_) => write_crash(conn, index, job).map(Outcome::Crash),
     }
 }
 
-fn write_crash(conn: &Connection, job: &mut Job) -> Result<IntakeOutcome, StorageError> {
+fn write_crash(
+    conn: &Connection,
+    index: &HookIndex,
+    job: &mut Job,
+) -> Result<IntakeOutcome, StorageError> {
     match job {
         Job::Result(_) => Err(StorageError::WorkerGone),
         Job::Insert(oops) => Ok(match insert_oops_in(conn, oops)? {
@@ -151,35 +161,53 @@ fn write_crash(conn: &Connection, job: &mut Job) -> Result<IntakeOutcome, Storag
             if let InsertOops::Duplicate(existing) = insert_oops_in(conn, stored)? {
                 return Ok(IntakeOutcome::Duplicate(existing));
             }
-            let targets = targets(
-                stored.bucket.as_deref(),
-                stored.sas.as_deref(),
-                stored.duplicate_signature.as_deref(),
-                stored.package.as_deref(),
-                stored.source_package.as_deref(),
-            );
             Ok(IntakeOutcome::Stored {
                 sas_known: known.is_some(),
-                hooks_match: any_matching_hook_in(conn, &targets, stored.received)?,
+                hooks_match: index.matches(stored),
             })
         }
     }
 }
 
+/// Writes a batch in one transaction. First optimistically without
+/// savepoints (each costs a copy of every page it touches into the
+/// sub-journal); if any job fails, that transaction is rolled back and the
+/// batch is written again with a savepoint per job, so one bad job fails
+/// alone.
 fn write_batch(
     conn: &mut Connection,
+    index: &mut HookIndex,
     batch: &mut [(Job, Reply)],
 ) -> Result<Vec<Result<Outcome, StorageError>>, StorageError> {
+    let needs_index = batch.iter().any(|(job, _)| matches!(job, Job::Intake(_)));
+    {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if needs_index {
+            refresh_hook_index_in(&tx, index)?;
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (job, _) in batch.iter_mut() {
+            match write_one(&tx, index, job) {
+                Ok(outcome) => outcomes.push(Ok(outcome)),
+                Err(_) => break,
+            }
+        }
+        if outcomes.len() == batch.len() {
+            tx.commit()?;
+            return Ok(outcomes);
+        }
+        // Dropping the transaction rolls the partial batch back.
+    }
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for (job, _) in batch.iter_mut() {
         let sp = tx.savepoint()?;
-        match write_one(&sp, job) {
+        match write_one(&sp, index, job) {
             Ok(outcome) => {
                 sp.commit()?;
                 outcomes.push(Ok(outcome));
             }
-            // Dropping the savepoint rolls this one crash back.
+            // Dropping the savepoint rolls this one job back.
             Err(e) => outcomes.push(Err(e)),
         }
     }

@@ -141,7 +141,17 @@ impl Postgres {
     /// Starts a fresh server. Outside CI, `Ok(None)` with a loud message when
     /// PostgreSQL is not installed; in CI that is a failure.
     pub fn start() -> Option<Postgres> {
-        match Postgres::try_start() {
+        Postgres::start_with(false)
+    }
+
+    /// Like [`Postgres::start`], with `fsync` on (tests run with it off):
+    /// for benchmarks whose figures must be those of a durable database.
+    pub fn start_durable() -> Option<Postgres> {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(fsync: bool) -> Option<Postgres> {
+        match Postgres::try_start(fsync) {
             Ok(pg) => Some(pg),
             Err(e) if !in_ci() && e.starts_with("not installed") => {
                 eprintln!("WARNING: PostgreSQL half of this test NOT RUN: {e}");
@@ -151,7 +161,7 @@ impl Postgres {
         }
     }
 
-    fn try_start() -> Result<Postgres, String> {
+    fn try_start(fsync: bool) -> Result<Postgres, String> {
         let bin = find_bin().ok_or("not installed: no pg_ctl/initdb on PATH or in /usr/lib/postgresql (apt-get install postgresql)")?;
         let owner = owner()?;
         let template = template(&bin, owner)?;
@@ -169,8 +179,9 @@ impl Postgres {
             next_db: std::sync::atomic::AtomicUsize::new(0),
         };
         let options = format!(
-            "-k {} -c listen_addresses='' -c max_connections=200 -F",
-            pg.dir.path().display()
+            "-k {} -c listen_addresses='' -c max_connections=200{}",
+            pg.dir.path().display(),
+            if fsync { "" } else { " -F" }
         );
         output(as_owner(
             Command::new(pg.bin.join("pg_ctl"))

@@ -2,20 +2,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use apport_hooks::agent::collect::{
-    Collector, Delivery, HookList, HookOffer, PendingResult, compress_result, open_report,
-    read_uploaded_oops,
+    Collector, Delivery, HookList, HookOffer, PendingResult, open_report, read_uploaded_oops,
+    spool_result,
 };
 use apport_hooks::agent::config::{self, Environment, Paths, Settings};
 use apport_hooks::agent::http::{ClientSettings, build_client};
 use apport_hooks::agent::ids::OopsId;
-use apport_hooks::agent::job::run_bundle;
+use apport_hooks::agent::job::run_bundle_streaming;
+use apport_hooks::agent::result_file::ResultFile;
 use apport_hooks::agent::spool::{EntryKey, Spool};
 use apport_hooks::agent::token::{Freshness, now_secs, token_usable};
 use apport_hooks::bundle::{DEFAULT_KEY_DIRS, DEFAULT_REVOKED_KEYS, KeyRing};
-use apport_hooks::wire::report_to_strings_bson;
 
 /// Fetch the hooks the server offers for an uploaded report, run them
 /// through apportd and send the new keys back.
@@ -247,24 +249,24 @@ async fn token_for(
 }
 
 /// Puts a result into the spool without sending it (its token is not
-/// usable now; the spool renews it before the next attempt).
+/// usable now; the spool renews it before the next attempt), compressed
+/// from its descriptor straight into the entry. `spooled` gets the
+/// compressed bytes that wait in the spool.
 fn spool_unsent(
     pending: &PendingResult,
+    result: &ResultFile,
     key: &EntryKey,
     spool: Option<&Spool>,
     why: String,
+    spooled: &AtomicU64,
 ) -> Delivery {
     let stored = match spool {
         None => Err("no spool".to_owned()),
-        Some(spool) => pending.to_spool_payload().and_then(|payload| {
-            spool
-                .put(key, &payload, std::time::SystemTime::now())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }),
+        Some(spool) => spool_result(spool, key, pending, || result.reader()),
     };
     match stored {
-        Ok(()) => {
+        Ok(bytes) => {
+            spooled.store(bytes, Ordering::Relaxed);
             tracing::warn!("result of hook {} spooled, not sent: {why}", key.hook_id());
             Delivery::Spooled(why)
         }
@@ -314,46 +316,38 @@ async fn one_hook(
         Ok(file) => file,
         Err(e) => return fail(value, "error", format!("opening {}: {e}", report.display())),
     };
-    let result = match run_bundle(connection, &bundle, &file).await {
-        Ok(result) => result,
+    let job = match run_bundle_streaming(connection, &bundle, &file).await {
+        Ok(job) => job,
         Err(e) => return fail(value, "not-run", e.to_string()),
     };
-    let key_sizes: Vec<serde_json::Value> = result
-        .report
+    let key_sizes: Vec<serde_json::Value> = job
+        .result
+        .keys()
         .iter()
-        .map(|(k, v)| serde_json::json!({"key": k.as_str(), "bytes": v.wire_bytes().len()}))
+        .map(|k| serde_json::json!({"key": k.name, "bytes": k.bytes}))
         .collect();
-    value.insert("outcome".into(), result.outcome.clone().into());
+    value.insert("outcome".into(), job.outcome.clone().into());
     value.insert("keys".into(), key_sizes.clone().into());
     value.insert(
         "steps".into(),
-        result
-            .steps
+        job.steps
             .iter()
             .map(|s| serde_json::json!({"key": s.key, "outcome": s.outcome, "detail": s.detail}))
             .collect::<Vec<_>>()
             .into(),
     );
-    if result.report.iter().next().is_none() {
+    if job.result.is_empty() {
         value.insert("delivery".into(), "nothing-to-send".into());
         return serde_json::Value::Object(value);
     }
-    let body = match report_to_strings_bson(&result.report)
-        .map_err(|e| e.to_string())
-        .and_then(|b| compress_result(&b).map_err(|e| e.to_string()))
-    {
-        Ok(body) => body,
-        Err(e) => return fail(value, "error", format!("encoding the result: {e}")),
-    };
     // What is sent, never the values.
     tracing::info!(
-        "hook {} v{}: sending {} compressed bytes, keys {:?}",
+        "hook {} v{}: sending {} bytes of new keys (zstd on the way), keys {:?}",
         offer.id,
         offer.version,
-        body.len(),
+        job.result.len(),
         key_sizes
     );
-    value.insert("sent_bytes".into(), body.len().into());
     let key = match EntryKey::new(oops.as_str(), &offer.id.to_string(), offer.version) {
         Ok(key) => key,
         Err(e) => return fail(value, "error", e.to_string()),
@@ -361,17 +355,24 @@ async fn one_hook(
     let pending = PendingResult {
         url: offer.results.clone(),
         token: tokens.list.token.clone(),
-        body,
         expires: tokens.list.expires,
     };
+    let sent = Arc::new(AtomicU64::new(0));
     let delivery = match token_for(collector, oops, tokens, offer, pending).await {
-        TokenFor::Send(pending) => collector.deliver(&pending, &key, spool).await,
+        TokenFor::Send(pending) => {
+            collector
+                .deliver(&pending, &job.result, &key, spool, sent.clone())
+                .await
+        }
         TokenFor::Drop(why) => {
             tracing::warn!("result of hook {} dropped: {why}", offer.id);
             Delivery::Dropped(why)
         }
-        TokenFor::Spool(pending, why) => spool_unsent(&pending, &key, spool, why),
+        TokenFor::Spool(pending, why) => {
+            spool_unsent(&pending, &job.result, &key, spool, why, &sent)
+        }
     };
+    value.insert("sent_bytes".into(), sent.load(Ordering::Relaxed).into());
     value.insert("delivery".into(), delivery.as_str().into());
     value.insert("delivery_detail".into(), detail(&delivery).into());
     serde_json::Value::Object(value)

@@ -9,10 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use apport_hooks::apportd::config::Config;
-use apport_hooks::apportd::principal::{
-    DROP_PRIVILEGES_ARG, ROOT_EXEC_ARG, drop_privileges_main, root_exec_main,
-};
+use apport_hooks::apportd::principal::{DROP_PRIVILEGES_ARG, drop_privileges_main};
 use apport_hooks::apportd::service::serve;
+use apport_hooks::apportd::subreaper::{SUPERVISE_ARG, supervise_main};
 use clap::Parser;
 
 /// The privileged com.ubuntu.apport D-Bus service that runs server-side crash hooks.
@@ -49,14 +48,17 @@ fn main() -> anyhow::Result<ExitCode> {
     if argv.get(1).is_some_and(|a| a == DROP_PRIVILEGES_ARG) {
         return Ok(drop_privileges_main(argv.get(2..).unwrap_or_default()));
     }
-    if argv.get(1).is_some_and(|a| a == ROOT_EXEC_ARG) {
-        return Ok(root_exec_main(argv.get(2..).unwrap_or_default()));
+    if argv.get(1).is_some_and(|a| a == SUPERVISE_ARG) {
+        return Ok(supervise_main(argv.get(2..).unwrap_or_default()));
     }
     let args = Args::parse();
     init_logging();
     let config = Config::load(args.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: apportd's work is waiting (on the bus, polkit, step
+    // processes); the steps themselves run in their own processes. Saves the
+    // worker threads' memory and the cross-thread wake-ups of each round trip.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(8)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
