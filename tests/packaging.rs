@@ -456,13 +456,137 @@ fn rules_is_executable_and_builds_locked() {
     let rules = read("debian/rules");
     assert!(rules.starts_with("#!/usr/bin/make -f\n"));
     assert!(rules.contains("CARGO_FLAGS := --release --locked"));
-    // Man pages and completions come from the binary's own generators.
-    assert!(rules.contains("$(RELEASE)/apport-hook man $(GENERATED)/man"));
-    for shell in ["bash", "zsh", "fish"] {
+    // Man pages and completions come from the binaries' own generators.
+    assert!(rules.contains("$(RELEASE)/apport-hook man $(GENERATED)/man/apport-hook"));
+    assert!(rules.contains("$(RELEASE)/daisy man $(GENERATED)/man/daisy"));
+    assert!(rules.contains("$(RELEASE)/apportd --internal-man $(GENERATED)/man/apportd"));
+    for bin in ["apport-hook", "daisy"] {
+        for shell in ["bash", "zsh", "fish"] {
+            assert!(
+                rules.contains(&format!("$(RELEASE)/{bin} completions {shell} >")),
+                "{bin} {shell}"
+            );
+        }
+    }
+}
+
+/// The `$(RELEASE)/BIN … $(GENERATED)/man/DIR` lines of debian/rules, as
+/// (binary, arguments before the directory, directory under debian/generated/man).
+fn man_generators() -> Vec<(String, Vec<String>, String)> {
+    read("debian/rules")
+        .lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let (last, middle) = words.split_last()?;
+            let bin = words.first()?.strip_prefix("$(RELEASE)/")?;
+            let dir = last.strip_prefix("$(GENERATED)/man/")?;
+            let args = middle[1..].iter().map(|w| (*w).to_owned()).collect();
+            Some((bin.to_owned(), args, dir.to_owned()))
+        })
+        .collect()
+}
+
+/// `debian/generated/man/DIR/PREFIX*SUFFIX` lines of a `.manpages` file.
+fn manpage_globs(path: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let rest = l
+                .strip_prefix("debian/generated/man/")
+                .unwrap_or_else(|| panic!("{}: {l} is not a generated page", path.display()));
+            let (dir, file) = rest.split_once('/').unwrap();
+            let (prefix, suffix) = file.split_once('*').unwrap_or((file, ""));
+            (dir.to_owned(), prefix.to_owned(), suffix.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn every_package_ships_the_man_pages_its_own_binary_generates() {
+    let generators = man_generators();
+    let mut packages = BTreeSet::new();
+    for (package, path) in debian_files(".manpages") {
+        for (dir, _, _) in manpage_globs(&path) {
+            let (bin, _, _) = generators
+                .iter()
+                .find(|(_, _, d)| *d == dir)
+                .unwrap_or_else(|| panic!("debian/rules writes no man pages into {dir}"));
+            let installed_by = installed()
+                .into_iter()
+                .find(|i| i.from_tmp && Path::new(&i.source).file_name().unwrap() == bin.as_str())
+                .map(|i| i.package);
+            assert_eq!(
+                installed_by.as_deref(),
+                Some(package.as_str()),
+                "{} ships the pages {bin} writes",
+                path.display()
+            );
+        }
+        packages.insert(package);
+    }
+    // Every package has a binary, so every package has its man pages.
+    assert_eq!(packages, control_packages());
+    assert_eq!(generators.len(), packages.len(), "{generators:?}");
+}
+
+/// Runs the man-page lines of debian/rules with the binaries of this crate
+/// (daisy's are run the same way in server/tests/cli_docs.rs): each
+/// package's `.manpages` glob matches non-empty roff pages, and nothing else.
+#[test]
+fn man_page_globs_match_the_pages_the_rules_write() {
+    let generated = tempfile::tempdir().unwrap();
+    let binaries = [
+        ("apport-hook", env!("CARGO_BIN_EXE_apport-hook")),
+        ("apportd", env!("CARGO_BIN_EXE_apportd")),
+    ];
+    let generators = man_generators();
+    for (name, exe) in binaries {
+        let (_, args, dir) = generators
+            .iter()
+            .find(|(b, _, _)| b == name)
+            .unwrap_or_else(|| panic!("debian/rules generates no man page with {name}"));
+        let out = std::process::Command::new(exe)
+            .args(args)
+            .arg(generated.path().join(dir))
+            .output()
+            .unwrap();
         assert!(
-            rules.contains(&format!("$(RELEASE)/apport-hook completions {shell} >")),
-            "{shell}"
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
+        let (_, path) = debian_files(".manpages")
+            .into_iter()
+            .find(|(p, _)| p == name)
+            .unwrap_or_else(|| panic!("no debian/{name}.manpages"));
+        for (glob_dir, prefix, suffix) in manpage_globs(&path) {
+            assert_eq!(&glob_dir, dir, "{}", path.display());
+            let pages: Vec<PathBuf> = std::fs::read_dir(generated.path().join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert!(!pages.is_empty(), "{name} wrote no page");
+            for page in pages {
+                let file = page.file_name().unwrap().to_str().unwrap();
+                assert!(
+                    file.starts_with(&prefix) && file.ends_with(&suffix),
+                    "debian/{name}.manpages misses {file}"
+                );
+                let text = std::fs::read_to_string(&page).unwrap();
+                assert!(text.contains(".TH"), "{file} is not roff");
+                // dh_installman takes the section from the extension and the .TH line.
+                let section = file.rsplit('.').next().unwrap();
+                assert!(
+                    text.lines()
+                        .any(|l| l.starts_with(".TH")
+                            && l.split_whitespace().nth(2) == Some(section)),
+                    "{file}: .TH section is not {section}"
+                );
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod completions;
 mod hook_compile;
 mod keys;
 
@@ -26,6 +27,11 @@ enum Command {
     /// Work with hooks.
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Write man pages generated from these definitions.
+    #[command(hide = true)]
+    Man(completions::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +65,8 @@ fn main() -> ExitCode {
         }
         Command::Keygen(args) => keys::keygen(&args),
         Command::Hook(HookCommand::Compile(args)) => hook_compile::compile(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => completions::run_man(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

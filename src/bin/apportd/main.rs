@@ -16,15 +16,34 @@ use clap::Parser;
 
 /// The privileged com.ubuntu.apport D-Bus service that runs server-side crash hooks.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    name = "apportd",
+    version,
+    long_about = "The privileged com.ubuntu.apport D-Bus service that runs server-side crash \
+hooks.\n\n\
+apportd is D-Bus activated: the system bus starts it (through systemd's apportd.service) \
+on the first call to com.ubuntu.apport, and it exits when idle. It is not meant to be started \
+by hand; apport-hook (run, test, watch) is its client. Which steps a caller may run is decided \
+by polkit (com.ubuntu.apport.package-hook, com.ubuntu.apport.test-hook); only bundles signed by \
+a key in /usr/share/apport-hooks/keys or /etc/apport-hooks/keys.d run without the test-hook \
+authorization."
+)]
 struct Args {
     /// Configuration file (default: /etc/apport-hooks/apportd.toml when present).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
+/// `apportd --internal-man DIR` writes `DIR/apportd.8` (used by debian/rules).
+/// Handled before clap, like the other internal modes, so it appears neither in
+/// `--help` nor in the page itself.
+const MAN_ARG: &str = "--internal-man";
+
 fn main() -> anyhow::Result<ExitCode> {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == MAN_ARG) {
+        return write_man_page(argv.get(2..).unwrap_or_default());
+    }
     // The privilege-dropping helper must decide before any thread or runtime exists.
     if argv.get(1).is_some_and(|a| a == DROP_PRIVILEGES_ARG) {
         return Ok(drop_privileges_main(argv.get(2..).unwrap_or_default()));
@@ -44,6 +63,27 @@ fn main() -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders the man page of the user-facing options into `DIR/apportd.8`.
+/// Section 8: a system daemon, installed in /usr/libexec.
+fn write_man_page(args: &[OsString]) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory as _;
+    let [outdir] = args else {
+        anyhow::bail!("usage: apportd {MAN_ARG} DIR");
+    };
+    let outdir = PathBuf::from(outdir);
+    std::fs::create_dir_all(&outdir)
+        .with_context(|| format!("cannot create {}", outdir.display()))?;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .section("8")
+        .render(&mut page)
+        .context("cannot render the man page of apportd")?;
+    let path = outdir.join("apportd.8");
+    std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 
