@@ -475,7 +475,9 @@ fn every_step_kind_collects_under_the_shipped_hardening_and_each_directive_bites
     // StateDirectory=apportd, StateDirectoryMode=0700: the anti-rollback marks' directory
     // exists, is 0700 and writable, while the rest of /var/lib stays read-only.
     assert_eq!(
-        key(&result, "StateDirectory").split_whitespace().collect::<Vec<_>>(),
+        key(&result, "StateDirectory")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         ["700", "rw", "ro"],
         "{result}"
     );

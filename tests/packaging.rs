@@ -160,7 +160,7 @@ fn every_installed_file_exists_in_the_tree_or_is_built_by_rules() {
 #[test]
 fn every_built_binary_is_a_cargo_binary_and_is_installed() {
     let rules = read("debian/rules");
-    let bins: BTreeSet<&str> = ["apportd", "apport-hook", "daisy"].into();
+    let bins: BTreeSet<&str> = ["apportd", "apportd-launch", "apport-hook", "daisy"].into();
     let mut seen = BTreeSet::new();
     for line in rules
         .lines()
@@ -251,6 +251,11 @@ fn activation_file_execs_where_debian_installs_apportd() {
     let text = read("dbus/com.ubuntu.apport.service");
     let values = ini_values(&text);
     assert_eq!(values["Exec"], apportd);
+    // apportd runs steps through the small launcher when it sits next to it.
+    assert_eq!(
+        dest_of("usr/libexec/apportd-launch"),
+        apportd.replace("/apportd", "/apportd-launch")
+    );
     assert_eq!(values["User"], "root");
     // The system bus finds an activatable service only by its file name.
     let dest = dest_of("dbus/com.ubuntu.apport.service");

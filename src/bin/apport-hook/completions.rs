@@ -20,12 +20,14 @@ pub struct Args {
 /// Runs `apport-hook completions`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut command = crate::Cli::command();
-    clap_complete::generate(
-        args.shell,
-        &mut command,
-        "apport-hook",
-        &mut std::io::stdout(),
-    );
+    // Into a buffer first: clap_complete panics when its writer fails (a
+    // closed pipe, as in `apport-hook completions bash | head`).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "apport-hook", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    std::io::Write::write_all(&mut stdout, &script)
+        .and_then(|()| std::io::Write::flush(&mut stdout))
+        .context("cannot write the completion script to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 
