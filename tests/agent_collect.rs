@@ -350,3 +350,155 @@ fn a_result_refused_for_good_is_dropped_not_spooled() {
     assert_eq!(spool_entries(&spool), 0);
     assert_eq!(world.hook_results(&oops).len(), 0);
 }
+
+/// 2,000,000 bytes of 76-character lines of pseudo-random base64: about
+/// 1.5 MB compressed, so both the result (read from apportd's descriptor)
+/// and its spooled, compressed body pass the 1 MB progress threshold.
+fn write_big_log(path: &std::path::Path) {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = Vec::with_capacity(2_000_000);
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    while text.len() < 2_000_000 {
+        for _ in 0..76 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            text.push(ALPHABET[(state & 63) as usize]);
+        }
+        text.push(b'\n');
+    }
+    text.truncate(2_000_000);
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+}
+
+/// `apport-hook ARGS…` as root under `script` (util-linux), which gives it a
+/// pseudo-terminal as an interactive shell would; its exit status and
+/// everything the terminal showed.
+fn on_a_terminal(world: &World, args: &[&str]) -> (Option<i32>, String) {
+    let client = world.client(None, &[]);
+    let mut command = String::from(env!("CARGO_BIN_EXE_apport-hook"));
+    for arg in args {
+        assert!(!arg.contains([' ', '\'', '"']), "{arg}");
+        command.push(' ');
+        command.push_str(arg);
+    }
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_clear()
+        .env("TERM", "xterm");
+    for (name, value) in client.get_envs() {
+        if let Some(value) = value {
+            script.env(name, value);
+        }
+    }
+    let out = script
+        .output()
+        .expect("util-linux `script` is needed for this test");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// issue 5 §4: a result over 1 MB (and a spooled one) draws a progress bar on
+/// a terminal; without a terminal, or with `--json`, nothing is drawn.
+#[test]
+fn a_large_result_shows_a_progress_bar_only_on_a_terminal() {
+    if !have_root("a_large_result_shows_a_progress_bar_only_on_a_terminal") {
+        return;
+    }
+    let data = harness::shared_tempdir();
+    let big = data.path().join("big.log");
+    write_big_log(&big);
+    let hook = format!(
+        r#"
+name = "big-log"
+description = "a 2 MB result, to see the progress bar of its upload"
+
+[target]
+crash_signature = "/usr/sbin/lightdm:11:seat_start:display_manager_start:main"
+
+[limits]
+reports = 4
+days = 7
+
+[[step]]
+key = "BigLog"
+file = "{}"
+max_bytes = 4194304
+"#,
+        big.display()
+    );
+    let world = World::start_with(Engine::Sqlite, FrontKind::Gate, &hook, None, "", "").unwrap();
+    let bar = format!("sending the result of hook {}", world.hook_id);
+    let spooled_bar = format!("sending the spooled result of hook {}", world.hook_id);
+    let text_args = |report: &std::path::Path, spool: &std::path::Path| {
+        let mut args: Vec<String> = world
+            .collect_args(report, spool)
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        assert_eq!(args.pop().as_deref(), Some("--json"));
+        args
+    };
+
+    // 1. Without a terminal: delivered, nothing drawn.
+    let (dir, report) = users_report(None, 1);
+    let spool = dir.path().join("spool");
+    let oops = world.upload(None, &report);
+    let args = text_args(&report, &spool);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = world.client(None, &args).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("completed delivered"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("sending the"), "{stderr}");
+    assert!(!stdout.contains("sending the"), "{stdout}");
+    let results = world.hook_results(&oops);
+    assert_eq!(results.len(), 1);
+
+    // 2. On a terminal: the bar, then the same summary.
+    let (dir, report) = users_report(None, 2);
+    let spool = dir.path().join("spool");
+    let oops = world.upload(None, &report);
+    let args = text_args(&report, &spool);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, screen) = on_a_terminal(&world, &args);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains(&bar), "{screen}");
+    assert!(screen.contains("completed delivered"), "{screen}");
+    assert_eq!(world.hook_results(&oops).len(), 1);
+
+    // 3. With --json on a terminal: no bar (the output is for a script).
+    let (dir, report) = users_report(None, 3);
+    let spool = dir.path().join("spool");
+    let oops = world.upload(None, &report);
+    let (code, screen) = on_a_terminal(&world, &world.collect_args(&report, &spool));
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(!screen.contains("sending the"), "{screen}");
+    assert!(screen.contains("\"delivered\""), "{screen}");
+    assert_eq!(world.hook_results(&oops).len(), 1);
+
+    // 4. A spooled result (compressed, still over 1 MB) sent on a terminal.
+    let (dir, report) = users_report(None, 4);
+    let spool = dir.path().join("spool");
+    let oops = world.upload(None, &report);
+    world.gate().results_down.store(true, Ordering::SeqCst);
+    let first = world.collect(None, &report, &spool);
+    assert_eq!(first["hooks"][0]["delivery"], "spooled", "{first:#}");
+    assert_eq!(spool_entries(&spool), 1);
+    world.gate().results_down.store(false, Ordering::SeqCst);
+    let args = text_args(&report, &spool);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, screen) = on_a_terminal(&world, &args);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains(&spooled_bar), "{screen}");
+    assert!(!screen.contains(&bar), "{screen}");
+    assert_eq!(spool_entries(&spool), 0);
+    assert_eq!(world.hook_results(&oops).len(), 1);
+}

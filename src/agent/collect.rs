@@ -23,6 +23,7 @@ use thiserror::Error;
 
 use super::config::DEFAULT_TIMEOUT_SECS;
 use super::ids::{IdError, OopsId, SystemId};
+use super::progress::{CountingReader, ProgressDisplay};
 use super::result_file::ResultFile;
 use super::result_upload::{
     Payload, PayloadHeader, body_from_reader, compressed, compressed_len, open_payload,
@@ -332,6 +333,7 @@ pub struct Collector {
     base_url: String,
     system_id: SystemId,
     token_margin: Duration,
+    progress: ProgressDisplay,
 }
 
 fn http_error(what: &str, e: impl std::fmt::Display) -> CollectError {
@@ -411,7 +413,16 @@ impl Collector {
             base_url: base_url.trim_end_matches('/').to_owned(),
             system_id,
             token_margin: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            progress: ProgressDisplay::Quiet,
         }
+    }
+
+    /// Draw progress bars for result uploads (bodies over 1 MB) when
+    /// `display` allows it; quiet by default (`watch`, library callers).
+    #[must_use]
+    pub fn with_progress(mut self, display: ProgressDisplay) -> Self {
+        self.progress = display;
+        self
     }
 
     /// How long a token must stay valid to be used: the whole-request cap
@@ -527,7 +538,8 @@ impl Collector {
     /// Sends `file` to `result`, compressed on the way from its descriptor
     /// to the socket; on a temporary failure compresses it again, straight
     /// into `spool` under `key`. `sent` counts the compressed bytes handed
-    /// to the connection.
+    /// to the connection. A result over 1 MB gets a progress bar when the
+    /// collector's [`ProgressDisplay`] allows it.
     pub async fn deliver(
         &self,
         result: &PendingResult,
@@ -537,7 +549,14 @@ impl Collector {
         sent: Arc<AtomicU64>,
     ) -> Delivery {
         let counter = sent.clone();
-        let delivery = match compressed(file.reader()) {
+        // The bar follows the uncompressed bytes taken from the descriptor:
+        // their total is known before the first byte is sent.
+        let bar = self.progress.bar(
+            file.len(),
+            &format!("sending the result of hook {}", key.hook_id()),
+        );
+        let read = CountingReader::new(file.reader(), bar.as_ref().map(|b| b.progress()));
+        let delivery = match compressed(read) {
             Ok(reader) => {
                 let on_read: Box<dyn Fn(u64) + Send + Sync> =
                     Box::new(move |total| counter.store(total, Ordering::Relaxed));
@@ -546,6 +565,7 @@ impl Collector {
             }
             Err(e) => Delivery::Dropped(format!("cannot compress the result: {e}")),
         };
+        drop(bar);
         match &delivery {
             Delivery::Delivered(status) => {
                 tracing::info!("result of hook {} delivered ({status})", key.hook_id());
@@ -591,14 +611,43 @@ impl Collector {
                         token: header.token,
                         expires: header.expires,
                     };
-                    let body = body_from_reader(body.take(header.body_bytes), None);
-                    self.post_spooled(&key, pending, body).await
+                    // A spooled body is compressed already: the bar follows
+                    // the bytes sent of its known length.
+                    let bar = self.progress.bar(
+                        header.body_bytes,
+                        &format!("sending the spooled result of hook {}", key.hook_id()),
+                    );
+                    let read = CountingReader::new(
+                        body.take(header.body_bytes),
+                        bar.as_ref().map(|b| b.progress()),
+                    );
+                    let delivery = self
+                        .post_spooled(&key, pending, body_from_reader(read, None))
+                        .await;
+                    drop(bar);
+                    delivery
                 }
                 Ok(Payload::Legacy(bytes)) => match PendingResult::from_legacy_payload(&bytes) {
                     Err(e) => Delivery::Dropped(format!("unreadable spool entry: {e}")),
                     Ok((pending, body)) => {
-                        self.post_spooled(&key, pending, reqwest::Body::from(body))
-                            .await
+                        let total = u64::try_from(body.len()).unwrap_or(u64::MAX);
+                        let bar = self.progress.bar(
+                            total,
+                            &format!("sending the spooled result of hook {}", key.hook_id()),
+                        );
+                        let body = match &bar {
+                            Some(bar) => body_from_reader(
+                                CountingReader::new(
+                                    std::io::Cursor::new(body),
+                                    Some(bar.progress()),
+                                ),
+                                None,
+                            ),
+                            None => reqwest::Body::from(body),
+                        };
+                        let delivery = self.post_spooled(&key, pending, body).await;
+                        drop(bar);
+                        delivery
                     }
                 },
             };

@@ -12,6 +12,7 @@
 //! - [`result_file`], [`result_upload`]: a hook's result from apportd's
 //!   sealed descriptor through zstd to the socket or the spool, never whole
 //!   in memory.
+//! - [`progress`]: progress bars for transfers over 1 MB on a terminal.
 //! - [`token`]: the hook list token's expiry; an expired token is never sent.
 //! - [`crash_watch`], [`handled`]: `apport-hook watch` (inotify on the crash
 //!   directory, which uploads were handled).
@@ -27,6 +28,7 @@ pub mod handled;
 pub mod http;
 pub mod ids;
 pub mod job;
+pub mod progress;
 pub mod result_file;
 pub mod result_upload;
 pub mod runlog;

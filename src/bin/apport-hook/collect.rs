@@ -14,6 +14,7 @@ use apport_hooks::agent::config::{self, Environment, Paths, Settings};
 use apport_hooks::agent::http::{ClientSettings, build_client};
 use apport_hooks::agent::ids::OopsId;
 use apport_hooks::agent::job::run_bundle_streaming;
+use apport_hooks::agent::progress::ProgressDisplay;
 use apport_hooks::agent::result_file::ResultFile;
 use apport_hooks::agent::spool::{EntryKey, Spool};
 use apport_hooks::agent::token::{Freshness, now_secs, token_usable};
@@ -73,7 +74,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let value = runtime.block_on(collect(&args, &settings, &paths, &env))?;
+    let display = ProgressDisplay::for_command(args.json);
+    let value = runtime.block_on(collect(&args, &settings, &paths, &env, display))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -85,13 +87,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The hook phase for the report at `report`; the JSON summary. Shared with
 /// `upload` (which runs it after a successful upload) and `watch`. The run
 /// is added to the last runs in the state directory (when it is writable).
+/// `display` decides whether result uploads draw a progress bar (`watch`
+/// passes [`ProgressDisplay::Quiet`]).
 pub async fn collect(
     args: &Args,
     settings: &Settings,
     paths: &Paths,
     env: &Environment,
+    display: ProgressDisplay,
 ) -> anyhow::Result<serde_json::Value> {
-    let result = collect_phase(args, settings, paths, env).await;
+    let result = collect_phase(args, settings, paths, env, display).await;
     crate::last_runs::record(&settings.state_dir, &args.report, &result);
     result
 }
@@ -101,11 +106,13 @@ async fn collect_phase(
     settings: &Settings,
     paths: &Paths,
     env: &Environment,
+    display: ProgressDisplay,
 ) -> anyhow::Result<serde_json::Value> {
     let (system_id, _) = config::system_id(paths, env)?;
     let client = build_client(&ClientSettings::from(settings))?;
-    let collector =
-        Collector::new(client, &settings.server_url, system_id).with_token_margin(settings.timeout);
+    let collector = Collector::new(client, &settings.server_url, system_id)
+        .with_token_margin(settings.timeout)
+        .with_progress(display);
     let spool_dir = args
         .spool
         .clone()

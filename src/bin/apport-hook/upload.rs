@@ -1,22 +1,19 @@
 //! `apport-hook upload REPORT`: send a crash report the way whoopsie does.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use apport_hooks::agent::config::{self, Environment, OptOut, Paths, Settings};
 use apport_hooks::agent::http::ClientSettings;
+use apport_hooks::agent::progress::{ProgressDisplay, TransferBar};
 use apport_hooks::agent::upload::{
-    CoreOutcome, Progress, ReplyCommand, UploadOutcome, Uploader, write_uploaded_marker,
+    CoreOutcome, ReplyCommand, UploadOutcome, Uploader, write_uploaded_marker,
 };
 use apport_hooks::report::{Report, ReportLimits};
 
 /// Exit status when the server refuses the report or crash reporting is off.
 const EXIT_REFUSED: u8 = 1;
-/// Bodies larger than this get a progress bar on a terminal.
-const PROGRESS_THRESHOLD_BYTES: usize = 1024 * 1024;
 
 /// Upload a crash report to the error tracker (the whoopsie protocol) and
 /// write REPORT.uploaded with the OOPS id.
@@ -51,26 +48,6 @@ pub struct Args {
     json: bool,
 }
 
-fn progress_bar(
-    args: &Args,
-    size: usize,
-    what: &str,
-) -> (Option<Progress>, Option<indicatif::ProgressBar>) {
-    if args.json || size <= PROGRESS_THRESHOLD_BYTES || !std::io::stderr().is_terminal() {
-        return (None, None);
-    }
-    let bar = indicatif::ProgressBar::new(u64::try_from(size).unwrap_or(u64::MAX));
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_owned());
-    let handle = bar.clone();
-    let progress: Progress = Arc::new(move |sent| handle.set_position(sent));
-    (Some(progress), Some(bar))
-}
-
 /// Runs `apport-hook upload`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let paths = Paths::default();
@@ -94,16 +71,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &ClientSettings::from(&settings),
     )?;
     let body = Uploader::encode(&report)?;
-    let (progress, bar) = progress_bar(&args, body.len(), "uploading report");
+    let display = ProgressDisplay::for_command(args.json);
+    let bar = display.bar(
+        u64::try_from(body.len()).unwrap_or(u64::MAX),
+        "uploading report",
+    );
+    let progress = bar.as_ref().map(TransferBar::progress);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(uploader.upload_encoded(body, progress));
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    drop(bar);
 
     let marker = if outcome.is_done() {
         Some(
@@ -124,11 +104,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         && let Some(oops) = &reply.oops
     {
         let size = report.get("CoreDump").map_or(0, |v| v.wire_bytes().len());
-        let (progress, bar) = progress_bar(&args, size, "uploading core dump");
+        let bar = display.bar(
+            u64::try_from(size).unwrap_or(u64::MAX),
+            "uploading core dump",
+        );
+        let progress = bar.as_ref().map(TransferBar::progress);
         let result = runtime.block_on(uploader.upload_core(oops, &report, progress));
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        drop(bar);
         core = Some(result);
     }
 
@@ -149,6 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &settings,
             &paths,
             &env,
+            display,
         )) {
             Ok(value) => value,
             Err(e) => {

@@ -17,6 +17,7 @@ use apport_hooks::agent::crash_watch::{
 };
 use apport_hooks::agent::handled::{Handled, HandledSet, UploadKey};
 use apport_hooks::agent::http::{ClientSettings, build_client};
+use apport_hooks::agent::progress::ProgressDisplay;
 use apport_hooks::agent::runlog::RunRecord;
 use apport_hooks::agent::spool::{Spool, backoff_delay};
 use apport_hooks::agent::state_dir::StateDir;
@@ -383,7 +384,16 @@ impl Watcher {
             spool: None,
             json: self.args.json,
         };
-        match crate::collect::collect(&args, &settings, &self.paths, &self.env).await {
+        match crate::collect::collect(
+            &args,
+            &settings,
+            &self.paths,
+            &self.env,
+            // A service's stderr is the journal: never a bar.
+            ProgressDisplay::Quiet,
+        )
+        .await
+        {
             Ok(value) => {
                 self.collected = self.collected.saturating_add(1);
                 let hooks = value
