@@ -572,10 +572,10 @@ fn systemd_tracks_apportd_by_bus_name_status_and_cgroup_limits() {
         )
         .spawn()
         .unwrap();
-    let running = wait_status(&rig, "1 job(s)");
+    let running = wait_status(&rig, "running 1 job");
     client.kill().unwrap();
     client.wait().unwrap();
-    assert_eq!(running, "1 job(s)");
+    assert_eq!(running, "running 1 job");
     // The caller left: the job is cancelled and apportd says so.
     assert_eq!(wait_status(&rig, "idle"), "idle");
 }
