@@ -42,8 +42,10 @@ async fn round_trip(apportd: &Apport1Proxy<'_>, hook: &[u8], report: &std::fs::F
         .run_unsigned_hook(hook, zbus::Fd::from(report.as_fd()), HashMap::new())
         .await
         .unwrap();
+    // As `apport_hooks::agent::job` waits for a job (no property cache).
     let job = JobProxy::builder(connection)
         .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await
         .unwrap();

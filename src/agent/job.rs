@@ -83,7 +83,13 @@ async fn wait_for_descriptor(
     connection: &zbus::Connection,
     path: zbus::OwnedObjectPath,
 ) -> Result<(OwnedFd, Vec<StepReport>, String), JobError> {
-    let job = JobProxy::builder(connection).path(path).build().await?;
+    // No property cache: `State` is read once, and a cache would cost a
+    // PropertiesChanged subscription and a `GetAll` per job.
+    let job = JobProxy::builder(connection)
+        .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
     // Subscribe before looking at the state, so the end cannot be missed.
     let mut finished = job.receive_finished().await?;
     if job.state().await? == "running" {

@@ -18,7 +18,9 @@ use zbus::{Connection, OwnedObjectPath, OwnedVariant, interface};
 use zbus_polkit::policykit1::Subject;
 
 use super::applicable::check_applicable;
-use super::caller::{BusCallerResolver, Caller, CallerError, CallerResolver, report_owner};
+use super::caller::{
+    BusCallerResolver, Caller, CallerCache, CallerError, CallerResolver, report_owner,
+};
 use super::command::cancelled;
 use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest};
 use super::limits::{
@@ -104,6 +106,8 @@ pub struct Shared {
     slots: JobSlots,
     calls: CallCounter,
     whoopsie_uid: Option<u32>,
+    /// Callers' uids by unique name, as the bus daemon gave them.
+    callers: Arc<CallerCache>,
     next_job: AtomicU64,
     jobs: Mutex<Vec<OwnedObjectPath>>,
     /// Finished jobs' results not fetched yet, oldest first, with their sizes.
@@ -125,6 +129,7 @@ impl Shared {
             calls: CallCounter::new(MAX_CALLS_PER_CALLER),
             executor,
             whoopsie_uid,
+            callers: Arc::new(CallerCache::new()),
             next_job: AtomicU64::new(1),
             jobs: Mutex::new(Vec::new()),
             pending: Mutex::new(std::collections::VecDeque::new()),
@@ -138,6 +143,18 @@ impl Shared {
     pub fn with_high_water(mut self, high_water: HighWater) -> Self {
         self.high_water = high_water;
         self
+    }
+
+    /// Who sent the message with `header`, from the bus daemon (or its
+    /// earlier answer for the same unique name).
+    async fn resolve_caller(
+        &self,
+        header: &Header<'_>,
+        connection: &Connection,
+    ) -> Result<Caller, CallerError> {
+        BusCallerResolver::new(connection.clone(), Arc::clone(&self.callers))
+            .resolve(header)
+            .await
     }
 
     fn touch(&self) {
@@ -257,9 +274,7 @@ impl Manager {
         if let Some(option) = options.keys().next() {
             return Err(Error::InvalidArgs(format!("unknown option {option}")));
         }
-        let caller = BusCallerResolver::new(connection.clone())
-            .resolve(&header)
-            .await?;
+        let caller = self.shared.resolve_caller(&header, connection).await?;
         let _call = self.shared.enter_call(caller.uid)?;
         let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
@@ -330,9 +345,7 @@ impl Manager {
         if let Some(option) = options.keys().next() {
             return Err(Error::InvalidArgs(format!("unknown option {option}")));
         }
-        let caller = BusCallerResolver::new(connection.clone())
-            .resolve(&header)
-            .await?;
+        let caller = self.shared.resolve_caller(&header, connection).await?;
         let _call = self.shared.enter_call(caller.uid)?;
         let report = close_on_exec(OwnedFd::from(report))?;
         let owner = report_owner(&report, caller.uid, self.shared.whoopsie_uid)?;
@@ -548,6 +561,7 @@ pub struct JobObject {
     shared: Arc<JobShared>,
     caller: Caller,
     cancel: Arc<watch::Sender<bool>>,
+    callers: Arc<CallerCache>,
 }
 
 impl JobObject {
@@ -556,7 +570,7 @@ impl JobObject {
         header: &Header<'_>,
         connection: &Connection,
     ) -> Result<(), Error> {
-        let caller = BusCallerResolver::new(connection.clone())
+        let caller = BusCallerResolver::new(connection.clone(), Arc::clone(&self.callers))
             .resolve(header)
             .await?;
         if caller.uid == 0 || caller.uid == self.caller.uid {
@@ -667,6 +681,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
         shared: Arc::clone(&job_shared),
         caller: start.caller.clone(),
         cancel: Arc::clone(&cancel),
+        callers: Arc::clone(&shared.callers),
     };
     connection.object_server().at(&path, object).await?;
     shared
@@ -677,6 +692,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
     shared.note_jobs_changed();
     let watcher = tokio::spawn(cancel_on_disconnect(
         connection.clone(),
+        Arc::clone(&shared.callers),
         start.caller.name.clone(),
         Arc::clone(&cancel),
         gone_tx,
@@ -699,6 +715,7 @@ async fn start_job<A: Authorizer + Send + 'static>(
 /// and, through `gone`, drops a finished job's result nobody can fetch.
 async fn cancel_on_disconnect(
     connection: Connection,
+    callers: Arc<CallerCache>,
     caller: OwnedUniqueName,
     cancel: Arc<watch::Sender<bool>>,
     gone: watch::Sender<bool>,
@@ -719,6 +736,7 @@ async fn cancel_on_disconnect(
         .await
         .unwrap_or(false)
     {
+        callers.forget(&caller);
         cancel.send_replace(true);
         gone.send_replace(true);
         return;
@@ -728,6 +746,7 @@ async fn cancel_on_disconnect(
             && args.new_owner().is_none()
         {
             tracing::info!(caller = %caller, "caller left the bus: cancelling its job");
+            callers.forget(&caller);
             cancel.send_replace(true);
             gone.send_replace(true);
             return;
