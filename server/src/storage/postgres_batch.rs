@@ -44,6 +44,25 @@ type CrashJob = (NewOops, Option<crate::bucketing::CrashKeys>);
 type CrashReply = oneshot::Sender<Result<IntakeOutcome, StorageError>>;
 type ResultReply = oneshot::Sender<Result<ResultOutcome, StorageError>>;
 
+/// Answer every waiting request of a batch that could not be written.
+fn fail_all<T>(
+    replies: impl IntoIterator<Item = oneshot::Sender<Result<T, StorageError>>>,
+    message: &str,
+) {
+    for reply in replies {
+        // A caller that gave up no longer waits for its answer.
+        let _ = reply.send(Err(StorageError::Open(message.to_owned())));
+    }
+}
+
+/// The outcome of a batch of one job, retried on its own.
+fn only_outcome<T>(outcomes: Result<Vec<T>, StorageError>) -> Result<T, StorageError> {
+    outcomes?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StorageError::Corrupt("empty batch result".into()))
+}
+
 const GENERATION: &str = "SELECT value FROM hook_generation WHERE id = 1";
 const ACTIVE_TARGETS: &str =
     "SELECT target_kind, target_value, not_after FROM hooks WHERE state = 'active'";
@@ -208,10 +227,7 @@ async fn run_crashes(
             match CrashConn::connect(&url).await {
                 Ok(c) => conn = c,
                 Err(e) => {
-                    let message = e.to_string();
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(StorageError::Open(message.clone())));
-                    }
+                    fail_all(batch.into_iter().map(|(_, reply)| reply), &e.to_string());
                     continue;
                 }
             }
@@ -227,21 +243,11 @@ async fn run_crashes(
                 tracing::warn!("PostgreSQL group commit failed, retrying one by one: {e}");
                 for (job, reply) in jobs.into_iter().zip(replies) {
                     let mut one = vec![job];
-                    let outcome = store_crashes(&conn, &mut index, &mut one)
-                        .await
-                        .and_then(|o| {
-                            o.into_iter()
-                                .next()
-                                .ok_or_else(|| StorageError::Corrupt("empty batch result".into()))
-                        });
+                    let outcome = only_outcome(store_crashes(&conn, &mut index, &mut one).await);
                     let _ = reply.send(outcome);
                 }
             }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(StorageError::Open(e.to_string())));
-                }
-            }
+            Err(e) => fail_all(replies, &e.to_string()),
         }
     }
 }
@@ -430,10 +436,7 @@ async fn run_results(
             match ResultConn::connect(&url).await {
                 Ok(c) => conn = c,
                 Err(e) => {
-                    let message = e.to_string();
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(StorageError::Open(message.clone())));
-                    }
+                    fail_all(batch.into_iter().map(|(_, reply)| reply), &e.to_string());
                     continue;
                 }
             }
@@ -448,21 +451,12 @@ async fn run_results(
             Err(e) if jobs.len() > 1 => {
                 tracing::warn!("PostgreSQL result batch failed, retrying one by one: {e}");
                 for (job, reply) in jobs.into_iter().zip(replies) {
-                    let outcome = store_results(&mut conn, std::slice::from_ref(&job))
-                        .await
-                        .and_then(|o| {
-                            o.into_iter()
-                                .next()
-                                .ok_or_else(|| StorageError::Corrupt("empty batch result".into()))
-                        });
+                    let outcome =
+                        only_outcome(store_results(&mut conn, std::slice::from_ref(&job)).await);
                     let _ = reply.send(outcome);
                 }
             }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(StorageError::Open(e.to_string())));
-                }
-            }
+            Err(e) => fail_all(replies, &e.to_string()),
         }
     }
 }
