@@ -249,18 +249,9 @@ async fn read_as(
         Principal::User(user) => {
             let mut command = env.launcher.helper_command(user, "read");
             command.arg(max_bytes.to_string()).arg(path);
-            let captured = helper(env, command, max_bytes, deadline).await?;
-            match captured.end {
-                CommandEnd::Exited(code)
-                    if code == i32::from(exit::OK) || code == i32::from(exit::TRUNCATED) =>
-                {
-                    Ok(FileContents {
-                        truncated: code == i32::from(exit::TRUNCATED),
-                        bytes: captured.output,
-                    })
-                }
-                other => Err(helper_failure(other, path, &captured.stderr, "file reader")),
-            }
+            let (bytes, truncated) =
+                helper_output(env, command, max_bytes, deadline, path, "file reader").await?;
+            Ok(FileContents { truncated, bytes })
         }
     }
 }
@@ -283,30 +274,15 @@ async fn glob_as(
             let mut command = env.launcher.helper_command(user, "glob");
             command.arg(max.to_string()).arg(pattern);
             let cap = GLOB_BYTES_PER_MATCH.saturating_mul(u64::try_from(max).unwrap_or(u64::MAX));
-            let captured = helper(env, command, cap, deadline).await?;
-            match captured.end {
-                CommandEnd::Exited(code)
-                    if code == i32::from(exit::OK) || code == i32::from(exit::TRUNCATED) =>
-                {
-                    use std::os::unix::ffi::OsStrExt;
-                    let paths = captured
-                        .output
-                        .split(|b| *b == 0)
-                        .filter(|p| !p.is_empty())
-                        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
-                        .collect();
-                    Ok(GlobMatches {
-                        paths,
-                        truncated: code == i32::from(exit::TRUNCATED),
-                    })
-                }
-                other => Err(helper_failure(
-                    other,
-                    pattern,
-                    &captured.stderr,
-                    "glob helper",
-                )),
-            }
+            let (output, truncated) =
+                helper_output(env, command, cap, deadline, pattern, "glob helper").await?;
+            use std::os::unix::ffi::OsStrExt;
+            let paths = output
+                .split(|b| *b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+                .collect();
+            Ok(GlobMatches { paths, truncated })
         }
     }
 }
@@ -314,6 +290,27 @@ async fn glob_as(
 /// The failure a privilege-dropping helper reported: its exit code names a file
 /// error (see `principal::exit`); anything else (a signal, the deadline) is a
 /// step failure.
+/// Run a file or glob helper: its output and whether it stopped at its cap,
+/// or the failure its exit stands for.
+async fn helper_output(
+    env: &StepEnv<'_>,
+    command: std::process::Command,
+    cap: u64,
+    deadline: Instant,
+    path: &Path,
+    what: &str,
+) -> Result<(Vec<u8>, bool), Failure> {
+    let captured = helper(env, command, cap, deadline).await?;
+    match captured.end {
+        CommandEnd::Exited(code)
+            if code == i32::from(exit::OK) || code == i32::from(exit::TRUNCATED) =>
+        {
+            Ok((captured.output, code == i32::from(exit::TRUNCATED)))
+        }
+        other => Err(helper_failure(other, path, &captured.stderr, what)),
+    }
+}
+
 fn helper_failure(end: CommandEnd, path: &Path, stderr: &[u8], what: &str) -> Failure {
     match end {
         CommandEnd::Exited(code) => Failure::File(file_error_from_exit(code, path, stderr)),
