@@ -7,7 +7,7 @@
 //! retracer fills; the signature of a complete `StacktraceTop`. A crash
 //! with none of these is parked under its SAS until a retrace maps it.
 
-use apport_hooks::report::Report;
+use apport_hooks::report::ReportFields;
 use apport_hooks::report::signature;
 use md5::{Digest, Md5};
 
@@ -32,7 +32,7 @@ pub struct CrashKeys {
 
 impl CrashKeys {
     /// Reads the keys from a report.
-    pub fn of(report: &Report) -> CrashKeys {
+    pub fn of(report: &(impl ReportFields + ?Sized)) -> CrashKeys {
         let duplicate_signature = signature::duplicate_signature(report);
         let early_signature = duplicate_signature
             .clone()
@@ -86,10 +86,10 @@ pub fn targets(
 
 /// md5 of `Date:ExecutablePath:ProcStatus`, daisy's duplicate key, when all
 /// three are present.
-pub fn dedup_digest(report: &Report) -> Option<String> {
-    let date = report.get_text("Date")?;
-    let exe = report.get_text("ExecutablePath")?;
-    let status = report.get_text("ProcStatus")?;
+pub fn dedup_digest(report: &(impl ReportFields + ?Sized)) -> Option<String> {
+    let date = report.text("Date")?;
+    let exe = report.text("ExecutablePath")?;
+    let status = report.text("ProcStatus")?;
     let mut md5 = Md5::new();
     md5.update(date);
     md5.update(b":");
@@ -103,7 +103,7 @@ pub fn dedup_digest(report: &Report) -> Option<String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use apport_hooks::report::{Key, Value};
+    use apport_hooks::report::{Key, Report, Value};
 
     fn report(fields: &[(&str, &str)]) -> Report {
         let mut r = Report::new();

@@ -10,7 +10,9 @@ use crate::storage::Totals;
 /// values are route templates and fixed reasons, never client data.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Route template → status → count: a known route is counted without
+    /// allocating.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     crashes: Mutex<BTreeMap<&'static str, u64>>,
     results: Mutex<BTreeMap<&'static str, u64>>,
     offers: Mutex<BTreeMap<&'static str, u64>>,
@@ -30,7 +32,13 @@ fn get<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: &K) -> u64 {
 impl Metrics {
     /// Counts a finished request by route template and status.
     pub fn request(&self, route: &str, status: u16) {
-        bump(&self.requests, (route.to_owned(), status));
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let statuses = match requests.get_mut(route) {
+            Some(statuses) => statuses,
+            None => requests.entry(route.to_owned()).or_default(),
+        };
+        let n = statuses.entry(status).or_insert(0);
+        *n = n.saturating_add(1);
     }
 
     /// Counts a crash upload by outcome (`accepted`, `duplicate`, `invalid_bson`…).
@@ -66,6 +74,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
+            .flat_map(|(route, statuses)| statuses.iter().map(move |(s, n)| ((route, s), n)))
         {
             let _ = writeln!(
                 out,

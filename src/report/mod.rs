@@ -105,6 +105,21 @@ pub enum EntryError {
     },
 }
 
+/// Read access to text values by key: what the pure helpers (signatures,
+/// bucketing) need. [`Report`] has it, and so does daisy's in-place reader
+/// of a whoopsie upload (`wire::StringFields`), which skips building a
+/// `Report` per crash.
+pub trait ReportFields {
+    /// The text of `key` as UTF-8; `None` if absent, binary or not UTF-8.
+    fn text(&self, key: &str) -> Option<&str>;
+}
+
+impl ReportFields for Report {
+    fn text(&self, key: &str) -> Option<&str> {
+        self.get_str(key)
+    }
+}
+
 /// An apport report: keys and values in file order.
 ///
 /// Lookups are by key string; insertion keeps the order (a new key goes to

@@ -18,7 +18,7 @@
 //!
 //! All helpers are pure and return `None` when the report lacks what they need.
 
-use super::Report;
+use super::ReportFields;
 
 /// Longest `DuplicateSignature` daisy keeps, in characters.
 pub const MAX_DUPLICATE_SIGNATURE_CHARS: usize = 32_768;
@@ -27,7 +27,7 @@ pub const MAX_DUPLICATE_SIGNATURE_CHARS: usize = 32_768;
 /// or `None` if none can be computed on the client (a binary crash without a
 /// complete `StacktraceTop` is bucketed by its SAS after a retrace).
 #[must_use]
-pub fn crash_signature(report: &Report) -> Option<String> {
+pub fn crash_signature(report: &(impl ReportFields + ?Sized)) -> Option<String> {
     duplicate_signature(report)
         .or_else(|| python_signature(report))
         .or_else(|| binary_signature(report))
@@ -35,8 +35,8 @@ pub fn crash_signature(report: &Report) -> Option<String> {
 
 /// `DuplicateSignature`, truncated to [`MAX_DUPLICATE_SIGNATURE_CHARS`] characters.
 #[must_use]
-pub fn duplicate_signature(report: &Report) -> Option<String> {
-    let sig = report.get_str("DuplicateSignature")?;
+pub fn duplicate_signature(report: &(impl ReportFields + ?Sized)) -> Option<String> {
+    let sig = report.text("DuplicateSignature")?;
     Some(sig.chars().take(MAX_DUPLICATE_SIGNATURE_CHARS).collect())
 }
 
@@ -56,9 +56,9 @@ fn traceback_function(line: &str) -> Option<&str> {
 
 /// The signature of a Python crash (rule 2), or `None`.
 #[must_use]
-pub fn python_signature(report: &Report) -> Option<String> {
-    let exe = report.get_str("ExecutablePath")?;
-    let trace: Vec<&str> = report.get_str("Traceback")?.lines().collect();
+pub fn python_signature(report: &(impl ReportFields + ?Sized)) -> Option<String> {
+    let exe = report.text("ExecutablePath")?;
+    let trace: Vec<&str> = report.text("Traceback")?.lines().collect();
     if trace.len() < 2 || !trace.first()?.starts_with("Traceback") {
         return None;
     }
@@ -91,10 +91,10 @@ fn stacktrace_function(line: &str) -> Option<&str> {
 /// The signature of a binary crash from a complete `StacktraceTop` (rule 3),
 /// or `None` if a frame has no function name or a field is missing.
 #[must_use]
-pub fn binary_signature(report: &Report) -> Option<String> {
-    let exe = report.get_str("ExecutablePath")?;
-    let signal = report.get_str("Signal")?;
-    let top = report.get_str("StacktraceTop")?;
+pub fn binary_signature(report: &(impl ReportFields + ?Sized)) -> Option<String> {
+    let exe = report.text("ExecutablePath")?;
+    let signal = report.text("Signal")?;
+    let top = report.text("StacktraceTop")?;
     let mut sig = format!("{exe}:{signal}");
     let mut frames = 0usize;
     for line in top.lines() {
@@ -108,21 +108,21 @@ pub fn binary_signature(report: &Report) -> Option<String> {
 /// `StacktraceAddressSignature` (the SAS: `ExecutablePath:Signal:` and
 /// frames as `file+offset`, computed on the client without symbols).
 #[must_use]
-pub fn stacktrace_address_signature(report: &Report) -> Option<&str> {
-    report.get_str("StacktraceAddressSignature")
+pub fn stacktrace_address_signature(report: &(impl ReportFields + ?Sized)) -> Option<&str> {
+    report.text("StacktraceAddressSignature")
 }
 
 /// The package name: the first word of `Package` (`lightdm 1.30.0-0ubuntu14`
 /// gives `lightdm`).
 #[must_use]
-pub fn package_name(report: &Report) -> Option<&str> {
-    report.get_str("Package")?.split_whitespace().next()
+pub fn package_name(report: &(impl ReportFields + ?Sized)) -> Option<&str> {
+    report.text("Package")?.split_whitespace().next()
 }
 
 /// `SourcePackage`, trimmed.
 #[must_use]
-pub fn source_package(report: &Report) -> Option<&str> {
-    let source = report.get_str("SourcePackage")?.trim();
+pub fn source_package(report: &(impl ReportFields + ?Sized)) -> Option<&str> {
+    let source = report.text("SourcePackage")?.trim();
     (!source.is_empty()).then_some(source)
 }
 

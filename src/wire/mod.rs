@@ -8,9 +8,13 @@
 //!   whoopsie upload; [`report_from_whoopsie_bson`] is daisy's intake;
 //!   [`report_to_strings_bson`] / [`strings_document`] carry hook results
 //!   in the same shape.
+//! - [`StringFields`] reads a strings-only document in place, with every
+//!   check of `decode_untrusted` + `report_from_whoopsie_bson` in one pass
+//!   and no copies (daisy's crash intake).
 //! - [`is_valid_system_id`] is the one system-id grammar for daisy and
 //!   the client agent.
 
+mod strings;
 mod system_id;
 mod untrusted;
 mod whoopsie;
@@ -19,6 +23,7 @@ use thiserror::Error;
 
 use crate::report::{KeyError, ValueError};
 
+pub use strings::StringFields;
 pub use system_id::{MAX_SYSTEM_ID_LEN, is_valid_system_id};
 pub use untrusted::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_FIELDS, WireLimits, check_raw,

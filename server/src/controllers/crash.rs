@@ -4,13 +4,12 @@
 //! Status texts are daisy's, byte for byte: whoopsie treats `200` and `400`
 //! as done and retries anything else later.
 
-use apport_hooks::report::{Key, Report, ReportLimits, Value};
-use apport_hooks::wire::{WireLimits, check_raw, is_valid_system_id};
+use apport_hooks::report::ReportLimits;
+use apport_hooks::wire::{StringFields, WireLimits, is_valid_system_id};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bson::{RawBsonRef, RawDocument};
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
@@ -46,24 +45,14 @@ pub async fn submit(
         max_document_bytes: limits.max_report_bytes,
         ..WireLimits::default()
     };
-    let doc = match check_raw(&body, &wire) {
-        Ok(doc) => doc,
-        Err(e) => {
-            tracing::info!(%system_id, "refused crash upload: {e}");
-            app.metrics.crash("invalid_bson");
-            return Err(AppError::bad_request("Invalid BSON."));
-        }
-    };
-    if doc.is_empty() {
-        app.metrics.crash("empty");
-        return Err(AppError::bad_request("Empty report."));
-    }
     let report_limits = ReportLimits {
         max_keys: MAX_UPLOAD_KEYS,
         max_value_bytes: u64::try_from(limits.max_report_bytes).unwrap_or(u64::MAX),
         ..ReportLimits::default()
     };
-    let report = match report_from_raw(doc, &report_limits) {
+    // One pass over the bytes with every check of the untrusted decoder,
+    // no copies: the document is stored as received.
+    let report = match StringFields::parse(&body, &wire, &report_limits) {
         Ok(report) => report,
         Err(e) => {
             tracing::info!(%system_id, "refused crash upload: {e}");
@@ -71,7 +60,11 @@ pub async fn submit(
             return Err(AppError::bad_request("Invalid BSON."));
         }
     };
-    if !report.contains_key("Package") {
+    if report.is_empty() {
+        app.metrics.crash("empty");
+        return Err(AppError::bad_request("Empty report."));
+    }
+    if report.get("Package").is_none() {
         app.metrics.crash("incomplete");
         return Err(AppError::bad_request("Incomplete crash report."));
     }
@@ -124,33 +117,6 @@ pub async fn submit(
         response.headers_mut().insert(HOOKS_HEADER, value);
     }
     Ok(response)
-}
-
-/// The report of a whoopsie upload, read straight from the raw document
-/// that `check_raw` accepted (every check of `decode_untrusted`: caps,
-/// length prefix, depth, duplicate names): each field is copied once, into
-/// the report, instead of twice through a `bson::Document`. The rules are
-/// those of `apport_hooks::wire::report_from_whoopsie_bson`: every value a
-/// string, at most `max_keys` keys, valid key names and values, values
-/// within `max_value_bytes`.
-fn report_from_raw(raw: &RawDocument, limits: &ReportLimits) -> Result<Report, String> {
-    let mut report = Report::new();
-    for element in raw {
-        let (name, value) = element.map_err(|e| e.to_string())?;
-        let RawBsonRef::String(text) = value else {
-            return Err(format!("{} is not a string", name.as_str()));
-        };
-        if report.len() >= limits.max_keys {
-            return Err(format!("more than {} keys", limits.max_keys));
-        }
-        if u64::try_from(text.len()).map_or(true, |len| len > limits.max_value_bytes) {
-            return Err(format!("{} is too large", name.as_str()));
-        }
-        let key = Key::new(name.as_str()).map_err(|e| e.to_string())?;
-        let value = Value::text(text.as_bytes()).map_err(|e| e.to_string())?;
-        report.insert(key, value);
-    }
-    Ok(report)
 }
 
 fn valid_arch(arch: &str) -> bool {

@@ -9,12 +9,10 @@ use crate::app::AppState;
 /// The middleware function (`axum::middleware::from_fn_with_state`).
 pub async fn count_requests(State(app): State<AppState>, req: Request, next: Next) -> Response {
     // The template, never the raw path: system ids must not become labels.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // `MatchedPath` is a shared string: cloning it allocates nothing.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
-    app.metrics.request(&route, response.status().as_u16());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    app.metrics.request(route, response.status().as_u16());
     response
 }
