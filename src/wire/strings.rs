@@ -23,7 +23,7 @@
 use bson::spec::ElementType;
 
 use super::WireError;
-use super::untrusted::{WireLimits, type_name};
+use super::untrusted::{WireLimits, check_length, type_name};
 use crate::report::{Key, Report, ReportFields, ReportLimits, Value, ValueError, validate_key};
 
 /// BSON type tag of a UTF-8 string.
@@ -147,35 +147,7 @@ impl ReportFields for StringFields<'_> {
 /// The size and prefix checks of [`check_raw`](super::check_raw); returns
 /// the document without its terminating NUL.
 fn document_body<'a>(bytes: &'a [u8], wire: &WireLimits) -> Result<&'a [u8], WireError> {
-    if bytes.len() > wire.max_document_bytes {
-        return Err(WireError::TooLarge {
-            size: bytes.len(),
-            max: wire.max_document_bytes,
-        });
-    }
-    let declared = read_i32(bytes, 0).ok_or(WireError::TooShort { size: bytes.len() })?;
-    let declared_len = usize::try_from(declared)
-        .ok()
-        .filter(|&d| d >= 5)
-        .ok_or(WireError::BadLength { declared })?;
-    if declared_len > wire.max_document_bytes {
-        return Err(WireError::TooLarge {
-            size: declared_len,
-            max: wire.max_document_bytes,
-        });
-    }
-    if declared_len > bytes.len() {
-        return Err(WireError::Truncated {
-            declared: declared_len,
-            actual: bytes.len(),
-        });
-    }
-    if declared_len < bytes.len() {
-        return Err(WireError::TrailingBytes {
-            declared: declared_len,
-            actual: bytes.len(),
-        });
-    }
+    check_length(bytes, wire)?;
     match bytes.split_last() {
         Some((0, body)) => Ok(body),
         _ => Err(malformed("document does not end with NUL", bytes.len())),

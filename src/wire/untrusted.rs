@@ -62,6 +62,18 @@ pub fn decode_untrusted(bytes: &[u8], limits: &WireLimits) -> Result<bson::Docum
 /// # Errors
 /// As [`decode_untrusted`].
 pub fn check_raw<'a>(bytes: &'a [u8], limits: &WireLimits) -> Result<&'a RawDocument, WireError> {
+    check_length(bytes, limits)?;
+    let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let mut fields = 0usize;
+    walk(raw, 1, limits, &mut fields)?;
+    Ok(raw)
+}
+
+/// The checks made before any byte of the document is read: the slice
+/// against the cap, then the declared length (at least 5, within the cap,
+/// equal to the slice: a peer's prefix never drives a read or an
+/// allocation, compare CVE-2019-11484).
+pub(super) fn check_length(bytes: &[u8], limits: &WireLimits) -> Result<(), WireError> {
     if bytes.len() > limits.max_document_bytes {
         return Err(WireError::TooLarge {
             size: bytes.len(),
@@ -95,10 +107,7 @@ pub fn check_raw<'a>(bytes: &'a [u8], limits: &WireLimits) -> Result<&'a RawDocu
             actual: bytes.len(),
         });
     }
-    let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
-    let mut fields = 0usize;
-    walk(raw, 1, limits, &mut fields)?;
-    Ok(raw)
+    Ok(())
 }
 
 fn walk(
