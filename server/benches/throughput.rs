@@ -681,7 +681,7 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
         100.0 * intake.rate / bare.rate,
         intake.bad
     );
-    print_cpu("intake", name, &intake, "bare", &bare);
+    print_cpu("intake", name, &intake, "bare", bare);
     let storage = engine.open().await;
     let hook = storage
         .insert_hook(hook("bench", "bench", 1_000_000_000, i64::MAX / 2, now))
@@ -863,7 +863,7 @@ fn main() {
             bare_server.peak_rss_kib()
         );
         println!(
-            "cpu     bare              {:>7.1} µs per request (load generator {:.1} µs)",
+            "cpu     bare    axum     {:>7.1} µs per request of the bare handler (load generator {:.1} µs)",
             bare.cpu_us[0], bare.generator_us
         );
         drop(bare_server);
