@@ -1,7 +1,7 @@
 //! Throughput of crash intake and result ingestion on SQLite and
 //! PostgreSQL, next to a bare axum handler that only decodes the BSON and
-//! answers `OOPSID`, measured in the same run. Prints numbers; asserts
-//! nothing.
+//! answers `OOPSID`, measured in the same run, with the CPU time each server
+//! spends per request. Prints numbers; asserts nothing.
 //!
 //! What runs where: the real `daisy serve` binary (its own accept loop with
 //! the header read timeout, the whole router, the configured storage) is a
@@ -11,9 +11,19 @@
 //! connections) is pinned to CPU 1. PostgreSQL (the test harness's, started
 //! here with `fsync` ON so that its figures are for a durable database) is
 //! not pinned. daisy's RSS under load is its own `VmHWM` from
-//! `/proc/PID/status`.
+//! `/proc/PID/status`; CPU time per request is the process's utime + stime
+//! from `/proc/PID/stat` over a load phase divided by the requests answered.
 //!
-//! `cargo bench -p daisy --bench throughput` (optionally `DAISY_BENCH_SECS=N`).
+//! The load generator must not be the bottleneck: each connection writes a
+//! request template with only its varying bytes patched in (the system id,
+//! the OOPS id and token) and reads the answers into one reused buffer,
+//! parsing only the status and `Content-Length`; nothing is allocated per
+//! request.
+//!
+//! `cargo bench -p daisy --bench throughput`; optionally `DAISY_BENCH_SECS=N`
+//! (per load phase, default 3), `DAISY_BENCH_CONNECTIONS=N` (default 64),
+//! `DAISY_BENCH_BARE=ADDR` (only the intake load against a server already
+//! running at ADDR: to compare this generator with wrk on one process).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -31,6 +41,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use apport_hooks::wire::{WireLimits, decode_untrusted};
@@ -43,11 +54,18 @@ use harness::Postgres;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const CONNECTIONS: usize = 64;
+/// Keep-alive connections of the load generator unless
+/// `DAISY_BENCH_CONNECTIONS` says otherwise.
+const DEFAULT_CONNECTIONS: usize = 64;
 
 /// Set in the environment of the re-executed bench binary that serves the
 /// bare handler.
 const ROLE_ENV: &str = "DAISY_BENCH_ROLE";
+
+/// `DAISY_BENCH_BARE=ADDR`: only drive the bare load (crash intake bodies)
+/// against a server already listening at ADDR, then stop; for comparing this
+/// generator with another (wrk) on the same server process.
+const BARE_ADDR_ENV: &str = "DAISY_BENCH_BARE";
 
 /// CPU of the servers (daisy, bare handler).
 const SERVER_CPU: &str = "0";
@@ -58,6 +76,17 @@ const LOAD_CPU: &str = "1";
 /// hook match" check runs with hooks present.
 const IDLE_HOOKS: u32 = 10;
 
+/// Digits of the per-request number patched into the intake path.
+const SEQ_DIGITS: usize = 20;
+
+/// Width of the seeded result tokens (`token` and a zero-padded number), so
+/// that every results request has the same length.
+const TOKEN_DIGITS: usize = 10;
+
+/// Initial size of a connection's response buffer; grows only for a response
+/// larger than this (none of the bench's are).
+const READ_BUF: usize = 16 * 1024;
+
 fn secs() -> u64 {
     std::env::var("DAISY_BENCH_SECS")
         .ok()
@@ -65,67 +94,254 @@ fn secs() -> u64 {
         .unwrap_or(3)
 }
 
-/// Reads one HTTP/1.1 response with a Content-Length; returns the status.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> u16 {
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map(|v| v.trim().parse().unwrap())
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = stream.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "server closed the connection");
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return head[9..12].parse().unwrap();
-        }
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "server closed the connection");
-        buf.extend_from_slice(&chunk[..n]);
+fn connections() -> usize {
+    std::env::var("DAISY_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_CONNECTIONS)
+}
+
+/// Writes `n` as zero-padded decimal digits filling `out`.
+fn put_decimal(out: &mut [u8], mut n: u64) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
-/// Keep-alive load: `CONNECTIONS` connections, each sending requests made by
-/// `make(i)` back to back for the run time. Returns requests per second and
-/// the number of answers other than `200`.
-async fn load<F>(addr: SocketAddr, make: F) -> (f64, u64)
+/// The status and `Content-Length` of a response head (without the blank
+/// line). Compares the header names in place: nothing is allocated.
+fn parse_head(head: &[u8]) -> (u16, usize) {
+    assert!(
+        head.len() >= 12 && head.starts_with(b"HTTP/1.1 "),
+        "not an HTTP/1.1 response: {:?}",
+        String::from_utf8_lossy(head)
+    );
+    let status = head[9..12]
+        .iter()
+        .fold(0u16, |s, &d| s * 10 + u16::from(d - b'0'));
+    let mut length = 0;
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            length = value
+                .iter()
+                .filter(|b| b.is_ascii_digit())
+                .fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            panic!("chunked response: the load generator reads Content-Length bodies only");
+        }
+    }
+    (status, length)
+}
+
+/// One connection's response buffer, reused for every response: the bytes
+/// in `start..end` are read but not yet consumed.
+struct ResponseReader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ResponseReader {
+    fn new() -> ResponseReader {
+        ResponseReader {
+            buf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Reads more bytes after `end`, first moving the unconsumed ones to the
+    /// front when the buffer is full.
+    async fn fill(&mut self, stream: &mut TcpStream) {
+        if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.buf.len() {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+        }
+        let n = stream.read(&mut self.buf[self.end..]).await.unwrap();
+        assert!(n > 0, "server closed the connection");
+        self.end += n;
+    }
+
+    /// Reads one HTTP/1.1 response with a `Content-Length`; returns its
+    /// status. Searches for the end of the head only in the bytes not yet
+    /// searched.
+    async fn next(&mut self, stream: &mut TcpStream) -> u16 {
+        // Offsets from `start`: `fill` may move the bytes.
+        let mut searched: usize = 0;
+        let head_len = loop {
+            let from = searched.saturating_sub(3);
+            if let Some(p) = self.buf[self.start + from..self.end]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+            {
+                break from + p;
+            }
+            searched = self.end - self.start;
+            self.fill(stream).await;
+        };
+        let (status, body) = parse_head(&self.buf[self.start..self.start + head_len]);
+        let total = head_len + 4 + body;
+        while self.end - self.start < total {
+            self.fill(stream).await;
+        }
+        self.start += total;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        status
+    }
+}
+
+/// Where a request template's varying bytes go.
+fn slot(template: &[u8], marker: &[u8]) -> std::ops::Range<usize> {
+    let at = template
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .unwrap();
+    at..at + marker.len()
+}
+
+/// CPU time (user + system, all threads) a process has used, in clock ticks,
+/// from `/proc/PID/stat`; with `children`, also that of its reaped children.
+fn cpu_ticks(pid: u32, children: bool) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses (which may hold spaces): field 3
+    // (state) onwards; utime, stime, cutime, cstime are fields 14 to 17.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    let mut ticks = field(14)? + field(15)?;
+    if children {
+        ticks += field(16)? + field(17)?;
+    }
+    Some(ticks)
+}
+
+/// The parent PID of a process, from `/proc/PID/stat`.
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+}
+
+/// Clock ticks per second of `/proc/PID/stat` (`getconf CLK_TCK`; 100 on
+/// Linux when that fails).
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Processes whose CPU time a load phase is charged with.
+#[derive(Clone, Copy)]
+enum Cpu {
+    /// One process (its threads).
+    Process(u32),
+    /// A PostgreSQL postmaster, its live children (the backends, WAL writer,
+    /// checkpointer, …) and those it reaped.
+    ProcessTree(u32),
+}
+
+impl Cpu {
+    fn ticks(self) -> u64 {
+        match self {
+            Cpu::Process(pid) => cpu_ticks(pid, false).unwrap_or(0),
+            Cpu::ProcessTree(root) => {
+                let mut ticks = cpu_ticks(root, true).unwrap_or(0);
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                        continue;
+                    };
+                    if parent_pid(pid) == Some(root) {
+                        ticks += cpu_ticks(pid, false).unwrap_or(0);
+                    }
+                }
+                ticks
+            }
+        }
+    }
+}
+
+/// What one load phase measured.
+struct Load {
+    /// Answered requests per second.
+    rate: f64,
+    /// Answers other than `200`.
+    bad: u64,
+    /// CPU time per answered request of each process in `cpu`, in µs.
+    cpu_us: Vec<f64>,
+    /// CPU time per answered request of the load generator (this process).
+    generator_us: f64,
+}
+
+/// Keep-alive load: [`connections`] connections, each sending `template`
+/// back to back for the run time, with `patch(i, request)` writing the
+/// varying part of the `i`-th request (a fresh system id, a token) into the
+/// connection's own copy of it. Nothing is allocated per request. Measures
+/// the CPU time of the processes in `cpu` over the phase.
+async fn load<P>(addr: SocketAddr, template: Vec<u8>, patch: P, cpu: &[Cpu]) -> Load
 where
-    F: Fn(u64) -> Vec<u8> + Send + Sync + 'static,
+    P: Fn(u64, &mut [u8]) + Clone + Send + 'static,
 {
-    let make = Arc::new(make);
-    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs());
+    let counter = Arc::new(AtomicU64::new(0));
+    let me = std::process::id();
+    let ticks_before: Vec<u64> = cpu.iter().map(|c| c.ticks()).collect();
+    let me_before = cpu_ticks(me, false).unwrap_or(0);
     let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs());
     let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let make = Arc::clone(&make);
+    for _ in 0..connections() {
         let counter = Arc::clone(&counter);
+        let mut request = template.clone();
+        let patch = patch.clone();
         tasks.push(tokio::spawn(async move {
             let mut stream = TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
-            let mut buf = Vec::new();
-            let mut bad = 0u64;
+            let mut responses = ResponseReader::new();
+            let (mut done, mut bad) = (0u64, 0u64);
             while Instant::now() < deadline {
-                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                stream.write_all(&make(i)).await.unwrap();
-                if read_response(&mut stream, &mut buf).await != 200 {
+                patch(counter.fetch_add(1, Ordering::Relaxed), &mut request);
+                stream.write_all(&request).await.unwrap();
+                if responses.next(&mut stream).await != 200 {
                     bad += 1;
                 }
+                done += 1;
             }
-            bad
+            (done, bad)
         }));
     }
-    let mut bad = 0;
+    let (mut done, mut bad) = (0u64, 0u64);
     for t in tasks {
-        bad += t.await.unwrap();
+        let (d, b) = t.await.unwrap();
+        done += d;
+        bad += b;
     }
-    let n = counter.load(std::sync::atomic::Ordering::Relaxed);
-    (n as f64 / start.elapsed().as_secs_f64(), bad)
+    let elapsed = start.elapsed().as_secs_f64();
+    let per_request = |ticks: u64| ticks as f64 / clock_ticks_per_sec() * 1e6 / done.max(1) as f64;
+    Load {
+        rate: done as f64 / elapsed,
+        bad,
+        cpu_us: cpu
+            .iter()
+            .zip(ticks_before)
+            .map(|(c, before)| per_request(c.ticks().saturating_sub(before)))
+            .collect(),
+        generator_us: per_request(cpu_ticks(me, false).unwrap_or(0).saturating_sub(me_before)),
+    }
 }
 
 fn http_post(path: &str, extra: &str, body: &[u8]) -> Vec<u8> {
@@ -136,6 +352,20 @@ fn http_post(path: &str, extra: &str, body: &[u8]) -> Vec<u8> {
     .into_bytes();
     req.extend_from_slice(body);
     req
+}
+
+/// Crash intake load: the same upload for a new system id each request.
+async fn intake_load(addr: SocketAddr, cpu: &[Cpu]) -> Load {
+    let marker = "#".repeat(SEQ_DIGITS);
+    let template = http_post(&format!("/bench{marker}"), "", &upload());
+    let seq = slot(&template, marker.as_bytes());
+    load(
+        addr,
+        template,
+        move |i, request| put_decimal(&mut request[seq.clone()], i),
+        cpu,
+    )
+    .await
 }
 
 fn upload() -> Vec<u8> {
@@ -304,6 +534,28 @@ impl Engine<'_> {
         }
     }
 
+    /// The PostgreSQL server's postmaster: the process whose command line
+    /// names the data directory next to this server's socket directory.
+    fn postmaster(&self) -> Option<u32> {
+        let Engine::Postgres(pg, db) = self else {
+            return None;
+        };
+        let url = pg.url(db);
+        let socket_dir = url.split(' ').find_map(|f| f.strip_prefix("host="))?;
+        let data = format!("{socket_dir}/data");
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+                (comm.trim() == "postgres"
+                    && cmdline.split(|&b| b == 0).any(|arg| arg == data.as_bytes()))
+                .then_some(pid)
+            })
+    }
+
     async fn open(&self) -> Arc<dyn Storage> {
         match self {
             Engine::Sqlite(dir) => Arc::new(
@@ -322,7 +574,12 @@ impl Engine<'_> {
     async fn seed_tokens(&self, hook_id: i64, n: u64) -> Vec<(String, String)> {
         let now = daisy::storage::now();
         let pairs: Vec<(String, String)> = (0..n)
-            .map(|i| (uuid::Uuid::new_v4().to_string(), format!("token{i}")))
+            .map(|i| {
+                (
+                    uuid::Uuid::new_v4().to_string(),
+                    format!("token{i:0width$}", width = TOKEN_DIGITS),
+                )
+            })
             .collect();
         match self {
             Engine::Sqlite(dir) => {
@@ -392,7 +649,7 @@ impl Engine<'_> {
 }
 
 /// Intake, then zstd result ingestion, against a real `daisy serve`.
-async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: f64) {
+async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
     let name = engine.name();
     let now = daisy::storage::now();
     {
@@ -413,15 +670,18 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: f64) {
         }
     }
     let daisy = ServerProcess::daisy(&engine.database(), data_dir).await;
-    let body = upload();
-    let (intake, bad) = load(daisy.addr, move |i| {
-        http_post(&format!("/bench{i}"), "", &body)
-    })
-    .await;
+    let mut cpu = vec![Cpu::Process(daisy.child.id())];
+    if let Some(postmaster) = engine.postmaster() {
+        cpu.push(Cpu::ProcessTree(postmaster));
+    }
+    let intake = intake_load(daisy.addr, &cpu).await;
     println!(
-        "intake  {name:<8} {intake:>9.0} req/s  ({:.0}% of bare, {bad} non-200)",
-        100.0 * intake / bare
+        "intake  {name:<8} {:>9.0} req/s  ({:.0}% of bare, {} non-200)",
+        intake.rate,
+        100.0 * intake.rate / bare.rate,
+        intake.bad
     );
+    print_cpu("intake", name, &intake, "bare", bare);
     let storage = engine.open().await;
     let hook = storage
         .insert_hook(hook("bench", "bench", 1_000_000_000, i64::MAX / 2, now))
@@ -429,7 +689,7 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: f64) {
         .unwrap();
     drop(storage);
     // Enough tokens for the run at up to twice the intake rate.
-    let n = ((intake * 2.0) as u64 * secs()).clamp(1000, 400_000);
+    let n = ((intake.rate * 2.0) as u64 * secs()).clamp(1000, 400_000);
     let pairs = Arc::new(engine.seed_tokens(hook.id, n).await);
     let result = zstd::encode_all(
         &bson::doc! { "LightdmLog": "seat0: failed to start X server\n".repeat(20) }
@@ -438,24 +698,56 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: f64) {
         3,
     )
     .unwrap();
-    let hook_id = hook.id;
-    let (results, bad) = load(daisy.addr, move |i| {
-        let (oops, token) = &pairs[(i as usize) % pairs.len()];
-        http_post(
-            &format!("/hooks/{hook_id}/results/{oops}"),
-            &format!("Authorization: Bearer {token}\r\nContent-Encoding: zstd\r\n"),
-            &result,
-        )
-    })
+    let oops_marker = "#".repeat(pairs[0].0.len());
+    let token_marker = "@".repeat(pairs[0].1.len());
+    let template = http_post(
+        &format!("/hooks/{}/results/{oops_marker}", hook.id),
+        &format!("Authorization: Bearer {token_marker}\r\nContent-Encoding: zstd\r\n"),
+        &result,
+    );
+    let (oops_at, token_at) = (
+        slot(&template, oops_marker.as_bytes()),
+        slot(&template, token_marker.as_bytes()),
+    );
+    let results = load(
+        daisy.addr,
+        template,
+        move |i, request| {
+            let (oops, token) = &pairs[(i as usize) % pairs.len()];
+            request[oops_at.clone()].copy_from_slice(oops.as_bytes());
+            request[token_at.clone()].copy_from_slice(token.as_bytes());
+        },
+        &cpu,
+    )
     .await;
     println!(
-        "results {name:<8} {results:>9.0} req/s  ({:.0}% of intake, {bad} non-200, zstd)",
-        100.0 * results / intake
+        "results {name:<8} {:>9.0} req/s  ({:.0}% of intake, {} non-200, zstd)",
+        results.rate,
+        100.0 * results.rate / intake.rate,
+        results.bad
     );
+    print_cpu("results", name, &results, "intake", &intake);
     println!(
         "rss     {name:<8} {:>9} KiB peak (VmHWM of the daisy process)",
         daisy.peak_rss_kib()
     );
+}
+
+/// The `cpu` lines of a phase: the server's CPU time per request, as a
+/// multiple of that of the phase it is compared with, then PostgreSQL's and
+/// the load generator's.
+fn print_cpu(phase: &str, name: &str, load: &Load, base_name: &str, base: &Load) {
+    println!(
+        "cpu     {phase:<7} {name:<8} {:>7.1} µs per request of daisy ({:.2}x {base_name}; load generator {:.1} µs)",
+        load.cpu_us[0],
+        load.cpu_us[0] / base.cpu_us[0],
+        load.generator_us
+    );
+    if let Some(pg) = load.cpu_us.get(1) {
+        println!(
+            "cpu     {phase:<7} {name:<8} {pg:>7.1} µs per request of PostgreSQL (all its processes)"
+        );
+    }
 }
 
 /// Hook matching with few and with 10,000 active hooks over 100,000 OOPSes:
@@ -541,6 +833,19 @@ fn main() {
         run_bare();
         return;
     }
+    if let Ok(addr) = std::env::var(BARE_ADDR_ENV) {
+        pin_self(LOAD_CPU);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bare = rt.block_on(intake_load(addr.parse().unwrap(), &[]));
+        println!(
+            "bare    {addr}  {:>9.0} req/s  ({} non-200; load generator {:.1} µs per request)",
+            bare.rate, bare.bad, bare.generator_us
+        );
+        return;
+    }
     // Before pinning: PostgreSQL inherits no affinity from us.
     let pg = Postgres::start_durable();
     pin_self(LOAD_CPU);
@@ -550,26 +855,28 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let bare_server = ServerProcess::bare();
-        let body = upload();
-        let (bare, _) = load(bare_server.addr, move |i| {
-            http_post(&format!("/bench{i}"), "", &body)
-        })
-        .await;
+        let bare = intake_load(bare_server.addr, &[Cpu::Process(bare_server.child.id())]).await;
         println!(
-            "bare    axum     {bare:>9.0} req/s  (decode BSON, answer OOPSID; RSS {} KiB)",
+            "bare    axum     {:>9.0} req/s  (decode BSON, answer OOPSID; {} non-200; RSS {} KiB)",
+            bare.rate,
+            bare.bad,
             bare_server.peak_rss_kib()
+        );
+        println!(
+            "cpu     bare    axum     {:>7.1} µs per request of the bare handler (load generator {:.1} µs)",
+            bare.cpu_us[0], bare.generator_us
         );
         drop(bare_server);
 
         let dir = tempfile::tempdir().unwrap();
         let sqlite_dir = dir.path().join("sqlite");
         std::fs::create_dir_all(&sqlite_dir).unwrap();
-        bench_engine(Engine::Sqlite(&sqlite_dir), &sqlite_dir, bare).await;
+        bench_engine(Engine::Sqlite(&sqlite_dir), &sqlite_dir, &bare).await;
         if let Some(pg) = &pg {
             let pg_dir = dir.path().join("postgres");
             std::fs::create_dir_all(&pg_dir).unwrap();
             let db = pg.create_database().await;
-            bench_engine(Engine::Postgres(pg, db), &pg_dir, bare).await;
+            bench_engine(Engine::Postgres(pg, db), &pg_dir, &bare).await;
         }
 
         let sqlite = SqliteStorage::open(&dir.path().join("match.sqlite3"))
