@@ -44,7 +44,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use apport_hooks::wire::{WireLimits, decode_untrusted};
+use apport_hooks::report::ReportLimits;
+use apport_hooks::wire::{StringFields, WireLimits};
 use axum::Router;
 use axum::body::Bytes;
 
@@ -376,8 +377,15 @@ fn upload() -> Vec<u8> {
     .unwrap()
 }
 
+/// Decodes the upload with the same one-pass reader daisy's intake uses
+/// (`StringFields`), so that the ratio to daisy is what storage,
+/// bucketing and daisy's layers cost, not a difference in BSON decoders.
 async fn bare_handler(body: Bytes) -> (axum::http::StatusCode, String) {
-    match decode_untrusted(&body, &WireLimits::default()) {
+    let report = ReportLimits {
+        max_keys: daisy::controllers::crash::MAX_UPLOAD_KEYS,
+        ..ReportLimits::default()
+    };
+    match StringFields::parse(&body, &WireLimits::default(), &report) {
         Ok(_) => (
             axum::http::StatusCode::OK,
             format!("{} OOPSID", uuid::Uuid::new_v4()),
