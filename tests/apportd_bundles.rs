@@ -257,8 +257,8 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
 }
 
 fn assert_rejected(output: &Output, code: &str) {
-    assert_refused(&output, "com.ubuntu.Apport1.Error.BundleRejected");
-    assert_refused(&output, code);
+    assert_refused(output, "com.ubuntu.Apport1.Error.BundleRejected");
+    assert_refused(output, code);
 }
 
 #[test]
