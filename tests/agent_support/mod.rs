@@ -9,7 +9,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -40,7 +39,6 @@ struct State {
 
 /// A running double.
 pub struct Intake {
-    pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     server: Loopback,
 }
@@ -80,11 +78,7 @@ impl Intake {
                 )
                 .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         });
-        Self {
-            addr: server.addr,
-            state,
-            server,
-        }
+        Self { state, server }
     }
 
     /// The base URL to give the client.

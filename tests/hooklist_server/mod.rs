@@ -6,7 +6,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -54,7 +53,6 @@ struct State {
 
 /// The running server.
 pub struct Server {
-    pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     server: Loopback,
 }
@@ -172,11 +170,7 @@ impl Server {
                 },
             )
         });
-        Self {
-            addr: server.addr,
-            state,
-            server,
-        }
+        Self { state, server }
     }
 
     pub fn url(&self) -> String {
