@@ -12,8 +12,10 @@
 mod harness;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
+use harness::hook_files::write_report;
 use harness::{SystemBus, TestUser, have_root};
 
 const CONFIG: &str = "idle_exit_secs = 2\n";
@@ -40,10 +42,32 @@ fn files(bus: &SystemBus, owner: &TestUser, hook: &str) -> (PathBuf, PathBuf) {
     std::fs::write(&hook_path, hook).unwrap();
     std::fs::set_permissions(&hook_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let report = dir.join(format!("_usr_bin_test.{}.crash", owner.uid));
-    std::fs::write(&report, "ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
-    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
-    nix::unistd::chown(&report, Some(owner.uid.into()), Some(owner.gid.into())).unwrap();
+    write_report(
+        &report,
+        "ProblemType: Crash\nPackage: bash 5.2\n",
+        Some(owner),
+    );
     (hook_path, report)
+}
+
+/// `apport-hook test HOOK --report REPORT [--json]` as `user` (root when `None`).
+fn test_hook(
+    bus: &SystemBus,
+    user: Option<&TestUser>,
+    hook: &Path,
+    report: &Path,
+    json: bool,
+) -> Output {
+    let mut args = vec![
+        "test",
+        hook.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    if json {
+        args.push("--json");
+    }
+    bus.client(user, &args).output().unwrap()
 }
 
 #[test]
@@ -54,19 +78,7 @@ fn test_prints_exactly_the_keys_that_would_be_sent_with_sizes() {
     let bus = SystemBus::start(CONFIG);
     let owner = TestUser::create("tt", &[], false);
     let (hook, report) = files(&bus, &owner, HOOK);
-    let out = bus
-        .client(
-            None,
-            &[
-                "test",
-                hook.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-                "--json",
-            ],
-        )
-        .output()
-        .unwrap();
+    let out = test_hook(&bus, None, &hook, &report, true);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -107,18 +119,7 @@ fn test_prints_exactly_the_keys_that_would_be_sent_with_sizes() {
     );
 
     // The text form names the keys, sizes and the total.
-    let out = bus
-        .client(
-            None,
-            &[
-                "test",
-                hook.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-            ],
-        )
-        .output()
-        .unwrap();
+    let out = test_hook(&bus, None, &hook, &report, false);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains(&format!("UserId ({} bytes):", owner.uid.to_string().len())),
@@ -137,19 +138,7 @@ fn test_refuses_a_hook_with_lint_problems_before_running_anything() {
     let bad = "name = \"bad\"\ndescription = \"reads a secret\"\n[target]\npackage = \"bash\"\n\
                [[step]]\nkey = \"Shadow\"\nfile = \"/etc/shadow\"\nas = \"root\"\n";
     let (hook, report) = files(&bus, &owner, bad);
-    let out = bus
-        .client(
-            None,
-            &[
-                "test",
-                hook.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-                "--json",
-            ],
-        )
-        .output()
-        .unwrap();
+    let out = test_hook(&bus, None, &hook, &report, true);
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["stage"], "lint");
@@ -166,18 +155,7 @@ fn test_as_a_plain_user_is_refused_with_a_hint() {
     let bus = SystemBus::start(CONFIG);
     let plain = TestUser::create("tp", &[], false);
     let (hook, report) = files(&bus, &plain, HOOK);
-    let out = bus
-        .client(
-            Some(&plain),
-            &[
-                "test",
-                hook.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-            ],
-        )
-        .output()
-        .unwrap();
+    let out = test_hook(&bus, Some(&plain), &hook, &report, false);
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs an administrator"), "{stderr}");

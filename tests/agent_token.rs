@@ -13,7 +13,7 @@ mod hooklist_server;
 
 use std::time::Duration;
 
-use apport_hooks::agent::collect::{Collector, Delivery, PendingResult, spool_result};
+use apport_hooks::agent::collect::{Collector, Delivery, HookList, PendingResult, spool_result};
 use apport_hooks::agent::http::{ClientSettings, build_client};
 use apport_hooks::agent::ids::{OopsId, SystemId};
 use apport_hooks::agent::spool::{EntryKey, Spool};
@@ -50,10 +50,7 @@ fn a_list_whose_token_expired_is_fetched_once_more() {
     let server = Server::start();
     server.list(ListReply::List("old".into(), now_secs() - 10, hook5()));
     server.list(ListReply::List("new".into(), now_secs() + 3600, hook5()));
-    let oops = OopsId::parse(OOPS).unwrap();
-    let (list, freshness) = runtime()
-        .block_on(collector(&server).fresh_hook_list(&oops))
-        .unwrap();
+    let (list, freshness) = fresh_hook_list(&server);
     assert_eq!(freshness, Freshness::Refetched);
     assert_eq!(list.token, "new");
     assert_eq!(server.count("GET", &format!("/{OOPS}/hooks/")), 2);
@@ -64,10 +61,7 @@ fn a_token_expiring_within_the_request_cap_counts_as_expired() {
     let server = Server::start();
     // Valid for 10 more seconds, but a request may take 30.
     server.default_list(ListReply::List("soon".into(), now_secs() + 10, hook5()));
-    let oops = OopsId::parse(OOPS).unwrap();
-    let (_, freshness) = runtime()
-        .block_on(collector(&server).fresh_hook_list(&oops))
-        .unwrap();
+    let (_, freshness) = fresh_hook_list(&server);
     assert_eq!(freshness, Freshness::Expired);
     assert_eq!(
         server.count("GET", &format!("/{OOPS}/hooks/")),
@@ -80,10 +74,7 @@ fn a_token_expiring_within_the_request_cap_counts_as_expired() {
 fn a_fresh_list_is_fetched_once() {
     let server = Server::start();
     server.default_list(ListReply::List("tok".into(), now_secs() + 3600, hook5()));
-    let oops = OopsId::parse(OOPS).unwrap();
-    let (_, freshness) = runtime()
-        .block_on(collector(&server).fresh_hook_list(&oops))
-        .unwrap();
+    let (_, freshness) = fresh_hook_list(&server);
     assert_eq!(freshness, Freshness::Fresh);
     assert_eq!(server.count("GET", "/"), 1);
 }
@@ -129,6 +120,37 @@ fn collect_runs_no_hook_when_the_token_expired_twice() {
     assert_eq!(server.count("POST", "/"), 0);
 }
 
+/// The hook list for `OOPS` as the collector fetches it, and how fresh its token was.
+fn fresh_hook_list(server: &Server) -> (HookList, Freshness) {
+    let oops = OopsId::parse(OOPS).unwrap();
+    runtime()
+        .block_on(collector(server).fresh_hook_list(&oops))
+        .unwrap()
+}
+
+/// Spool one result with `token` valid until `expires`, then drain the spool;
+/// the spool's directory, the spool and what the drain did.
+fn drain_one(
+    server: &Server,
+    token: &str,
+    expires: i64,
+) -> (tempfile::TempDir, Spool, Vec<(EntryKey, Delivery)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    spool_entry(&spool, server, token, expires);
+    let results = runtime().block_on(collector(server).drain(&spool)).unwrap();
+    (dir, spool, results)
+}
+
+/// The result uploads the server saw.
+fn posts(server: &Server) -> Vec<hooklist_server::Request> {
+    server
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect()
+}
+
 fn spool_entry(spool: &Spool, server: &Server, token: &str, expires: i64) -> EntryKey {
     let key = EntryKey::new(OOPS, "5", 1).unwrap();
     let pending = PendingResult {
@@ -144,19 +166,10 @@ fn spool_entry(spool: &Spool, server: &Server, token: &str, expires: i64) -> Ent
 fn a_spooled_result_whose_token_expired_is_sent_with_a_new_one() {
     let server = Server::start();
     server.default_list(ListReply::List("fresh".into(), now_secs() + 3600, hook5()));
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    spool_entry(&spool, &server, "expired", now_secs() - 5);
-    let results = runtime()
-        .block_on(collector(&server).drain(&spool))
-        .unwrap();
+    let (_dir, spool, results) = drain_one(&server, "expired", now_secs() - 5);
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].1, Delivery::Delivered(200));
-    let posts: Vec<_> = server
-        .seen()
-        .into_iter()
-        .filter(|r| r.method == "POST")
-        .collect();
+    let posts = posts(&server);
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].authorization.as_deref(), Some("Bearer fresh"));
     assert!(spool.pending().unwrap().is_empty());
@@ -165,18 +178,9 @@ fn a_spooled_result_whose_token_expired_is_sent_with_a_new_one() {
 #[test]
 fn a_spooled_result_with_a_valid_token_is_sent_as_it_is() {
     let server = Server::start();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    spool_entry(&spool, &server, "valid", now_secs() + 3600);
-    runtime()
-        .block_on(collector(&server).drain(&spool))
-        .unwrap();
+    let (_dir, _spool, _) = drain_one(&server, "valid", now_secs() + 3600);
     assert_eq!(server.count("GET", "/"), 0, "no new list needed");
-    let posts: Vec<_> = server
-        .seen()
-        .into_iter()
-        .filter(|r| r.method == "POST")
-        .collect();
+    let posts = posts(&server);
     assert_eq!(posts[0].authorization.as_deref(), Some("Bearer valid"));
 }
 
@@ -184,12 +188,7 @@ fn a_spooled_result_with_a_valid_token_is_sent_as_it_is() {
 fn a_spooled_result_whose_hook_is_no_longer_offered_is_dropped_unsent() {
     let server = Server::start();
     // The server has the result or the hook ended: an empty list.
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    spool_entry(&spool, &server, "expired", now_secs() - 5);
-    let results = runtime()
-        .block_on(collector(&server).drain(&spool))
-        .unwrap();
+    let (_dir, spool, results) = drain_one(&server, "expired", now_secs() - 5);
     assert!(matches!(&results[0].1, Delivery::Dropped(why) if why.contains("no longer offers")));
     assert_eq!(server.count("POST", "/"), 0);
     assert!(spool.pending().unwrap().is_empty());
@@ -199,12 +198,7 @@ fn a_spooled_result_whose_hook_is_no_longer_offered_is_dropped_unsent() {
 fn a_spooled_result_stays_when_no_new_token_can_be_fetched() {
     let server = Server::start();
     server.default_list(ListReply::Status(503));
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    spool_entry(&spool, &server, "expired", now_secs() - 5);
-    let results = runtime()
-        .block_on(collector(&server).drain(&spool))
-        .unwrap();
+    let (_dir, spool, results) = drain_one(&server, "expired", now_secs() - 5);
     assert!(matches!(&results[0].1, Delivery::Spooled(_)));
     assert_eq!(
         server.count("POST", "/"),

@@ -255,6 +255,13 @@ fn copy_report(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// `apport-hook upload REPORT --server SERVER EXTRA…`.
+fn upload(report: &Path, server: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["upload", report.to_str().unwrap(), "--server", server];
+    args.extend(extra);
+    apport_hook(&args)
+}
+
 fn apport_hook(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_apport-hook"))
         .args(args)
@@ -269,13 +276,7 @@ fn cli_upload_writes_the_oops_id_and_then_runs_the_hook_phase() {
     let intake = Intake::start();
     let dir = tempfile::tempdir().unwrap();
     let report_path = copy_report(dir.path(), "signal_crash.crash");
-    let out = apport_hook(&[
-        "upload",
-        report_path.to_str().unwrap(),
-        "--server",
-        &intake.url(),
-        "--json",
-    ]);
+    let out = upload(&report_path, &intake.url(), &["--json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -304,13 +305,7 @@ fn cli_upload_no_hooks_in_text_mode() {
     let intake = Intake::start();
     let dir = tempfile::tempdir().unwrap();
     let report_path = copy_report(dir.path(), "python_crash.crash");
-    let out = apport_hook(&[
-        "upload",
-        report_path.to_str().unwrap(),
-        "--server",
-        &intake.url(),
-        "--no-hooks",
-    ]);
+    let out = upload(&report_path, &intake.url(), &["--no-hooks"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains(&format!("OOPS id {OOPS_ID}")), "{text}");
@@ -323,10 +318,9 @@ fn cli_upload_exit_codes_follow_the_reply() {
     let dir = tempfile::tempdir().unwrap();
     let report_path = copy_report(dir.path(), "python_crash.crash");
     let marker = dir.path().join("python_crash.uploaded");
-    let arg = report_path.to_str().unwrap();
 
     intake.reply(503, "Service Unavailable");
-    let out = apport_hook(&["upload", arg, "--server", &intake.url(), "--json"]);
+    let out = upload(&report_path, &intake.url(), &["--json"]);
     assert_eq!(out.status.code(), Some(3), "retry later");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["status"], "retry-later");
@@ -336,7 +330,7 @@ fn cli_upload_exit_codes_follow_the_reply() {
     );
 
     intake.reply(400, "Incomplete crash report.");
-    let out = apport_hook(&["upload", arg, "--server", &intake.url()]);
+    let out = upload(&report_path, &intake.url(), &[]);
     assert_eq!(out.status.code(), Some(1), "refused for good");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Incomplete crash report."));
     assert_eq!(
@@ -346,7 +340,7 @@ fn cli_upload_exit_codes_follow_the_reply() {
     );
 
     intake.reply(409, "Crash already reported.");
-    let out = apport_hook(&["upload", arg, "--server", &intake.url(), "--json"]);
+    let out = upload(&report_path, &intake.url(), &["--json"]);
     assert_eq!(out.status.code(), Some(0), "the server already has it");
 }
 
@@ -356,12 +350,7 @@ fn cli_upload_of_a_symlinked_report_is_refused() {
     let real = copy_report(dir.path(), "python_crash.crash");
     let link = dir.path().join("link.crash");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let out = apport_hook(&[
-        "upload",
-        link.to_str().unwrap(),
-        "--server",
-        "http://127.0.0.1:9",
-    ]);
+    let out = upload(&link, "http://127.0.0.1:9", &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
 }
@@ -370,12 +359,7 @@ fn cli_upload_of_a_symlinked_report_is_refused() {
 fn cli_upload_with_a_bad_server_url_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let report_path = copy_report(dir.path(), "python_crash.crash");
-    let out = apport_hook(&[
-        "upload",
-        report_path.to_str().unwrap(),
-        "--server",
-        "ftp://x",
-    ]);
+    let out = upload(&report_path, "ftp://x", &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("http:// or https://"));
 }
@@ -398,13 +382,7 @@ fn cli_upload_is_quiet_without_a_terminal() {
     let intake = Intake::start();
     let dir = tempfile::tempdir().unwrap();
     let report_path = large_report(dir.path());
-    let out = apport_hook(&[
-        "upload",
-        report_path.to_str().unwrap(),
-        "--server",
-        &intake.url(),
-        "--no-hooks",
-    ]);
+    let out = upload(&report_path, &intake.url(), &["--no-hooks"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         out.stderr.is_empty(),

@@ -156,8 +156,57 @@ impl Watch {
     }
 }
 
+/// Spool a result of hook 5 for `oops` with a token valid for an hour.
+fn spool_a_result(dirs: &Dirs, server: &Server, oops: &str) -> (Spool, EntryKey) {
+    let spool = Spool::open(dirs.path("spool"), 1 << 20).unwrap();
+    let key = EntryKey::new(oops, "5", 1).unwrap();
+    let pending = PendingResult {
+        url: format!("{}/hooks/5/results/{oops}", server.url()),
+        token: "tok".into(),
+        expires: now_secs() + 3600,
+    };
+    spool_result(&spool, &key, &pending, || &b"r"[..]).unwrap();
+    (spool, key)
+}
+
+/// `state/last-runs.json` as the watcher left it.
+fn last_runs(dirs: &Dirs) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dirs.path("state/last-runs.json")).unwrap()).unwrap()
+}
+
+/// The outcome of every run in `last_runs`, oldest first.
+fn run_outcomes(runs: &serde_json::Value) -> Vec<&str> {
+    runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect()
+}
+
 fn hook_lists(server: &Server, oops: &str) -> usize {
     server.count("GET", &format!("/{oops}/hooks/{SYSTEM}"))
+}
+
+/// Start a watcher, upload `name` as `oops`, send SIGTERM once the watcher
+/// asked for its hook list; how the watcher then ended.
+fn stop_during_a_hook_phase(
+    dirs: &Dirs,
+    server: &Server,
+    name: &str,
+    oops: &str,
+) -> (i32, String, String) {
+    let watch = start(dirs, server, 0, None);
+    dirs.upload_in_place(name, oops);
+    wait_for("the hook list requested", Some(&watch), || {
+        hook_lists(server, oops) == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(watch.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    watch.finish()
 }
 
 #[test]
@@ -294,14 +343,8 @@ fn opt_out_is_read_again_for_every_upload_and_sigterm_stops_cleanly() {
     assert!(seen.iter().any(|m| m.contains("STOPPING=1")), "{seen:?}");
 
     // Opted-out uploads are handled (never collected later) and recorded.
-    let runs: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dirs.path("state/last-runs.json")).unwrap()).unwrap();
-    let outcomes: Vec<&str> = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
+    let runs = last_runs(&dirs);
+    let outcomes = run_outcomes(&runs);
     assert_eq!(outcomes, ["ok", "off", "off"]);
     std::fs::remove_file(dirs.path("whoopsie")).unwrap();
     let (_, out, log) = start(&dirs, &server, 1, None).finish();
@@ -313,14 +356,7 @@ fn opt_out_is_read_again_for_every_upload_and_sigterm_stops_cleanly() {
 fn due_spooled_results_are_sent_by_the_watcher() {
     let server = Server::start();
     let dirs = Dirs::new();
-    let spool = Spool::open(dirs.path("spool"), 1 << 20).unwrap();
-    let key = EntryKey::new(&oops(4), "5", 1).unwrap();
-    let pending = PendingResult {
-        url: format!("{}/hooks/5/results/{}", server.url(), oops(4)),
-        token: "tok".into(),
-        expires: now_secs() + 3600,
-    };
-    spool_result(&spool, &key, &pending, || &b"r"[..]).unwrap();
+    let (spool, _) = spool_a_result(&dirs, &server, &oops(4));
     let watch = start(&dirs, &server, 1, None);
     let (code, _, log) = watch.finish();
     assert_eq!(code, 0, "{log}");
@@ -357,14 +393,8 @@ fn a_failed_hook_phase_is_tried_again_with_backoff_while_running() {
     let (code, out, log) = watch.finish();
     assert_eq!(code, 0, "{log}");
     assert!(out.contains("\"collected\":1"), "{out}");
-    let runs: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dirs.path("state/last-runs.json")).unwrap()).unwrap();
-    let outcomes: Vec<&str> = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
+    let runs = last_runs(&dirs);
+    let outcomes = run_outcomes(&runs);
     assert_eq!(outcomes, ["error", "ok"]);
     assert!(runs["runs"][0]["message"].as_str().unwrap().contains("503"));
 }
@@ -374,17 +404,7 @@ fn sigterm_lets_the_hook_phase_in_progress_finish() {
     let server = Server::start();
     server.delay_lists(Duration::from_secs(3));
     let dirs = Dirs::new();
-    let watch = start(&dirs, &server, 0, None);
-    dirs.upload_in_place("slow.0", &oops(6));
-    wait_for("the hook list requested", Some(&watch), || {
-        hook_lists(&server, &oops(6)) == 1
-    });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(watch.child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let (code, out, log) = watch.finish();
+    let (code, out, log) = stop_during_a_hook_phase(&dirs, &server, "slow.0", &oops(6));
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("letting the hook phase"), "{log}");
     assert!(out.contains("\"collected\":1"), "{out}");
@@ -398,14 +418,7 @@ fn sigterm_lets_the_hook_phase_in_progress_finish() {
 fn the_watcher_stays_up_for_a_spooled_result_and_sends_it_when_due() {
     let server = Server::start();
     let dirs = Dirs::new();
-    let spool = Spool::open(dirs.path("spool"), 1 << 20).unwrap();
-    let key = EntryKey::new(&oops(7), "5", 1).unwrap();
-    let pending = PendingResult {
-        url: format!("{}/hooks/5/results/{}", server.url(), oops(7)),
-        token: "tok".into(),
-        expires: now_secs() + 3600,
-    };
-    spool_result(&spool, &key, &pending, || &b"r"[..]).unwrap();
+    let (spool, key) = spool_a_result(&dirs, &server, &oops(7));
     // One failed attempt "25 s ago": the next is due 5 to 35 s from now.
     let entry = spool
         .record_failure(&key, "503", SystemTime::now() - Duration::from_secs(25))
@@ -452,17 +465,7 @@ fn a_hook_phase_outlasting_the_stop_grace_is_abandoned_and_collected_at_the_next
     // Slower than the 30 s the watcher waits after SIGTERM.
     server.delay_lists(Duration::from_secs(45));
     let dirs = Dirs::new();
-    let watch = start(&dirs, &server, 0, None);
-    dirs.upload_in_place("stuck.0", &oops(11));
-    wait_for("the hook list requested", Some(&watch), || {
-        hook_lists(&server, &oops(11)) == 1
-    });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(watch.child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let (code, out, log) = watch.finish();
+    let (code, out, log) = stop_during_a_hook_phase(&dirs, &server, "stuck.0", &oops(11));
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("abandoned the hook phase"), "{log}");
     assert!(out.contains("\"collected\":0"), "{out}");

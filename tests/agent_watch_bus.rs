@@ -16,37 +16,20 @@ mod bundle_support;
 mod harness;
 mod hooklist_server;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead as _, Read as _};
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use apport_hooks::agent::token::now_secs;
 use apport_hooks::bundle::BundlePayload;
-use apport_hooks::hook::{Action, Hook, HookLimits, RunAs, Step, Target};
+use apport_hooks::hook::{Action, Hook, RunAs};
 use bundle_support::TestKey;
+use harness::hook_files::{chown, command, package_hook, step};
 use harness::{SystemBus, TestUser, have_root, shared_tempdir};
 use hooklist_server::{ListReply, Offer, Server};
 
 const OOPS: &str = "4c5fd3a2-1e6b-11f1-9a2c-fa163e6b7c1d";
 const SYSTEM: &str = "i-am-a-machine";
-
-fn step(key: &str, run_as: RunAs, action: Action) -> Step {
-    Step {
-        key: key.into(),
-        run_as,
-        optional: false,
-        replaces: false,
-        max_bytes: 64 * 1024,
-        timeout_secs: 30,
-        action,
-    }
-}
-
-fn chown(path: &Path, user: &TestUser) {
-    nix::unistd::chown(path, Some(user.uid.into()), Some(user.gid.into())).unwrap();
-}
 
 #[test]
 fn watch_as_whoopsie_collects_root_and_user_keys_and_sends_them() {
@@ -67,26 +50,19 @@ fn watch_as_whoopsie_collects_root_and_user_keys_and_sends_them() {
     ));
 
     let hook = Hook {
-        name: "watch-bus".into(),
         description: "a root and a user step for the watcher's test".into(),
-        target: Target::Package("bash".into()),
-        when: BTreeMap::new(),
-        limits: HookLimits {
-            reports: 10,
-            days: 7,
-        },
-        steps: vec![
-            step(
-                "OsReleaseFile",
-                RunAs::Root,
-                Action::File("/usr/lib/os-release".into()),
-            ),
-            step(
-                "UserId",
-                RunAs::User,
-                Action::Command(vec!["id".into(), "-u".into()]),
-            ),
-        ],
+        ..package_hook(
+            "watch-bus",
+            "bash",
+            vec![
+                step(
+                    "OsReleaseFile",
+                    RunAs::Root,
+                    Action::File("/usr/lib/os-release".into()),
+                ),
+                step("UserId", RunAs::User, command(&["id", "-u"])),
+            ],
+        )
     };
     let payload = BundlePayload::new(
         "hook-5".into(),

@@ -20,51 +20,40 @@ use std::process::Output;
 use apport_hooks::bundle::{
     BundlePayload, GeneratedKeyPair, generate_key_pair, load_secret_key, sign_bundle,
 };
-use apport_hooks::hook::{Action, Condition, Hook, HookLimits, RunAs, Step, Target};
-use harness::{SystemBus, TestUser, have_root, shared_tempdir};
+use apport_hooks::hook::{Condition, Hook, RunAs, Step};
+use harness::client_output::{assert_refused, json, step_outcome};
+use harness::hook_files::{command, package_hook, step, write_report};
+use harness::{SystemBus, TestUser, have_root, poll_for, shared_tempdir};
 
-fn step(key: &str, run_as: RunAs, action: Action) -> Step {
-    Step {
-        key: key.into(),
-        run_as,
-        optional: false,
-        replaces: false,
-        max_bytes: 64 * 1024,
-        timeout_secs: 30,
-        action,
-    }
-}
-
+/// A hook for `package` on Ubuntu 24.04 only.
 fn hook(package: &str, steps: Vec<Step>) -> Hook {
     Hook {
-        name: "bash-ids".into(),
         description: "who runs the steps".into(),
-        target: Target::Package(package.into()),
         when: BTreeMap::from([(
             "DistroRelease".to_owned(),
             Condition::OneOf(vec!["Ubuntu 24.04".into()]),
         )]),
-        limits: HookLimits {
-            reports: 10,
-            days: 7,
-        },
-        steps,
+        ..package_hook("bash-ids", package, steps)
     }
 }
 
 fn id_steps() -> Vec<Step> {
     vec![
-        step(
-            "UserId",
-            RunAs::User,
-            Action::Command(vec!["id".into(), "-u".into()]),
-        ),
-        step(
-            "RootId",
-            RunAs::Root,
-            Action::Command(vec!["id".into(), "-u".into()]),
-        ),
+        step("UserId", RunAs::User, command(&["id", "-u"])),
+        step("RootId", RunAs::Root, command(&["id", "-u"])),
     ]
+}
+
+/// A hook whose user step touches `marker`.
+fn touch_hook(marker: &Path) -> Hook {
+    hook(
+        "bash",
+        vec![step(
+            "Touch",
+            RunAs::User,
+            command(&["touch", marker.to_str().unwrap()]),
+        )],
+    )
 }
 
 fn now() -> i64 {
@@ -123,21 +112,26 @@ impl Setup {
     fn bundle(&self, name: &str, hook: &Hook, key: &GeneratedKeyPair, not_after: i64) -> PathBuf {
         let issued_at = (now() - 60).min(not_after - 3600);
         let payload = BundlePayload::new(name.into(), 3, hook.clone(), issued_at, not_after);
-        let secret = load_secret_key(&key.secret_key_file).unwrap();
-        let bytes = sign_bundle(&payload, &secret).unwrap();
-        let path = self.keys.path().join(format!("{name}.bundle"));
-        std::fs::write(&path, bytes).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        path
+        self.write_signed(&format!("{name}.bundle"), &payload, key)
+    }
+
+    /// A bundle of `hook` signed by the trusted key and valid for a day.
+    fn trusted_bundle(&self, name: &str, hook: &Hook) -> PathBuf {
+        self.bundle(name, hook, &self.trusted, now() + 86_400)
     }
 
     /// Bundle `id` at `version`, issued at `issued_at`, signed by the trusted key.
     fn bundle_version(&self, id: &str, hook: &Hook, version: u32, issued_at: i64) -> PathBuf {
         let payload =
             BundlePayload::new(id.into(), version, hook.clone(), issued_at, now() + 86_400);
-        let secret = load_secret_key(&self.trusted.secret_key_file).unwrap();
-        let bytes = sign_bundle(&payload, &secret).unwrap();
-        let path = self.keys.path().join(format!("{id}-v{version}.bundle"));
+        self.write_signed(&format!("{id}-v{version}.bundle"), &payload, &self.trusted)
+    }
+
+    /// `payload` signed by `key`, written world-readable as `file` in the keys directory.
+    fn write_signed(&self, file: &str, payload: &BundlePayload, key: &GeneratedKeyPair) -> PathBuf {
+        let secret = load_secret_key(&key.secret_key_file).unwrap();
+        let bytes = sign_bundle(payload, &secret).unwrap();
+        let path = self.keys.path().join(file);
         std::fs::write(&path, bytes).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         path
@@ -149,53 +143,24 @@ impl Setup {
             .keys
             .path()
             .join(format!("_usr_bin_bash.{}.crash", owner.uid));
-        std::fs::write(
+        write_report(
             &path,
             "ProblemType: Crash\nPackage: bash 5.2.21-2ubuntu4\nDistroRelease: Ubuntu 24.04\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        nix::unistd::chown(&path, Some(owner.uid.into()), Some(owner.gid.into())).unwrap();
+            Some(owner),
+        );
         path
     }
 
     fn run(&self, user: &TestUser, bundle: &Path, report: &Path) -> Output {
-        self.bus
-            .client(
-                Some(user),
-                &[
-                    "run",
-                    bundle.to_str().unwrap(),
-                    "--report",
-                    report.to_str().unwrap(),
-                    "--json",
-                ],
-            )
-            .output()
-            .unwrap()
+        self.run_command(user, bundle, report).output().unwrap()
     }
-}
 
-fn json(output: &Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "client failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn step_outcome(result: &serde_json::Value, key: &str) -> String {
-    result["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["key"] == key)
-        .unwrap()["outcome"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    /// `apport-hook run BUNDLE --report REPORT --json` as `user`.
+    fn run_command(&self, user: &TestUser, bundle: &Path, report: &Path) -> std::process::Command {
+        let mut command = self.bus.run_hook(Some(user), false, bundle, report);
+        command.arg("--json");
+        command
+    }
 }
 
 #[test]
@@ -205,12 +170,7 @@ fn admin_runs_a_signed_bundle_and_gets_root_and_user_steps() {
     }
     let setup = Setup::new();
     let admin = TestUser::create("ba", &["sudo"], false);
-    let bundle = setup.bundle(
-        "bash-ids",
-        &hook("bash", id_steps()),
-        &setup.trusted,
-        now() + 86_400,
-    );
+    let bundle = setup.trusted_bundle("bash-ids", &hook("bash", id_steps()));
     let result = json(&setup.run(&admin, &bundle, &setup.report(&admin)));
     assert_eq!(result["keys"]["UserId"], admin.uid.to_string());
     assert_eq!(result["keys"]["RootId"], "0");
@@ -224,12 +184,7 @@ fn plain_user_gets_user_steps_and_no_root_steps() {
     }
     let setup = Setup::new();
     let plain = TestUser::create("bp", &[], false);
-    let bundle = setup.bundle(
-        "bash-ids",
-        &hook("bash", id_steps()),
-        &setup.trusted,
-        now() + 86_400,
-    );
+    let bundle = setup.trusted_bundle("bash-ids", &hook("bash", id_steps()));
     let result = json(&setup.run(&plain, &bundle, &setup.report(&plain)));
     assert_eq!(result["keys"]["UserId"], plain.uid.to_string());
     assert!(result["keys"].get("RootId").is_none(), "{result}");
@@ -244,12 +199,7 @@ fn whoopsie_runs_user_steps_as_the_report_owner() {
     let whoopsie = TestUser::create_named("whoopsie", &[], true);
     let setup = Setup::new();
     let owner = TestUser::create("bo", &[], false);
-    let bundle = setup.bundle(
-        "bash-ids",
-        &hook("bash", id_steps()),
-        &setup.trusted,
-        now() + 86_400,
-    );
+    let bundle = setup.trusted_bundle("bash-ids", &hook("bash", id_steps()));
     // apport writes reports 0640, owner:whoopsie.
     let report = setup.report(&owner);
     nix::unistd::chown(&report, None, Some(whoopsie.gid.into())).unwrap();
@@ -277,14 +227,7 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
     // Writable by the step's user: a step that ran would leave the marker.
     std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let marker = markers.join("ran");
-    let touch = hook(
-        "bash",
-        vec![step(
-            "Touch",
-            RunAs::User,
-            Action::Command(vec!["touch".into(), marker.to_str().unwrap().into()]),
-        )],
-    );
+    let touch = touch_hook(&marker);
     let report = setup.report(&admin);
     let tampered = setup.bundle("tampered", &touch, &setup.trusted, now() + 86_400);
     let mut bytes = std::fs::read(&tampered).unwrap();
@@ -302,16 +245,8 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
         (&untrusted, "unknown-key"),
     ] {
         let output = setup.run(&admin, bundle, &report);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{bundle:?} was accepted");
-        assert!(
-            stderr.contains("com.ubuntu.Apport1.Error.BundleRejected"),
-            "{stderr}"
-        );
-        assert!(
-            stderr.contains(code),
-            "{bundle:?}: expected {code}: {stderr}"
-        );
+        assert_refused(&output, "com.ubuntu.Apport1.Error.BundleRejected");
+        assert_refused(&output, code);
     }
     assert!(!marker.exists(), "a rejected bundle ran a step");
     // Positive control: the same hook, validly signed, does create the marker.
@@ -322,12 +257,8 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
 }
 
 fn assert_rejected(output: &Output, code: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "the bundle was accepted");
-    assert!(
-        stderr.contains("com.ubuntu.Apport1.Error.BundleRejected") && stderr.contains(code),
-        "expected BundleRejected {code}: {stderr}"
-    );
+    assert_refused(output, "com.ubuntu.Apport1.Error.BundleRejected");
+    assert_refused(output, code);
 }
 
 #[test]
@@ -340,19 +271,7 @@ fn an_older_bundle_of_a_hook_replayed_after_a_newer_one_runs_nothing() {
     let markers = setup.keys.path().join("markers");
     std::fs::create_dir(&markers).unwrap();
     std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let touching = |name: &str| {
-        hook(
-            "bash",
-            vec![step(
-                "Touch",
-                RunAs::User,
-                Action::Command(vec![
-                    "touch".into(),
-                    markers.join(name).to_str().unwrap().into(),
-                ]),
-            )],
-        )
-    };
+    let touching = |name: &str| touch_hook(&markers.join(name));
     let report = setup.report(&admin);
     let v1 = setup.bundle_version("rollback-test", &touching("v1"), 1, now() - 7200);
     let v2 = setup.bundle_version("rollback-test", &touching("v2"), 2, now() - 60);
@@ -370,11 +289,7 @@ fn an_older_bundle_of_a_hook_replayed_after_a_newer_one_runs_nothing() {
     // The older one, validly signed and unexpired, is refused and runs nothing.
     let output = setup.run(&admin, &v1, &report);
     assert_rejected(&output, "rolled-back");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("older than one this machine already ran"),
-        "{stderr}"
-    );
+    assert_refused(&output, "older than one this machine already ran");
     assert!(
         !markers.join("v1").exists(),
         "the replayed old bundle ran a step"
@@ -403,12 +318,7 @@ fn polkitd_stopped_means_root_steps_not_authorized_and_user_steps_still_run() {
     }
     let mut setup = Setup::new();
     let admin = TestUser::create("bk", &["sudo"], false);
-    let bundle = setup.bundle(
-        "bash-ids",
-        &hook("bash", id_steps()),
-        &setup.trusted,
-        now() + 86_400,
-    );
+    let bundle = setup.trusted_bundle("bash-ids", &hook("bash", id_steps()));
     let report = setup.report(&admin);
     setup.bus.stop_polkitd();
     let result = json(&setup.run(&admin, &bundle, &report));
@@ -425,23 +335,13 @@ fn bundle_for_another_package_or_release_is_not_applicable() {
     let setup = Setup::new();
     let admin = TestUser::create("bn", &["sudo"], false);
     let report = setup.report(&admin);
-    let other_package = setup.bundle(
-        "other",
-        &hook("lightdm", id_steps()),
-        &setup.trusted,
-        now() + 86_400,
-    );
+    let other_package = setup.trusted_bundle("other", &hook("lightdm", id_steps()));
     let mut other_release_hook = hook("bash", id_steps());
     other_release_hook.when.insert(
         "DistroRelease".into(),
         Condition::OneOf(vec!["Ubuntu 22.04".into()]),
     );
-    let other_release = setup.bundle(
-        "release",
-        &other_release_hook,
-        &setup.trusted,
-        now() + 86_400,
-    );
+    let other_release = setup.trusted_bundle("release", &other_release_hook);
     for bundle in [&other_package, &other_release] {
         let output = setup.run(&admin, bundle, &report);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -465,16 +365,11 @@ fn monitor_as(bus: &SystemBus, user: &TestUser, out: &Path) -> std::process::Chi
         .spawn()
         .unwrap();
     // dbus-monitor prints its own NameAcquired once its match rules are in place.
-    for _ in 0..300 {
-        if std::fs::read_to_string(out)
-            .unwrap_or_default()
-            .contains("NameAcquired")
-        {
-            return child;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("dbus-monitor did not connect");
+    poll_for("dbus-monitor did not connect", || {
+        let text = std::fs::read_to_string(out).unwrap_or_default();
+        text.contains("NameAcquired").then_some(())
+    });
+    child
 }
 
 #[test]
@@ -492,34 +387,18 @@ fn another_user_on_the_bus_neither_hears_a_jobs_result_nor_fetches_it() {
         "for i in $(seq 600); do [ -e {} ] && break; sleep 0.1; done; echo root-secret",
         go.display()
     );
-    let bundle = setup.bundle(
+    let bundle = setup.trusted_bundle(
         "bash-secret",
         &hook(
             "bash",
-            vec![step(
-                "Secret",
-                RunAs::Root,
-                Action::Command(vec!["sh".into(), "-c".into(), wait]),
-            )],
+            vec![step("Secret", RunAs::Root, command(&["sh", "-c", &wait]))],
         ),
-        &setup.trusted,
-        now() + 86_400,
     );
     let report = setup.report(&admin);
     let heard = setup.keys.path().join("heard");
     let mut monitor = monitor_as(&setup.bus, &nosy, &heard);
     let client = setup
-        .bus
-        .client(
-            Some(&admin),
-            &[
-                "run",
-                bundle.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-                "--json",
-            ],
-        )
+        .run_command(&admin, &bundle, &report)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -527,18 +406,7 @@ fn another_user_on_the_bus_neither_hears_a_jobs_result_nor_fetches_it() {
     let job = "/com/ubuntu/Apport/jobs/1";
     assert!(
         (0..300).any(|_| {
-            let listed = setup
-                .bus
-                .busctl()
-                .args([
-                    "get-property",
-                    "com.ubuntu.apport",
-                    "/com/ubuntu/Apport",
-                    "com.ubuntu.Apport1",
-                    "RunningJobs",
-                ])
-                .output()
-                .unwrap();
+            let listed = setup.bus.apportd_property("RunningJobs");
             std::thread::sleep(std::time::Duration::from_millis(100));
             String::from_utf8_lossy(&listed.stdout).contains(job)
         }),
@@ -558,12 +426,7 @@ fn another_user_on_the_bus_neither_hears_a_jobs_result_nor_fetches_it() {
         .gid(nosy.gid)
         .output()
         .unwrap();
-    assert!(!stolen.status.success(), "another user fetched the result");
-    assert!(
-        String::from_utf8_lossy(&stolen.stderr).contains("did not start this job"),
-        "{}",
-        String::from_utf8_lossy(&stolen.stderr)
-    );
+    assert_refused(&stolen, "did not start this job");
     std::fs::write(&go, "").unwrap();
     let result = json(&client.wait_with_output().unwrap());
     assert_eq!(result["keys"]["Secret"], "root-secret", "{result}");

@@ -12,88 +12,49 @@
 
 mod harness;
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use apport_hooks::hook::{Action, Hook, HookLimits, RunAs, Step, Target};
-use harness::{SystemBus, TestUser, have_root, process_gone};
+use apport_hooks::hook::{Action, Hook, RunAs, Step};
+use harness::client_output::{assert_refused, json, stderr};
+use harness::hook_files::{command, package_hook, step, write_hook, write_report};
+use harness::{SystemBus, TestUser, finished_unsigned_job, have_root, poll_for, process_gone};
 
 const CONFIG: &str = "idle_exit_secs = 2\n";
-
-fn step(key: &str, run_as: RunAs, action: Action) -> Step {
-    Step {
-        key: key.into(),
-        run_as,
-        optional: false,
-        replaces: false,
-        max_bytes: 64 * 1024,
-        timeout_secs: 30,
-        action,
-    }
-}
+/// At most one job per caller: a second call while one runs is `Busy`.
+const ONE_JOB_CONFIG: &str = "idle_exit_secs = 2\n[limits]\nmax_jobs_per_caller = 1\n";
 
 fn hook(steps: Vec<Step>) -> Hook {
-    Hook {
-        name: "dbus-test".into(),
-        description: "tests".into(),
-        target: Target::Package("bash".into()),
-        when: BTreeMap::new(),
-        limits: HookLimits {
-            reports: 10,
-            days: 7,
-        },
-        steps,
-    }
+    package_hook("dbus-test", "bash", steps)
+}
+
+/// A hook of the one step `key`.
+fn one_step_hook(key: &str, run_as: RunAs, action: Action) -> Hook {
+    hook(vec![step(key, run_as, action)])
+}
+
+/// A hook of the one step `Id` running `/usr/bin/id` as `run_as`.
+fn id_hook(run_as: RunAs) -> Hook {
+    one_step_hook("Id", run_as, command(&["/usr/bin/id"]))
 }
 
 /// Write the hook (canonical BSON) and a report owned by `owner` into the bus's dir.
 fn files(bus: &SystemBus, hook: &Hook, owner: Option<&TestUser>) -> (PathBuf, PathBuf) {
     let dir = bus.dir.path();
-    let hook_path = dir.join(format!("hook-{}.bson", owner.map_or(0, |u| u.uid)));
-    std::fs::write(&hook_path, bson::serialize_to_vec(hook).unwrap()).unwrap();
-    std::fs::set_permissions(&hook_path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let report = dir.join(format!(
-        "_usr_bin_test.{}.crash",
-        owner.map_or(0, |u| u.uid)
-    ));
-    std::fs::write(&report, "ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
-    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
-    if let Some(user) = owner {
-        nix::unistd::chown(&report, Some(user.uid.into()), Some(user.gid.into())).unwrap();
-    }
+    let uid = owner.map_or(0, |u| u.uid);
+    let hook_path = dir.join(format!("hook-{uid}.bson"));
+    write_hook(&hook_path, hook);
+    let report = dir.join(format!("_usr_bin_test.{uid}.crash"));
+    write_report(&report, "ProblemType: Crash\nPackage: bash 5.2\n", owner);
     (hook_path, report)
 }
 
 fn run_client(bus: &SystemBus, as_user: Option<&TestUser>, hook: &Path, report: &Path) -> Output {
-    bus.client(
-        as_user,
-        &[
-            "run",
-            "--unsigned",
-            hook.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--json",
-        ],
-    )
-    .output()
-    .unwrap()
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "client failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    bus.run_hook(as_user, true, hook, report)
+        .arg("--json")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -104,20 +65,12 @@ fn root_runs_an_unsigned_hook_and_user_steps_run_as_the_report_owner() {
     let bus = SystemBus::start(CONFIG);
     let owner = TestUser::create("ow", &[], false);
     let h = hook(vec![
-        step(
-            "UserId",
-            RunAs::User,
-            Action::Command(vec!["/usr/bin/id".into(), "-u".into()]),
-        ),
-        step(
-            "RootId",
-            RunAs::Root,
-            Action::Command(vec!["/usr/bin/id".into(), "-u".into()]),
-        ),
+        step("UserId", RunAs::User, command(&["/usr/bin/id", "-u"])),
+        step("RootId", RunAs::Root, command(&["/usr/bin/id", "-u"])),
         step(
             "Fds",
             RunAs::User,
-            Action::Command(vec!["/usr/bin/ls".into(), "/proc/self/fd".into()]),
+            command(&["/usr/bin/ls", "/proc/self/fd"]),
         ),
     ]);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
@@ -143,13 +96,8 @@ fn plain_user_cannot_run_an_unsigned_hook() {
     for user in [&plain, &admin] {
         let (hook_path, report) = files(&bus, &h, Some(user));
         let output = run_client(&bus, Some(user), &hook_path, &report);
-        assert!(!output.status.success());
         // test-hook is auth_admin for everyone, admins included, and there is no agent.
-        assert!(
-            stderr(&output).contains("com.ubuntu.Apport1.Error.NotAuthorized"),
-            "{}",
-            stderr(&output)
-        );
+        assert_refused(&output, "com.ubuntu.Apport1.Error.NotAuthorized");
     }
     assert!(!marker.exists(), "a denied hook ran a step");
 }
@@ -161,14 +109,11 @@ fn touch_hook(bus: &SystemBus) -> (Hook, PathBuf) {
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let marker = dir.join("ran");
-    let h = hook(vec![step(
+    let h = one_step_hook(
         "Touch",
         RunAs::User,
-        Action::Command(vec![
-            "/usr/bin/touch".into(),
-            marker.to_str().unwrap().into(),
-        ]),
-    )]);
+        command(&["/usr/bin/touch", marker.to_str().unwrap()]),
+    );
     (h, marker)
 }
 
@@ -197,21 +142,12 @@ fn plain_user_on_someone_elses_report_gets_access_denied() {
     let bus = SystemBus::start(CONFIG);
     let owner = TestUser::create("vi", &[], false);
     let intruder = TestUser::create("in", &[], false);
-    let h = hook(vec![step(
-        "Id",
-        RunAs::User,
-        Action::Command(vec!["/usr/bin/id".into()]),
-    )]);
+    let h = id_hook(RunAs::User);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
     // The report is readable by the intruder: only the ownership check stops them.
     std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
     let output = run_client(&bus, Some(&intruder), &hook_path, &report);
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("com.ubuntu.Apport1.Error.AccessDenied"),
-        "{}",
-        stderr(&output)
-    );
+    assert_refused(&output, "com.ubuntu.Apport1.Error.AccessDenied");
 }
 
 #[test]
@@ -223,11 +159,7 @@ fn whoopsie_may_use_another_users_report() {
     let whoopsie = TestUser::create_named("whoopsie", &[], true);
     let bus = SystemBus::start(CONFIG);
     let owner = TestUser::create("wo", &[], false);
-    let h = hook(vec![step(
-        "Id",
-        RunAs::User,
-        Action::Command(vec!["/usr/bin/id".into()]),
-    )]);
+    let h = id_hook(RunAs::User);
     let (hook_path, report) = files(&bus, &h, Some(&owner));
     std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
     let output = run_client(&bus, Some(&whoopsie), &hook_path, &report);
@@ -246,54 +178,27 @@ fn polkitd_stopped_means_denied() {
     }
     let mut bus = SystemBus::start(CONFIG);
     bus.stop_polkitd();
-    let h = hook(vec![step(
-        "Id",
-        RunAs::Root,
-        Action::Command(vec!["/usr/bin/id".into()]),
-    )]);
+    let h = id_hook(RunAs::Root);
     let (hook_path, report) = files(&bus, &h, None);
     // Even root is refused when polkit cannot be asked: fail closed.
     let output = run_client(&bus, None, &hook_path, &report);
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("com.ubuntu.Apport1.Error.NotAuthorized"),
-        "{}",
-        stderr(&output)
-    );
+    assert_refused(&output, "com.ubuntu.Apport1.Error.NotAuthorized");
 }
 
 /// Start a root client whose hook sleeps, wait for the step's child pid.
 fn start_sleeping_job(bus: &SystemBus, owner: &TestUser) -> (std::process::Child, i32) {
     let pidfile = bus.dir.path().join("sleep.pid");
     let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
-    let h = hook(vec![step(
-        "Sleepy",
-        RunAs::Root,
-        Action::Command(vec!["/bin/sh".into(), "-c".into(), script]),
-    )]);
+    let h = one_step_hook("Sleepy", RunAs::Root, command(&["/bin/sh", "-c", &script]));
     let (hook_path, report) = files(bus, &h, Some(owner));
     let client = bus
-        .client(
-            None,
-            &[
-                "run",
-                "--unsigned",
-                hook_path.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-            ],
-        )
+        .run_hook(None, true, &hook_path, &report)
         .spawn()
         .unwrap();
-    for _ in 0..300 {
-        if let Ok(text) = std::fs::read_to_string(&pidfile)
-            && let Ok(pid) = text.trim().parse()
-        {
-            return (client, pid);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("the sleeping step never started");
+    let pid = poll_for("the sleeping step never started", || {
+        std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    });
+    (client, pid)
 }
 
 #[test]
@@ -322,32 +227,12 @@ fn first_call_activates_apportd_and_it_exits_when_idle() {
         !bus.name_has_owner("com.ubuntu.apport"),
         "apportd ran before any call"
     );
-    let version = bus
-        .busctl()
-        .args([
-            "get-property",
-            "com.ubuntu.apport",
-            "/com/ubuntu/Apport",
-            "com.ubuntu.Apport1",
-            "Version",
-        ])
-        .output()
-        .unwrap();
+    let version = bus.apportd_property("Version");
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("s \"{}\"", env!("CARGO_PKG_VERSION"))
     );
-    let limits = bus
-        .busctl()
-        .args([
-            "get-property",
-            "com.ubuntu.apport",
-            "/com/ubuntu/Apport",
-            "com.ubuntu.Apport1",
-            "Limits",
-        ])
-        .output()
-        .unwrap();
+    let limits = bus.apportd_property("Limits");
     let limits = String::from_utf8_lossy(&limits.stdout);
     assert!(limits.contains("\"job_bytes\" 50000000"), "{limits}");
     // The replies above came from the activated apportd (nothing else may own
@@ -443,12 +328,7 @@ fn only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children() {
         command.output().unwrap()
     };
     let refused = cancel(Some(&other));
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("did not start this job"),
-        "{}",
-        stderr(&refused)
-    );
+    assert_refused(&refused, "did not start this job");
     assert!(!process_gone_now(pid), "a refused Cancel stopped the job");
     let done = cancel(None);
     assert!(done.status.success(), "{}", stderr(&done));
@@ -477,27 +357,26 @@ fn only_root_may_own_the_service_name() {
     let bus = SystemBus::start(CONFIG);
     let user = TestUser::create("nm", &[], false);
     let output = bus
-        .busctl()
-        .args([
-            "call",
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "RequestName",
-            "su",
-            "com.ubuntu.apport",
-            "0",
-        ])
+        .bus_daemon_call("RequestName", "su", &["com.ubuntu.apport", "0"])
         .uid(user.uid)
         .gid(user.gid)
         .output()
         .unwrap();
-    assert!(!output.status.success(), "a user took com.ubuntu.apport");
-    assert!(
-        stderr(&output).contains("Access denied"),
-        "{}",
-        stderr(&output)
-    );
+    assert_refused(&output, "Access denied");
+}
+
+/// Call with a root-step hook while `owner`'s sleeping job holds the one
+/// job a caller may have; `prepare` may change the report before the call.
+fn call_while_a_job_runs(tag: &str, prepare: impl FnOnce(&Path)) -> Output {
+    let bus = SystemBus::start(ONE_JOB_CONFIG);
+    let owner = TestUser::create(tag, &[], false);
+    let (mut client, _pid) = start_sleeping_job(&bus, &owner);
+    let (hook_path, report) = files(&bus, &id_hook(RunAs::Root), None);
+    prepare(&report);
+    let output = run_client(&bus, None, &hook_path, &report);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    output
 }
 
 #[test]
@@ -505,24 +384,8 @@ fn a_caller_over_its_job_limit_is_told_busy() {
     if !have_root("a_caller_over_its_job_limit_is_told_busy") {
         return;
     }
-    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\nmax_jobs_per_caller = 1\n");
-    let owner = TestUser::create("bz", &[], false);
-    let (mut client, _pid) = start_sleeping_job(&bus, &owner);
-    let h = hook(vec![step(
-        "Id",
-        RunAs::Root,
-        Action::Command(vec!["/usr/bin/id".into()]),
-    )]);
-    let (hook_path, report) = files(&bus, &h, None);
-    let output = run_client(&bus, None, &hook_path, &report);
-    client.kill().unwrap();
-    client.wait().unwrap();
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("com.ubuntu.Apport1.Error.Busy"),
-        "{}",
-        stderr(&output)
-    );
+    let output = call_while_a_job_runs("bz", |_| {});
+    assert_refused(&output, "com.ubuntu.Apport1.Error.Busy");
 }
 
 #[test]
@@ -551,8 +414,7 @@ fn an_unsigned_hook_file_is_linted_by_the_client_and_run() {
     )
     .unwrap();
     let output = run_client(&bus, None, &bad, &report);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("problem"), "{}", stderr(&output));
+    assert_refused(&output, "problem");
 }
 
 /// Replace the report at `report` with text that is not a report at all:
@@ -572,13 +434,8 @@ fn a_denied_unsigned_hook_never_gets_its_report_read() {
     let (hook_path, report) = files(&bus, &h, Some(&plain));
     spoil(&report);
     let output = run_client(&bus, Some(&plain), &hook_path, &report);
-    assert!(!output.status.success());
     // polkit is asked first: the report (unparseable here) is never read.
-    assert!(
-        stderr(&output).contains("com.ubuntu.Apport1.Error.NotAuthorized"),
-        "{}",
-        stderr(&output)
-    );
+    assert_refused(&output, "com.ubuntu.Apport1.Error.NotAuthorized");
 }
 
 #[test]
@@ -586,25 +443,8 @@ fn a_caller_over_its_job_limit_is_told_busy_before_its_report_is_read() {
     if !have_root("a_caller_over_its_job_limit_is_told_busy_before_its_report_is_read") {
         return;
     }
-    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\nmax_jobs_per_caller = 1\n");
-    let owner = TestUser::create("br", &[], false);
-    let (mut client, _pid) = start_sleeping_job(&bus, &owner);
-    let h = hook(vec![step(
-        "Id",
-        RunAs::Root,
-        Action::Command(vec!["/usr/bin/id".into()]),
-    )]);
-    let (hook_path, report) = files(&bus, &h, None);
-    spoil(&report);
-    let output = run_client(&bus, None, &hook_path, &report);
-    client.kill().unwrap();
-    client.wait().unwrap();
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("com.ubuntu.Apport1.Error.Busy"),
-        "{}",
-        stderr(&output)
-    );
+    let output = call_while_a_job_runs("br", spoil);
+    assert_refused(&output, "com.ubuntu.Apport1.Error.Busy");
 }
 
 #[test]
@@ -614,44 +454,20 @@ fn apportd_refuses_an_unsigned_hook_the_linter_would_refuse() {
     }
     let bus = SystemBus::start(CONFIG);
     let owner = TestUser::create("va", &[], false);
-    let mut bad_name = hook(vec![step(
-        "Id",
-        RunAs::User,
-        Action::Command(vec!["/usr/bin/id".into()]),
-    )]);
+    let mut bad_name = id_hook(RunAs::User);
     bad_name.name = "Evil\" (approved by IT)".into();
     let cases = [
         bad_name,
-        hook(vec![step(
-            "bad key",
-            RunAs::User,
-            Action::Command(vec!["/usr/bin/id".into()]),
-        )]),
-        hook(vec![step(
-            "Rel",
-            RunAs::Root,
-            Action::File("etc/passwd".into()),
-        )]),
-        hook(vec![step(
+        one_step_hook("bad key", RunAs::User, command(&["/usr/bin/id"])),
+        one_step_hook("Rel", RunAs::Root, Action::File("etc/passwd".into())),
+        one_step_hook(
             "Dots",
             RunAs::Root,
             Action::File("/etc/../etc/os-release".into()),
-        )]),
-        hook(vec![step(
-            "Shadow",
-            RunAs::Root,
-            Action::File("/etc/shadow".into()),
-        )]),
-        hook(vec![step(
-            "Bare",
-            RunAs::Root,
-            Action::Command(vec!["id".into()]),
-        )]),
-        hook(vec![step(
-            "Tmp",
-            RunAs::Root,
-            Action::Command(vec!["/tmp/evil".into()]),
-        )]),
+        ),
+        one_step_hook("Shadow", RunAs::Root, Action::File("/etc/shadow".into())),
+        one_step_hook("Bare", RunAs::Root, command(&["id"])),
+        one_step_hook("Tmp", RunAs::Root, command(&["/tmp/evil"])),
     ];
     for h in &cases {
         // Written straight as BSON: the client's linter never sees them.
@@ -669,50 +485,12 @@ fn apportd_refuses_an_unsigned_hook_the_linter_would_refuse() {
 
 /// A root-step hook echoing `text`, as canonical BSON.
 fn echo_hook(text: &str) -> Vec<u8> {
-    bson::serialize_to_vec(&hook(vec![step(
+    bson::serialize_to_vec(&one_step_hook(
         "Out",
         RunAs::Root,
-        Action::Command(vec!["/usr/bin/echo".into(), text.into()]),
-    )]))
+        command(&["/usr/bin/echo", text]),
+    ))
     .unwrap()
-}
-
-/// Start `hook` on `connection` and wait until it finished; its result is not fetched.
-async fn finished_job(
-    connection: &zbus::Connection,
-    hook: &[u8],
-    report: &Path,
-) -> apport_hooks::apportd::proxy::JobProxy<'static> {
-    use apport_hooks::apportd::proxy::{Apport1Proxy, JobProxy};
-    use futures_util::StreamExt;
-    use std::os::fd::AsFd;
-    let report = std::fs::File::open(report).unwrap();
-    let apportd = Apport1Proxy::new(connection).await.unwrap();
-    let path = apportd
-        .run_unsigned_hook(
-            hook,
-            zbus::Fd::from(report.as_fd()),
-            std::collections::HashMap::new(),
-        )
-        .await
-        .unwrap();
-    let job = JobProxy::builder(connection)
-        .path(path)
-        .build()
-        .await
-        .unwrap();
-    let mut finished = job.receive_finished().await.unwrap();
-    if job.state().await.unwrap() == "running" {
-        finished.next().await.unwrap();
-    }
-    job
-}
-
-async fn connect(bus: &SystemBus) -> zbus::Connection {
-    zbus::connection::Builder::address(bus.address.as_str())
-        .build()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -724,10 +502,10 @@ async fn a_finished_jobs_result_is_dropped_when_its_caller_leaves() {
     let bus = SystemBus::start(CONFIG);
     let owner = TestUser::create("rl", &[], false);
     let (_, report) = files(&bus, &hook(Vec::new()), Some(&owner));
-    let caller = connect(&bus).await;
-    let job = finished_job(&caller, &echo_hook("secret"), &report).await;
+    let caller = bus.connect().await;
+    let job = finished_unsigned_job(&caller, &echo_hook("secret"), &report).await;
     let path = job.inner().path().to_owned();
-    let observer = connect(&bus).await;
+    let observer = bus.connect().await;
     // Uncached: RunningJobs changes without a PropertiesChanged signal.
     let apportd = Apport1Proxy::builder(&observer)
         .cache_properties(zbus::proxy::CacheProperties::No)
@@ -771,9 +549,9 @@ async fn results_waiting_over_their_cap_drop_the_oldest() {
     let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\npending_result_bytes = 300\n");
     let owner = TestUser::create("rc", &[], false);
     let (_, report) = files(&bus, &hook(Vec::new()), Some(&owner));
-    let caller = connect(&bus).await;
-    let first = finished_job(&caller, &echo_hook(&"a".repeat(200)), &report).await;
-    let second = finished_job(&caller, &echo_hook(&"b".repeat(200)), &report).await;
+    let caller = bus.connect().await;
+    let first = finished_unsigned_job(&caller, &echo_hook(&"a".repeat(200)), &report).await;
+    let second = finished_unsigned_job(&caller, &echo_hook(&"b".repeat(200)), &report).await;
     // Dropped: refused as such, or the job object already gone with it.
     let error = first.result().await.unwrap_err().to_string();
     assert!(

@@ -10,46 +10,28 @@
 
 mod harness;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
-use std::time::Duration;
 
-use apport_hooks::apportd::job::{Executor, Fixed, JobOutput, JobRequest, Outcome};
+use apport_hooks::apportd::job::{Executor, JobOutput, Outcome};
 use apport_hooks::apportd::limits::Limits;
-use apport_hooks::apportd::principal::Launcher;
 use apport_hooks::apportd::safe_file::{FileError, Resolver, read_file_with};
-use apport_hooks::hook::{Action, Hook, HookLimits, JournalQuery, RunAs, Step, Target};
+use apport_hooks::hook::{Action, Hook, JournalQuery, RunAs, Step};
+use harness::hook_files::{command, package_hook};
+use harness::job_runs::{cancel_when_exists, executor, read_pid, run_job};
 use harness::{TestUser, have_root, process_gone, shared_tempdir};
 
+/// A step with room for the cap tests: 1 MiB, 20 s.
 fn step(key: &str, run_as: RunAs, action: Action) -> Step {
     Step {
-        key: key.into(),
-        run_as,
-        optional: false,
-        replaces: false,
         max_bytes: 1024 * 1024,
         timeout_secs: 20,
-        action,
+        ..harness::hook_files::step(key, run_as, action)
     }
 }
 
 fn hook(steps: Vec<Step>) -> Hook {
-    Hook {
-        name: "executor-test".into(),
-        description: "tests".into(),
-        target: Target::Package("bash".into()),
-        when: BTreeMap::new(),
-        limits: HookLimits {
-            reports: 10,
-            days: 7,
-        },
-        steps,
-    }
-}
-
-fn executor(limits: Limits) -> Executor {
-    Executor::new(Launcher::new(env!("CARGO_BIN_EXE_apportd").into()), limits)
+    package_hook("executor-test", "bash", steps)
 }
 
 async fn run(hook: &Hook, owner: u32, root_authorized: bool) -> JobOutput {
@@ -63,6 +45,7 @@ async fn run(hook: &Hook, owner: u32, root_authorized: bool) -> JobOutput {
     .await
 }
 
+/// On a report that already has `Package` and `ProblemType`.
 async fn run_with(
     executor: &Executor,
     hook: &Hook,
@@ -70,17 +53,15 @@ async fn run_with(
     root_authorized: bool,
     cancel: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> JobOutput {
-    let existing = BTreeSet::from(["Package".to_owned(), "ProblemType".to_owned()]);
-    let request = JobRequest {
+    run_job(
+        executor,
         hook,
-        version: 1,
-        caller_uid: owner,
-        report_owner: owner,
-        existing_keys: &existing,
-    };
-    executor
-        .run(&request, &Fixed(root_authorized), cancel, &|_, _| {})
-        .await
+        owner,
+        root_authorized,
+        &["Package", "ProblemType"],
+        cancel,
+    )
+    .await
 }
 
 fn file(path: &Path) -> Action {
@@ -235,6 +216,13 @@ async fn glob_attaches_one_key_per_file_and_skips_symlinks() {
     );
 }
 
+/// Root step `Sleepy`: a background `sleep 300` whose pid it writes to
+/// `pidfile`, then waits for it.
+fn sleepy_step(pidfile: &Path) -> Step {
+    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+    step("Sleepy", RunAs::Root, command(&["sh", "-c", &script]))
+}
+
 #[tokio::test]
 async fn step_sleeping_past_its_timeout_is_killed_with_its_children() {
     if !have_root("step_sleeping_past_its_timeout_is_killed_with_its_children") {
@@ -242,12 +230,7 @@ async fn step_sleeping_past_its_timeout_is_killed_with_its_children() {
     }
     let dir = shared_tempdir();
     let pidfile = dir.path().join("pid");
-    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
-    let mut s = step(
-        "Sleepy",
-        RunAs::Root,
-        Action::Command(vec!["sh".into(), "-c".into(), script]),
-    );
+    let mut s = sleepy_step(&pidfile);
     s.timeout_secs = 2;
     let out = run(&hook(vec![s]), 0, true).await;
     assert_eq!(outcome(&out, "Sleepy"), Outcome::TimedOut);
@@ -259,11 +242,7 @@ async fn step_sleeping_past_its_timeout_is_killed_with_its_children() {
         error, "timed out after 2 s; its processes were killed",
         "{error}"
     );
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: i32 = read_pid(&pidfile);
     assert!(
         process_gone(pid),
         "the step's child {pid} survived its timeout"
@@ -277,35 +256,16 @@ async fn cancelled_job_kills_its_running_step() {
     }
     let dir = shared_tempdir();
     let pidfile = dir.path().join("pid");
-    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
     let h = hook(vec![
-        step(
-            "Sleepy",
-            RunAs::Root,
-            Action::Command(vec!["sh".into(), "-c".into(), script]),
-        ),
-        step("After", RunAs::Root, Action::Command(vec!["true".into()])),
+        sleepy_step(&pidfile),
+        step("After", RunAs::Root, command(&["true"])),
     ]);
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let watcher = {
-        let pidfile = pidfile.clone();
-        tokio::spawn(async move {
-            while !pidfile.exists() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            tx.send(true).unwrap();
-            tx
-        })
-    };
+    let (rx, watcher) = cancel_when_exists(pidfile.clone());
     let out = run_with(&executor(Limits::default()), &h, 0, true, Some(rx)).await;
     let _tx = watcher.await.unwrap();
     assert_eq!(outcome(&out, "Sleepy"), Outcome::Cancelled);
     assert_eq!(outcome(&out, "After"), Outcome::Cancelled);
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: i32 = read_pid(&pidfile);
     assert!(
         process_gone(pid),
         "the cancelled step's child {pid} survived"
@@ -317,7 +277,7 @@ async fn output_over_its_cap_is_truncated_and_reported() {
     if !have_root("output_over_its_cap_is_truncated_and_reported") {
         return;
     }
-    let mut endless = step("Yes", RunAs::Root, Action::Command(vec!["yes".into()]));
+    let mut endless = step("Yes", RunAs::Root, command(&["yes"]));
     endless.max_bytes = 1000;
     let mut file_step = step("Big", RunAs::Root, Action::File("/proc/self/exe".into()));
     file_step.max_bytes = 10;
@@ -342,12 +302,7 @@ async fn job_over_the_total_cap_is_stopped() {
         let mut s = step(
             key,
             RunAs::Root,
-            Action::Command(vec![
-                "head".into(),
-                "-c".into(),
-                "30000000".into(),
-                "/dev/urandom".into(),
-            ]),
+            command(&["head", "-c", "30000000", "/dev/urandom"]),
         );
         s.max_bytes = 30_000_000;
         s
@@ -381,18 +336,10 @@ async fn command_failure_keeps_output_like_apport() {
             step(
                 "Fails",
                 RunAs::Root,
-                Action::Command(vec![
-                    "sh".into(),
-                    "-c".into(),
-                    "echo out; echo err >&2; exit 3".into(),
-                ]),
+                command(&["sh", "-c", "echo out; echo err >&2; exit 3"]),
             ),
-            step(
-                "Unknown",
-                RunAs::Root,
-                Action::Command(vec!["/tmp/evil".into()]),
-            ),
-            step("Env", RunAs::Root, Action::Command(vec!["env".into()])),
+            step("Unknown", RunAs::Root, command(&["/tmp/evil"])),
+            step("Env", RunAs::Root, command(&["env"])),
         ]),
         0,
         true,
@@ -422,13 +369,13 @@ async fn user_step_runs_with_the_users_uid_gid_and_groups() {
     let user = TestUser::create("ex", &["sudo"], false);
     let out = run(
         &hook(vec![
-            step("Id", RunAs::User, Action::Command(vec!["id".into()])),
+            step("Id", RunAs::User, command(&["id"])),
             step(
                 "Status",
                 RunAs::User,
                 Action::File("/proc/self/status".into()),
             ),
-            step("Env", RunAs::User, Action::Command(vec!["env".into()])),
+            step("Env", RunAs::User, command(&["env"])),
         ]),
         user.uid,
         false,
@@ -497,13 +444,9 @@ async fn unauthorized_root_steps_run_nothing() {
         step(
             "Root",
             RunAs::Root,
-            Action::Command(vec!["touch".into(), marker.to_str().unwrap().into()]),
+            command(&["touch", marker.to_str().unwrap()]),
         ),
-        step(
-            "User",
-            RunAs::User,
-            Action::Command(vec!["id".into(), "-u".into()]),
-        ),
+        step("User", RunAs::User, command(&["id", "-u"])),
     ]);
     let out = run(&h, user.uid, false).await;
     assert_eq!(outcome(&out, "Root"), Outcome::NotAuthorized);
@@ -615,12 +558,8 @@ async fn job_deadline_stops_the_job() {
         ..Limits::default()
     };
     let h = hook(vec![
-        step(
-            "Slow",
-            RunAs::Root,
-            Action::Command(vec!["sleep".into(), "30".into()]),
-        ),
-        step("Next", RunAs::Root, Action::Command(vec!["true".into()])),
+        step("Slow", RunAs::Root, command(&["sleep", "30"])),
+        step("Next", RunAs::Root, command(&["true"])),
     ]);
     let out = run_with(&executor(limits), &h, 0, true, None).await;
     assert_eq!(
@@ -637,7 +576,7 @@ async fn steps_may_not_overwrite_existing_report_fields() {
     if !have_root("steps_may_not_overwrite_existing_report_fields") {
         return;
     }
-    let echo = |text: &str| Action::Command(vec!["echo".into(), text.into()]);
+    let echo = |text: &str| command(&["echo", text]);
     let mut replaces = step("Package", RunAs::Root, echo("bash 5.2-1"));
     replaces.replaces = true;
     let mut not_replaceable = step("ProblemType", RunAs::Root, echo("Bug"));
@@ -685,7 +624,7 @@ async fn root_steps_inherit_no_descriptor_from_apportd() {
         &hook(vec![step(
             "RootFds",
             RunAs::Root,
-            Action::Command(vec!["ls".into(), "/proc/self/fd".into()]),
+            command(&["ls", "/proc/self/fd"]),
         )]),
         0,
         true,

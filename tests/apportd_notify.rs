@@ -10,36 +10,27 @@
 
 mod harness;
 
-use std::collections::{BTreeMap, HashMap};
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apport_hooks::apportd::proxy::{Apport1Proxy, JobProxy};
-use apport_hooks::hook::{Action, Hook, HookLimits, RunAs, Step, Target};
-use futures_util::StreamExt;
-use harness::{SystemBus, have_root};
+use apport_hooks::hook::{Hook, HookLimits, RunAs, Step};
+use harness::hook_files::{command, package_hook, step};
+use harness::{SystemBus, finished_unsigned_job, have_root};
 
 fn sleeping_hook() -> Vec<u8> {
+    let slow = Step {
+        max_bytes: 1024,
+        timeout_secs: 10,
+        ..step("Slow", RunAs::Root, command(&["/usr/bin/sleep", "1"]))
+    };
     let hook = Hook {
-        name: "notify-test".into(),
         description: "one slow step".into(),
-        target: Target::Package("bash".into()),
-        when: BTreeMap::new(),
         limits: HookLimits {
             reports: 1,
             days: 1,
         },
-        steps: vec![Step {
-            key: "Slow".into(),
-            run_as: RunAs::Root,
-            optional: false,
-            replaces: false,
-            max_bytes: 1024,
-            timeout_secs: 10,
-            action: Action::Command(vec!["/usr/bin/sleep".into(), "1".into()]),
-        }],
+        ..package_hook("notify-test", "bash", vec![slow])
     };
     bson::serialize_to_vec(&hook).unwrap()
 }
@@ -85,29 +76,8 @@ async fn sd_notify_reports_ready_running_jobs_and_idle() {
 
     let report_path = bus.dir.path().join("notify.crash");
     std::fs::write(&report_path, "ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
-    let report = std::fs::File::open(&report_path).unwrap();
-    let connection = zbus::connection::Builder::address(bus.address.as_str())
-        .build()
-        .await
-        .unwrap();
-    let proxy = Apport1Proxy::new(&connection).await.unwrap();
-    let path = proxy
-        .run_unsigned_hook(
-            &sleeping_hook(),
-            zbus::Fd::from(report.as_fd()),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
-    let job = JobProxy::builder(&connection)
-        .path(path)
-        .build()
-        .await
-        .unwrap();
-    let mut finished = job.receive_finished().await.unwrap();
-    if job.state().await.unwrap() == "running" {
-        finished.next().await.unwrap();
-    }
+    let connection = bus.connect().await;
+    let job = finished_unsigned_job(&connection, &sleeping_hook(), &report_path).await;
     let (_, _, outcome) = job.result().await.unwrap();
     assert_eq!(outcome, "completed");
     drop(connection);

@@ -10,60 +10,42 @@
 
 mod harness;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
-use apport_hooks::apportd::job::{Executor, Fixed, JobOutput, JobRequest, Outcome};
+use apport_hooks::apportd::job::{JobOutput, Outcome};
 use apport_hooks::apportd::limits::Limits;
-use apport_hooks::apportd::principal::Launcher;
 use apport_hooks::apportd::subreaper::{ProcStat, parse_stat};
-use apport_hooks::hook::{Action, Hook, HookLimits, RunAs, Step, Target};
+use apport_hooks::hook::{Hook, RunAs, Step};
+use harness::hook_files::{command, package_hook, step};
+use harness::job_runs::{cancel_when_exists, executor, run_job};
 use harness::{TestUser, have_root, shared_tempdir};
 
+/// A hook of one `sh -c SCRIPT` step with 1 MiB of output and `timeout_secs`.
 fn hook(key: &str, run_as: RunAs, script: String, timeout_secs: u32) -> Hook {
-    Hook {
-        name: "process-tree-test".into(),
-        description: "tests".into(),
-        target: Target::Package("bash".into()),
-        when: BTreeMap::new(),
-        limits: HookLimits {
-            reports: 10,
-            days: 7,
-        },
-        steps: vec![Step {
-            key: key.into(),
-            run_as,
-            optional: false,
-            replaces: false,
-            max_bytes: 1024 * 1024,
-            timeout_secs,
-            action: Action::Command(vec!["sh".into(), "-c".into(), script]),
-        }],
-    }
+    let step = Step {
+        max_bytes: 1024 * 1024,
+        timeout_secs,
+        ..step(key, run_as, command(&["sh", "-c", &script]))
+    };
+    package_hook("process-tree-test", "bash", vec![step])
 }
 
+/// Authorized, on a report that already has `Package`.
 async fn run(
     hook: &Hook,
     owner: u32,
     cancel: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> JobOutput {
-    let executor = Executor::new(
-        Launcher::new(env!("CARGO_BIN_EXE_apportd").into()),
-        Limits::default(),
-    );
-    let existing = BTreeSet::from(["Package".to_owned()]);
-    let request = JobRequest {
+    run_job(
+        &executor(Limits::default()),
         hook,
-        version: 1,
-        caller_uid: owner,
-        report_owner: owner,
-        existing_keys: &existing,
-    };
-    executor
-        .run(&request, &Fixed(true), cancel, &|_, _| {})
-        .await
+        owner,
+        true,
+        &["Package"],
+        cancel,
+    )
+    .await
 }
 
 /// A directory the step's user can write its pid files to.
@@ -74,11 +56,7 @@ fn pid_dir() -> tempfile::TempDir {
 }
 
 fn read_pid(dir: &Path, name: &str) -> u32 {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_else(|e| panic!("pid file {name}: {e}"))
-        .trim()
-        .parse()
-        .unwrap()
+    harness::job_runs::read_pid(&dir.join(name))
 }
 
 fn read_stat(dir: &Path, name: &str) -> ProcStat {
@@ -156,15 +134,7 @@ async fn a_cancelled_user_steps_setsid_children_are_killed() {
     let user = TestUser::create("pt", &[], false);
     let dir = pid_dir();
     let script = escaping_children(dir.path(), "sleep 1000");
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let ready = dir.path().join("ready");
-    let watcher = tokio::spawn(async move {
-        while !ready.exists() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tx.send(true).unwrap();
-        tx
-    });
+    let (rx, watcher) = cancel_when_exists(dir.path().join("ready"));
     let out = run(&hook("Escape", RunAs::User, script, 60), user.uid, Some(rx)).await;
     let _tx = watcher.await.unwrap();
     assert_eq!(out.steps[0].outcome, Outcome::Cancelled, "{:?}", out.steps);

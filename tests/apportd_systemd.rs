@@ -560,16 +560,7 @@ fn systemd_tracks_apportd_by_bus_name_status_and_cgroup_limits() {
     let (hook_path, report) = rig.files("sleep", &sleeper);
     let mut client = rig
         .bus
-        .client(
-            None,
-            &[
-                "run",
-                "--unsigned",
-                hook_path.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-            ],
-        )
+        .run_hook(None, true, &hook_path, &report)
         .spawn()
         .unwrap();
     let running = wait_status(&rig, "running 1 job");
@@ -592,18 +583,7 @@ fn the_shipped_activation_file_starts_apportd_service_and_it_exits_when_idle() {
     );
     // The first call: dbus-daemon (--systemd-activation, the shipped
     // dbus/com.ubuntu.apport.service) asks systemd for apportd.service.
-    let version = rig
-        .bus
-        .busctl()
-        .args([
-            "get-property",
-            "com.ubuntu.apport",
-            "/com/ubuntu/Apport",
-            "com.ubuntu.Apport1",
-            "Version",
-        ])
-        .output()
-        .unwrap();
+    let version = rig.bus.apportd_property("Version");
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("s \"{}\"", env!("CARGO_PKG_VERSION")),

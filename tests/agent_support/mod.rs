@@ -9,11 +9,14 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+
+#[path = "../loopback_http/mod.rs"]
+mod loopback_http;
+use loopback_http::Loopback;
 
 /// The OOPS id the double hands out by default.
 pub const OOPS_ID: &str = "4c5fd3a2-1e6b-11f1-9a2c-fa163e6b7c1d";
@@ -36,66 +39,51 @@ struct State {
 
 /// A running double.
 pub struct Intake {
-    pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: Loopback,
 }
 
 impl Intake {
     /// Binds 127.0.0.1:0 and serves on a runtime of its own.
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let state = Arc::new(Mutex::new(State::default()));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let shared = state.clone();
-        let app = axum::Router::new()
-            .fallback(
-                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                    let shared = shared.clone();
-                    async move {
-                        let header = |name: &str| {
-                            headers
-                                .get(name)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned)
-                        };
-                        let mut state = shared.lock().unwrap();
-                        state.seen.push(Seen {
-                            method: method.to_string(),
-                            path: uri.path().to_owned(),
-                            content_type: header("content-type"),
-                            whoopsie_version: header("x-whoopsie-version"),
-                            body: body.to_vec(),
-                        });
-                        let (status, reply) = state
-                            .replies
-                            .pop_front()
-                            .unwrap_or((200, format!("{OOPS_ID} OOPSID")));
-                        (StatusCode::from_u16(status).unwrap(), reply)
-                    }
-                },
-            )
-            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
-        runtime.spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+        let server = Loopback::serve(move |_| {
+            axum::Router::new()
+                .fallback(
+                    move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                        let shared = shared.clone();
+                        async move {
+                            let header = |name: &str| {
+                                headers
+                                    .get(name)
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned)
+                            };
+                            let mut state = shared.lock().unwrap();
+                            state.seen.push(Seen {
+                                method: method.to_string(),
+                                path: uri.path().to_owned(),
+                                content_type: header("content-type"),
+                                whoopsie_version: header("x-whoopsie-version"),
+                                body: body.to_vec(),
+                            });
+                            let (status, reply) = state
+                                .replies
+                                .pop_front()
+                                .unwrap_or((200, format!("{OOPS_ID} OOPSID")));
+                            (StatusCode::from_u16(status).unwrap(), reply)
+                        }
+                    },
+                )
+                .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         });
-        Self {
-            addr,
-            state,
-            runtime: Some(runtime),
-        }
+        Self { state, server }
     }
 
     /// The base URL to give the client.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Queues a reply for the next request.
@@ -110,13 +98,5 @@ impl Intake {
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
-    }
-}
-
-impl Drop for Intake {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }

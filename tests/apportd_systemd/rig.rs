@@ -2,13 +2,14 @@
 //! with the shipped `apportd.service` installed, a report owner, and the
 //! helpers that write hooks and run them through the bus.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Output;
 
-use apport_hooks::hook::{Action, Hook, HookLimits, RunAs, Step, Target};
+use apport_hooks::hook::{Action, Hook, RunAs, Step};
 
+pub use crate::harness::client_output::step_outcome as outcome;
+use crate::harness::hook_files::{self, package_hook, write_hook, write_report};
 use crate::harness::systemd::{SHARE, Systemd};
 use crate::harness::{self, SystemBus, TestUser};
 
@@ -153,38 +154,21 @@ pub fn journal(systemd: &Systemd, unit: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A step with room for the sandbox's slower start: 256 KiB, 60 s.
 pub fn step(key: &str, run_as: RunAs, action: Action) -> Step {
     Step {
-        key: key.into(),
-        run_as,
-        optional: false,
-        replaces: false,
         max_bytes: 256 * 1024,
         timeout_secs: 60,
-        action,
+        ..hook_files::step(key, run_as, action)
     }
 }
 
 pub fn command(key: &str, run_as: RunAs, argv: &[&str]) -> Step {
-    step(
-        key,
-        run_as,
-        Action::Command(argv.iter().map(|a| (*a).to_owned()).collect()),
-    )
+    step(key, run_as, hook_files::command(argv))
 }
 
 pub fn hook(steps: Vec<Step>) -> Hook {
-    Hook {
-        name: "systemd-test".into(),
-        description: "tests".into(),
-        target: Target::Package("bash".into()),
-        when: BTreeMap::new(),
-        limits: HookLimits {
-            reports: 10,
-            days: 7,
-        },
-        steps,
-    }
+    package_hook("systemd-test", "bash", steps)
 }
 
 impl Rig {
@@ -192,17 +176,13 @@ impl Rig {
     pub fn files(&self, name: &str, hook: &Hook) -> (PathBuf, PathBuf) {
         let dir = self.bus.dir.path();
         let hook_path = dir.join(format!("{name}.bson"));
-        std::fs::write(&hook_path, bson::serialize_to_vec(hook).unwrap()).unwrap();
-        std::fs::set_permissions(&hook_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_hook(&hook_path, hook);
         let report = dir.join(format!("{name}.crash"));
-        std::fs::write(&report, "ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
-        std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
-        nix::unistd::chown(
+        write_report(
             &report,
-            Some(self.owner.uid.into()),
-            Some(self.owner.gid.into()),
-        )
-        .unwrap();
+            "ProblemType: Crash\nPackage: bash 5.2\n",
+            Some(&self.owner),
+        );
         (hook_path, report)
     }
 
@@ -211,17 +191,8 @@ impl Rig {
         let (hook_path, report) = self.files(name, hook);
         let output = self
             .bus
-            .client(
-                None,
-                &[
-                    "run",
-                    "--unsigned",
-                    hook_path.to_str().unwrap(),
-                    "--report",
-                    report.to_str().unwrap(),
-                    "--json",
-                ],
-            )
+            .run_hook(None, true, &hook_path, &report)
+            .arg("--json")
             .output()
             .unwrap();
         assert!(
@@ -241,12 +212,7 @@ impl Rig {
         let path = self.systemd.share().join(name);
         std::fs::write(&path, text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        nix::unistd::chown(
-            &path,
-            Some(self.owner.uid.into()),
-            Some(self.owner.gid.into()),
-        )
-        .unwrap();
+        hook_files::chown(&path, &self.owner);
         format!("{SHARE}/{name}")
     }
 
@@ -260,17 +226,6 @@ pub fn key<'a>(result: &'a serde_json::Value, key: &str) -> &'a str {
     result["keys"][key]
         .as_str()
         .unwrap_or_else(|| panic!("no key {key} in {result}"))
-}
-
-pub fn outcome<'a>(result: &'a serde_json::Value, key: &str) -> &'a str {
-    result["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["key"] == key)
-        .unwrap_or_else(|| panic!("no step {key} in {result}"))["outcome"]
-        .as_str()
-        .unwrap()
 }
 
 /// The value of `name=` in the shipped unit.
@@ -297,16 +252,11 @@ pub fn main_and_owner(rig: &Rig) -> (i32, String) {
     let host_pid = rig.systemd.host_pid(main_pid).expect("apportd's host pid");
     let owner = rig
         .bus
-        .busctl()
-        .args([
-            "call",
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
+        .bus_daemon_call(
             "GetConnectionUnixProcessID",
             "s",
-            &shipped_value("BusName"),
-        ])
+            &[&shipped_value("BusName")],
+        )
         .output()
         .unwrap();
     (

@@ -6,6 +6,9 @@
 
 use std::process::Command;
 
+pub mod client_output;
+pub mod hook_files;
+pub mod job_runs;
 pub mod systemd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -118,6 +121,18 @@ pub fn shared_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
+}
+
+/// Poll `found` every 100 ms, up to 30 s, until it gives a value; panic
+/// naming `what` if it never does.
+pub fn poll_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(value) = found() {
+            return value;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{what}");
 }
 
 /// Whether process `pid` is gone (or a zombie nobody has reaped yet), waiting up to 10 s
@@ -322,19 +337,27 @@ impl SystemBus {
         assert!(self.wait_for_name("org.freedesktop.PolicyKit1", false));
     }
 
-    /// Whether `name` has an owner on this bus.
-    pub fn name_has_owner(&self, name: &str) -> bool {
-        let out = self
-            .busctl()
+    /// `busctl call` of the bus daemon's own `member` (`org.freedesktop.DBus`)
+    /// with `signature` and `args`.
+    pub fn bus_daemon_call(&self, member: &str, signature: &str, args: &[&str]) -> Command {
+        let mut command = self.busctl();
+        command
             .args([
                 "call",
                 "org.freedesktop.DBus",
                 "/org/freedesktop/DBus",
                 "org.freedesktop.DBus",
-                "NameHasOwner",
-                "s",
-                name,
+                member,
+                signature,
             ])
+            .args(args);
+        command
+    }
+
+    /// Whether `name` has an owner on this bus.
+    pub fn name_has_owner(&self, name: &str) -> bool {
+        let out = self
+            .bus_daemon_call("NameHasOwner", "s", &[name])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim() == "b true"
@@ -363,6 +386,46 @@ impl SystemBus {
         command
     }
 
+    /// `apport-hook run [--unsigned] HOOK --report REPORT` on this bus, as
+    /// `user` (root when `None`); add `--json` and the like with `.arg`.
+    pub fn run_hook(
+        &self,
+        user: Option<&TestUser>,
+        unsigned: bool,
+        hook: &std::path::Path,
+        report: &std::path::Path,
+    ) -> Command {
+        let mut args = vec!["run"];
+        if unsigned {
+            args.push("--unsigned");
+        }
+        args.extend([hook.to_str().unwrap(), "--report", report.to_str().unwrap()]);
+        self.client(user, &args)
+    }
+
+    /// `busctl get-property` of apportd's manager property `name`
+    /// (activating apportd if it is not running).
+    pub fn apportd_property(&self, name: &str) -> std::process::Output {
+        self.busctl()
+            .args([
+                "get-property",
+                "com.ubuntu.apport",
+                "/com/ubuntu/Apport",
+                "com.ubuntu.Apport1",
+                name,
+            ])
+            .output()
+            .unwrap()
+    }
+
+    /// A zbus connection to this bus, as the test process (root).
+    pub async fn connect(&self) -> zbus::Connection {
+        zbus::connection::Builder::address(self.address.as_str())
+            .build()
+            .await
+            .unwrap()
+    }
+
     /// `apport-hook ARGS…` on this bus, as `user` (root when `None`).
     pub fn client(&self, user: Option<&TestUser>, args: &[&str]) -> Command {
         use std::os::unix::process::CommandExt;
@@ -389,4 +452,36 @@ impl Drop for SystemBus {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }
+}
+
+/// Start the unsigned `hook` (BSON) on `report` through `connection` and wait
+/// until the job finished; its result is left for the caller to fetch.
+pub async fn finished_unsigned_job(
+    connection: &zbus::Connection,
+    hook: &[u8],
+    report: &std::path::Path,
+) -> apport_hooks::apportd::proxy::JobProxy<'static> {
+    use apport_hooks::apportd::proxy::{Apport1Proxy, JobProxy};
+    use futures_util::StreamExt;
+    use std::os::fd::AsFd;
+    let report = std::fs::File::open(report).unwrap();
+    let apportd = Apport1Proxy::new(connection).await.unwrap();
+    let path = apportd
+        .run_unsigned_hook(
+            hook,
+            zbus::Fd::from(report.as_fd()),
+            std::collections::HashMap::new(),
+        )
+        .await
+        .unwrap();
+    let job = JobProxy::builder(connection)
+        .path(path)
+        .build()
+        .await
+        .unwrap();
+    let mut finished = job.receive_finished().await.unwrap();
+    if job.state().await.unwrap() == "running" {
+        finished.next().await.unwrap();
+    }
+    job
 }

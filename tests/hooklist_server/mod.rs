@@ -6,12 +6,15 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
+
+#[path = "../loopback_http/mod.rs"]
+mod loopback_http;
+use loopback_http::Loopback;
 
 /// One hook in a scripted list.
 #[derive(Debug, Clone)]
@@ -50,9 +53,8 @@ struct State {
 
 /// The running server.
 pub struct Server {
-    pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: Loopback,
 }
 
 fn list_body(
@@ -87,99 +89,92 @@ fn list_body(
 impl Server {
     /// Binds 127.0.0.1:0; hook lists default to an empty list.
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let state = Arc::new(Mutex::new(State::default()));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let base = format!("http://{addr}");
         let shared = state.clone();
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let shared = shared.clone();
-                let base = base.clone();
-                async move {
-                    let path = uri.path().to_owned();
-                    let parts: Vec<String> = path
-                        .trim_start_matches('/')
-                        .split('/')
-                        .map(str::to_owned)
-                        .collect();
-                    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-                    // Decide under the lock, answer (maybe slowly) without it.
-                    let (delay, answer) = {
-                        let mut state = shared.lock().unwrap();
-                        state.seen.push(Request {
-                            method: method.to_string(),
-                            path: path.clone(),
-                            authorization: headers
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned),
-                            body: body.to_vec(),
-                        });
-                        match (method.as_str(), parts.as_slice()) {
-                            ("GET", [oops, "hooks", _system]) => {
-                                let reply = state
-                                    .lists
-                                    .pop_front()
-                                    .or_else(|| state.default_list.clone())
-                                    .unwrap_or(ListReply::List(String::new(), 0, Vec::new()));
-                                let answer = match reply {
-                                    ListReply::List(token, expires, hooks) => (
-                                        200,
-                                        list_body(
-                                            &base,
-                                            oops,
-                                            &token,
-                                            expires,
-                                            &hooks,
-                                            &state.bundles,
+        let server = Loopback::serve(move |addr| {
+            let base = format!("http://{addr}");
+            axum::Router::new().fallback(
+                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let shared = shared.clone();
+                    let base = base.clone();
+                    async move {
+                        let path = uri.path().to_owned();
+                        let parts: Vec<String> = path
+                            .trim_start_matches('/')
+                            .split('/')
+                            .map(str::to_owned)
+                            .collect();
+                        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                        // Decide under the lock, answer (maybe slowly) without it.
+                        let (delay, answer) = {
+                            let mut state = shared.lock().unwrap();
+                            state.seen.push(Request {
+                                method: method.to_string(),
+                                path: path.clone(),
+                                authorization: headers
+                                    .get("authorization")
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned),
+                                body: body.to_vec(),
+                            });
+                            match (method.as_str(), parts.as_slice()) {
+                                ("GET", [oops, "hooks", _system]) => {
+                                    let reply = state
+                                        .lists
+                                        .pop_front()
+                                        .or_else(|| state.default_list.clone())
+                                        .unwrap_or(ListReply::List(String::new(), 0, Vec::new()));
+                                    let answer = match reply {
+                                        ListReply::List(token, expires, hooks) => (
+                                            200,
+                                            list_body(
+                                                &base,
+                                                oops,
+                                                &token,
+                                                expires,
+                                                &hooks,
+                                                &state.bundles,
+                                            ),
                                         ),
-                                    ),
-                                    ListReply::Status(code) => (code, b"scripted failure".to_vec()),
-                                };
-                                (state.list_delay, answer)
-                            }
-                            ("GET", ["hooks", id, "bundle"]) => {
-                                match id.parse::<i64>().ok().and_then(|id| state.bundles.get(&id)) {
-                                    Some(bytes) => {
-                                        (std::time::Duration::ZERO, (200, bytes.clone()))
-                                    }
-                                    None => {
-                                        (std::time::Duration::ZERO, (404, b"no such hook".to_vec()))
+                                        ListReply::Status(code) => {
+                                            (code, b"scripted failure".to_vec())
+                                        }
+                                    };
+                                    (state.list_delay, answer)
+                                }
+                                ("GET", ["hooks", id, "bundle"]) => {
+                                    match id
+                                        .parse::<i64>()
+                                        .ok()
+                                        .and_then(|id| state.bundles.get(&id))
+                                    {
+                                        Some(bytes) => {
+                                            (std::time::Duration::ZERO, (200, bytes.clone()))
+                                        }
+                                        None => (
+                                            std::time::Duration::ZERO,
+                                            (404, b"no such hook".to_vec()),
+                                        ),
                                     }
                                 }
+                                ("POST", ["hooks", _id, "results", _oops]) => {
+                                    let code = state.results.pop_front().unwrap_or(200);
+                                    (std::time::Duration::ZERO, (code, b"ok".to_vec()))
+                                }
+                                _ => (std::time::Duration::ZERO, (404, b"no such thing".to_vec())),
                             }
-                            ("POST", ["hooks", _id, "results", _oops]) => {
-                                let code = state.results.pop_front().unwrap_or(200);
-                                (std::time::Duration::ZERO, (code, b"ok".to_vec()))
-                            }
-                            _ => (std::time::Duration::ZERO, (404, b"no such thing".to_vec())),
-                        }
-                    };
-                    tokio::time::sleep(delay).await;
-                    (StatusCode::from_u16(answer.0).unwrap(), answer.1).into_response()
-                }
-            },
-        );
-        runtime.spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+                        };
+                        tokio::time::sleep(delay).await;
+                        (StatusCode::from_u16(answer.0).unwrap(), answer.1).into_response()
+                    }
+                },
+            )
         });
-        Self {
-            addr,
-            state,
-            runtime: Some(runtime),
-        }
+        Self { state, server }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Queues the answer to the next hook-list request.
@@ -217,13 +212,5 @@ impl Server {
             .iter()
             .filter(|r| r.method == method && r.path.starts_with(prefix))
             .count()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
