@@ -20,6 +20,7 @@ use super::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0001_initial.sql"),
     include_str!("migrations/sqlite_0002_hook_generation.sql"),
+    include_str!("migrations/sqlite_0003_cheaper_intake.sql"),
 ];
 
 /// How long a writer waits for another process's write lock.
