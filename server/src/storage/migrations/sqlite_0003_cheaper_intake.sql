@@ -4,7 +4,7 @@
 --
 -- No query looks crashes up by system id (set_core goes by OOPS id), so
 -- this index was pure write cost.
-DROP INDEX oops_system;
+DROP INDEX IF EXISTS oops_system;
 
 -- The duplicate check as one B-tree keyed by (system_id, digest) instead
 -- of a rowid table plus the index of its primary key: one random page per
