@@ -21,6 +21,7 @@ use super::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres_0001_initial.sql"),
     include_str!("migrations/postgres_0002_hook_generation.sql"),
+    include_str!("migrations/postgres_0003_cheaper_intake.sql"),
 ];
 
 /// Connections per daisy process.

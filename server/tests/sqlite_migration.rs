@@ -1,0 +1,132 @@
+//! An existing SQLite database keeps its crashes across schema upgrades:
+//! migration 0003 rebuilds `oops_dedup` (WITHOUT ROWID) and drops the
+//! unused `oops_system` index; a database written at schema 2 must open,
+//! still answer "already reported" for its old crashes, and keep working.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use daisy::storage::{InsertOops, NewOops, SqliteStorage, Storage};
+use rusqlite::{Connection, params};
+
+const NOW: i64 = 1_800_000_000;
+
+/// Writes a database exactly as a daisy at schema 2 left it.
+fn schema_2_database(path: &std::path::Path, rows: usize) {
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+    )
+    .unwrap();
+    conn.execute_batch(include_str!(
+        "../src/storage/migrations/sqlite_0001_initial.sql"
+    ))
+    .unwrap();
+    conn.execute_batch(include_str!(
+        "../src/storage/migrations/sqlite_0002_hook_generation.sql"
+    ))
+    .unwrap();
+    conn.execute(
+        "INSERT INTO schema_migrations (version, applied) VALUES (1, ?1), (2, ?1)",
+        params![NOW],
+    )
+    .unwrap();
+    for i in 0..rows {
+        let (id, system) = (format!("old-{i}"), format!("system-{}", i % 7));
+        conn.execute(
+            "INSERT INTO oops (id, system_id, received, bucket, package, report) \
+             VALUES (?1, ?2, ?3, 'bucket', 'foo', x'0500000000')",
+            params![id, system, NOW],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO oops_dedup (system_id, digest, oops_id) VALUES (?1, ?2, ?3)",
+            params![system, format!("digest-{i}"), id],
+        )
+        .unwrap();
+    }
+}
+
+fn crash(id: &str, system: &str, digest: &str) -> NewOops {
+    NewOops {
+        id: id.into(),
+        system_id: system.into(),
+        received: NOW + 1,
+        dedup_digest: Some(digest.into()),
+        bucket: Some("bucket".into()),
+        sas: None,
+        package: Some("foo".into()),
+        source_package: None,
+        duplicate_signature: None,
+        report: vec![5, 0, 0, 0, 0],
+    }
+}
+
+#[tokio::test]
+async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daisy.sqlite3");
+    schema_2_database(&path, 500);
+
+    let storage = SqliteStorage::open(&path).await.expect("open and migrate");
+    // Every old (system, digest) pair is still "already reported".
+    for i in [0_usize, 1, 250, 499] {
+        let again = crash(
+            &format!("new-dup-{i}"),
+            &format!("system-{}", i % 7),
+            &format!("digest-{i}"),
+        );
+        assert_eq!(
+            storage.insert_oops(again).await.unwrap(),
+            InsertOops::Duplicate(format!("old-{i}"))
+        );
+    }
+    // New crashes are stored and deduplicated in the rebuilt table.
+    let fresh = crash("new-1", "system-0", "digest-new");
+    assert_eq!(
+        storage.insert_oops(fresh.clone()).await.unwrap(),
+        InsertOops::Inserted
+    );
+    let mut again = fresh;
+    again.id = "new-2".into();
+    assert_eq!(
+        storage.insert_oops(again).await.unwrap(),
+        InsertOops::Duplicate("new-1".into())
+    );
+    assert_eq!(storage.totals().await.unwrap().oopses, 501);
+    let old = storage
+        .oops("old-42")
+        .await
+        .unwrap()
+        .expect("old crash kept");
+    assert_eq!(old.oops.system_id, "system-0");
+    assert!(storage.set_core("old-42", "system-0", 7).await.unwrap());
+    drop(storage);
+
+    let conn = Connection::open(&path).unwrap();
+    let dedup_sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'oops_dedup'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(dedup_sql.contains("WITHOUT ROWID"), "{dedup_sql}");
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM oops_dedup", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 501);
+    let system_index: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'oops_system'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(system_index, 0);
+    let version: i64 = conn
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(version, 3);
+}
