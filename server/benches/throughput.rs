@@ -77,9 +77,6 @@ const LOAD_CPU: &str = "1";
 /// hook match" check runs with hooks present.
 const IDLE_HOOKS: u32 = 10;
 
-/// Digits of the per-request number patched into the intake path.
-const SEQ_DIGITS: usize = 20;
-
 /// Width of the seeded result tokens (`token` and a zero-padded number), so
 /// that every results request has the same length.
 const TOKEN_DIGITS: usize = 10;
@@ -101,14 +98,6 @@ fn connections() -> usize {
         .and_then(|s| s.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(DEFAULT_CONNECTIONS)
-}
-
-/// Writes `n` as zero-padded decimal digits filling `out`.
-fn put_decimal(out: &mut [u8], mut n: u64) {
-    for b in out.iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
 }
 
 /// The status and `Content-Length` of a response head (without the blank
@@ -355,15 +344,43 @@ fn http_post(path: &str, extra: &str, body: &[u8]) -> Vec<u8> {
     req
 }
 
-/// Crash intake load: the same upload for a new system id each request.
+/// Hex digits of a whoopsie system id (a SHA-512).
+const SYSTEM_ID_HEX: usize = 128;
+
+/// splitmix64: a cheap bijective mix, so request `i` gets its own
+/// random-looking system id.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Writes a 128-hex-digit system id for request `i` into `out`. Real ids
+/// are SHA-512 hashes of the machine id, spread over the whole key space:
+/// counting ids would land next to each other in daisy's per-system
+/// duplicate index and flatter it.
+fn put_system_id(out: &mut [u8], i: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (k, chunk) in out.chunks_mut(16).enumerate() {
+        let mut v = mix(i.wrapping_mul(8).wrapping_add(k as u64));
+        for b in chunk.iter_mut() {
+            *b = HEX[(v & 15) as usize];
+            v >>= 4;
+        }
+    }
+}
+
+/// Crash intake load: the same upload for a new, random-looking system id
+/// each request.
 async fn intake_load(addr: SocketAddr, cpu: &[Cpu]) -> Load {
-    let marker = "#".repeat(SEQ_DIGITS);
-    let template = http_post(&format!("/bench{marker}"), "", &upload());
+    let marker = "#".repeat(SYSTEM_ID_HEX);
+    let template = http_post(&format!("/{marker}"), "", &upload());
     let seq = slot(&template, marker.as_bytes());
     load(
         addr,
         template,
-        move |i, request| put_decimal(&mut request[seq.clone()], i),
+        move |i, request| put_system_id(&mut request[seq.clone()], i),
         cpu,
     )
     .await
