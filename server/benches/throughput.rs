@@ -371,20 +371,45 @@ fn put_system_id(out: &mut [u8], i: u64) {
     }
 }
 
+/// Writes the time of day `secs` (wrapped to a day) as `HH:MM:SS`.
+fn put_clock(out: &mut [u8], secs: u64) {
+    let secs = secs % 86_400;
+    let fields = [secs / 3_600, secs / 60 % 60, secs % 60];
+    for (pair, value) in out.chunks_mut(3).zip(fields) {
+        pair[0] = b'0' + (value / 10) as u8;
+        pair[1] = b'0' + (value % 10) as u8;
+    }
+}
+
 /// Crash intake load: the same upload for a new, random-looking system id
-/// each request.
+/// each request, its `Date` moving on with the clock as real crashes' do
+/// (the upload's own time of day plus the seconds since the load began;
+/// daisy files duplicates by the crash time).
 async fn intake_load(addr: SocketAddr, cpu: &[Cpu]) -> Load {
     let marker = "#".repeat(SYSTEM_ID_HEX);
     let template = http_post(&format!("/{marker}"), "", &upload());
     let seq = slot(&template, marker.as_bytes());
+    let clock = slot(&template, UPLOAD_CLOCK.as_bytes());
+    let began = Instant::now();
     load(
         addr,
         template,
-        move |i, request| put_system_id(&mut request[seq.clone()], i),
+        move |i, request| {
+            put_system_id(&mut request[seq.clone()], i);
+            put_clock(
+                &mut request[clock.clone()],
+                UPLOAD_SECS_OF_DAY + began.elapsed().as_secs(),
+            );
+        },
         cpu,
     )
     .await
 }
+
+/// The time of day in the `Date` of `signal_crash.bson`
+/// (`Wed Nov 25 10:02:13 2026`), and as seconds.
+const UPLOAD_CLOCK: &str = "10:02:13";
+const UPLOAD_SECS_OF_DAY: u64 = 10 * 3_600 + 2 * 60 + 13;
 
 fn upload() -> Vec<u8> {
     std::fs::read(format!(
@@ -789,6 +814,7 @@ async fn bench_matching(name: &str, storage: Arc<dyn Storage>) {
                     system_id: format!("m{i}"),
                     received: now,
                     dedup_digest: None,
+                    crash_time: 0,
                     bucket: Some(format!("/usr/bin/p{}:11:main", i % 5000)),
                     sas: None,
                     package: Some(format!("p{}", i % 5000)),

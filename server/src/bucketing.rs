@@ -99,6 +99,80 @@ pub fn dedup_digest(report: &(impl ReportFields + ?Sized)) -> Option<String> {
     Some(hex::encode(md5.finalize()))
 }
 
+/// The crash's own time from its `Date` (`Wed Nov 25 10:02:13 2026`, C's
+/// `ctime` format, in the machine's local time, read as if UTC), in Unix
+/// seconds; 0 when absent or not in that format. Only the order matters:
+/// it leads the duplicate index so that new crashes land at its end, and
+/// since `Date` is part of the duplicate digest, two duplicates always get
+/// the same value.
+pub fn crash_time(report: &(impl ReportFields + ?Sized)) -> i64 {
+    report.text("Date").and_then(parse_ctime).unwrap_or(0)
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn parse_ctime(date: &str) -> Option<i64> {
+    let mut parts = date.split_ascii_whitespace();
+    let _weekday = parts.next()?;
+    let month = parts.next()?;
+    let month = MONTHS.iter().position(|m| *m == month)?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':');
+    let hour: i64 = clock.next()?.parse().ok()?;
+    let minute: i64 = clock.next()?.parse().ok()?;
+    let second: i64 = clock.next()?.parse().ok()?;
+    let year: i64 = parts.next()?.parse().ok()?;
+    if parts.next().is_some()
+        || clock.next().is_some()
+        || !(1..=31).contains(&day)
+        || !(0..24).contains(&hour)
+        || !(0..60).contains(&minute)
+        || !(0..=60).contains(&second)
+        || !(1970..=9999).contains(&year)
+    {
+        return None;
+    }
+    let month = i64::try_from(month).ok()?.checked_add(1)?;
+    let days = days_from_civil(year, month, day)?;
+    days.checked_mul(86_400)?
+        .checked_add(hour.checked_mul(3_600)?)?
+        .checked_add(minute.checked_mul(60)?)?
+        .checked_add(second)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`), for the years `parse_ctime` accepts.
+fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+    let y = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
+    let era = y.checked_div(400)?;
+    let yoe = y.checked_sub(era.checked_mul(400)?)?;
+    let shifted = if month > 2 {
+        month.checked_sub(3)?
+    } else {
+        month.checked_add(9)?
+    };
+    let doy = shifted
+        .checked_mul(153)?
+        .checked_add(2)?
+        .checked_div(5)?
+        .checked_add(day)?
+        .checked_sub(1)?;
+    let doe = yoe
+        .checked_mul(365)?
+        .checked_add(yoe.checked_div(4)?)?
+        .checked_sub(yoe.checked_div(100)?)?
+        .checked_add(doy)?;
+    era.checked_mul(146_097)?
+        .checked_add(doe)?
+        .checked_sub(719_468)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -160,5 +234,28 @@ mod tests {
             Some(hex::encode(Md5::digest(b"d:/e:s")).as_str())
         );
         assert_eq!(dedup_digest(&report(&[("Date", "d")])), None);
+    }
+
+    #[test]
+    fn crash_time_reads_ctime_dates() {
+        let at = |d: &str| crash_time(&report(&[("Date", d)]));
+        assert_eq!(at("Thu Jan  1 00:00:00 1970"), 0);
+        assert_eq!(at("Wed Nov 25 10:02:13 2026"), 1_795_600_933);
+        assert_eq!(at("Thu Feb 29 23:59:59 2024"), 1_709_251_199);
+        assert_eq!(at("Sat Mar  1 00:00:00 2025"), 1_740_787_200);
+        for bad in [
+            "",
+            "yesterday",
+            "Wed Nov 25 10:02:13",
+            "Wed Foo 25 10:02:13 2026",
+            "Wed Nov 32 10:02:13 2026",
+            "Wed Nov 25 24:00:00 2026",
+            "Wed Nov 25 10:02 2026",
+            "Wed Nov 25 10:02:13 2026 extra",
+            "Wed Nov 25 10:02:13 99999999999999999999",
+        ] {
+            assert_eq!(at(bad), 0, "{bad:?}");
+        }
+        assert_eq!(crash_time(&report(&[])), 0);
     }
 }

@@ -52,6 +52,7 @@ fn crash(id: &str, system: &str, digest: &str) -> NewOops {
         system_id: system.into(),
         received: NOW + 1,
         dedup_digest: Some(digest.into()),
+        crash_time: 0,
         bucket: Some("bucket".into()),
         sas: None,
         package: Some("foo".into()),
@@ -68,20 +69,23 @@ async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
     schema_2_database(&path, 500);
 
     let storage = SqliteStorage::open(&path).await.expect("open and migrate");
-    // Every old (system, digest) pair is still "already reported".
+    // Every old (system, digest) pair is still "already reported", also
+    // when the re-upload's `Date` gives it a crash time (old rows have 0).
     for i in [0_usize, 1, 250, 499] {
-        let again = crash(
+        let mut again = crash(
             &format!("new-dup-{i}"),
             &format!("system-{}", i % 7),
             &format!("digest-{i}"),
         );
+        again.crash_time = if i % 2 == 0 { 0 } else { NOW - 3_600 };
         assert_eq!(
             storage.insert_oops(again).await.unwrap(),
             InsertOops::Duplicate(format!("old-{i}"))
         );
     }
     // New crashes are stored and deduplicated in the rebuilt table.
-    let fresh = crash("new-1", "system-0", "digest-new");
+    let mut fresh = crash("new-1", "system-0", "digest-new");
+    fresh.crash_time = NOW - 60;
     assert_eq!(
         storage.insert_oops(fresh.clone()).await.unwrap(),
         InsertOops::Inserted
@@ -128,5 +132,13 @@ async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+    let times: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM oops_dedup WHERE crash_time = ?1",
+            [NOW - 60],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(times, 1, "the new crash is filed under its crash time");
 }

@@ -24,6 +24,7 @@ fn oops(id: &str, system: &str) -> NewOops {
         system_id: system.into(),
         received: NOW,
         dedup_digest: Some(format!("digest-of-{id}")),
+        crash_time: NOW - 10,
         bucket: Some("/usr/bin/foo:11:main".into()),
         sas: Some("/usr/bin/foo:11:foo+1a".into()),
         package: Some("foo".into()),

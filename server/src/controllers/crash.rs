@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::app::AppState;
-use crate::bucketing::{CrashKeys, dedup_digest};
+use crate::bucketing::{CrashKeys, crash_time, dedup_digest};
 use crate::error::AppError;
 use crate::storage::{self, Intake, IntakeOutcome, NewOops};
 
@@ -80,6 +80,7 @@ pub async fn submit(
         system_id: system_id.clone(),
         received: storage::now(),
         dedup_digest: dedup_digest(&report),
+        crash_time: crash_time(&report),
         bucket: None,
         sas: keys.sas.clone(),
         package: keys.package.clone(),

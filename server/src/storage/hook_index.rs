@@ -90,6 +90,7 @@ mod tests {
             system_id: "s".into(),
             received,
             dedup_digest: None,
+            crash_time: 0,
             bucket: bucket.map(str::to_owned),
             sas: None,
             package: Some(package.into()),

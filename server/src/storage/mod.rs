@@ -62,6 +62,10 @@ pub struct NewOops {
     pub received: UnixTime,
     /// md5 of `Date:ExecutablePath:ProcStatus` when all three are present.
     pub dedup_digest: Option<String>,
+    /// The crash's own time, read from its `Date` (0 when absent or
+    /// unreadable): it leads the SQLite duplicate index, so that new
+    /// crashes go to the index's end, not to a random page each.
+    pub crash_time: UnixTime,
     /// The crash signature, `None` while parked under an unknown SAS.
     pub bucket: Option<String>,
     /// `StacktraceAddressSignature`.

@@ -260,6 +260,7 @@ impl Storage for PostgresStorage {
                 system_id: r.try_get(1)?,
                 received: r.try_get(2)?,
                 dedup_digest: None,
+                crash_time: 0,
                 bucket: r.try_get(3)?,
                 sas: r.try_get(4)?,
                 package: r.try_get(5)?,

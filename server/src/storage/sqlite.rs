@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0001_initial.sql"),
     include_str!("migrations/sqlite_0002_hook_generation.sql"),
     include_str!("migrations/sqlite_0003_cheaper_intake.sql"),
+    include_str!("migrations/sqlite_0004_dedup_by_crash_time.sql"),
 ];
 
 /// WAL pages between two checkpoints (64 MB of WAL; SQLite's default is 1000).
@@ -120,18 +121,22 @@ pub(super) fn insert_oops_in(
     oops: &NewOops,
 ) -> Result<InsertOops, StorageError> {
     if let Some(digest) = &oops.dedup_digest {
+        // Rows stored before migration 0004 (and crashes without a
+        // readable `Date`) are filed under crash time 0.
+        if oops.crash_time != 0
+            && let Some(existing) = dedup_entry(conn, 0, &oops.system_id, digest)?
+        {
+            return Ok(InsertOops::Duplicate(existing));
+        }
         let inserted = conn
             .prepare_cached(
-                "INSERT INTO oops_dedup (system_id, digest, oops_id) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
             )?
-            .execute(params![oops.system_id, digest, oops.id])?;
+            .execute(params![oops.crash_time, oops.system_id, digest, oops.id])?;
         if inserted == 0 {
-            let existing: String = conn.query_row(
-                "SELECT oops_id FROM oops_dedup WHERE system_id = ?1 AND digest = ?2",
-                params![oops.system_id, digest],
-                |r| r.get(0),
-            )?;
+            let existing = dedup_entry(conn, oops.crash_time, &oops.system_id, digest)?
+                .ok_or_else(|| StorageError::Corrupt("duplicate key vanished".into()))?;
             return Ok(InsertOops::Duplicate(existing));
         }
     }
@@ -152,6 +157,22 @@ pub(super) fn insert_oops_in(
         oops.report
     ])?;
     Ok(InsertOops::Inserted)
+}
+
+/// The OOPS filed under one duplicate key.
+fn dedup_entry(
+    conn: &Connection,
+    crash_time: UnixTime,
+    system_id: &str,
+    digest: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT oops_id FROM oops_dedup \
+             WHERE crash_time = ?1 AND system_id = ?2 AND digest = ?3",
+        )?
+        .query_row(params![crash_time, system_id, digest], |r| r.get(0))
+        .optional()?)
 }
 
 /// The SAS index entry, inside the caller's transaction.
@@ -364,6 +385,7 @@ fn oops_from_row(r: &Row<'_>) -> rusqlite::Result<Oops> {
             system_id: r.get(1)?,
             received: r.get(2)?,
             dedup_digest: None,
+            crash_time: 0,
             bucket: r.get(3)?,
             sas: r.get(4)?,
             package: r.get(5)?,
