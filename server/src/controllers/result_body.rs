@@ -165,13 +165,14 @@ impl ZstdStream {
                 let target = len.saturating_mul(2).max(ZSTD_MIN_GROWTH).min(most);
                 sink.out.reserve_exact(target.saturating_sub(len));
             }
-            let len = sink.out.len();
-            let mut output = OutBuffer::around_pos(&mut sink.out, len);
-            self.hint = dctx
-                .decompress_stream(&mut output, &mut input)
-                .map_err(zstd_error)?;
-            let full = output.pos() == output.capacity();
-            drop(output);
+            let full = {
+                let len = sink.out.len();
+                let mut output = OutBuffer::around_pos(&mut sink.out, len);
+                self.hint = dctx
+                    .decompress_stream(&mut output, &mut input)
+                    .map_err(zstd_error)?;
+                output.pos() == output.capacity()
+            };
             if sink.out.len() > sink.limit {
                 sink.crossed_at = sink.out.len();
                 return Err(io::Error::other("decompressed result over its cap"));
