@@ -442,6 +442,24 @@ mod tests {
     }
 
     #[test]
+    fn a_pooled_zstd_context_decodes_cleanly_after_a_broken_stream() {
+        let data: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
+        let good = compress(Coding::Zstd, &data);
+        for _ in 0..3 {
+            // Stops inside a frame, then goes back to the pool.
+            let r = decode(Coding::Zstd, &good[..good.len() / 2], 100, 1 << 20, 1 << 20);
+            assert!(matches!(r, Err(BodyStop::Undecodable(_))), "{r:?}");
+            // Cut off at the cap mid-frame, then back to the pool too.
+            let r = decode(Coding::Zstd, &good, 100, 1000, 1 << 20);
+            assert!(matches!(r, Err(BodyStop::TooLarge)), "{r:?}");
+            let out = decode(Coding::Zstd, &good, 100, 1 << 20, 1 << 20).unwrap();
+            assert_eq!(out, data);
+        }
+    }
+
+    #[test]
     fn compressed_bytes_count_against_the_result_cap() {
         // A zstd skippable frame decodes to nothing: only the wire count
         // stops a body made of them.
