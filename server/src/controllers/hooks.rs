@@ -8,15 +8,13 @@
 //! - `POST /hooks/{id}/results/{oops}`: the new keys, bearer token,
 //!   optionally compressed.
 
-use apport_hooks::report::ReportLimits;
-use apport_hooks::wire::{
-    WireLimits, decode_untrusted, is_valid_system_id, report_from_whoopsie_bson,
-};
+use apport_hooks::report::validate_key;
+use apport_hooks::wire::{WireLimits, check_raw, is_valid_system_id};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawBsonRef, doc};
 use http_body_util::BodyExt;
 
 use crate::app::AppState;
@@ -170,7 +168,10 @@ pub async fn post_result(
             "Content-Encoding must be zstd, gzip, deflate or identity.",
         ));
     };
-    let Some(hook) = app.storage.hook(hook_id).await? else {
+    // The disk-cap room comes from the storage's cache of the hook (no
+    // database trip for most uploads); it only decides where to cut the
+    // stream, the atomic claim in `accept_result` enforces the cap.
+    let Some(hook) = app.storage.hook_room(hook_id).await? else {
         return Err(refused(
             &app,
             "unknown_token",
@@ -182,8 +183,7 @@ pub async fn post_result(
     // and counted; the body is still bounded by the caps below.
     let cap = app.config.limits.max_result_bytes;
     // What the hook may still store before its disk cap.
-    let room =
-        usize::try_from(hook.disk_cap.saturating_sub(hook.bytes).max(0)).unwrap_or(usize::MAX);
+    let room = usize::try_from(hook.room()).unwrap_or(usize::MAX);
     let mut decoded = ResultBody::new(coding, cap, room).map_err(|e| {
         tracing::error!("creating a result decoder: {e}");
         AppError::text(
@@ -291,42 +291,17 @@ async fn store_result(
     token: &str,
     keys: Vec<u8>,
 ) -> Result<Response, AppError> {
-    let cap = app.config.limits.max_result_bytes;
-    let wire = WireLimits {
-        max_document_bytes: cap,
-        ..WireLimits::default()
-    };
-    let report_limits = ReportLimits {
-        max_keys: MAX_RESULT_KEYS,
-        max_value_bytes: u64::try_from(cap).unwrap_or(u64::MAX),
-        ..ReportLimits::default()
-    };
-    let report = match decode_untrusted(&keys, &wire)
-        .and_then(|doc| report_from_whoopsie_bson(&doc, &report_limits))
-    {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::info!(hook_id, %oops_id, "refused result: {e}");
-            return Err(refused(
-                &app,
-                "invalid",
-                StatusCode::BAD_REQUEST,
-                "Invalid BSON.",
-            ));
+    let failed = match check_result(&keys, app.config.limits.max_result_bytes) {
+        Ok(failed) => failed,
+        Err(refusal) => {
+            tracing::info!(hook_id, %oops_id, "refused result: {refusal}");
+            let text = match refusal {
+                ResultRefusal::Empty => "Empty result.",
+                ResultRefusal::Invalid(_) => "Invalid BSON.",
+            };
+            return Err(refused(&app, "invalid", StatusCode::BAD_REQUEST, text));
         }
     };
-    if report.is_empty() {
-        return Err(refused(
-            &app,
-            "invalid",
-            StatusCode::BAD_REQUEST,
-            "Empty result.",
-        ));
-    }
-    // apport names a failed hook's traceback `HookError` or `HookError_<name>`.
-    let failed = report
-        .keys()
-        .any(|k| k.as_str() == "HookError" || k.as_str().starts_with("HookError_"));
     let outcome = app
         .storage
         .accept_result(NewResult {
@@ -340,6 +315,66 @@ async fn store_result(
         })
         .await?;
     Ok(result_response(&app, outcome))
+}
+
+/// Why a decoded result is refused.
+#[derive(Debug, thiserror::Error)]
+enum ResultRefusal {
+    /// A document without keys.
+    #[error("empty result")]
+    Empty,
+    /// Not one BSON document of report keys and strings within the caps.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Checks a decoded result with the rules `report_from_whoopsie_bson`
+/// applies to crash reports (every field a string under a valid report key,
+/// no NUL, at most [`MAX_RESULT_KEYS`] keys and `cap` bytes), on the raw
+/// document: the keys are stored as received, so building a `Document` and
+/// a `Report` only to drop them cost more than the checks. Returns whether
+/// the run failed: apport names a failed hook's traceback `HookError` or
+/// `HookError_<name>`.
+fn check_result(keys: &[u8], cap: usize) -> Result<bool, ResultRefusal> {
+    let wire = WireLimits {
+        max_document_bytes: cap,
+        ..WireLimits::default()
+    };
+    let raw = check_raw(keys, &wire).map_err(|e| ResultRefusal::Invalid(e.to_string()))?;
+    let mut count = 0usize;
+    let mut failed = false;
+    for element in raw.iter_elements() {
+        let element = element.map_err(|e| ResultRefusal::Invalid(e.to_string()))?;
+        let name = element.key().as_str();
+        count = count.saturating_add(1);
+        if count > MAX_RESULT_KEYS {
+            return Err(ResultRefusal::Invalid(format!(
+                "more than {MAX_RESULT_KEYS} keys"
+            )));
+        }
+        validate_key(name.as_bytes())
+            .map_err(|e| ResultRefusal::Invalid(format!("key {name:?}: {e}")))?;
+        let Ok(RawBsonRef::String(text)) = element.value() else {
+            return Err(ResultRefusal::Invalid(format!(
+                "key {name:?} is not a string"
+            )));
+        };
+        if text.len() > cap {
+            return Err(ResultRefusal::Invalid(format!(
+                "key {name:?} is over {cap} bytes"
+            )));
+        }
+        if text.as_bytes().contains(&0) {
+            return Err(ResultRefusal::Invalid(format!(
+                "key {name:?} holds a NUL byte"
+            )));
+        }
+        failed |= name == "HookError" || name.starts_with("HookError_");
+    }
+    if count == 0 {
+        return Err(ResultRefusal::Empty);
+    }
+    Ok(failed)
 }
 
 /// The answer to a storage outcome, counted.

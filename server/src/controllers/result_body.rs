@@ -7,11 +7,18 @@
 //! that chunk, so a small compressed body that inflates past the disk cap is
 //! cut off as early as an uncompressed one, and a decompression bomb never
 //! gets more than `cap + 1` bytes of memory (the zstd window is capped too).
+//!
+//! zstd, the coding clients use, is decoded straight into the result's
+//! buffer (no intermediate copy) with a decoder context reused from a small
+//! pool: creating one per upload and growing its buffers cost more than
+//! decoding a typical result.
 
 use std::io::{self, Write};
+use std::sync::Mutex;
 
 use apport_hooks::report::ZSTD_MAX_WINDOW_LOG;
 use axum::http::{HeaderMap, header};
+use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 
 /// The content codings accepted for results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +40,18 @@ impl Coding {
         let Some(value) = headers.get(header::CONTENT_ENCODING) else {
             return Some(Coding::Identity);
         };
-        match value.to_str().ok()?.trim().to_ascii_lowercase().as_str() {
-            "" | "identity" => Some(Coding::Identity),
-            "zstd" => Some(Coding::Zstd),
-            "gzip" | "x-gzip" => Some(Coding::Gzip),
-            "deflate" => Some(Coding::Deflate),
-            _ => None,
-        }
+        let name = value.to_str().ok()?.trim();
+        [
+            ("", Coding::Identity),
+            ("identity", Coding::Identity),
+            ("zstd", Coding::Zstd),
+            ("gzip", Coding::Gzip),
+            ("x-gzip", Coding::Gzip),
+            ("deflate", Coding::Deflate),
+        ]
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, coding)| coding)
     }
 }
 
@@ -83,9 +95,134 @@ impl Write for CappedSink {
     }
 }
 
+/// Decoder contexts kept for the next uploads.
+static ZSTD_POOL: Mutex<Vec<DCtx<'static>>> = Mutex::new(Vec::new());
+
+/// Most pooled contexts (about one per upload in flight on a busy server).
+const ZSTD_POOL_SIZE: usize = 64;
+
+/// A context whose buffers grew past this (a frame with a large window)
+/// is freed instead of pooled, so the pool stays small.
+const ZSTD_POOL_MAX_BYTES: usize = 1 << 20;
+
+/// How much the zstd output buffer grows at least per step.
+const ZSTD_MIN_GROWTH: usize = 16 * 1024;
+
+/// A zstd stream decoded into a [`CappedSink`]'s buffer directly.
+struct ZstdStream {
+    dctx: Option<DCtx<'static>>,
+    sink: CappedSink,
+    /// zstd's hint after the last call: 0 once a frame is complete and
+    /// flushed (nothing received yet counts as complete: an empty body is
+    /// refused later as an invalid document).
+    hint: usize,
+}
+
+impl ZstdStream {
+    fn new(sink: CappedSink) -> io::Result<ZstdStream> {
+        let pooled = ZSTD_POOL.lock().ok().and_then(|mut pool| pool.pop());
+        let dctx = match pooled {
+            Some(dctx) => dctx,
+            None => {
+                let mut dctx = DCtx::try_create()
+                    .ok_or_else(|| io::Error::other("cannot allocate a zstd decoder"))?;
+                // A frame may demand a window of up to 2 GiB; cap it like the
+                // client side does, before any byte is decoded. A reset
+                // keeps the parameter for the context's next uses.
+                dctx.set_parameter(DParameter::WindowLogMax(ZSTD_MAX_WINDOW_LOG))
+                    .map_err(zstd_error)?;
+                dctx
+            }
+        };
+        Ok(ZstdStream {
+            dctx: Some(dctx),
+            sink,
+            hint: 0,
+        })
+    }
+
+    /// Decodes `data`; with empty `data`, flushes what zstd still holds.
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() && self.hint == 0 {
+            // Between frames (or before the first): nothing to flush.
+            return Ok(());
+        }
+        let Some(dctx) = self.dctx.as_mut() else {
+            return Err(io::Error::other("zstd decoder already released"));
+        };
+        let sink = &mut self.sink;
+        let mut input = InBuffer::around(data);
+        loop {
+            // Room for at most `limit + 1` bytes: one past the limit is
+            // enough to know it was crossed.
+            let most = sink.limit.saturating_add(1);
+            if sink.out.len() == sink.out.capacity() {
+                let len = sink.out.len();
+                if len >= most {
+                    sink.crossed_at = len.saturating_add(1);
+                    return Err(io::Error::other("decompressed result over its cap"));
+                }
+                let target = len.saturating_mul(2).max(ZSTD_MIN_GROWTH).min(most);
+                sink.out.reserve_exact(target.saturating_sub(len));
+            }
+            let full = {
+                let len = sink.out.len();
+                let mut output = OutBuffer::around_pos(&mut sink.out, len);
+                self.hint = dctx
+                    .decompress_stream(&mut output, &mut input)
+                    .map_err(zstd_error)?;
+                output.pos() == output.capacity()
+            };
+            if sink.out.len() > sink.limit {
+                sink.crossed_at = sink.out.len();
+                return Err(io::Error::other("decompressed result over its cap"));
+            }
+            // Done with this chunk once zstd took all of it and did not
+            // fill the output (it would otherwise hold more to flush).
+            if input.pos() == data.len() && !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.write(&[])?;
+        if self.hint != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the zstd stream ends inside a frame",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ZstdStream {
+    fn drop(&mut self) {
+        let Some(mut dctx) = self.dctx.take() else {
+            return;
+        };
+        if dctx.sizeof() > ZSTD_POOL_MAX_BYTES || dctx.reset(ResetDirective::SessionOnly).is_err() {
+            return;
+        }
+        if let Ok(mut pool) = ZSTD_POOL.lock()
+            && pool.len() < ZSTD_POOL_SIZE
+        {
+            pool.push(dctx);
+        }
+    }
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        zstd::zstd_safe::get_error_name(code),
+    )
+}
+
 enum Decoder {
     Identity(CappedSink),
-    Zstd(Box<zstd::stream::write::Decoder<'static, CappedSink>>),
+    Zstd(ZstdStream),
     Gzip(Box<flate2::write::GzDecoder<CappedSink>>),
     Deflate(Box<flate2::write::ZlibDecoder<CappedSink>>),
 }
@@ -94,7 +231,7 @@ impl Decoder {
     fn sink(&self) -> &CappedSink {
         match self {
             Decoder::Identity(s) => s,
-            Decoder::Zstd(d) => d.get_ref(),
+            Decoder::Zstd(d) => &d.sink,
             Decoder::Gzip(d) => d.get_ref(),
             Decoder::Deflate(d) => d.get_ref(),
         }
@@ -103,7 +240,7 @@ impl Decoder {
     fn sink_mut(&mut self) -> &mut CappedSink {
         match self {
             Decoder::Identity(s) => s,
-            Decoder::Zstd(d) => d.get_mut(),
+            Decoder::Zstd(d) => &mut d.sink,
             Decoder::Gzip(d) => d.get_mut(),
             Decoder::Deflate(d) => d.get_mut(),
         }
@@ -132,17 +269,7 @@ impl ResultBody {
         };
         let decoder = match coding {
             Coding::Identity => Decoder::Identity(sink),
-            Coding::Zstd => {
-                let mut raw = zstd::stream::raw::Decoder::new()?;
-                // A frame may demand a window of up to 2 GiB; cap it like the
-                // client side does, before any byte is decoded.
-                raw.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(
-                    ZSTD_MAX_WINDOW_LOG,
-                ))?;
-                Decoder::Zstd(Box::new(zstd::stream::write::Decoder::with_decoder(
-                    sink, raw,
-                )))
-            }
+            Coding::Zstd => Decoder::Zstd(ZstdStream::new(sink)?),
             Coding::Gzip => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink))),
             Coding::Deflate => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink))),
         };
@@ -165,7 +292,7 @@ impl ResultBody {
         }
         let written = match &mut self.decoder {
             Decoder::Identity(s) => s.write_all(data),
-            Decoder::Zstd(d) => d.write_all(data),
+            Decoder::Zstd(d) => d.write(data),
             Decoder::Gzip(d) => d.write_all(data),
             Decoder::Deflate(d) => d.write_all(data),
         };
@@ -178,7 +305,7 @@ impl ResultBody {
         // cap too; zstd also refuses a stream that stops inside a frame.
         let finished = match &mut self.decoder {
             Decoder::Identity(_) => Ok(()),
-            Decoder::Zstd(d) => d.do_finish(),
+            Decoder::Zstd(d) => d.finish(),
             Decoder::Gzip(d) => d.try_finish(),
             Decoder::Deflate(d) => d.try_finish(),
         };
@@ -311,6 +438,24 @@ mod tests {
                 matches!(r, Err(BodyStop::Undecodable(_))),
                 "{coding:?}: {r:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_pooled_zstd_context_decodes_cleanly_after_a_broken_stream() {
+        let data: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
+        let good = compress(Coding::Zstd, &data);
+        for _ in 0..3 {
+            // Stops inside a frame, then goes back to the pool.
+            let r = decode(Coding::Zstd, &good[..good.len() / 2], 100, 1 << 20, 1 << 20);
+            assert!(matches!(r, Err(BodyStop::Undecodable(_))), "{r:?}");
+            // Cut off at the cap mid-frame, then back to the pool too.
+            let r = decode(Coding::Zstd, &good, 100, 1000, 1 << 20);
+            assert!(matches!(r, Err(BodyStop::TooLarge)), "{r:?}");
+            let out = decode(Coding::Zstd, &good, 100, 1 << 20, 1 << 20).unwrap();
+            assert_eq!(out, data);
         }
     }
 

@@ -9,12 +9,14 @@
 mod hook_index;
 mod postgres;
 mod postgres_batch;
+mod result_room;
 mod sqlite;
 mod sqlite_batch;
 
 use std::sync::Arc;
 
 pub use postgres::PostgresStorage;
+pub use result_room::HookRoom;
 pub use sqlite::SqliteStorage;
 
 use crate::config::Database;
@@ -445,6 +447,14 @@ pub trait Storage: Send + Sync {
     /// Issues one token row per matching hook still under its offer bound;
     /// returns the hooks offered.
     async fn offer_hooks(&self, offer: OfferRequest) -> Result<Vec<HookRecord>, StorageError>;
+    /// A hook's disk cap and stored bytes for a result upload about to be
+    /// read (`None`: no such hook). The engines answer from a per-process
+    /// cache refreshed by their result commits, so it may lag other
+    /// processes by a few seconds: only ever by over-estimating the room,
+    /// which the atomic claim of [`Storage::accept_result`] then refuses.
+    async fn hook_room(&self, id: i64) -> Result<Option<HookRoom>, StorageError> {
+        Ok(self.hook(id).await?.as_ref().map(HookRoom::of))
+    }
     /// Accepts or refuses a result, atomically against the hook's limits.
     async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError>;
     /// Results of one hook, newest first.

@@ -4,12 +4,15 @@
 //! re-checks the `WHERE` clause on the newest row version after waiting for
 //! a concurrent writer).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::postgres_batch::PgWriter;
+use super::result_room::{HookRoom, RoomCache};
 use super::sqlite::HOOK_COLUMNS;
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
@@ -43,10 +46,14 @@ pub struct PostgresStorage {
     clients: Vec<Mutex<Client>>,
     next: AtomicUsize,
     /// One connection shared without a lock by the hot single-statement
-    /// reads (the hook read of every result upload): concurrent queries are
-    /// pipelined on it instead of queueing for the pool's four mutexes. The
-    /// write lock is taken only to reconnect.
+    /// reads (hooks, and the disk-cap room of a result upload when the
+    /// cache has none): concurrent queries are pipelined on it instead of
+    /// queueing for the pool's four mutexes. The write lock is taken only
+    /// to reconnect.
     shared: RwLock<Client>,
+    /// The hooks' disk-cap room as last seen, refreshed by the result
+    /// writer's batches.
+    rooms: Arc<RoomCache>,
 }
 
 pub(super) async fn connect_one(url: &str) -> Result<Client, StorageError> {
@@ -72,12 +79,14 @@ impl PostgresStorage {
         if let Some(first) = clients.first() {
             migrate(&mut *first.lock().await).await?;
         }
+        let rooms = Arc::new(RoomCache::default());
         Ok(PostgresStorage {
             url: url.to_owned(),
-            writer: PgWriter::start(url).await?,
+            writer: PgWriter::start(url, Arc::clone(&rooms)).await?,
             clients,
             next: AtomicUsize::new(0),
             shared: RwLock::new(connect_one(url).await?),
+            rooms,
         })
     }
 
@@ -397,6 +406,31 @@ impl Storage for PostgresStorage {
     async fn hook(&self, id: i64) -> Result<Option<HookRecord>, StorageError> {
         let client = self.shared().await?;
         get_hook(&*client, id).await
+    }
+
+    async fn hook_room(&self, id: i64) -> Result<Option<HookRoom>, StorageError> {
+        if let Some(room) = self.rooms.fresh(id) {
+            return Ok(Some(room));
+        }
+        let client = self.shared().await?;
+        // Typed: one round trip, no separate `Parse` and describe.
+        let room = client
+            .query_typed_opt(
+                "SELECT disk_cap, bytes FROM hooks WHERE id = $1",
+                &[(&id, Type::INT8)],
+            )
+            .await?
+            .map(|r| {
+                Ok::<_, StorageError>(HookRoom {
+                    disk_cap: r.try_get(0)?,
+                    bytes: r.try_get(1)?,
+                })
+            })
+            .transpose()?;
+        if let Some(room) = room {
+            self.rooms.saw(id, room);
+        }
+        Ok(room)
     }
 
     async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError> {

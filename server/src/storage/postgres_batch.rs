@@ -18,9 +18,14 @@
 //! results, so each result's claim (`reports`, `days`, disk cap, one result
 //! per OOPS and hook, one use per token) is decided on the current row and
 //! written back with the same transaction. Several daisy processes still
-//! never accept more than `reports` results.
+//! never accept more than `reports` results. A batch is two round trips:
+//! `BEGIN` and the three reads are pipelined in the first, the writes and
+//! `COMMIT` in the second (every statement is prepared when the writer
+//! connects, so none waits for a `Parse`). The hooks' figures seen under
+//! the lock refresh the process's disk-cap room cache (`result_room`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +34,7 @@ use tokio_postgres::{Client, Statement};
 
 use super::hook_index::HookIndex;
 use super::postgres::connect_one;
+use super::result_room::{HookRoom, RoomCache};
 use super::sqlite::DISK_CAP_REASON;
 use super::{
     HookState, InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError,
@@ -128,13 +134,13 @@ pub(super) struct PgWriter {
 
 impl PgWriter {
     /// Connects both writers and starts their tasks.
-    pub(super) async fn start(url: &str) -> Result<PgWriter, StorageError> {
+    pub(super) async fn start(url: &str, rooms: Arc<RoomCache>) -> Result<PgWriter, StorageError> {
         let crash_conn = CrashConn::connect(url).await?;
         let result_conn = ResultConn::connect(url).await?;
         let (crashes, crash_rx) = mpsc::unbounded_channel();
         let (results, result_rx) = mpsc::unbounded_channel();
         tokio::spawn(run_crashes(url.to_owned(), crash_conn, crash_rx));
-        tokio::spawn(run_results(url.to_owned(), result_conn, result_rx));
+        tokio::spawn(run_results(url.to_owned(), result_conn, result_rx, rooms));
         Ok(PgWriter { crashes, results })
     }
 
@@ -398,21 +404,31 @@ struct ResultConn {
     use_tokens: Statement,
     insert_results: Statement,
     bump_stats: Statement,
+    audit: Statement,
 }
 
 impl ResultConn {
     async fn connect(url: &str) -> Result<ResultConn, StorageError> {
         let client = connect_one(url).await?;
-        let (lock_hooks, tokens, existing, update_hooks, use_tokens, insert_results, bump_stats) =
-            tokio::try_join!(
-                client.prepare(LOCK_HOOKS),
-                client.prepare(TOKENS),
-                client.prepare(EXISTING_RESULTS),
-                client.prepare(UPDATE_HOOKS),
-                client.prepare(USE_TOKENS),
-                client.prepare(INSERT_RESULTS),
-                client.prepare(BUMP_STATS),
-            )?;
+        let (
+            lock_hooks,
+            tokens,
+            existing,
+            update_hooks,
+            use_tokens,
+            insert_results,
+            bump_stats,
+            audit,
+        ) = tokio::try_join!(
+            client.prepare(LOCK_HOOKS),
+            client.prepare(TOKENS),
+            client.prepare(EXISTING_RESULTS),
+            client.prepare(UPDATE_HOOKS),
+            client.prepare(USE_TOKENS),
+            client.prepare(INSERT_RESULTS),
+            client.prepare(BUMP_STATS),
+            client.prepare(AUDIT),
+        )?;
         Ok(ResultConn {
             client,
             lock_hooks,
@@ -422,6 +438,7 @@ impl ResultConn {
             use_tokens,
             insert_results,
             bump_stats,
+            audit,
         })
     }
 }
@@ -430,6 +447,7 @@ async fn run_results(
     url: String,
     mut conn: ResultConn,
     mut rx: mpsc::UnboundedReceiver<(NewResult, ResultReply)>,
+    rooms: Arc<RoomCache>,
 ) {
     while let Some(batch) = next_batch(&mut rx).await {
         if conn.client.is_closed() {
@@ -442,7 +460,7 @@ async fn run_results(
             }
         }
         let (jobs, replies): (Vec<NewResult>, Vec<ResultReply>) = batch.into_iter().unzip();
-        match store_results(&mut conn, &jobs).await {
+        match store_results(&conn, &rooms, &jobs).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
@@ -451,8 +469,9 @@ async fn run_results(
             Err(e) if jobs.len() > 1 => {
                 tracing::warn!("PostgreSQL result batch failed, retrying one by one: {e}");
                 for (job, reply) in jobs.into_iter().zip(replies) {
-                    let outcome =
-                        only_outcome(store_results(&mut conn, std::slice::from_ref(&job)).await);
+                    let outcome = only_outcome(
+                        store_results(&conn, &rooms, std::slice::from_ref(&job)).await,
+                    );
                     let _ = reply.send(outcome);
                 }
             }
@@ -484,9 +503,27 @@ struct TokenRow {
     used: bool,
 }
 
-/// Decides and stores a batch of results in one transaction.
+/// Decides and stores a batch of results in one transaction; on any
+/// failure the transaction is rolled back before the error is returned.
 async fn store_results(
-    conn: &mut ResultConn,
+    conn: &ResultConn,
+    rooms: &RoomCache,
+    jobs: &[NewResult],
+) -> Result<Vec<ResultOutcome>, StorageError> {
+    let stored = write_results(conn, rooms, jobs).await;
+    if stored.is_err() {
+        // A failed statement aborts the transaction and the pipelined
+        // `COMMIT` then only ends it; after a failed `BEGIN` or a lost
+        // connection this is a harmless warning or error.
+        let _ = conn.client.batch_execute("ROLLBACK").await;
+    }
+    stored
+}
+
+/// The two round trips of a result batch.
+async fn write_results(
+    conn: &ResultConn,
+    rooms: &RoomCache,
     jobs: &[NewResult],
 ) -> Result<Vec<ResultOutcome>, StorageError> {
     let mut hook_ids: Vec<i64> = jobs.iter().map(|r| r.hook_id).collect();
@@ -495,18 +532,21 @@ async fn store_results(
     let token_hashes: Vec<&str> = jobs.iter().map(|r| r.token_hash.as_str()).collect();
     let token_hooks: Vec<i64> = jobs.iter().map(|r| r.hook_id).collect();
     let oops_ids: Vec<&str> = jobs.iter().map(|r| r.oops_id.as_str()).collect();
-    let tx = conn.client.transaction().await?;
-    // Pipelined, executed in order: the hook rows are locked before the
-    // tokens and results are read, so those reads see the last holder's
+    let client = &conn.client;
+    // Round trip 1, pipelined and executed in order: `BEGIN`, then the hook
+    // rows are locked before the tokens and results are read, so those
+    // reads (each statement takes its own snapshot) see the last holder's
     // commit.
     let lock_params: [&(dyn ToSql + Sync); 1] = [&hook_ids];
     let token_params: [&(dyn ToSql + Sync); 2] = [&token_hashes, &token_hooks];
     let result_params: [&(dyn ToSql + Sync); 2] = [&oops_ids, &token_hooks];
-    let (hook_rows, token_rows, result_rows) = tokio::join!(
-        tx.query(&conn.lock_hooks, &lock_params),
-        tx.query(&conn.tokens, &token_params),
-        tx.query(&conn.existing, &result_params),
+    let (begin, hook_rows, token_rows, result_rows) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.query(&conn.lock_hooks, &lock_params),
+        client.query(&conn.tokens, &token_params),
+        client.query(&conn.existing, &result_params),
     );
+    begin?;
     let mut hooks: HashMap<i64, LockedHook> = HashMap::new();
     for r in hook_rows? {
         let max_reports: i64 = r.try_get(4)?;
@@ -612,7 +652,11 @@ async fn store_results(
         outcomes.push(outcome);
     }
 
-    // The failures counter is added, not set: read it back is not needed.
+    // Round trip 2: the writes and `COMMIT`, pipelined. A failed write
+    // aborts the transaction, so the `COMMIT` behind it rolls back; the
+    // batch counts as stored only when every write and the commit answered
+    // without error. The failures counter is added, not set: reading it
+    // back is not needed.
     let touched: Vec<(&i64, &LockedHook)> = hooks.iter().filter(|(_, h)| h.touched).collect();
     let hook_update = async {
         if touched.is_empty() {
@@ -627,19 +671,21 @@ async fn store_results(
         // failures = failures + added: expressed as an absolute value would
         // need the old value; the row is locked, so add in SQL instead.
         let failures: Vec<i64> = touched.iter().map(|(_, h)| h.failures_added).collect();
-        tx.execute(
-            &conn.update_hooks,
-            &[
-                &ids, &results, &bytes, &failures, &refused, &states, &reasons,
-            ],
-        )
-        .await
+        client
+            .execute(
+                &conn.update_hooks,
+                &[
+                    &ids, &results, &bytes, &failures, &refused, &states, &reasons,
+                ],
+            )
+            .await
     };
     let token_update = async {
         if used_tokens.0.is_empty() {
             return Ok(0);
         }
-        tx.execute(&conn.use_tokens, &[&used_tokens.0, &used_tokens.1])
+        client
+            .execute(&conn.use_tokens, &[&used_tokens.0, &used_tokens.1])
             .await
     };
     let result_insert = async {
@@ -653,11 +699,12 @@ async fn store_results(
         let keys: Vec<&[u8]> = accepted.iter().map(|(r, _)| r.keys.as_slice()).collect();
         let bytes: Vec<i64> = accepted.iter().map(|(r, _)| r.bytes).collect();
         let failed: Vec<bool> = accepted.iter().map(|(r, _)| r.failed).collect();
-        tx.execute(
-            &conn.insert_results,
-            &[&oops, &hook, &version, &received, &keys, &bytes, &failed],
-        )
-        .await
+        client
+            .execute(
+                &conn.insert_results,
+                &[&oops, &hook, &version, &received, &keys, &bytes, &failed],
+            )
+            .await
     };
     let stats_update = async {
         if stats.is_empty() {
@@ -669,26 +716,28 @@ async fn store_results(
         let hooks: Vec<i64> = sorted.iter().map(|((_, h, _), _)| *h).collect();
         let metrics: Vec<&str> = sorted.iter().map(|((_, _, m), _)| *m).collect();
         let values: Vec<i64> = sorted.iter().map(|(_, v)| **v).collect();
-        tx.execute(&conn.bump_stats, &[&days, &hooks, &metrics, &values])
+        client
+            .execute(&conn.bump_stats, &[&days, &hooks, &metrics, &values])
             .await
     };
     let audits = join_all(disabled.iter().map(|(hook_id, now)| {
         let subject = hook_id.to_string();
-        let tx = &tx;
         async move {
-            tx.execute(
-                AUDIT,
-                &[now, &"daisy", &"hook.disabled", &subject, &DISK_CAP_REASON],
-            )
-            .await
+            client
+                .execute(
+                    &conn.audit,
+                    &[now, &"daisy", &"hook.disabled", &subject, &DISK_CAP_REASON],
+                )
+                .await
         }
     }));
-    let (a, b, c, d, e) = tokio::join!(
+    let (a, b, c, d, e, commit) = tokio::join!(
         hook_update,
         token_update,
         result_insert,
         stats_update,
-        audits
+        audits,
+        client.batch_execute("COMMIT"),
     );
     a?;
     b?;
@@ -697,7 +746,16 @@ async fn store_results(
     for audit in e {
         audit?;
     }
-    tx.commit().await?;
+    commit?;
+    for (id, hook) in &hooks {
+        rooms.saw(
+            *id,
+            HookRoom {
+                disk_cap: hook.disk_cap,
+                bytes: hook.bytes,
+            },
+        );
+    }
     Ok(outcomes)
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::hook_index::HookIndex;
+use super::result_room::{HookRoom, RoomCache};
 use super::sqlite_batch::OopsWriter;
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
@@ -48,6 +49,8 @@ const RESULT_COLUMNS: &str =
 pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
     writer: Arc<OopsWriter>,
+    /// The hooks' disk-cap room as last seen (see `result_room`).
+    rooms: Arc<RoomCache>,
 }
 
 impl SqliteStorage {
@@ -73,6 +76,7 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             conn: Arc::new(Mutex::new(conn)),
             writer: Arc::new(writer),
+            rooms: Arc::default(),
         })
     }
 
@@ -217,10 +221,14 @@ pub(super) fn accept_result_in(
     tx: &Connection,
     result: &NewResult,
 ) -> Result<ResultOutcome, StorageError> {
-    let token: Option<i64> = tx
+    // The token (its row id to spend it) and whether this OOPS already has
+    // a result for the hook, in one statement. (`UPDATE … RETURNING` would
+    // save the spend but costs SQLite an ephemeral table per call.)
+    let token: Option<(i64, bool, bool)> = tx
         .prepare_cached(
-            "SELECT used FROM hook_tokens WHERE token_hash = ?1 AND hook_id = ?2 \
-                 AND oops_id = ?3 AND expires > ?4",
+            "SELECT rowid, used, EXISTS (SELECT 1 FROM hook_results \
+                 WHERE oops_id = ?3 AND hook_id = ?2) FROM hook_tokens \
+                 WHERE token_hash = ?1 AND hook_id = ?2 AND oops_id = ?3 AND expires > ?4",
         )?
         .query_row(
             params![
@@ -229,10 +237,10 @@ pub(super) fn accept_result_in(
                 result.oops_id,
                 result.now
             ],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some(used) = token else {
+    let Some((token_row, used, exists)) = token else {
         return Ok(ResultOutcome::UnknownToken);
     };
     let refuse = |tx: &Connection| -> Result<(), StorageError> {
@@ -240,15 +248,12 @@ pub(super) fn accept_result_in(
             .execute(params![result.hook_id])?;
         bump_stat(tx, result.now, result.hook_id, "results_refused")
     };
-    let exists = tx
-        .prepare_cached("SELECT 1 FROM hook_results WHERE oops_id = ?1 AND hook_id = ?2")?
-        .query_row(params![result.oops_id, result.hook_id], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if exists || used != 0 {
+    if exists || used {
         refuse(tx)?;
         return Ok(ResultOutcome::Duplicate);
     }
+    tx.prepare_cached("UPDATE hook_tokens SET used = 1 WHERE rowid = ?1")?
+        .execute(params![token_row])?;
     // The one conditional statement that enforces `reports`, `days`
     // and the disk cap.
     let claimed: Option<(i64, i64, i64)> = tx
@@ -270,8 +275,6 @@ pub(super) fn accept_result_in(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    tx.prepare_cached("UPDATE hook_tokens SET used = 1 WHERE token_hash = ?1 AND hook_id = ?2")?
-        .execute(params![result.token_hash, result.hook_id])?;
     let Some((results, max_reports, version)) = claimed else {
         let outcome = refusal(tx, result.hook_id, result.bytes, result.now)?;
         refuse(tx)?;
@@ -583,6 +586,29 @@ impl Storage for SqliteStorage {
         self.with(move |conn| get_hook(conn, id)).await
     }
 
+    async fn hook_room(&self, id: i64) -> Result<Option<HookRoom>, StorageError> {
+        if let Some(room) = self.rooms.fresh(id) {
+            return Ok(Some(room));
+        }
+        let room = self
+            .with(move |conn| {
+                Ok(conn
+                    .prepare_cached("SELECT disk_cap, bytes FROM hooks WHERE id = ?1")?
+                    .query_row(params![id], |r| {
+                        Ok(HookRoom {
+                            disk_cap: r.get(0)?,
+                            bytes: r.get(1)?,
+                        })
+                    })
+                    .optional()?)
+            })
+            .await?;
+        if let Some(room) = room {
+            self.rooms.saw(id, room);
+        }
+        Ok(room)
+    }
+
     async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
         self.with(move |conn| {
             Ok(conn
@@ -705,7 +731,12 @@ impl Storage for SqliteStorage {
     }
 
     async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError> {
-        self.writer.accept_result(result).await
+        let (hook_id, bytes) = (result.hook_id, result.bytes);
+        let outcome = self.writer.accept_result(result).await?;
+        if matches!(outcome, ResultOutcome::Accepted { .. }) {
+            self.rooms.stored(hook_id, bytes);
+        }
+        Ok(outcome)
     }
 
     async fn hook_results(
