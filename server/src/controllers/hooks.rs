@@ -8,13 +8,13 @@
 //! - `POST /hooks/{id}/results/{oops}`: the new keys, bearer token,
 //!   optionally compressed.
 
-use apport_hooks::report::validate_key;
-use apport_hooks::wire::{WireLimits, check_raw, is_valid_system_id};
+use apport_hooks::report::ReportLimits;
+use apport_hooks::wire::{StringFields, WireLimits, is_valid_system_id};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bson::{Bson, Document, RawBsonRef, doc};
+use bson::{Bson, Document, doc};
 use http_body_util::BodyExt;
 
 use crate::app::AppState;
@@ -340,41 +340,20 @@ fn check_result(keys: &[u8], cap: usize) -> Result<bool, ResultRefusal> {
         max_document_bytes: cap,
         ..WireLimits::default()
     };
-    let raw = check_raw(keys, &wire).map_err(|e| ResultRefusal::Invalid(e.to_string()))?;
-    let mut count = 0usize;
-    let mut failed = false;
-    for element in raw.iter_elements() {
-        let element = element.map_err(|e| ResultRefusal::Invalid(e.to_string()))?;
-        let name = element.key().as_str();
-        count = count.saturating_add(1);
-        if count > MAX_RESULT_KEYS {
-            return Err(ResultRefusal::Invalid(format!(
-                "more than {MAX_RESULT_KEYS} keys"
-            )));
-        }
-        validate_key(name.as_bytes())
-            .map_err(|e| ResultRefusal::Invalid(format!("key {name:?}: {e}")))?;
-        let Ok(RawBsonRef::String(text)) = element.value() else {
-            return Err(ResultRefusal::Invalid(format!(
-                "key {name:?} is not a string"
-            )));
-        };
-        if text.len() > cap {
-            return Err(ResultRefusal::Invalid(format!(
-                "key {name:?} is over {cap} bytes"
-            )));
-        }
-        if text.as_bytes().contains(&0) {
-            return Err(ResultRefusal::Invalid(format!(
-                "key {name:?} holds a NUL byte"
-            )));
-        }
-        failed |= name == "HookError" || name.starts_with("HookError_");
-    }
-    if count == 0 {
+    let limits = ReportLimits {
+        max_keys: MAX_RESULT_KEYS,
+        max_value_bytes: u64::try_from(cap).unwrap_or(u64::MAX),
+        ..ReportLimits::default()
+    };
+    // The same one-pass reader as the crash intake: every check, no copies.
+    let fields = StringFields::parse(keys, &wire, &limits)
+        .map_err(|e| ResultRefusal::Invalid(e.to_string()))?;
+    if fields.is_empty() {
         return Err(ResultRefusal::Empty);
     }
-    Ok(failed)
+    Ok(fields
+        .iter()
+        .any(|(name, _)| name == "HookError" || name.starts_with("HookError_")))
 }
 
 /// The answer to a storage outcome, counted.
