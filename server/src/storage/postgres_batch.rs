@@ -74,15 +74,21 @@ const ACTIVE_TARGETS: &str =
     "SELECT target_kind, target_value, not_after FROM hooks WHERE state = 'active'";
 const SAS_LOOKUP: &str = "SELECT sas, signature FROM sas_signature WHERE sas = ANY($1::text[])";
 /// Claims the duplicate keys (the first of a batch wins) and stores the
-/// crashes that claimed theirs or have none; returns the stored ids.
+/// crashes that claimed theirs or have none; returns the stored ids. A key
+/// is led by the crash time (migration 0004); one already filed under time
+/// 0 (rows from before 0004) also counts as taken.
 const STORE_CRASHES: &str = "WITH input AS ( \
         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-            $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[]) WITH ORDINALITY \
+            $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bigint[]) \
+            WITH ORDINALITY \
             AS u(id, system_id, received, digest, bucket, sas, package, source_package, \
-                 duplicate_signature, report, ord)), \
+                 duplicate_signature, report, crash_time, ord)), \
     claimed AS ( \
-        INSERT INTO oops_dedup (system_id, digest, oops_id) \
-        SELECT system_id, digest, id FROM input WHERE digest IS NOT NULL ORDER BY ord \
+        INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
+        SELECT crash_time, system_id, digest, id FROM input i WHERE digest IS NOT NULL \
+            AND NOT EXISTS (SELECT 1 FROM oops_dedup d WHERE i.crash_time <> 0 \
+                AND d.crash_time = 0 AND d.system_id = i.system_id AND d.digest = i.digest) \
+        ORDER BY ord \
         ON CONFLICT DO NOTHING RETURNING oops_id), \
     stored AS ( \
         INSERT INTO oops (id, system_id, received, bucket, sas, package, source_package, \
@@ -93,8 +99,8 @@ const STORE_CRASHES: &str = "WITH input AS ( \
         RETURNING id) \
     SELECT id FROM stored";
 const EXISTING_DUPLICATES: &str = "SELECT d.system_id, d.digest, d.oops_id FROM oops_dedup d \
-    JOIN UNNEST($1::text[], $2::text[]) AS u(system_id, digest) \
-    ON d.system_id = u.system_id AND d.digest = u.digest";
+    JOIN UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(system_id, digest, crash_time) \
+    ON d.crash_time IN (u.crash_time, 0) AND d.system_id = u.system_id AND d.digest = u.digest";
 
 const LOCK_HOOKS: &str = "SELECT id, state, version, results, max_reports, not_after, bytes, \
     disk_cap FROM hooks WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE";
@@ -322,6 +328,7 @@ async fn store_crashes(
     let sources = column(|o| o.source_package.as_deref());
     let signatures = column(|o| o.duplicate_signature.as_deref());
     let reports: Vec<&[u8]> = jobs.iter().map(|(o, _)| o.report.as_slice()).collect();
+    let crash_times: Vec<i64> = jobs.iter().map(|(o, _)| o.crash_time).collect();
     let stored: HashSet<String> = conn
         .client
         .query(
@@ -337,6 +344,7 @@ async fn store_crashes(
                 &sources,
                 &signatures,
                 &reports,
+                &crash_times,
             ],
         )
         .await?
@@ -346,7 +354,7 @@ async fn store_crashes(
     // The duplicates: of a crash stored earlier in this batch, or in the
     // database before it.
     let mut first_in_batch: HashMap<(&str, &str), &str> = HashMap::new();
-    let mut lookup: (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let mut lookup: (Vec<&str>, Vec<&str>, Vec<i64>) = (Vec::new(), Vec::new(), Vec::new());
     for (oops, _) in jobs.iter() {
         let Some(digest) = oops.dedup_digest.as_deref() else {
             continue;
@@ -356,13 +364,14 @@ async fn store_crashes(
         } else if !first_in_batch.contains_key(&(oops.system_id.as_str(), digest)) {
             lookup.0.push(&oops.system_id);
             lookup.1.push(digest);
+            lookup.2.push(oops.crash_time);
         }
     }
     let mut earlier: HashMap<(String, String), String> = HashMap::new();
     if !lookup.0.is_empty() {
         for r in conn
             .client
-            .query(&conn.existing, &[&lookup.0, &lookup.1])
+            .query(&conn.existing, &[&lookup.0, &lookup.1, &lookup.2])
             .await?
         {
             earlier.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
