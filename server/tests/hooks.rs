@@ -115,6 +115,25 @@ async fn hook_list(server: &TestServer, oops: &str, system: &str) -> Vec<Offer> 
         .collect()
 }
 
+/// Adds the core developer `dev` with a fresh API token; returns its
+/// `Authorization` header value.
+async fn new_developer_auth(server: &TestServer) -> String {
+    let token = daisy::auth::new_token();
+    server
+        .app
+        .storage
+        .add_user(
+            "dev",
+            "core-dev",
+            &daisy::auth::hash_token(&token),
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    format!("Bearer {token}")
+}
+
 fn result_bson() -> Vec<u8> {
     doc! { "LightdmLog": "seat0: failed to start X server\n", "CurrentDmesg": "[1.0] ok" }
         .to_vec()
@@ -195,20 +214,7 @@ async fn a_matching_crash_gets_the_hook_and_its_result_is_stored() {
         );
 
         // The JSON API shows the OOPS with its result.
-        let token = daisy::auth::new_token();
-        server
-            .app
-            .storage
-            .add_user(
-                "dev",
-                "core-dev",
-                &daisy::auth::hash_token(&token),
-                "test",
-                0,
-            )
-            .await
-            .unwrap();
-        let auth = format!("Bearer {token}");
+        let auth = new_developer_auth(&server).await;
         let r = request(
             server.addr,
             "GET",
@@ -567,20 +573,7 @@ async fn a_compressed_upload_past_the_disk_cap_is_cut_off_mid_stream() {
                     .is_empty()
             );
             // The reason is visible in the API.
-            let token = daisy::auth::new_token();
-            server
-                .app
-                .storage
-                .add_user(
-                    "dev",
-                    "core-dev",
-                    &daisy::auth::hash_token(&token),
-                    "test",
-                    0,
-                )
-                .await
-                .unwrap();
-            let auth = format!("Bearer {token}");
+            let auth = new_developer_auth(&server).await;
             let r = request(
                 server.addr,
                 "GET",
