@@ -10,7 +10,8 @@
 //!   in the same shape.
 //! - [`StringFields`] reads a strings-only document in place, with every
 //!   check of `decode_untrusted` + `report_from_whoopsie_bson` in one pass
-//!   and no copies (daisy's crash intake).
+//!   and no copies (daisy's crash intake and result check);
+//!   [`decode_report`] is it plus `to_report()`.
 //! - [`is_valid_system_id`] is the one system-id grammar for daisy and
 //!   the client agent.
 

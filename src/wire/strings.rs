@@ -258,7 +258,14 @@ mod tests {
     )]
 
     use super::*;
-    use crate::wire::{decode_report, report_to_whoopsie_bson};
+    use crate::wire::{decode_untrusted, report_from_whoopsie_bson, report_to_whoopsie_bson};
+
+    /// The two-step path this reader replaces, as the reference: a
+    /// `bson::Document` first, then the report.
+    fn two_pass(bytes: &[u8]) -> Result<Report, WireError> {
+        let doc = decode_untrusted(bytes, &WireLimits::default())?;
+        report_from_whoopsie_bson(&doc, &ReportLimits::default())
+    }
 
     fn strings_doc(fields: &[(&str, &[u8])]) -> Vec<u8> {
         let mut out = vec![0u8; 4];
@@ -297,8 +304,7 @@ mod tests {
         ] {
             let bytes = testdata(name);
             let fields = parse(&bytes).unwrap();
-            let report =
-                decode_report(&bytes, &WireLimits::default(), &ReportLimits::default()).unwrap();
+            let report = two_pass(&bytes).unwrap();
             assert_eq!(fields.to_report().unwrap(), report, "{name}");
             assert_eq!(fields.len(), report.len());
             assert_eq!(fields.get("Package"), report.get_str("Package"));
@@ -472,7 +478,7 @@ mod tests {
                 let mut mutated = bytes.clone();
                 mutated[at] ^= flip;
                 let one = parse(&mutated).map(|f| f.to_report().unwrap());
-                let two = decode_report(&mutated, &WireLimits::default(), &ReportLimits::default());
+                let two = two_pass(&mutated);
                 assert_eq!(one.is_ok(), two.is_ok(), "byte {at} ^ {flip:#x}");
                 if let (Ok(one), Ok(two)) = (one, two) {
                     assert_eq!(one, two, "byte {at} ^ {flip:#x}");

@@ -145,16 +145,18 @@ pub fn report_from_whoopsie_bson(
     Ok(report)
 }
 
-/// Decodes untrusted bytes (see [`decode_untrusted`](super::decode_untrusted))
-/// and builds the report from them (see [`report_from_whoopsie_bson`]).
+/// Decodes untrusted bytes into a report: every check of
+/// [`decode_untrusted`](super::decode_untrusted) followed by
+/// [`report_from_whoopsie_bson`], made in one pass by
+/// [`StringFields::parse`](super::StringFields::parse), which is the one
+/// place those rules live for bytes.
 ///
 /// # Errors
-/// [`WireError`] from either step.
+/// [`WireError`] naming the first check that failed.
 pub fn decode_report(
     bytes: &[u8],
     wire: &WireLimits,
     limits: &ReportLimits,
 ) -> Result<Report, WireError> {
-    let doc = super::decode_untrusted(bytes, wire)?;
-    report_from_whoopsie_bson(&doc, limits)
+    super::StringFields::parse(bytes, wire, limits)?.to_report()
 }

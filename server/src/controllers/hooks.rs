@@ -328,11 +328,11 @@ enum ResultRefusal {
     Invalid(String),
 }
 
-/// Checks a decoded result with the rules `report_from_whoopsie_bson`
-/// applies to crash reports (every field a string under a valid report key,
-/// no NUL, at most [`MAX_RESULT_KEYS`] keys and `cap` bytes), on the raw
-/// document: the keys are stored as received, so building a `Document` and
-/// a `Report` only to drop them cost more than the checks. Returns whether
+/// Checks a decoded result with the rules of a crash report (every field a
+/// string under a valid report key, no NUL, at most [`MAX_RESULT_KEYS`]
+/// keys and `cap` bytes) by reading it in place (`StringFields`): the keys
+/// are stored as received, so building a `Document` and a `Report` only to
+/// drop them cost more than the checks. Returns whether
 /// the run failed: apport names a failed hook's traceback `HookError` or
 /// `HookError_<name>`.
 fn check_result(keys: &[u8], cap: usize) -> Result<bool, ResultRefusal> {
