@@ -1,7 +1,9 @@
 //! An existing SQLite database keeps its crashes across schema upgrades:
 //! migration 0003 rebuilds `oops_dedup` (WITHOUT ROWID) and drops the
-//! unused `oops_system` index; a database written at schema 2 must open,
-//! still answer "already reported" for its old crashes, and keep working.
+//! unused `oops_system` index, 0004 leads its key with the crash time, 0005
+//! stages new keys in `oops_dedup_recent` and drops the unused
+//! `oops_package` index; a database written at schema 2 must open, still
+//! answer "already reported" for its old crashes, and keep working.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use daisy::storage::{InsertOops, NewOops, SqliteStorage, Storage};
@@ -118,24 +120,30 @@ async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
     let rows: i64 = conn
         .query_row("SELECT COUNT(*) FROM oops_dedup", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(rows, 501);
-    let system_index: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'oops_system'",
-            [],
-            |r| r.get(0),
-        )
+    assert_eq!(rows, 500, "the old keys moved over");
+    let staged: i64 = conn
+        .query_row("SELECT COUNT(*) FROM oops_dedup_recent", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(system_index, 0);
+    assert_eq!(staged, 1, "the one new key is staged");
+    for dropped in ["oops_system", "oops_package"] {
+        let index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = ?1",
+                [dropped],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 0, "{dropped}");
+    }
     let version: i64 = conn
         .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let times: i64 = conn
         .query_row(
-            "SELECT COUNT(*) FROM oops_dedup WHERE crash_time = ?1",
+            "SELECT COUNT(*) FROM oops_dedup_recent WHERE crash_time = ?1",
             [NOW - 60],
             |r| r.get(0),
         )

@@ -12,12 +12,14 @@ mod postgres_batch;
 mod result_room;
 mod sqlite;
 mod sqlite_batch;
+mod sqlite_dedup;
 
 use std::sync::Arc;
 
 pub use postgres::PostgresStorage;
 pub use result_room::HookRoom;
 pub use sqlite::SqliteStorage;
+pub use sqlite_dedup::MERGE_AT as SQLITE_DEDUP_MERGE_AT;
 
 use crate::config::Database;
 

@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::hook_index::HookIndex;
 use super::result_room::{HookRoom, RoomCache};
 use super::sqlite_batch::OopsWriter;
+use super::sqlite_dedup::{DedupKey, StagedKeys};
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
     NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
@@ -23,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0002_hook_generation.sql"),
     include_str!("migrations/sqlite_0003_cheaper_intake.sql"),
     include_str!("migrations/sqlite_0004_dedup_by_crash_time.sql"),
+    include_str!("migrations/sqlite_0005_staged_dedup.sql"),
 ];
 
 /// WAL pages between two checkpoints (64 MB of WAL; SQLite's default is 1000).
@@ -119,30 +121,35 @@ pub(super) fn connect(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
-/// Stores one crash inside the caller's transaction.
+/// Stores one crash inside the caller's transaction (the writer's batch):
+/// the duplicate check against the staged keys and `oops_dedup`, then the
+/// row. A new key is staged, not written to `oops_dedup` (`sqlite_dedup`).
 pub(super) fn insert_oops_in(
     conn: &Connection,
+    staged: &mut StagedKeys,
     oops: &NewOops,
 ) -> Result<InsertOops, StorageError> {
     if let Some(digest) = &oops.dedup_digest {
-        // Rows stored before migration 0004 (and crashes without a
-        // readable `Date`) are filed under crash time 0.
-        if oops.crash_time != 0
-            && let Some(existing) = dedup_entry(conn, 0, &oops.system_id, digest)?
-        {
+        let key = DedupKey {
+            crash_time: oops.crash_time,
+            system_id: oops.system_id.clone(),
+            digest: digest.clone(),
+        };
+        if let Some(existing) = staged.find(&key) {
+            return Ok(InsertOops::Duplicate(existing.to_owned()));
+        }
+        // Rows stored before migration 0004 are filed under crash time 0.
+        let mut existing = None;
+        if key.crash_time != 0 && staged.legacy_keys() {
+            existing = dedup_entry(conn, 0, &key)?;
+        }
+        if existing.is_none() {
+            existing = dedup_entry(conn, key.crash_time, &key)?;
+        }
+        if let Some(existing) = existing {
             return Ok(InsertOops::Duplicate(existing));
         }
-        let inserted = conn
-            .prepare_cached(
-                "INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![oops.crash_time, oops.system_id, digest, oops.id])?;
-        if inserted == 0 {
-            let existing = dedup_entry(conn, oops.crash_time, &oops.system_id, digest)?
-                .ok_or_else(|| StorageError::Corrupt("duplicate key vanished".into()))?;
-            return Ok(InsertOops::Duplicate(existing));
-        }
+        staged.stage(conn, key, &oops.id)?;
     }
     conn.prepare_cached(
         "INSERT INTO oops (id, system_id, received, bucket, sas, package, \
@@ -163,19 +170,19 @@ pub(super) fn insert_oops_in(
     Ok(InsertOops::Inserted)
 }
 
-/// The OOPS filed under one duplicate key.
+/// The OOPS filed in `oops_dedup` under `key`'s system and digest at
+/// `crash_time`.
 fn dedup_entry(
     conn: &Connection,
     crash_time: UnixTime,
-    system_id: &str,
-    digest: &str,
+    key: &DedupKey,
 ) -> Result<Option<String>, StorageError> {
     Ok(conn
         .prepare_cached(
             "SELECT oops_id FROM oops_dedup \
              WHERE crash_time = ?1 AND system_id = ?2 AND digest = ?3",
         )?
-        .query_row(params![crash_time, system_id, digest], |r| r.get(0))
+        .query_row(params![crash_time, key.system_id, key.digest], |r| r.get(0))
         .optional()?)
 }
 

@@ -4,7 +4,8 @@
 //! is durable (`synchronous=FULL`: the WAL is fsynced at each commit) while
 //! the fsync is shared by the whole batch. One bad job fails alone (see
 //! [`write_batch`]). Whether a crash matches an active hook is answered
-//! from the writer's in-memory index (`hook_index`), not the database.
+//! from the writer's in-memory index (`hook_index`), not the database; new
+//! duplicate keys are staged (`sqlite_dedup`).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -16,6 +17,7 @@ use super::hook_index::HookIndex;
 use super::sqlite::{
     accept_result_in, connect, insert_oops_in, refresh_hook_index_in, sas_signature_in,
 };
+use super::sqlite_dedup::StagedKeys;
 use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError};
 
 /// Most crashes committed together.
@@ -101,8 +103,17 @@ impl OopsWriter {
     }
 }
 
+/// What the writer thread keeps between batches.
+#[derive(Default)]
+struct WriterState {
+    /// The active hooks' targets.
+    index: HookIndex,
+    /// Duplicate keys not yet merged into `oops_dedup`.
+    staged: StagedKeys,
+}
+
 fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
-    let mut index = HookIndex::default();
+    let mut state = WriterState::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -111,7 +122,7 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
                 Err(_) => break,
             }
         }
-        match write_batch(&mut conn, &mut index, &mut batch) {
+        match write_batch(&mut conn, &mut state, &mut batch) {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -129,22 +140,26 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
     }
 }
 
-/// One crash inside the batch's transaction.
-fn write_one(conn: &Connection, index: &HookIndex, job: &mut Job) -> Result<Outcome, StorageError> {
+/// One job inside the batch's transaction.
+fn write_one(
+    conn: &Connection,
+    state: &mut WriterState,
+    job: &mut Job,
+) -> Result<Outcome, StorageError> {
     match job {
         Job::Result(result) => accept_result_in(conn, result).map(Outcome::Result),
-        Job::Insert(_) | Job::Intake(_) => write_crash(conn, index, job).map(Outcome::Crash),
+        Job::Insert(_) | Job::Intake(_) => write_crash(conn, state, job).map(Outcome::Crash),
     }
 }
 
 fn write_crash(
     conn: &Connection,
-    index: &HookIndex,
+    state: &mut WriterState,
     job: &mut Job,
 ) -> Result<IntakeOutcome, StorageError> {
     match job {
         Job::Result(_) => Err(StorageError::WorkerGone),
-        Job::Insert(oops) => Ok(match insert_oops_in(conn, oops)? {
+        Job::Insert(oops) => Ok(match insert_oops_in(conn, &mut state.staged, oops)? {
             InsertOops::Duplicate(existing) => IntakeOutcome::Duplicate(existing),
             InsertOops::Inserted => IntakeOutcome::Stored {
                 sas_known: false,
@@ -158,12 +173,14 @@ fn write_crash(
             };
             oops.bucket = keys.bucket(known.as_deref());
             let stored = &*oops;
-            if let InsertOops::Duplicate(existing) = insert_oops_in(conn, stored)? {
+            if let InsertOops::Duplicate(existing) =
+                insert_oops_in(conn, &mut state.staged, stored)?
+            {
                 return Ok(IntakeOutcome::Duplicate(existing));
             }
             Ok(IntakeOutcome::Stored {
                 sas_known: known.is_some(),
-                hooks_match: index.matches(stored),
+                hooks_match: state.index.matches(stored),
             })
         }
     }
@@ -173,21 +190,38 @@ fn write_crash(
 /// savepoints (each costs a copy of every page it touches into the
 /// sub-journal); if any job fails, that transaction is rolled back and the
 /// batch is written again with a savepoint per job, so one bad job fails
-/// alone.
+/// alone. Whatever a rolled-back transaction or savepoint staged leaves the
+/// writer's memory with it.
 fn write_batch(
     conn: &mut Connection,
-    index: &mut HookIndex,
+    state: &mut WriterState,
     batch: &mut [(Job, Reply)],
 ) -> Result<Vec<Result<Outcome, StorageError>>, StorageError> {
-    let needs_index = batch.iter().any(|(job, _)| matches!(job, Job::Intake(_)));
+    let written = write_batch_in(conn, state, batch);
+    match &written {
+        Ok(_) => state.staged.committed(),
+        Err(_) => state.staged.rolled_back(),
+    }
+    written
+}
+
+fn write_batch_in(
+    conn: &mut Connection,
+    state: &mut WriterState,
+    batch: &mut [(Job, Reply)],
+) -> Result<Vec<Result<Outcome, StorageError>>, StorageError> {
+    let has_crashes = batch
+        .iter()
+        .any(|(job, _)| matches!(job, Job::Intake(_) | Job::Insert(_)));
     {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if needs_index {
-            refresh_hook_index_in(&tx, index)?;
+        if has_crashes {
+            refresh_hook_index_in(&tx, &mut state.index)?;
+            state.staged.begin(&tx)?;
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         for (job, _) in batch.iter_mut() {
-            match write_one(&tx, index, job) {
+            match write_one(&tx, state, job) {
                 Ok(outcome) => outcomes.push(Ok(outcome)),
                 Err(_) => break,
             }
@@ -198,17 +232,25 @@ fn write_batch(
         }
         // Dropping the transaction rolls the partial batch back.
     }
+    state.staged.rolled_back();
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if has_crashes {
+        state.staged.begin(&tx)?;
+    }
     let mut outcomes = Vec::with_capacity(batch.len());
     for (job, _) in batch.iter_mut() {
         let sp = tx.savepoint()?;
-        match write_one(&sp, index, job) {
+        let mark = state.staged.mark();
+        match write_one(&sp, state, job) {
             Ok(outcome) => {
                 sp.commit()?;
                 outcomes.push(Ok(outcome));
             }
             // Dropping the savepoint rolls this one job back.
-            Err(e) => outcomes.push(Err(e)),
+            Err(e) => {
+                state.staged.roll_back_to(mark);
+                outcomes.push(Err(e));
+            }
         }
     }
     tx.commit()?;
