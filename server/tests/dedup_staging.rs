@@ -4,7 +4,12 @@
 //! staged, merged, after a restart, seen from a second writer on the same
 //! file (a second daisy process), and a crash whose transaction rolled back
 //! must leave no key behind.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::path::Path;
 use std::sync::Arc;
