@@ -224,7 +224,8 @@ impl StagedKeys {
         // SQLite's grammar needs a WHERE before an upsert clause on
         // INSERT … SELECT. DO NOTHING skips the row kept by the last merge;
         // every other staged key was checked against `oops_dedup` under the
-        // same write lock.
+        // same write lock. (Sorting in Rust and inserting row by row cost
+        // more: binding each row outweighs SQLite's sorter.)
         let moved = tx
             .prepare_cached(
                 "INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
@@ -233,8 +234,28 @@ impl StagedKeys {
                  ON CONFLICT DO NOTHING",
             )?
             .execute(params![upto])?;
-        tx.prepare_cached("DELETE FROM oops_dedup_recent WHERE seq < ?1")?
-            .execute(params![upto])?;
+        // Keep the last row, empty the table in one step (SQLite frees its
+        // pages instead of deleting row by row), put the row back.
+        let last = tx
+            .prepare_cached(
+                "SELECT crash_time, system_id, digest, oops_id FROM oops_dedup_recent \
+                 WHERE seq = ?1",
+            )?
+            .query_row(params![upto], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+        tx.prepare_cached("DELETE FROM oops_dedup_recent")?
+            .execute([])?;
+        tx.prepare_cached(
+            "INSERT INTO oops_dedup_recent (seq, crash_time, system_id, digest, oops_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![upto, last.0, last.1, last.2, last.3])?;
         tracing::debug!(moved, "merged staged duplicate keys into oops_dedup");
         self.merging_upto = Some(upto);
         Ok(())
