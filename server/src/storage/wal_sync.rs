@@ -58,16 +58,7 @@ impl WalFile {
 
     /// `fdatasync` of the WAL file.
     fn sync(&mut self) -> std::io::Result<()> {
-        let inode = match std::fs::symlink_metadata(&self.path) {
-            Ok(meta) => meta.ino(),
-            // No WAL yet and none opened before: the commits wrote nothing
-            // (the writer's connection is open, so SQLite has not deleted
-            // one). A WAL that vanished after it was opened is an error.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.open.is_none() => {
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
+        let inode = std::fs::symlink_metadata(&self.path)?.ino();
         match &self.open {
             Some((file, ino)) if *ino == inode => file.sync_data(),
             Some(_) => Err(std::io::Error::other(
