@@ -13,7 +13,6 @@ mod result_room;
 mod sqlite;
 mod sqlite_batch;
 mod sqlite_dedup;
-mod wal_sync;
 
 use std::sync::Arc;
 
@@ -372,12 +371,6 @@ pub struct Totals {
 pub trait Storage: Send + Sync {
     /// Which engine (`sqlite` or `postgres`), for logs and metrics.
     fn engine(&self) -> &'static str;
-
-    /// Whether writes can still be acknowledged; an error once the engine
-    /// stopped taking them (SQLite after a failed WAL sync), for `/healthz`.
-    fn check_writable(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
 
     /// Stores a crash unless the same crash came from the same system before.
     async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError>;

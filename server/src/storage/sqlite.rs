@@ -449,10 +449,6 @@ impl Storage for SqliteStorage {
         "sqlite"
     }
 
-    fn check_writable(&self) -> Result<(), StorageError> {
-        self.writer.check_writable()
-    }
-
     async fn insert_oops(&self, oops: NewOops) -> Result<InsertOops, StorageError> {
         self.writer.insert(oops).await
     }

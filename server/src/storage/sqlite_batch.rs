@@ -1,16 +1,13 @@
 //! Group commit on SQLite: one writer thread with its own connection takes
 //! every waiting crash and hook result, stores them in one transaction and
-//! answers each caller only after the commit has reached the disk, so every
-//! acknowledged request is durable while one fsync is shared by the whole
-//! batch, and by the batches committed while the previous fsync ran
-//! (`wal_sync`). One bad job fails alone (see
+//! answers each caller only after the commit, so every acknowledged request
+//! is durable (`synchronous=FULL`: the WAL is fsynced at each commit) while
+//! the fsync is shared by the whole batch. One bad job fails alone (see
 //! [`write_batch`]). Whether a crash matches an active hook is answered
 //! from the writer's in-memory index (`hook_index`), not the database; new
 //! duplicate keys are staged (`sqlite_dedup`).
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -21,7 +18,6 @@ use super::sqlite::{
     accept_result_in, connect, insert_oops_in, refresh_hook_index_in, sas_signature_in,
 };
 use super::sqlite_dedup::StagedKeys;
-use super::wal_sync::{WalSyncer, sync_failed_error};
 use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError};
 
 /// Most crashes committed together.
@@ -50,8 +46,6 @@ enum Job {
 /// Handle of the writer thread; the thread ends when the handle is dropped.
 pub(super) struct OopsWriter {
     jobs: mpsc::Sender<(Job, Reply)>,
-    /// Set once a WAL sync failed (`wal_sync`).
-    sync_failed: Arc<AtomicBool>,
 }
 
 impl OopsWriter {
@@ -61,25 +55,12 @@ impl OopsWriter {
         // 8 MiB of page cache (default 2 MiB): the random keys of the OOPS
         // and duplicate indexes otherwise cost a read() per page per batch.
         conn.pragma_update(None, "cache_size", -8192)?;
-        // The WAL is synced by the sync thread before anything is answered
-        // (wal_sync.rs), not inside COMMIT.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let syncer = WalSyncer::start(path)?;
-        let sync_failed = syncer.failed_flag();
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("daisy-sqlite-writer".into())
-            .spawn(move || run(conn, &rx, &syncer))
+            .spawn(move || run(conn, &rx))
             .map_err(|e| StorageError::Open(format!("cannot start the SQLite writer: {e}")))?;
-        Ok(OopsWriter { jobs, sync_failed })
-    }
-
-    /// An error once a WAL sync has failed and nothing is written any more.
-    pub(super) fn check_writable(&self) -> Result<(), StorageError> {
-        if self.sync_failed.load(Ordering::Acquire) {
-            return Err(sync_failed_error());
-        }
-        Ok(())
+        Ok(OopsWriter { jobs })
     }
 
     /// Stores one crash; resolves after its batch is committed.
@@ -131,7 +112,7 @@ struct WriterState {
     staged: StagedKeys,
 }
 
-fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>, syncer: &WalSyncer<Outcome>) {
+fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
     let mut state = WriterState::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -141,21 +122,12 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>, syncer: &WalSync
                 Err(_) => break,
             }
         }
-        if syncer.failed() {
-            for (_, reply) in batch {
-                let _ = reply.send(Err(sync_failed_error()));
-            }
-            continue;
-        }
         match write_batch(&mut conn, &mut state, &mut batch) {
-            // Answered once the WAL holding the batch is on disk.
-            Ok(outcomes) => syncer.after_sync(
-                batch
-                    .into_iter()
-                    .map(|(_, reply)| reply)
-                    .zip(outcomes)
-                    .collect(),
-            ),
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
             Err(e) => {
                 let message = e.to_string();
                 tracing::error!("SQLite group commit failed: {message}");
