@@ -76,28 +76,31 @@ const SAS_LOOKUP: &str = "SELECT sas, signature FROM sas_signature WHERE sas = A
 /// Claims the duplicate keys (the first of a batch wins) and stores the
 /// crashes that claimed theirs or have none; returns the stored ids. A key
 /// is led by the crash time (migration 0004); one already filed under time
-/// 0 (rows from before 0004) also counts as taken.
-const STORE_CRASHES: &str = "WITH input AS ( \
-        SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-            $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bigint[]) \
-            WITH ORDINALITY \
-            AS u(id, system_id, received, digest, bucket, sas, package, source_package, \
-                 duplicate_signature, report, crash_time, ord)), \
-    claimed AS ( \
+/// 0 (rows from before 0004) also counts as taken. Only the claim, which
+/// must go in batch order, reads the keys in order (`WITH ORDINALITY`,
+/// rows of a few hundred bytes); the crashes themselves, reports and all,
+/// go straight from their arrays into `oops`, neither copied into a CTE
+/// nor sorted.
+const STORE_CRASHES: &str = "WITH claimed AS ( \
         INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
-        SELECT crash_time, system_id, digest, id FROM input i WHERE digest IS NOT NULL \
+        SELECT crash_time, system_id, digest, id \
+        FROM UNNEST($1::text[], $2::text[], $4::text[], $11::bigint[]) WITH ORDINALITY \
+            AS i(id, system_id, digest, crash_time, ord) \
+        WHERE digest IS NOT NULL \
             AND NOT EXISTS (SELECT 1 FROM oops_dedup d WHERE i.crash_time <> 0 \
                 AND d.crash_time = 0 AND d.system_id = i.system_id AND d.digest = i.digest) \
         ORDER BY ord \
-        ON CONFLICT DO NOTHING RETURNING oops_id), \
-    stored AS ( \
-        INSERT INTO oops (id, system_id, received, bucket, sas, package, source_package, \
-            duplicate_signature, report) \
-        SELECT id, system_id, received, bucket, sas, package, source_package, \
-            duplicate_signature, report FROM input \
-        WHERE digest IS NULL OR id IN (SELECT oops_id FROM claimed) ORDER BY ord \
-        RETURNING id) \
-    SELECT id FROM stored";
+        ON CONFLICT DO NOTHING RETURNING oops_id) \
+    INSERT INTO oops (id, system_id, received, bucket, sas, package, source_package, \
+        duplicate_signature, report) \
+    SELECT id, system_id, received, bucket, sas, package, source_package, \
+        duplicate_signature, report \
+    FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+        $7::text[], $8::text[], $9::text[], $10::bytea[]) \
+        AS u(id, system_id, received, digest, bucket, sas, package, source_package, \
+             duplicate_signature, report) \
+    WHERE digest IS NULL OR id IN (SELECT oops_id FROM claimed) \
+    RETURNING id";
 const EXISTING_DUPLICATES: &str = "SELECT d.system_id, d.digest, d.oops_id FROM oops_dedup d \
     JOIN UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(system_id, digest, crash_time) \
     ON d.crash_time IN (u.crash_time, 0) AND d.system_id = u.system_id AND d.digest = u.digest";
