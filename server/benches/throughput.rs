@@ -22,6 +22,7 @@
 //!
 //! `cargo bench -p daisy --bench throughput`; optionally `DAISY_BENCH_SECS=N`
 //! (per load phase, default 3), `DAISY_BENCH_CONNECTIONS=N` (default 64),
+//! `DAISY_BENCH_ENGINES=postgres` (only these engines, comma-separated),
 //! `DAISY_BENCH_BARE=ADDR` (only the intake load against a server already
 //! running at ADDR: to compare this generator with wrk on one process).
 #![allow(
@@ -90,6 +91,14 @@ fn secs() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3)
+}
+
+/// `DAISY_BENCH_ENGINES=postgres` (a comma-separated list; default all):
+/// the engines whose phases run.
+fn engine_wanted(name: &str) -> bool {
+    std::env::var("DAISY_BENCH_ENGINES")
+        .map(|list| list.split(',').any(|e| e.trim() == name))
+        .unwrap_or(true)
 }
 
 fn connections() -> usize {
@@ -922,19 +931,23 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let sqlite_dir = dir.path().join("sqlite");
         std::fs::create_dir_all(&sqlite_dir).unwrap();
-        bench_engine(Engine::Sqlite(&sqlite_dir), &sqlite_dir, &bare).await;
-        if let Some(pg) = &pg {
+        if engine_wanted("sqlite") {
+            bench_engine(Engine::Sqlite(&sqlite_dir), &sqlite_dir, &bare).await;
+        }
+        if let Some(pg) = pg.as_ref().filter(|_| engine_wanted("postgres")) {
             let pg_dir = dir.path().join("postgres");
             std::fs::create_dir_all(&pg_dir).unwrap();
             let db = pg.create_database().await;
             bench_engine(Engine::Postgres(pg, db), &pg_dir, &bare).await;
         }
 
-        let sqlite = SqliteStorage::open(&dir.path().join("match.sqlite3"))
-            .await
-            .unwrap();
-        bench_matching("sqlite", Arc::new(sqlite)).await;
-        if let Some(pg) = &pg {
+        if engine_wanted("sqlite") {
+            let sqlite = SqliteStorage::open(&dir.path().join("match.sqlite3"))
+                .await
+                .unwrap();
+            bench_matching("sqlite", Arc::new(sqlite)).await;
+        }
+        if let Some(pg) = pg.as_ref().filter(|_| engine_wanted("postgres")) {
             let url = pg.fresh_database().await;
             let storage = PostgresStorage::connect(&url).await.unwrap();
             bench_matching("postgres", Arc::new(storage)).await;

@@ -76,56 +76,71 @@ const SAS_LOOKUP: &str = "SELECT sas, signature FROM sas_signature WHERE sas = A
 /// Claims the duplicate keys (the first of a batch wins) and stores the
 /// crashes that claimed theirs or have none; returns the stored ids. A key
 /// is led by the crash time (migration 0004); one already filed under time
-/// 0 (rows from before 0004) also counts as taken.
-const STORE_CRASHES: &str = "WITH input AS ( \
-        SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-            $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bigint[]) \
-            WITH ORDINALITY \
-            AS u(id, system_id, received, digest, bucket, sas, package, source_package, \
-                 duplicate_signature, report, crash_time, ord)), \
-    claimed AS ( \
+/// 0 (rows from before 0004) also counts as taken. Only the claim, which
+/// must go in batch order, reads the keys in order (`WITH ORDINALITY`,
+/// rows of a few hundred bytes); the crashes themselves, reports and all,
+/// go straight from their arrays into `oops`, neither copied into a CTE
+/// nor sorted.
+const STORE_CRASHES: &str = "WITH claimed AS ( \
         INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
-        SELECT crash_time, system_id, digest, id FROM input i WHERE digest IS NOT NULL \
+        SELECT crash_time, system_id, digest, id \
+        FROM UNNEST($1::text[], $2::text[], $4::text[], $11::bigint[]) WITH ORDINALITY \
+            AS i(id, system_id, digest, crash_time, ord) \
+        WHERE digest IS NOT NULL \
             AND NOT EXISTS (SELECT 1 FROM oops_dedup d WHERE i.crash_time <> 0 \
-                AND d.crash_time = 0 AND d.system_id = i.system_id AND d.digest = i.digest) \
+                AND d.crash_time = 0 AND d.system_id = i.system_id AND d.digest = i.digest \
+                OFFSET 0) \
         ORDER BY ord \
-        ON CONFLICT DO NOTHING RETURNING oops_id), \
-    stored AS ( \
-        INSERT INTO oops (id, system_id, received, bucket, sas, package, source_package, \
-            duplicate_signature, report) \
-        SELECT id, system_id, received, bucket, sas, package, source_package, \
-            duplicate_signature, report FROM input \
-        WHERE digest IS NULL OR id IN (SELECT oops_id FROM claimed) ORDER BY ord \
-        RETURNING id) \
-    SELECT id FROM stored";
-const EXISTING_DUPLICATES: &str = "SELECT d.system_id, d.digest, d.oops_id FROM oops_dedup d \
-    JOIN UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(system_id, digest, crash_time) \
-    ON d.crash_time IN (u.crash_time, 0) AND d.system_id = u.system_id AND d.digest = u.digest";
+        ON CONFLICT DO NOTHING RETURNING oops_id) \
+    INSERT INTO oops (id, system_id, received, bucket, sas, package, source_package, \
+        duplicate_signature, report) \
+    SELECT id, system_id, received, bucket, sas, package, source_package, \
+        duplicate_signature, report \
+    FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+        $7::text[], $8::text[], $9::text[], $10::bytea[]) \
+        AS u(id, system_id, received, digest, bucket, sas, package, source_package, \
+             duplicate_signature, report) \
+    WHERE digest IS NULL OR id IN (SELECT oops_id FROM claimed) \
+    RETURNING id";
+const EXISTING_DUPLICATES: &str = "SELECT u.system_id, u.digest, d.oops_id \
+    FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(system_id, digest, crash_time) \
+    CROSS JOIN LATERAL (SELECT oops_id FROM oops_dedup d \
+        WHERE d.crash_time IN (u.crash_time, 0) AND d.system_id = u.system_id \
+        AND d.digest = u.digest LIMIT 1) d";
 
 const LOCK_HOOKS: &str = "SELECT id, state, version, results, max_reports, not_after, bytes, \
     disk_cap FROM hooks WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE";
-const TOKENS: &str = "SELECT t.token_hash, t.hook_id, t.oops_id, t.expires, t.used \
-    FROM hook_tokens t JOIN UNNEST($1::text[], $2::bigint[]) AS u(token_hash, hook_id) \
-    ON t.token_hash = u.token_hash AND t.hook_id = u.hook_id";
-const EXISTING_RESULTS: &str = "SELECT r.oops_id, r.hook_id FROM hook_results r \
-    JOIN UNNEST($1::text[], $2::bigint[]) AS u(oops_id, hook_id) \
-    ON r.oops_id = u.oops_id AND r.hook_id = u.hook_id";
+const TOKENS: &str = "SELECT u.token_hash, u.hook_id, t.oops_id, t.expires, t.used \
+    FROM UNNEST($1::text[], $2::bigint[]) AS u(token_hash, hook_id) \
+    CROSS JOIN LATERAL (SELECT oops_id, expires, used FROM hook_tokens t \
+        WHERE t.token_hash = u.token_hash AND t.hook_id = u.hook_id LIMIT 1) t";
+const EXISTING_RESULTS: &str = "SELECT u.oops_id, u.hook_id \
+    FROM UNNEST($1::text[], $2::bigint[]) AS u(oops_id, hook_id) \
+    WHERE EXISTS (SELECT 1 FROM hook_results r \
+        WHERE r.oops_id = u.oops_id AND r.hook_id = u.hook_id OFFSET 0)";
+/// `h.id = ANY($1)`: whichever side the plan starts from, only the
+/// batch's hooks are read.
 const UPDATE_HOOKS: &str = "UPDATE hooks h SET results = u.results, bytes = u.bytes, \
     failures = h.failures + u.failures, results_refused = h.results_refused + u.refused, state = u.state, \
     state_reason = COALESCE(u.reason, h.state_reason) \
     FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
         $6::text[], $7::text[]) AS u(id, results, bytes, failures, refused, state, reason) \
-    WHERE h.id = u.id";
-const USE_TOKENS: &str = "UPDATE hook_tokens t SET used = TRUE \
-    FROM UNNEST($1::text[], $2::bigint[]) AS u(token_hash, hook_id) \
-    WHERE t.token_hash = u.token_hash AND t.hook_id = u.hook_id";
+    WHERE h.id = u.id AND h.id = ANY($1::bigint[])";
+/// The tokens' rows are found by key in an init plan, then updated by
+/// their row ids: an `UPDATE … FROM UNNEST` may be planned with the table
+/// as the outer side.
+const USE_TOKENS: &str = "UPDATE hook_tokens SET used = TRUE \
+    WHERE ctid = ANY (ARRAY(SELECT t.ctid \
+        FROM UNNEST($1::text[], $2::bigint[]) AS u(token_hash, hook_id) \
+        CROSS JOIN LATERAL (SELECT ctid FROM hook_tokens t \
+            WHERE t.token_hash = u.token_hash AND t.hook_id = u.hook_id LIMIT 1) t))";
 const INSERT_RESULTS: &str = "INSERT INTO hook_results (oops_id, hook_id, hook_version, bucket, \
     package, received, keys, bytes, failed) \
     SELECT u.oops_id, u.hook_id, u.version, o.bucket, o.package, u.received, u.keys, u.bytes, \
         u.failed \
     FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[], \
         $6::bigint[], $7::bool[]) AS u(oops_id, hook_id, version, received, keys, bytes, failed) \
-    JOIN oops o ON o.id = u.oops_id";
+    CROSS JOIN LATERAL (SELECT bucket, package FROM oops o WHERE o.id = u.oops_id LIMIT 1) o";
 const BUMP_STATS: &str = "INSERT INTO daily_stats (day, hook_id, metric, value) \
     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) \
     ON CONFLICT (day, hook_id, metric) DO UPDATE SET value = daily_stats.value + excluded.value";
@@ -184,6 +199,27 @@ impl PgWriter {
     }
 }
 
+/// A writer's connection. Every statement of the writers probes the
+/// tables' keys once per row of the batch's arrays, and is written so that
+/// no other plan is possible whatever the planner believes about the
+/// tables' sizes: the probes are `LATERAL` subqueries with `LIMIT 1` or
+/// `EXISTS` subqueries with `OFFSET 0` (neither is flattened into a join
+/// that could put the table on the outer side), sequential scans are ruled
+/// out (a freshly created table looks empty, and a plan made then went on
+/// scanning the whole table for every batch as it grew), and the plan is
+/// made once per connection (`force_generic_plan`: planning every batch
+/// cost a quarter of PostgreSQL's CPU per result).
+async fn connect_writer(url: &str) -> Result<Client, StorageError> {
+    let client = connect_one(url).await?;
+    client
+        .batch_execute(
+            "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; \
+             SET enable_hashjoin = off; SET enable_mergejoin = off",
+        )
+        .await?;
+    Ok(client)
+}
+
 /// Takes the first job and every other one already waiting.
 async fn next_batch<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<Vec<T>> {
     let first = rx.recv().await?;
@@ -209,7 +245,7 @@ struct CrashConn {
 
 impl CrashConn {
     async fn connect(url: &str) -> Result<CrashConn, StorageError> {
-        let client = connect_one(url).await?;
+        let client = connect_writer(url).await?;
         let (generation, active_targets, sas_lookup, store, existing) = tokio::try_join!(
             client.prepare(GENERATION),
             client.prepare(ACTIVE_TARGETS),
@@ -418,7 +454,7 @@ struct ResultConn {
 
 impl ResultConn {
     async fn connect(url: &str) -> Result<ResultConn, StorageError> {
-        let client = connect_one(url).await?;
+        let client = connect_writer(url).await?;
         let (
             lock_hooks,
             tokens,
