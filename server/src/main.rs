@@ -8,15 +8,6 @@ mod completions;
 mod hook_compile;
 mod keys;
 
-/// mimalloc instead of glibc's malloc: a crash upload makes about 65 small
-/// allocations in hyper, axum and the handler, and glibc's fastbin
-/// consolidation (each upload body is over 1 KiB) made malloc and free
-/// about a fifth of the HTTP side's instructions. Measured with callgrind
-/// (docs/daisy.md, "Benchmark"): 80k → 68k instructions per crash on the
-/// HTTP threads, 62k → 60k on the SQLite writer.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// daisy: the Ubuntu crash intake server with server-side hooks.
 #[derive(Debug, Parser)]
 #[command(name = "daisy", version, about)]
