@@ -7,22 +7,10 @@ mod harness;
 use daisy::storage::{InsertOops, NewOops, PostgresStorage, SqliteStorage, Storage};
 use harness::Postgres;
 
-const NOW: i64 = 1_800_000_000;
+use harness::crashes::NOW;
 
 fn crash(id: &str, crash_time: i64) -> NewOops {
-    NewOops {
-        id: id.into(),
-        system_id: "system-a".into(),
-        received: NOW,
-        dedup_digest: Some("digest-a".into()),
-        crash_time,
-        bucket: Some("bucket".into()),
-        sas: None,
-        package: Some("foo".into()),
-        source_package: None,
-        duplicate_signature: None,
-        report: vec![5, 0, 0, 0, 0],
-    }
+    harness::crashes::crash(id, "system-a", "digest-a", crash_time)
 }
 
 /// The legacy row is filed under 0; the same crash uploaded again with a

@@ -11,28 +11,17 @@
     clippy::arithmetic_side_effects
 )]
 
+mod harness;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use daisy::storage::{InsertOops, NewOops, SQLITE_DEDUP_MERGE_AT, SqliteStorage, Storage};
+use harness::crashes::NOW;
 use rusqlite::Connection;
 
-const NOW: i64 = 1_800_000_000;
-
 fn crash(id: &str, system: &str, digest: &str) -> NewOops {
-    NewOops {
-        id: id.into(),
-        system_id: system.into(),
-        received: NOW,
-        dedup_digest: Some(digest.into()),
-        crash_time: NOW - 60,
-        bucket: Some("bucket".into()),
-        sas: None,
-        package: Some("foo".into()),
-        source_package: None,
-        duplicate_signature: None,
-        report: vec![5, 0, 0, 0, 0],
-    }
+    harness::crashes::crash(id, system, digest, NOW - 60)
 }
 
 /// Rows in (`oops_dedup`, `oops_dedup_recent`).

@@ -13,7 +13,7 @@ use daisy::storage::{
 use harness::Postgres;
 use tokio_postgres::{Client, NoTls};
 
-const NOW: i64 = 1_800_000_000;
+use harness::crashes::NOW;
 
 /// Migrations 1 to 4 exactly as a daisy at schema 4 applied them.
 const SCHEMA_4: [&str; 4] = [
@@ -74,19 +74,7 @@ async fn schema_4_database(client: &Client) {
 }
 
 fn crash(id: &str, system: &str, digest: &str, crash_time: i64) -> NewOops {
-    NewOops {
-        id: id.into(),
-        system_id: system.into(),
-        received: NOW,
-        dedup_digest: Some(digest.into()),
-        crash_time,
-        bucket: Some("bucket".into()),
-        sas: None,
-        package: Some("foo".into()),
-        source_package: None,
-        duplicate_signature: None,
-        report: vec![5, 0, 0, 0, 0],
-    }
+    harness::crashes::crash(id, system, digest, crash_time)
 }
 
 fn result(oops: &str, token_hash: &str) -> NewResult {

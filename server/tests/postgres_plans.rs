@@ -17,7 +17,7 @@ use daisy::storage::{
 use harness::Postgres;
 use tokio_postgres::{Client, NoTls};
 
-const NOW: i64 = 1_800_000_000;
+use harness::crashes::NOW;
 /// Rows each table grows by behind daisy's back.
 const GROWTH: i64 = 20_000;
 /// Crashes and results sent, one batch each, before and after the growth.
@@ -31,19 +31,12 @@ async fn connect(url: &str) -> Client {
 }
 
 fn crash(i: usize) -> NewOops {
-    NewOops {
-        id: format!("crash-{i}"),
-        system_id: format!("system-{i}"),
-        received: NOW,
-        dedup_digest: Some(format!("digest-{i}")),
-        crash_time: NOW - 60,
-        bucket: Some("bucket".into()),
-        sas: None,
-        package: Some("foo".into()),
-        source_package: None,
-        duplicate_signature: None,
-        report: vec![5, 0, 0, 0, 0],
-    }
+    harness::crashes::crash(
+        &format!("crash-{i}"),
+        &format!("system-{i}"),
+        &format!("digest-{i}"),
+        NOW - 60,
+    )
 }
 
 fn result(i: usize, hook_id: i64) -> NewResult {

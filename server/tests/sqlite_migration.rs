@@ -6,10 +6,12 @@
 //! answer "already reported" for its old crashes, and keep working.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod harness;
+
 use daisy::storage::{InsertOops, NewOops, SqliteStorage, Storage};
 use rusqlite::{Connection, params};
 
-const NOW: i64 = 1_800_000_000;
+use harness::crashes::NOW;
 
 /// Writes a database exactly as a daisy at schema 2 left it.
 fn schema_2_database(path: &std::path::Path, rows: usize) {
@@ -49,19 +51,7 @@ fn schema_2_database(path: &std::path::Path, rows: usize) {
 }
 
 fn crash(id: &str, system: &str, digest: &str) -> NewOops {
-    NewOops {
-        id: id.into(),
-        system_id: system.into(),
-        received: NOW + 1,
-        dedup_digest: Some(digest.into()),
-        crash_time: 0,
-        bucket: Some("bucket".into()),
-        sas: None,
-        package: Some("foo".into()),
-        source_package: None,
-        duplicate_signature: None,
-        report: vec![5, 0, 0, 0, 0],
-    }
+    harness::crashes::crash(id, system, digest, 0)
 }
 
 #[tokio::test]

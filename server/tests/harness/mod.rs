@@ -8,6 +8,7 @@
     clippy::arithmetic_side_effects
 )]
 
+pub mod crashes;
 pub mod http;
 pub mod postgres;
 pub mod server;
