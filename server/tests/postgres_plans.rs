@@ -51,38 +51,33 @@ fn result(i: usize, hook_id: i64) -> NewResult {
     }
 }
 
+/// One figure from the statistics collector, read afresh.
+async fn fresh_stat(client: &Client, sql: &str) -> i64 {
+    client
+        .batch_execute("SELECT pg_stat_clear_snapshot()")
+        .await
+        .unwrap();
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
 /// Rows read from the tables the writers probe, by sequential and index
 /// scans, as far as the statistics collector has them.
 async fn rows_read(client: &Client) -> i64 {
-    client
-        .batch_execute("SELECT pg_stat_clear_snapshot()")
-        .await
-        .unwrap();
-    client
-        .query_one(
-            "SELECT COALESCE(SUM(COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0)), 0)::BIGINT \
-             FROM pg_stat_user_tables \
-             WHERE relname IN ('oops', 'oops_dedup', 'hook_tokens', 'hook_results')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    fresh_stat(
+        client,
+        "SELECT COALESCE(SUM(COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0)), 0)::BIGINT \
+         FROM pg_stat_user_tables \
+         WHERE relname IN ('oops', 'oops_dedup', 'hook_tokens', 'hook_results')",
+    )
+    .await
 }
 
 async fn inserted_results(client: &Client) -> i64 {
-    client
-        .batch_execute("SELECT pg_stat_clear_snapshot()")
-        .await
-        .unwrap();
-    client
-        .query_one(
-            "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'hook_results'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    fresh_stat(
+        client,
+        "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'hook_results'",
+    )
+    .await
 }
 
 #[tokio::test]
