@@ -80,6 +80,20 @@ async fn inserted_results(client: &Client) -> i64 {
     .await
 }
 
+/// Stores crash `i` and a result for it, each accepted, for every `i`.
+async fn store(storage: &PostgresStorage, hook_id: i64, range: std::ops::Range<usize>) {
+    for i in range {
+        assert_eq!(
+            storage.insert_oops(crash(i)).await.unwrap(),
+            InsertOops::Inserted
+        );
+        assert_eq!(
+            storage.accept_result(result(i, hook_id)).await.unwrap(),
+            ResultOutcome::Accepted { completed: false }
+        );
+    }
+}
+
 #[tokio::test]
 async fn writers_probe_by_key_after_the_tables_grow_under_their_plans() {
     let Some(pg) = Postgres::start() else {
@@ -126,16 +140,7 @@ async fn writers_probe_by_key_after_the_tables_grow_under_their_plans() {
     // autovacuum ANALYZE of a new database; then each writer runs more
     // than the five batches after which PostgreSQL settles on a plan.
     client.batch_execute("ANALYZE").await.unwrap();
-    for i in 0..BEFORE {
-        assert_eq!(
-            storage.insert_oops(crash(i)).await.unwrap(),
-            InsertOops::Inserted
-        );
-        assert_eq!(
-            storage.accept_result(result(i, hook.id)).await.unwrap(),
-            ResultOutcome::Accepted { completed: false }
-        );
-    }
+    store(&storage, hook.id, 0..BEFORE).await;
 
     // The tables grow behind the writers' backs.
     client
@@ -154,16 +159,7 @@ async fn writers_probe_by_key_after_the_tables_grow_under_their_plans() {
         .await
         .unwrap();
 
-    for i in BEFORE..total {
-        assert_eq!(
-            storage.insert_oops(crash(i)).await.unwrap(),
-            InsertOops::Inserted
-        );
-        assert_eq!(
-            storage.accept_result(result(i, hook.id)).await.unwrap(),
-            ResultOutcome::Accepted { completed: false }
-        );
-    }
+    store(&storage, hook.id, BEFORE..total).await;
     // The writers' backends report their counts when they exit.
     drop(storage);
     let expected = GROWTH + i64::try_from(total).unwrap();
