@@ -1,7 +1,8 @@
 //! Throughput of crash intake and result ingestion on SQLite and
 //! PostgreSQL, next to a bare axum handler that only decodes the BSON and
-//! answers `OOPSID`, measured in the same run, with the CPU time each server
-//! spends per request. Prints numbers; asserts nothing.
+//! answers `OOPSID`, measured in the same run (again right before each
+//! engine, whose ratio is against that figure), with the CPU time each
+//! server spends per request. Prints numbers; asserts nothing.
 //!
 //! What runs where: the real `daisy serve` binary (its own accept loop with
 //! the header read timeout, the whole router, the configured storage) is a
@@ -888,6 +889,26 @@ async fn bench_matching(name: &str, storage: Arc<dyn Storage>) {
     }
 }
 
+/// The bare handler's intake load, printed. Measured again right before
+/// each engine, which is compared with it: this machine's speed can drift
+/// by half within minutes, and one bare figure at the start made the later
+/// engine's ratio depend on that drift.
+async fn bare_load() -> Load {
+    let bare_server = ServerProcess::bare();
+    let bare = intake_load(bare_server.addr, &[Cpu::Process(bare_server.child.id())]).await;
+    println!(
+        "bare    axum     {:>9.0} req/s  (decode BSON, answer OOPSID; {} non-200; RSS {} KiB)",
+        bare.rate,
+        bare.bad,
+        bare_server.peak_rss_kib()
+    );
+    println!(
+        "cpu     bare    axum     {:>7.1} µs per request of the bare handler (load generator {:.1} µs)",
+        bare.cpu_us[0], bare.generator_us
+    );
+    bare
+}
+
 fn main() {
     if std::env::var(ROLE_ENV).as_deref() == Ok("bare") {
         run_bare();
@@ -914,30 +935,18 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let bare_server = ServerProcess::bare();
-        let bare = intake_load(bare_server.addr, &[Cpu::Process(bare_server.child.id())]).await;
-        println!(
-            "bare    axum     {:>9.0} req/s  (decode BSON, answer OOPSID; {} non-200; RSS {} KiB)",
-            bare.rate,
-            bare.bad,
-            bare_server.peak_rss_kib()
-        );
-        println!(
-            "cpu     bare    axum     {:>7.1} µs per request of the bare handler (load generator {:.1} µs)",
-            bare.cpu_us[0], bare.generator_us
-        );
-        drop(bare_server);
-
         let dir = tempfile::tempdir().unwrap();
         let sqlite_dir = dir.path().join("sqlite");
         std::fs::create_dir_all(&sqlite_dir).unwrap();
         if engine_wanted("sqlite") {
+            let bare = bare_load().await;
             bench_engine(Engine::Sqlite(&sqlite_dir), &sqlite_dir, &bare).await;
         }
         if let Some(pg) = pg.as_ref().filter(|_| engine_wanted("postgres")) {
             let pg_dir = dir.path().join("postgres");
             std::fs::create_dir_all(&pg_dir).unwrap();
             let db = pg.create_database().await;
+            let bare = bare_load().await;
             bench_engine(Engine::Postgres(pg, db), &pg_dir, &bare).await;
         }
 
