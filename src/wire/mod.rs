@@ -155,3 +155,15 @@ pub enum WireError {
         size: usize,
     },
 }
+
+/// A report entry refused while building a [`Report`] from wire fields.
+impl From<crate::report::EntryError> for WireError {
+    fn from(e: crate::report::EntryError) -> WireError {
+        match e {
+            crate::report::EntryError::Key { key, source } => WireError::InvalidKey { key, source },
+            crate::report::EntryError::Value { key, source } => {
+                WireError::InvalidValue { key, source }
+            }
+        }
+    }
+}

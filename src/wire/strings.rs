@@ -24,7 +24,7 @@ use bson::spec::ElementType;
 
 use super::WireError;
 use super::untrusted::{WireLimits, check_length, type_name};
-use crate::report::{Key, Report, ReportFields, ReportLimits, Value, ValueError, validate_key};
+use crate::report::{Report, ReportFields, ReportLimits, ValueError, validate_key};
 
 /// BSON type tag of a UTF-8 string.
 const BSON_STRING: u8 = 0x02;
@@ -124,15 +124,7 @@ impl<'a> StringFields<'a> {
     pub fn to_report(&self) -> Result<Report, WireError> {
         let mut report = Report::new();
         for (name, text) in self.iter() {
-            let key = Key::new(name).map_err(|source| WireError::InvalidKey {
-                key: name.to_owned(),
-                source,
-            })?;
-            let value = Value::text(text).map_err(|source| WireError::InvalidValue {
-                key: name.to_owned(),
-                source,
-            })?;
-            report.insert(key, value);
+            report.set(name, text)?;
         }
         Ok(report)
     }
