@@ -10,7 +10,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -20,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::app::AppState;
-use crate::router;
+use crate::router::{self, HttpService};
 use crate::tls::ReloadingAcceptor;
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
@@ -127,16 +126,17 @@ fn reload_tls(tls: Option<&ReloadingAcceptor>) {
     }
 }
 
-async fn serve_connection<I>(io: I, router: Router, header_timeout: Duration, watcher: Watcher)
+async fn serve_connection<I, S>(io: I, service: S, header_timeout: Duration, watcher: Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: HttpService,
 {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(router));
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!("connection ended: {e}");
     }

@@ -102,3 +102,69 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
     server.stop().await.unwrap();
 }
+
+/// Each body limit holds where its body is read, now that no layer sets
+/// them: the crash upload's `max_report_bytes` (checked while reading, so a
+/// lying `Content-Length` gets no further) and the JSON API's
+/// `max_api_body_bytes`. Refused bodies store nothing and are counted.
+#[tokio::test]
+async fn each_route_keeps_its_body_limit() {
+    let body = upload();
+    let toml = format!(
+        "[limits]\nmax_report_bytes = {}\nmax_api_body_bytes = 64\n",
+        body.len()
+    );
+    let server = TestServer::start(Engine::Sqlite, &toml).await.unwrap();
+    let system = "a".repeat(128);
+
+    let mut over = body.clone();
+    over.push(0);
+    let r = request(server.addr, "POST", &format!("/{system}"), &[], &over).await;
+    assert_eq!((r.status, r.text().as_str()), (413, "Report too large."));
+    assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
+    assert_eq!(server.app.metrics.crash_count("too_large"), 1);
+
+    // A head that promises a small body, then more than the cap.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /{system} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        over.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&over).await.unwrap();
+    stream.write_all(b"\r\n0\r\n\r\n").await.unwrap();
+    let response = harness::http::read_response(&mut stream).await;
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
+
+    let r = request(server.addr, "POST", &format!("/{system}"), &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let token = "retracer-token";
+    server
+        .app
+        .storage
+        .add_user(
+            "retracer",
+            "retracer",
+            &daisy::auth::hash_token(token),
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    let json = format!("{{\"signature\": \"{}\"}}", "x".repeat(100));
+    let r = request(
+        server.addr,
+        "PUT",
+        "/api/1.0/sas/some-sas",
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", "application/json"),
+        ],
+        json.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    server.stop().await.unwrap();
+}

@@ -10,7 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::io::AsyncWriteExt;
 
 use crate::app::AppState;
@@ -34,13 +34,25 @@ pub fn hooks_url(public_url: &str, oops_id: &str, system_id: &str) -> String {
 pub async fn submit(
     State(app): State<AppState>,
     Path(system_id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, AppError> {
     if !is_valid_system_id(&system_id) {
         app.metrics.crash("invalid_system_id");
         return Err(AppError::bad_request("Invalid system identifier."));
     }
     let limits = &app.config.limits;
+    let body = match read_capped(body, limits.max_report_bytes).await {
+        Ok(body) => body,
+        Err(e) => {
+            app.metrics
+                .crash(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "interrupted"
+                });
+            return Err(e);
+        }
+    };
     let wire = WireLimits {
         max_document_bytes: limits.max_report_bytes,
         ..WireLimits::default()
@@ -179,6 +191,19 @@ fn internal_io(what: &str, e: std::io::Error) -> AppError {
         StatusCode::INTERNAL_SERVER_ERROR,
         "Cannot store the upload, try again later.",
     )
+}
+
+/// Reads a whole body into memory, refusing it (`413`) once over `cap`
+/// bytes: the cap is checked as frames arrive, never after buffering.
+async fn read_capped(body: Body, cap: usize) -> Result<Bytes, AppError> {
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(AppError::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Report too large.",
+        )),
+        Err(e) => Err(AppError::bad_request(format!("Upload interrupted: {e}"))),
+    }
 }
 
 /// Streams a body to a file, refusing it (`413`) once over `cap` bytes.
