@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::hook_index::HookIndex;
 use super::sqlite::{
-    accept_result_in, connect, insert_oops_in, refresh_hook_index_in, sas_signature_in,
+    CrashStatements, accept_result_in, connect, insert_oops_in, refresh_hook_index_in,
 };
 use super::sqlite_dedup::StagedKeys;
 use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError};
@@ -143,23 +143,26 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
 /// One job inside the batch's transaction.
 fn write_one(
     conn: &Connection,
+    crash_statements: Option<&mut CrashStatements<'_>>,
     state: &mut WriterState,
     job: &mut Job,
 ) -> Result<Outcome, StorageError> {
-    match job {
-        Job::Result(result) => accept_result_in(conn, result).map(Outcome::Result),
-        Job::Insert(_) | Job::Intake(_) => write_crash(conn, state, job).map(Outcome::Crash),
+    match (job, crash_statements) {
+        (Job::Result(result), _) => accept_result_in(conn, result).map(Outcome::Result),
+        (job, Some(stmts)) => write_crash(stmts, state, job).map(Outcome::Crash),
+        // A batch with crashes always prepares their statements.
+        (_, None) => Err(StorageError::WorkerGone),
     }
 }
 
 fn write_crash(
-    conn: &Connection,
+    stmts: &mut CrashStatements<'_>,
     state: &mut WriterState,
     job: &mut Job,
 ) -> Result<IntakeOutcome, StorageError> {
     match job {
         Job::Result(_) => Err(StorageError::WorkerGone),
-        Job::Insert(oops) => Ok(match insert_oops_in(conn, &mut state.staged, oops)? {
+        Job::Insert(oops) => Ok(match insert_oops_in(stmts, &mut state.staged, oops)? {
             InsertOops::Duplicate(existing) => IntakeOutcome::Duplicate(existing),
             InsertOops::Inserted => IntakeOutcome::Stored {
                 sas_known: false,
@@ -168,13 +171,13 @@ fn write_crash(
         }),
         Job::Intake(Intake { oops, keys }) => {
             let known = match &keys.sas {
-                Some(sas) => sas_signature_in(conn, sas)?,
+                Some(sas) => stmts.sas_signature(sas)?,
                 None => None,
             };
             oops.bucket = keys.bucket(known.as_deref());
             let stored = &*oops;
             if let InsertOops::Duplicate(existing) =
-                insert_oops_in(conn, &mut state.staged, stored)?
+                insert_oops_in(stmts, &mut state.staged, stored)?
             {
                 return Ok(IntakeOutcome::Duplicate(existing));
             }
@@ -219,13 +222,17 @@ fn write_batch_in(
             refresh_hook_index_in(&tx, &mut state.index)?;
             state.staged.begin(&tx)?;
         }
+        let mut stmts = has_crashes
+            .then(|| CrashStatements::prepare(&tx))
+            .transpose()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (job, _) in batch.iter_mut() {
-            match write_one(&tx, state, job) {
+            match write_one(&tx, stmts.as_mut(), state, job) {
                 Ok(outcome) => outcomes.push(Ok(outcome)),
                 Err(_) => break,
             }
         }
+        drop(stmts);
         if outcomes.len() == batch.len() {
             tx.commit()?;
             return Ok(outcomes);
@@ -233,26 +240,33 @@ fn write_batch_in(
         // Dropping the transaction rolls the partial batch back.
     }
     state.staged.rolled_back();
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if has_crashes {
         state.staged.begin(&tx)?;
     }
+    let mut stmts = has_crashes
+        .then(|| CrashStatements::prepare(&tx))
+        .transpose()?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for (job, _) in batch.iter_mut() {
-        let sp = tx.savepoint()?;
+        // Savepoints by SQL, not `Transaction::savepoint`, which needs the
+        // transaction mutably while the prepared statements borrow it.
+        tx.execute_batch("SAVEPOINT daisy_job")?;
         let mark = state.staged.mark();
-        match write_one(&sp, state, job) {
+        match write_one(&tx, stmts.as_mut(), state, job) {
             Ok(outcome) => {
-                sp.commit()?;
+                tx.execute_batch("RELEASE daisy_job")?;
                 outcomes.push(Ok(outcome));
             }
-            // Dropping the savepoint rolls this one job back.
+            // This one job is rolled back.
             Err(e) => {
+                tx.execute_batch("ROLLBACK TO daisy_job; RELEASE daisy_job")?;
                 state.staged.roll_back_to(mark);
                 outcomes.push(Err(e));
             }
         }
     }
+    drop(stmts);
     tx.commit()?;
     Ok(outcomes)
 }

@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Statement, params};
 
 use super::{StorageError, UnixTime};
 
@@ -123,19 +123,16 @@ impl StagedKeys {
         self.legacy_keys.unwrap_or(true)
     }
 
-    /// Appends a new key inside the open transaction.
+    /// Appends a new key inside the open transaction, through `insert`:
+    /// `INSERT INTO oops_dedup_recent (crash_time, system_id, digest,
+    /// oops_id) VALUES (?1, ?2, ?3, ?4)` on the transaction's connection.
     pub(super) fn stage(
         &mut self,
-        tx: &Connection,
+        insert: &mut Statement<'_>,
         key: DedupKey,
         oops_id: &str,
     ) -> Result<(), StorageError> {
-        tx.prepare_cached(
-            "INSERT INTO oops_dedup_recent (crash_time, system_id, digest, oops_id) \
-             VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![key.crash_time, key.system_id, key.digest, oops_id])?;
-        let seq = tx.last_insert_rowid();
+        let seq = insert.insert(params![key.crash_time, key.system_id, key.digest, oops_id])?;
         self.pending.push((key.clone(), self.seen_upto));
         self.seen_upto = self.seen_upto.max(seq);
         self.keys.insert(
