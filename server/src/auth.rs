@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
+use crate::digest_hex::lower_hex;
 use crate::error::AppError;
 use crate::storage::User;
 
@@ -17,12 +18,12 @@ pub const TOKEN_BYTES: usize = 32;
 /// A fresh random token, hex.
 pub fn new_token() -> String {
     let bytes: [u8; TOKEN_BYTES] = rand::random();
-    hex::encode(bytes)
+    lower_hex(&bytes)
 }
 
 /// The stored form of a token.
 pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    lower_hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// The token of an `Authorization: Bearer …` header.

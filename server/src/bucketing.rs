@@ -11,6 +11,7 @@ use apport_hooks::report::ReportFields;
 use apport_hooks::report::signature;
 use md5::{Digest, Md5};
 
+use crate::digest_hex::lower_hex;
 use crate::storage::TargetKey;
 
 /// The fields of a report that bucketing and hook matching need.
@@ -96,7 +97,7 @@ pub fn dedup_digest(report: &(impl ReportFields + ?Sized)) -> Option<String> {
     md5.update(exe);
     md5.update(b":");
     md5.update(status);
-    Some(hex::encode(md5.finalize()))
+    Some(lower_hex(&md5.finalize()))
 }
 
 /// The crash's own time from its `Date` (`Wed Nov 25 10:02:13 2026`, C's

@@ -14,6 +14,7 @@ pub mod bucketing;
 pub mod cli;
 pub mod config;
 pub mod controllers;
+pub mod digest_hex;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
