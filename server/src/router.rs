@@ -22,7 +22,7 @@ use tower_service::Service;
 
 use crate::app::AppState;
 use crate::controllers::{api, crash, health, hooks};
-use crate::middleware::count::count_requests;
+use crate::middleware::count::CountRequests;
 
 /// daisy's whole HTTP service, as `server::serve` hands it to each connection.
 pub trait HttpService:
@@ -75,9 +75,6 @@ fn routes(app: AppState) -> Router {
             "/{oops_id}/submit-core/{arch}/{system_id}",
             post(crash::submit_core),
         )
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            count_requests,
-        ))
+        .layer(CountRequests::new(app.clone()))
         .with_state(app)
 }

@@ -1,18 +1,103 @@
 //! Counts every request by route template and status for `/metrics`.
+//!
+//! A plain tower layer rather than `axum::middleware::from_fn`: that one
+//! boxes the middleware's future and clones the boxed inner service for its
+//! `Next` on every request (callgrind, crash intake: docs/daisy.md, "The
+//! HTTP stack"); this one only wraps the route's own future.
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use crate::app::AppState;
 
-/// The middleware function (`axum::middleware::from_fn_with_state`).
-pub async fn count_requests(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    // The template, never the raw path: system ids must not become labels.
-    // `MatchedPath` is a shared string: cloning it allocates nothing.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    app.metrics.request(route, response.status().as_u16());
-    response
+/// The layer, applied with `Router::layer` so that the matched route
+/// template is known.
+#[derive(Clone)]
+pub struct CountRequests {
+    app: AppState,
+}
+
+impl CountRequests {
+    /// Counts into `app.metrics`.
+    pub fn new(app: AppState) -> CountRequests {
+        CountRequests { app }
+    }
+}
+
+impl<S> Layer<S> for CountRequests {
+    type Service = Counted<S>;
+
+    fn layer(&self, inner: S) -> Counted<S> {
+        Counted {
+            inner,
+            app: self.app.clone(),
+        }
+    }
+}
+
+/// A route's service, counted.
+#[derive(Clone)]
+pub struct Counted<S> {
+    inner: S,
+    app: AppState,
+}
+
+impl<S> Service<Request> for Counted<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = CountedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The template, never the raw path: system ids must not become
+        // labels. `MatchedPath` is a shared string: cloning it allocates
+        // nothing.
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        CountedFuture {
+            inner: self.inner.call(req),
+            route,
+            app: self.app.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The route's future; counts its response when it is ready. A request
+    /// cut off by the timeout outside the router is never counted here.
+    pub struct CountedFuture<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+        app: AppState,
+    }
+}
+
+impl<F> Future for CountedFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            this.app.metrics.request(route, response.status().as_u16());
+        }
+        Poll::Ready(result)
+    }
 }
