@@ -6,7 +6,7 @@
 
 use apport_hooks::report::ReportLimits;
 use apport_hooks::wire::{StringFields, WireLimits, is_valid_system_id};
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -41,16 +41,19 @@ pub async fn submit(
         return Err(AppError::bad_request("Invalid system identifier."));
     }
     let limits = &app.config.limits;
-    let body = match read_capped(body, limits.max_report_bytes).await {
-        Ok(body) => body,
+    // The cap is checked as frames arrive, never after buffering.
+    let body = match Limited::new(body, limits.max_report_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            app.metrics.crash("too_large");
+            return Err(AppError::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Report too large.",
+            ));
+        }
         Err(e) => {
-            app.metrics
-                .crash(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    "too_large"
-                } else {
-                    "interrupted"
-                });
-            return Err(e);
+            app.metrics.crash("interrupted");
+            return Err(AppError::bad_request(format!("Upload interrupted: {e}")));
         }
     };
     let wire = WireLimits {
@@ -191,19 +194,6 @@ fn internal_io(what: &str, e: std::io::Error) -> AppError {
         StatusCode::INTERNAL_SERVER_ERROR,
         "Cannot store the upload, try again later.",
     )
-}
-
-/// Reads a whole body into memory, refusing it (`413`) once over `cap`
-/// bytes: the cap is checked as frames arrive, never after buffering.
-async fn read_capped(body: Body, cap: usize) -> Result<Bytes, AppError> {
-    match Limited::new(body, cap).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(AppError::text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Report too large.",
-        )),
-        Err(e) => Err(AppError::bad_request(format!("Upload interrupted: {e}"))),
-    }
 }
 
 /// Streams a body to a file, refusing it (`413`) once over `cap` bytes.

@@ -11,7 +11,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, TransactionB
 use super::hook_index::HookIndex;
 use super::result_room::{HookRoom, RoomCache};
 use super::sqlite_batch::OopsWriter;
-use super::sqlite_dedup::{DedupKey, StagedKeys};
+use super::sqlite_dedup::{DedupKey, STAGE_KEY, StagedKeys};
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
     NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
@@ -143,10 +143,7 @@ impl<'c> CrashStatements<'c> {
                 "SELECT oops_id FROM oops_dedup \
                  WHERE crash_time = ?1 AND system_id = ?2 AND digest = ?3",
             )?,
-            stage: conn.prepare_cached(
-                "INSERT INTO oops_dedup_recent (crash_time, system_id, digest, oops_id) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?,
+            stage: conn.prepare_cached(STAGE_KEY)?,
             insert: conn.prepare_cached(
                 "INSERT INTO oops (id, system_id, received, bucket, sas, package, \
                  source_package, duplicate_signature, report) \

@@ -34,6 +34,11 @@ use super::{StorageError, UnixTime};
 /// all of them at once (about 8k sorted B-tree inserts, tens of ms).
 pub const MERGE_AT: i64 = 8_192;
 
+/// The statement [`StagedKeys::stage`] runs, prepared by the caller once
+/// per batch with the crash's other statements.
+pub(super) const STAGE_KEY: &str = "INSERT INTO oops_dedup_recent \
+     (crash_time, system_id, digest, oops_id) VALUES (?1, ?2, ?3, ?4)";
+
 /// One duplicate key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct DedupKey {
@@ -123,9 +128,8 @@ impl StagedKeys {
         self.legacy_keys.unwrap_or(true)
     }
 
-    /// Appends a new key inside the open transaction, through `insert`:
-    /// `INSERT INTO oops_dedup_recent (crash_time, system_id, digest,
-    /// oops_id) VALUES (?1, ?2, ?3, ?4)` on the transaction's connection.
+    /// Appends a new key inside the open transaction, through `insert`
+    /// ([`STAGE_KEY`] prepared on the transaction's connection).
     pub(super) fn stage(
         &mut self,
         insert: &mut Statement<'_>,
