@@ -22,6 +22,12 @@ pub use postgres::Postgres;
 #[allow(unused_imports)]
 pub use server::{Engine, TestServer};
 
+/// Whether this run is CI's, where a missing tool fails a test instead of
+/// skipping it.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
 /// Runs `scenario` against a fresh SQLite database, then against a fresh
 /// PostgreSQL database (see [`Postgres::start`] for when that half cannot run).
 pub async fn on_both_engines<F, Fut>(scenario: F)

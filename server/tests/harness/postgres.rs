@@ -4,6 +4,7 @@
 //! (PostgreSQL refuses to run as root; tests run as root here and in CI).
 //! Stopped (`-m immediate`) and removed when the guard drops.
 
+use super::in_ci;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,10 +21,6 @@ pub struct Postgres {
     bin: PathBuf,
     owner: Option<(u32, u32)>,
     next_db: std::sync::atomic::AtomicUsize,
-}
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some()
 }
 
 fn find_bin() -> Option<PathBuf> {
