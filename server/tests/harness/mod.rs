@@ -18,15 +18,10 @@ use std::sync::Arc;
 
 use daisy::storage::{PostgresStorage, SqliteStorage, Storage};
 
-pub use postgres::Postgres;
+#[allow(unused_imports)]
+pub use postgres::{Postgres, in_ci};
 #[allow(unused_imports)]
 pub use server::{Engine, TestServer};
-
-/// Whether this run is CI's, where a missing tool fails a test instead of
-/// skipping it.
-pub fn in_ci() -> bool {
-    std::env::var_os("CI").is_some()
-}
 
 /// Runs `scenario` against a fresh SQLite database, then against a fresh
 /// PostgreSQL database (see [`Postgres::start`] for when that half cannot run).
