@@ -548,6 +548,40 @@ async fn deny_listed_secrets_are_refused_even_to_root_steps() {
     );
 }
 
+/// The job's total stops the job even when the step it cut keeps a few
+/// bytes less than its cap: command output is trimmed of surrounding
+/// whitespace after the cut. (`job_over_the_total_cap_is_stopped` failed
+/// whenever /dev/urandom put whitespace at the cut, about one run in 25.)
+#[tokio::test]
+async fn job_total_stops_the_job_when_the_cut_output_ends_in_whitespace() {
+    if !have_root("job_total_stops_the_job_when_the_cut_output_ends_in_whitespace") {
+        return;
+    }
+    let limits = Limits {
+        job_bytes: 1000,
+        ..Limits::default()
+    };
+    let capped = |key: &str, max_bytes: u32| {
+        let mut s = step(key, RunAs::Root, command(&["yes", "a "]));
+        s.max_bytes = max_bytes;
+        s
+    };
+    // "a \n" repeated: 700 bytes end in "a", so First keeps all 700; Second
+    // is cut at the 300 left, which end in "a \n", so it keeps 298.
+    let h = hook(vec![
+        capped("First", 700),
+        capped("Second", 1000),
+        capped("Third", 1000),
+    ]);
+    let out = run_with(&executor(limits), &h, 0, true, None).await;
+    assert_eq!(outcome(&out, "First"), Outcome::Truncated);
+    assert_eq!(out.steps[0].bytes, 700);
+    assert_eq!(outcome(&out, "Second"), Outcome::Truncated);
+    assert_eq!(out.steps[1].bytes, 298);
+    assert_eq!(outcome(&out, "Third"), Outcome::Skipped);
+    assert!(out.field("HookError").is_some(), "a stopped job says so");
+}
+
 #[tokio::test]
 async fn job_deadline_stops_the_job() {
     if !have_root("job_deadline_stops_the_job") {

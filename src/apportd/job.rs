@@ -295,7 +295,12 @@ impl Executor {
                                     Outcome::Collected
                                 };
                                 status.detail = collected.note.clone().unwrap_or_default();
-                                if collected.truncated && left < step_cap && status.bytes >= left {
+                                // Cut at a cap that was the job's remaining budget, not
+                                // the step's own: the job's total is reached. (Not
+                                // `status.bytes >= left`: command output is trimmed of
+                                // surrounding whitespace after the cut, so a cut step can
+                                // keep a few bytes less than its cap.)
+                                if collected.truncated && left < step_cap {
                                     let why = format!(
                                         "total output cap of {} bytes per job reached",
                                         self.limits.job_bytes
