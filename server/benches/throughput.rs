@@ -2,7 +2,11 @@
 //! PostgreSQL, next to a bare axum handler that only decodes the BSON and
 //! answers `OOPSID`, measured in the same run (again right before each
 //! engine, whose ratio is against that figure), with the CPU time each
-//! server spends per request. Prints numbers; asserts nothing.
+//! server spends per request. Prints numbers; asserts nothing. After the
+//! result phase the intake runs once more with its crashes spread over
+//! 10,000 buckets (the first frame of `StacktraceTop` renamed per request),
+//! into the database the earlier phases filled: not one of the targets, it
+//! shows what a single bucket hides.
 //!
 //! What runs where: the real `daisy serve` binary (its own accept loop with
 //! the header read timeout, the whole router, the configured storage) is a
@@ -394,26 +398,53 @@ fn put_clock(out: &mut [u8], secs: u64) {
 /// Crash intake load: the same upload for a new, random-looking system id
 /// each request, its `Date` moving on with the clock as real crashes' do
 /// (the upload's own time of day plus the seconds since the load began;
-/// daisy files duplicates by the crash time).
-async fn intake_load(addr: SocketAddr, cpu: &[Cpu]) -> Load {
+/// daisy files duplicates by the crash time). With `buckets`, the first
+/// frame of `StacktraceTop` is renamed to one of that many names per
+/// request, so the crashes fall into that many buckets instead of one.
+async fn intake_load(addr: SocketAddr, cpu: &[Cpu], buckets: Option<u64>) -> Load {
     let marker = "#".repeat(SYSTEM_ID_HEX);
     let template = http_post(&format!("/{marker}"), "", &upload());
     let seq = slot(&template, marker.as_bytes());
     let clock = slot(&template, UPLOAD_CLOCK.as_bytes());
+    let top = slot(&template, b"StacktraceTop");
+    let frame = slot(&template[top.end..], FIRST_FRAME.as_bytes());
+    let frame = top.end + frame.start..top.end + frame.end;
+    // The many-bucket phase runs into the database of the first one, with
+    // the same clock: other system ids, or every crash would be a duplicate.
+    let first_id = if buckets.is_some() { 1 << 40 } else { 0 };
     let began = Instant::now();
     load(
         addr,
         template,
         move |i, request| {
-            put_system_id(&mut request[seq.clone()], i);
+            put_system_id(&mut request[seq.clone()], first_id + i);
             put_clock(
                 &mut request[clock.clone()],
                 UPLOAD_SECS_OF_DAY + began.elapsed().as_secs(),
             );
+            if let Some(n) = buckets {
+                put_frame_name(&mut request[frame.clone()], mix(i) % n);
+            }
         },
         cpu,
     )
     .await
+}
+
+/// The first frame's function in the upload's `StacktraceTop`.
+const FIRST_FRAME: &str = "seat_start";
+
+/// Buckets of the many-bucket intake phase.
+const MANY_BUCKETS: u64 = 10_000;
+
+/// Writes `b` and the decimal digits of `n`, zero-padded to fill `out`
+/// (the length of [`FIRST_FRAME`], so the BSON string keeps its length).
+fn put_frame_name(out: &mut [u8], mut n: u64) {
+    out[0] = b'b';
+    for b in out[1..].iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// The time of day in the `Date` of `signal_crash.bson`
@@ -734,7 +765,7 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
     if let Some(postmaster) = engine.postmaster() {
         cpu.push(Cpu::ProcessTree(postmaster));
     }
-    let intake = intake_load(daisy.addr, &cpu).await;
+    let intake = intake_load(daisy.addr, &cpu, None).await;
     println!(
         "intake  {name:<8} {:>9.0} req/s  ({:.0}% of bare, {} non-200)",
         intake.rate,
@@ -787,6 +818,17 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
         results.bad
     );
     print_cpu("results", name, &results, "intake", &intake);
+    // The same intake with the crashes spread over many buckets, into the
+    // database the first phase filled: each bucket's index range grows at
+    // its own end (docs/daisy.md, "Session 5"). Not one of the targets.
+    let spread = intake_load(daisy.addr, &cpu, Some(MANY_BUCKETS)).await;
+    println!(
+        "intake  {name:<8} {:>9.0} req/s  ({:.0}% of bare, {} non-200, {MANY_BUCKETS} buckets)",
+        spread.rate,
+        100.0 * spread.rate / bare.rate,
+        spread.bad
+    );
+    print_cpu("intake", name, &spread, "1-bucket intake", &intake);
     println!(
         "rss     {name:<8} {:>9} KiB peak (VmHWM of the daisy process)",
         daisy.peak_rss_kib()
@@ -895,7 +937,12 @@ async fn bench_matching(name: &str, storage: Arc<dyn Storage>) {
 /// engine's ratio depend on that drift.
 async fn bare_load() -> Load {
     let bare_server = ServerProcess::bare();
-    let bare = intake_load(bare_server.addr, &[Cpu::Process(bare_server.child.id())]).await;
+    let bare = intake_load(
+        bare_server.addr,
+        &[Cpu::Process(bare_server.child.id())],
+        None,
+    )
+    .await;
     println!(
         "bare    axum     {:>9.0} req/s  (decode BSON, answer OOPSID; {} non-200; RSS {} KiB)",
         bare.rate,
@@ -920,7 +967,7 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        let bare = rt.block_on(intake_load(addr.parse().unwrap(), &[]));
+        let bare = rt.block_on(intake_load(addr.parse().unwrap(), &[], None));
         println!(
             "bare    {addr}  {:>9.0} req/s  ({} non-200; load generator {:.1} µs per request)",
             bare.rate, bare.bad, bare.generator_us
