@@ -766,12 +766,7 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
         cpu.push(Cpu::ProcessTree(postmaster));
     }
     let intake = intake_load(daisy.addr, &cpu, None).await;
-    println!(
-        "intake  {name:<8} {:>9.0} req/s  ({:.0}% of bare, {} non-200)",
-        intake.rate,
-        100.0 * intake.rate / bare.rate,
-        intake.bad
-    );
+    print_rate("intake", name, &intake, "bare", bare, "");
     print_cpu("intake", name, &intake, "bare", bare);
     let storage = engine.open().await;
     let hook = storage
@@ -811,27 +806,29 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
         &cpu,
     )
     .await;
-    println!(
-        "results {name:<8} {:>9.0} req/s  ({:.0}% of intake, {} non-200, zstd)",
-        results.rate,
-        100.0 * results.rate / intake.rate,
-        results.bad
-    );
+    print_rate("results", name, &results, "intake", &intake, ", zstd");
     print_cpu("results", name, &results, "intake", &intake);
     // The same intake with the crashes spread over many buckets, into the
     // database the first phase filled: each bucket's index range grows at
     // its own end (docs/daisy.md, "Session 5"). Not one of the targets.
     let spread = intake_load(daisy.addr, &cpu, Some(MANY_BUCKETS)).await;
-    println!(
-        "intake  {name:<8} {:>9.0} req/s  ({:.0}% of bare, {} non-200, {MANY_BUCKETS} buckets)",
-        spread.rate,
-        100.0 * spread.rate / bare.rate,
-        spread.bad
-    );
+    let note = format!(", {MANY_BUCKETS} buckets");
+    print_rate("intake", name, &spread, "bare", bare, &note);
     print_cpu("intake", name, &spread, "1-bucket intake", &intake);
     println!(
         "rss     {name:<8} {:>9} KiB peak (VmHWM of the daisy process)",
         daisy.peak_rss_kib()
+    );
+}
+
+/// The rate line of a phase, as a share of the phase it is compared with;
+/// `note` ends the parenthesis.
+fn print_rate(phase: &str, name: &str, load: &Load, base_name: &str, base: &Load, note: &str) {
+    println!(
+        "{phase:<7} {name:<8} {:>9.0} req/s  ({:.0}% of {base_name}, {} non-200{note})",
+        load.rate,
+        100.0 * load.rate / base.rate,
+        load.bad
     );
 }
 

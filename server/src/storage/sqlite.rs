@@ -121,6 +121,9 @@ pub(super) fn connect(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
+/// The SAS index entry of `?1`: for the writer's crashes and for the API.
+const SAS_SIGNATURE: &str = "SELECT signature FROM sas_signature WHERE sas = ?1";
+
 /// The statements the writer runs per crash, taken from rusqlite's
 /// statement cache once per batch instead of once per use: each lookup
 /// hashed the SQL text, and its return to the cache hashed it again
@@ -137,8 +140,7 @@ impl<'c> CrashStatements<'c> {
     /// transaction.
     pub(super) fn prepare(conn: &'c Connection) -> Result<CrashStatements<'c>, StorageError> {
         Ok(CrashStatements {
-            sas_signature: conn
-                .prepare_cached("SELECT signature FROM sas_signature WHERE sas = ?1")?,
+            sas_signature: conn.prepare_cached(SAS_SIGNATURE)?,
             dedup_entry: conn.prepare_cached(
                 "SELECT oops_id FROM oops_dedup \
                  WHERE crash_time = ?1 AND system_id = ?2 AND digest = ?3",
@@ -524,7 +526,7 @@ impl Storage for SqliteStorage {
         let sas = sas.to_owned();
         self.with(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT signature FROM sas_signature WHERE sas = ?1")?
+                .prepare_cached(SAS_SIGNATURE)?
                 .query_row(params![sas], |r| r.get(0))
                 .optional()?)
         })
