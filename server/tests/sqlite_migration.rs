@@ -2,7 +2,8 @@
 //! migration 0003 rebuilds `oops_dedup` (WITHOUT ROWID) and drops the
 //! unused `oops_system` index, 0004 leads its key with the crash time, 0005
 //! stages new keys in `oops_dedup_recent` and drops the unused
-//! `oops_package` index; a database written at schema 2 must open, still
+//! `oops_package` index, 0006 adds the SAS generation that the writer's SAS
+//! cache follows; a database written at schema 2 must open, still
 //! answer "already reported" for its old crashes, and keep working.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -130,7 +131,13 @@ async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
+    let sas_generation: i64 = conn
+        .query_row("SELECT value FROM sas_generation WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(sas_generation, 0);
     let times: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM oops_dedup_recent WHERE crash_time = ?1",

@@ -10,9 +10,10 @@ mod harness;
 
 use std::sync::Arc;
 
+use daisy::bucketing::CrashKeys;
 use daisy::storage::{
-    HookState, InsertOops, NewHook, NewOops, NewResult, OfferRequest, ResultOutcome, Storage,
-    TargetKey, day_of, next_version,
+    HookState, InsertOops, Intake, IntakeOutcome, NewHook, NewOops, NewResult, OfferRequest,
+    ResultOutcome, Storage, TargetKey, day_of, next_version,
 };
 use harness::on_both_engines;
 
@@ -160,6 +161,54 @@ async fn mapping_a_sas_rebuckets_the_parked_oopses() {
         let log = s.audit_log(1).await.unwrap();
         assert_eq!(log[0].action, "sas.map");
         assert_eq!(log[0].actor, "retracer");
+    })
+    .await;
+}
+
+/// The SQLite writer keeps its SAS lookups in memory for as long as the SAS
+/// index does not change: a mapping made after a crash was filed under the
+/// unknown SAS, and a mapping changed later, count for the very next crash.
+#[tokio::test]
+async fn intake_sees_a_sas_mapping_made_or_changed_after_its_last_lookup() {
+    on_both_engines(|s| async move {
+        let sas = "/usr/bin/foo:11:foo+1a";
+        let intake = |id: &str| {
+            let mut oops = oops(id, "sys");
+            oops.bucket = None;
+            let keys = CrashKeys {
+                duplicate_signature: None,
+                early_signature: None,
+                stacktrace_signature: None,
+                sas: Some(sas.into()),
+                package: Some("foo".into()),
+                source_package: None,
+            };
+            Intake { oops, keys }
+        };
+        let bucket = |id: &'static str| {
+            let s = Arc::clone(&s);
+            async move { s.oops(id).await.unwrap().unwrap().oops.bucket }
+        };
+        let stored = |sas_known| IntakeOutcome::Stored {
+            sas_known,
+            hooks_match: false,
+        };
+        assert_eq!(s.intake(intake("i1")).await.unwrap(), stored(false));
+        assert_eq!(s.intake(intake("i2")).await.unwrap(), stored(false));
+        assert_eq!(bucket("i2").await, None);
+        s.map_sas(sas, "/usr/bin/foo:11:first", "retracer", NOW)
+            .await
+            .unwrap();
+        assert_eq!(s.intake(intake("i3")).await.unwrap(), stored(true));
+        assert_eq!(bucket("i3").await.as_deref(), Some("/usr/bin/foo:11:first"));
+        s.map_sas(sas, "/usr/bin/foo:11:second", "retracer", NOW)
+            .await
+            .unwrap();
+        assert_eq!(s.intake(intake("i4")).await.unwrap(), stored(true));
+        assert_eq!(
+            bucket("i4").await.as_deref(),
+            Some("/usr/bin/foo:11:second")
+        );
     })
     .await;
 }

@@ -10,6 +10,7 @@ mod hook_index;
 mod postgres;
 mod postgres_batch;
 mod result_room;
+mod sas_cache;
 mod sqlite;
 mod sqlite_batch;
 mod sqlite_dedup;

@@ -10,6 +10,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, TransactionB
 
 use super::hook_index::HookIndex;
 use super::result_room::{HookRoom, RoomCache};
+use super::sas_cache::SasCache;
 use super::sqlite_batch::OopsWriter;
 use super::sqlite_dedup::{DedupKey, STAGE_KEY, StagedKeys};
 use super::{
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0003_cheaper_intake.sql"),
     include_str!("migrations/sqlite_0004_dedup_by_crash_time.sql"),
     include_str!("migrations/sqlite_0005_staged_dedup.sql"),
+    include_str!("migrations/sqlite_0006_sas_generation.sql"),
 ];
 
 /// WAL pages between two checkpoints (64 MB of WAL; SQLite's default is 1000).
@@ -240,6 +242,20 @@ pub(super) fn refresh_hook_index_in(
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<Vec<(String, String, UnixTime)>, _>>()?;
     index.reload(generation, active);
+    Ok(())
+}
+
+/// Empties the writer's SAS lookups unless the SAS index is still at the
+/// generation they were read at (see `sas_cache`), inside the caller's
+/// transaction.
+pub(super) fn refresh_sas_cache_in(
+    conn: &Connection,
+    cache: &mut SasCache,
+) -> Result<(), StorageError> {
+    let generation: i64 = conn
+        .prepare_cached("SELECT value FROM sas_generation WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    cache.refresh(generation);
     Ok(())
 }
 

@@ -14,8 +14,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::hook_index::HookIndex;
+use super::sas_cache::SasCache;
 use super::sqlite::{
     CrashStatements, accept_result_in, connect, insert_oops_in, refresh_hook_index_in,
+    refresh_sas_cache_in,
 };
 use super::sqlite_dedup::StagedKeys;
 use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError};
@@ -56,9 +58,10 @@ impl OopsWriter {
         // and duplicate indexes otherwise cost a read() per page per batch.
         conn.pragma_update(None, "cache_size", -8192)?;
         let (jobs, rx) = mpsc::channel();
+        let runtime = tokio::runtime::Handle::try_current().ok();
         std::thread::Builder::new()
             .name("daisy-sqlite-writer".into())
-            .spawn(move || run(conn, &rx))
+            .spawn(move || run(conn, &rx, runtime.as_ref()))
             .map_err(|e| StorageError::Open(format!("cannot start the SQLite writer: {e}")))?;
         Ok(OopsWriter { jobs })
     }
@@ -110,9 +113,15 @@ struct WriterState {
     index: HookIndex,
     /// Duplicate keys not yet merged into `oops_dedup`.
     staged: StagedKeys,
+    /// SAS index lookups at the database's current SAS generation.
+    sas: SasCache,
 }
 
-fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
+fn run(
+    mut conn: Connection,
+    rx: &mpsc::Receiver<(Job, Reply)>,
+    runtime: Option<&tokio::runtime::Handle>,
+) {
     let mut state = WriterState::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -122,21 +131,48 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<(Job, Reply)>) {
                 Err(_) => break,
             }
         }
-        match write_batch(&mut conn, &mut state, &mut batch) {
-            Ok(outcomes) => {
-                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = reply.send(outcome);
+        let answers: Vec<(Reply, Result<Outcome, StorageError>)> =
+            match write_batch(&mut conn, &mut state, &mut batch) {
+                Ok(outcomes) => batch
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|((_, reply), outcome)| (reply, outcome))
+                    .collect(),
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::error!("SQLite group commit failed: {message}");
+                    batch
+                        .into_iter()
+                        .map(|(_, reply)| {
+                            let failed = StorageError::Open(format!("commit failed: {message}"));
+                            (reply, Err(failed))
+                        })
+                        .collect()
                 }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                tracing::error!("SQLite group commit failed: {message}");
-                for (_, reply) in batch {
-                    let _ =
-                        reply.send(Err(StorageError::Open(format!("commit failed: {message}"))));
-                }
-            }
+            };
+        deliver(runtime, answers);
+    }
+}
+
+/// Hands a batch's answers to their callers. From this thread, each answer
+/// would wake its task separately, and on a busy core every wake can switch
+/// to the woken runtime thread and back (a context switch pair per crash);
+/// one task spawned on the runtime instead wakes them all from inside it,
+/// which costs one cross-thread wake per batch. Without a runtime (or once
+/// it is shutting down, when the task is dropped and the callers see the
+/// writer gone) the answers go directly.
+fn deliver(
+    runtime: Option<&tokio::runtime::Handle>,
+    answers: Vec<(Reply, Result<Outcome, StorageError>)>,
+) {
+    let send_all = move || {
+        for (reply, answer) in answers {
+            let _ = reply.send(answer);
         }
+    };
+    match runtime {
+        Some(runtime) => drop(runtime.spawn(async move { send_all() })),
+        None => send_all(),
     }
 }
 
@@ -170,11 +206,12 @@ fn write_crash(
             },
         }),
         Job::Intake(Intake { oops, keys }) => {
-            let known = match &keys.sas {
-                Some(sas) => stmts.sas_signature(sas)?,
+            let known = match keys.sas.as_deref() {
+                Some(sas) => sas_signature(stmts, &mut state.sas, sas)?,
                 None => None,
             };
-            oops.bucket = keys.bucket(known.as_deref());
+            oops.bucket = keys.bucket(known);
+            let sas_known = known.is_some();
             let stored = &*oops;
             if let InsertOops::Duplicate(existing) =
                 insert_oops_in(stmts, &mut state.staged, stored)?
@@ -182,11 +219,24 @@ fn write_crash(
                 return Ok(IntakeOutcome::Duplicate(existing));
             }
             Ok(IntakeOutcome::Stored {
-                sas_known: known.is_some(),
+                sas_known,
                 hooks_match: state.index.matches(stored),
             })
         }
     }
+}
+
+/// The SAS index entry of `sas`, from the cache or else the database.
+fn sas_signature<'a>(
+    stmts: &mut CrashStatements<'_>,
+    cache: &'a mut SasCache,
+    sas: &str,
+) -> Result<Option<&'a str>, StorageError> {
+    if cache.get(sas).is_none() {
+        let found = stmts.sas_signature(sas)?;
+        cache.insert(sas, found);
+    }
+    Ok(cache.get(sas).flatten())
 }
 
 /// Writes a batch in one transaction. First optimistically without
@@ -208,6 +258,14 @@ fn write_batch(
     written
 }
 
+/// At the start of each transaction that stores crashes (under the write
+/// lock): what the writer keeps in memory catches up with the database.
+fn begin_crashes(tx: &Connection, state: &mut WriterState) -> Result<(), StorageError> {
+    refresh_hook_index_in(tx, &mut state.index)?;
+    refresh_sas_cache_in(tx, &mut state.sas)?;
+    state.staged.begin(tx)
+}
+
 fn write_batch_in(
     conn: &mut Connection,
     state: &mut WriterState,
@@ -219,8 +277,7 @@ fn write_batch_in(
     {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if has_crashes {
-            refresh_hook_index_in(&tx, &mut state.index)?;
-            state.staged.begin(&tx)?;
+            begin_crashes(&tx, state)?;
         }
         let mut stmts = has_crashes
             .then(|| CrashStatements::prepare(&tx))
@@ -242,7 +299,7 @@ fn write_batch_in(
     state.staged.rolled_back();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if has_crashes {
-        state.staged.begin(&tx)?;
+        begin_crashes(&tx, state)?;
     }
     let mut stmts = has_crashes
         .then(|| CrashStatements::prepare(&tx))

@@ -1,0 +1,89 @@
+//! The SQLite writer's memory of SAS index lookups (SAS → crash signature,
+//! or "not mapped"), so that a crash whose SAS was looked up before costs a
+//! hash probe instead of a query (crashes of one problem share their SAS).
+//!
+//! Staleness bound: none. The cache is valid for one value of the
+//! database's `sas_generation` row, which triggers bump on every insert,
+//! delete and change of `sas_signature` (migration 0006), whoever makes it
+//! (this process, another daisy process, `daisy admin`, a hand edit). The
+//! writer reads the generation at the start of each batch inside the
+//! batch's write transaction, and no one else can change the SAS index
+//! while that transaction holds the write lock, so every answer is the one
+//! the database would give.
+//!
+//! Memory: at most [`MAX_ENTRIES`] lookups, then it starts over. SASes come
+//! from clients, so the map is keyed with a randomly seeded hash, and a
+//! flood of made-up SASes only costs the queries a cache miss costs anyway.
+
+use std::collections::HashMap;
+
+use ahash::RandomState;
+
+/// Lookups kept (a SAS is about 100 bytes: well under 1 MiB in all).
+pub const MAX_ENTRIES: usize = 4_096;
+
+/// SAS lookups made at one SAS index generation.
+#[derive(Debug, Default)]
+pub(super) struct SasCache {
+    generation: Option<i64>,
+    entries: HashMap<String, Option<String>, RandomState>,
+}
+
+impl SasCache {
+    /// At the start of a batch: forgets everything unless the SAS index is
+    /// still at the generation the entries were read at.
+    pub(super) fn refresh(&mut self, generation: i64) {
+        if self.generation != Some(generation) {
+            self.entries.clear();
+            self.generation = Some(generation);
+        }
+    }
+
+    /// The remembered answer for `sas`: `Some(None)` when it is known to be
+    /// unmapped, `None` when it was not looked up yet.
+    pub(super) fn get(&self, sas: &str) -> Option<Option<&str>> {
+        self.entries.get(sas).map(Option::as_deref)
+    }
+
+    /// Remembers the answer the database gave for `sas`.
+    pub(super) fn insert(&mut self, sas: &str, signature: Option<String>) {
+        if self.entries.len() >= MAX_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(sas.to_owned(), signature);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_hold_for_their_generation_only() {
+        let mut cache = SasCache::default();
+        cache.refresh(3);
+        assert_eq!(cache.get("sas"), None);
+        cache.insert("sas", None);
+        cache.insert("mapped", Some("sig".into()));
+        cache.refresh(3);
+        assert_eq!(cache.get("sas"), Some(None));
+        assert_eq!(cache.get("mapped"), Some(Some("sig")));
+        cache.refresh(4);
+        assert_eq!(cache.get("sas"), None);
+        assert_eq!(cache.get("mapped"), None);
+    }
+
+    #[test]
+    fn it_starts_over_when_full() {
+        let mut cache = SasCache::default();
+        cache.refresh(0);
+        for i in 0..MAX_ENTRIES {
+            cache.insert(&format!("sas{i}"), None);
+        }
+        assert_eq!(cache.get("sas0"), Some(None));
+        cache.insert("one more", None);
+        assert_eq!(cache.get("sas0"), None);
+        assert_eq!(cache.get("one more"), Some(None));
+        assert_eq!(cache.entries.len(), 1);
+    }
+}
