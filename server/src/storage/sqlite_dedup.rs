@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 
+use ahash::RandomState;
 use rusqlite::{Connection, Statement, params};
 
 use super::{StorageError, UnixTime};
@@ -60,15 +61,20 @@ struct Staged {
 /// The writer's memory of `oops_dedup_recent`.
 #[derive(Debug, Default)]
 pub(super) struct StagedKeys {
-    keys: HashMap<DedupKey, Staged>,
+    /// Keyed by a randomly seeded aHash, not std's SipHash: the system ids
+    /// and digests are the client's, so the seed must be secret, but SipHash
+    /// over a 128-digit id was a twentieth of the writer's instructions.
+    keys: HashMap<DedupKey, Staged, RandomState>,
     /// Highest `seq` read or written.
     seen_upto: i64,
     /// Keys below this `seq` were merged: gone from memory too.
     floor: i64,
-    /// Keys staged by the open transaction, in order, each with
-    /// `seen_upto` from before it, to take back out of memory if it rolls
-    /// back (SQLite hands the same seqs out again then).
-    pending: Vec<(DedupKey, i64)>,
+    /// For each key the open transaction staged, in order, `seen_upto`
+    /// from before it: a rollback takes the keys above that seq back out
+    /// of memory (SQLite hands the same seqs out again then). Every seq
+    /// staged in a transaction is above every seq seen before it, since
+    /// the only reading of other connections' keys happens in `begin`.
+    pending: Vec<i64>,
     /// The open transaction merged every key below this `seq`.
     merging_upto: Option<i64>,
     /// Whether `oops_dedup` holds keys under crash time 0, read once. Rows
@@ -137,7 +143,7 @@ impl StagedKeys {
         oops_id: &str,
     ) -> Result<(), StorageError> {
         let seq = insert.insert(params![key.crash_time, key.system_id, key.digest, oops_id])?;
-        self.pending.push((key.clone(), self.seen_upto));
+        self.pending.push(self.seen_upto);
         self.seen_upto = self.seen_upto.max(seq);
         self.keys.insert(
             key,
@@ -158,14 +164,13 @@ impl StagedKeys {
     /// The open transaction rolled back to a savepoint taken at `mark`: the
     /// keys staged since are not in the table, so they leave memory too.
     pub(super) fn roll_back_to(&mut self, mark: usize) {
-        let mut undone = self.pending.drain(mark..);
-        if let Some((key, seen_before)) = undone.next() {
-            self.keys.remove(&key);
-            self.seen_upto = seen_before;
-        }
-        for (key, _) in undone {
-            self.keys.remove(&key);
-        }
+        let Some(&seen_before) = self.pending.get(mark) else {
+            return;
+        };
+        self.pending.truncate(mark);
+        // Rare (a failed job inside a batch): one pass over the staged keys.
+        self.keys.retain(|_, s| s.seq <= seen_before);
+        self.seen_upto = seen_before;
     }
 
     /// The whole transaction rolled back.
@@ -259,6 +264,52 @@ impl StagedKeys {
         .execute(params![upto, last.0, last.1, last.2, last.3])?;
         tracing::debug!(moved, "merged staged duplicate keys into oops_dedup");
         self.merging_upto = Some(upto);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(system_id: &str) -> DedupKey {
+        DedupKey {
+            crash_time: 1_700_000_000,
+            system_id: system_id.to_owned(),
+            digest: "d".repeat(32),
+        }
+    }
+
+    /// A savepoint rollback inside a batch takes out only the keys staged
+    /// after the mark: the earlier jobs of the batch stay staged.
+    #[test]
+    fn roll_back_to_keeps_the_keys_staged_before_the_mark() -> Result<(), StorageError> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(
+            "CREATE TABLE oops_dedup_recent (seq INTEGER PRIMARY KEY, crash_time INTEGER, \
+             system_id TEXT, digest TEXT, oops_id TEXT); \
+             SAVEPOINT batch;",
+        )?;
+        let mut staged = StagedKeys::default();
+        let mut insert = conn.prepare(STAGE_KEY)?;
+        staged.stage(&mut insert, key("a"), "oops-a")?;
+        conn.execute_batch("SAVEPOINT job")?;
+        let mark = staged.mark();
+        staged.stage(&mut insert, key("b"), "oops-b")?;
+        staged.stage(&mut insert, key("c"), "oops-c")?;
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+        staged.roll_back_to(mark);
+        assert_eq!(staged.find(&key("a")), Some("oops-a"));
+        assert_eq!(staged.find(&key("b")), None);
+        assert_eq!(staged.find(&key("c")), None);
+        // SQLite hands the rolled-back seq out again; memory follows.
+        staged.stage(&mut insert, key("d"), "oops-d")?;
+        assert_eq!(staged.seen_upto, 2);
+        assert_eq!(staged.find(&key("d")), Some("oops-d"));
+        staged.rolled_back();
+        assert_eq!(staged.find(&key("a")), None);
+        assert_eq!(staged.find(&key("d")), None);
+        assert_eq!(staged.seen_upto, 0);
         Ok(())
     }
 }
