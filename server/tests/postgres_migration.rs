@@ -1,6 +1,7 @@
-//! An existing PostgreSQL database keeps working across migration 0005
+//! An existing PostgreSQL database keeps working across migrations 0005
 //! (byte-order collation on the key columns, no foreign keys to `hooks` on
-//! `hook_results` and `hook_tokens`): a database written at schema 4 must
+//! `hook_results` and `hook_tokens`) and 0006 (the unused `oops_package`
+//! index dropped): a database written at schema 4 must
 //! open, keep its crashes, duplicates, tokens and results, and go on
 //! taking crashes and results with the same answers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -105,7 +106,22 @@ async fn a_schema_4_database_keeps_its_crashes_tokens_and_results_after_0005() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
+    let oops_indexes: Vec<String> = client
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'oops' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        oops_indexes,
+        ["oops_bucket", "oops_parked_sas", "oops_pkey"],
+        "migration 0006 dropped oops_package"
+    );
     let collation: String = client
         .query_one(
             "SELECT collation_name FROM information_schema.columns \

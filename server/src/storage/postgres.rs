@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres_0003_cheaper_intake.sql"),
     include_str!("migrations/postgres_0004_dedup_by_crash_time.sql"),
     include_str!("migrations/postgres_0005_cheaper_writes.sql"),
+    include_str!("migrations/postgres_0006_drop_oops_package.sql"),
 ];
 
 /// Connections per daisy process.
