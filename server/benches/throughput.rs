@@ -1,8 +1,8 @@
 //! Throughput of crash intake and result ingestion on SQLite and
 //! PostgreSQL, next to a bare axum handler that only decodes the BSON and
-//! answers `OOPSID`, measured in the same run (again right before each
-//! engine, whose ratio is against that figure), with the CPU time each
-//! server spends per request. Prints numbers; asserts nothing. After the
+//! answers `OOPSID`, measured in the same run: per engine, in rounds of a
+//! bare phase followed at once by a daisy intake phase (see [`rounds`]),
+//! with the CPU time each server spends per request. Prints numbers; asserts nothing. After the
 //! result phase the intake runs once more with its crashes spread over
 //! 10,000 buckets (the first frame of `StacktraceTop` renamed per request),
 //! into the database the earlier phases filled: not one of the targets, it
@@ -26,7 +26,8 @@
 //! request.
 //!
 //! `cargo bench -p daisy --bench throughput`; optionally `DAISY_BENCH_SECS=N`
-//! (per load phase, default 3), `DAISY_BENCH_CONNECTIONS=N` (default 64),
+//! (per load phase, default 3), `DAISY_BENCH_ROUNDS=N` (bare and intake
+//! phases alternated, default 3), `DAISY_BENCH_CONNECTIONS=N` (default 64),
 //! `DAISY_BENCH_ENGINES=postgres` (only these engines, comma-separated),
 //! `DAISY_BENCH_BARE=ADDR` (only the intake load against a server already
 //! running at ADDR: to compare this generator with wrk on one process).
@@ -95,6 +96,19 @@ fn secs() -> u64 {
     std::env::var("DAISY_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+}
+
+/// `DAISY_BENCH_ROUNDS=N` (default 3): alternating bare and intake phases
+/// per engine. This machine's speed drifts by half within minutes, so a
+/// ratio is only worth what its two phases had in common: each round
+/// measures the bare handler and then daisy back to back, and the ratio
+/// reported is the median of the rounds' ratios.
+fn rounds() -> u64 {
+    std::env::var("DAISY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
         .unwrap_or(3)
 }
 
@@ -280,8 +294,12 @@ impl Cpu {
     }
 }
 
-/// What one load phase measured.
+/// What one load phase (or several, merged) measured.
 struct Load {
+    /// Answered requests.
+    done: u64,
+    /// Seconds under load.
+    elapsed: f64,
     /// Answered requests per second.
     rate: f64,
     /// Answers other than `200`.
@@ -290,6 +308,35 @@ struct Load {
     cpu_us: Vec<f64>,
     /// CPU time per answered request of the load generator (this process).
     generator_us: f64,
+}
+
+impl Load {
+    /// Several phases as one: their requests over their time, CPU per
+    /// request weighted by requests.
+    fn merge(loads: &[Load]) -> Load {
+        let done: u64 = loads.iter().map(|l| l.done).sum();
+        let elapsed: f64 = loads.iter().map(|l| l.elapsed).sum();
+        let weighted = |f: &dyn Fn(&Load) -> f64| {
+            loads.iter().map(|l| f(l) * l.done as f64).sum::<f64>() / done.max(1) as f64
+        };
+        let processes = loads.first().map_or(0, |l| l.cpu_us.len());
+        Load {
+            done,
+            elapsed,
+            rate: done as f64 / elapsed.max(f64::MIN_POSITIVE),
+            bad: loads.iter().map(|l| l.bad).sum(),
+            cpu_us: (0..processes)
+                .map(|p| weighted(&|l: &Load| l.cpu_us[p]))
+                .collect(),
+            generator_us: weighted(&|l: &Load| l.generator_us),
+        }
+    }
+}
+
+/// The median of `values` (the upper one of an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Keep-alive load: [`connections`] connections, each sending `template`
@@ -337,6 +384,8 @@ where
     let elapsed = start.elapsed().as_secs_f64();
     let per_request = |ticks: u64| ticks as f64 / clock_ticks_per_sec() * 1e6 / done.max(1) as f64;
     Load {
+        done,
+        elapsed,
         rate: done as f64 / elapsed,
         bad,
         cpu_us: cpu
@@ -401,7 +450,10 @@ fn put_clock(out: &mut [u8], secs: u64) {
 /// daisy files duplicates by the crash time). With `buckets`, the first
 /// frame of `StacktraceTop` is renamed to one of that many names per
 /// request, so the crashes fall into that many buckets instead of one.
-async fn intake_load(addr: SocketAddr, cpu: &[Cpu], buckets: Option<u64>) -> Load {
+/// Request `i` comes from system id number `first_id + i`: phases that run
+/// into the same database start far apart, or every crash of a later one
+/// would be a duplicate (same ids, same clock).
+async fn intake_load(addr: SocketAddr, cpu: &[Cpu], buckets: Option<u64>, first_id: u64) -> Load {
     let marker = "#".repeat(SYSTEM_ID_HEX);
     let template = http_post(&format!("/{marker}"), "", &upload());
     let seq = slot(&template, marker.as_bytes());
@@ -409,9 +461,6 @@ async fn intake_load(addr: SocketAddr, cpu: &[Cpu], buckets: Option<u64>) -> Loa
     let top = slot(&template, b"StacktraceTop");
     let frame = slot(&template[top.end..], FIRST_FRAME.as_bytes());
     let frame = top.end + frame.start..top.end + frame.end;
-    // The many-bucket phase runs into the database of the first one, with
-    // the same clock: other system ids, or every crash would be a duplicate.
-    let first_id = if buckets.is_some() { 1 << 40 } else { 0 };
     let began = Instant::now();
     load(
         addr,
@@ -739,8 +788,9 @@ impl Engine<'_> {
     }
 }
 
-/// Intake, then zstd result ingestion, against a real `daisy serve`.
-async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
+/// Intake (in rounds, each right after a bare handler phase), then zstd
+/// result ingestion, against a real `daisy serve`.
+async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
     let name = engine.name();
     let now = daisy::storage::now();
     {
@@ -765,9 +815,43 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
     if let Some(postmaster) = engine.postmaster() {
         cpu.push(Cpu::ProcessTree(postmaster));
     }
-    let intake = intake_load(daisy.addr, &cpu, None).await;
+    let bare_server = ServerProcess::bare();
+    let bare_cpu = [Cpu::Process(bare_server.child.id())];
+    let (mut bares, mut intakes) = (Vec::new(), Vec::new());
+    for round in 0..rounds() {
+        let bare = intake_load(bare_server.addr, &bare_cpu, None, round << 32).await;
+        let intake = intake_load(daisy.addr, &cpu, None, round << 32).await;
+        println!(
+            "round   {name:<8} {:>3}: bare {:>6.0} req/s {:>5.1} µs, intake {:>6.0} req/s {:>5.1} µs: {:>3.0}% of bare, {:.2}x its CPU",
+            round + 1,
+            bare.rate,
+            bare.cpu_us[0],
+            intake.rate,
+            intake.cpu_us[0],
+            100.0 * intake.rate / bare.rate,
+            intake.cpu_us[0] / bare.cpu_us[0],
+        );
+        bares.push(bare);
+        intakes.push(intake);
+    }
+    let rate_ratios = bares.iter().zip(&intakes).map(|(b, i)| i.rate / b.rate);
+    let cpu_ratios = bares
+        .iter()
+        .zip(&intakes)
+        .map(|(b, i)| i.cpu_us[0] / b.cpu_us[0]);
+    let (rate_ratio, cpu_ratio) = (median(rate_ratios.collect()), median(cpu_ratios.collect()));
+    let bare = &Load::merge(&bares);
+    let intake = Load::merge(&intakes);
+    print_bare(bare, bare_server.peak_rss_kib());
     print_rate("intake", name, &intake, "bare", bare, "");
     print_cpu("intake", name, &intake, "bare", bare);
+    println!(
+        "intake  {name:<8} median of {} rounds: {:.0}% of bare, {:.2}x its CPU per request",
+        bares.len(),
+        100.0 * rate_ratio,
+        cpu_ratio
+    );
+    drop(bare_server);
     let storage = engine.open().await;
     let hook = storage
         .insert_hook(hook("bench", "bench", 1_000_000_000, i64::MAX / 2, now))
@@ -811,7 +895,7 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path, bare: &Load) {
     // The same intake with the crashes spread over many buckets, into the
     // database the first phase filled: each bucket's index range grows at
     // its own end (docs/daisy.md, "Session 5"). Not one of the targets.
-    let spread = intake_load(daisy.addr, &cpu, Some(MANY_BUCKETS)).await;
+    let spread = intake_load(daisy.addr, &cpu, Some(MANY_BUCKETS), 1 << 40).await;
     let note = format!(", {MANY_BUCKETS} buckets");
     print_rate("intake", name, &spread, "bare", bare, &note);
     print_cpu("intake", name, &spread, "1-bucket intake", &intake);
@@ -928,29 +1012,16 @@ async fn bench_matching(name: &str, storage: Arc<dyn Storage>) {
     }
 }
 
-/// The bare handler's intake load, printed. Measured again right before
-/// each engine, which is compared with it: this machine's speed can drift
-/// by half within minutes, and one bare figure at the start made the later
-/// engine's ratio depend on that drift.
-async fn bare_load() -> Load {
-    let bare_server = ServerProcess::bare();
-    let bare = intake_load(
-        bare_server.addr,
-        &[Cpu::Process(bare_server.child.id())],
-        None,
-    )
-    .await;
+/// The bare handler's lines: its load over all rounds.
+fn print_bare(bare: &Load, rss_kib: u64) {
     println!(
-        "bare    axum     {:>9.0} req/s  (decode BSON, answer OOPSID; {} non-200; RSS {} KiB)",
-        bare.rate,
-        bare.bad,
-        bare_server.peak_rss_kib()
+        "bare    axum     {:>9.0} req/s  (decode BSON, answer OOPSID; {} non-200; RSS {rss_kib} KiB)",
+        bare.rate, bare.bad,
     );
     println!(
         "cpu     bare    axum     {:>7.1} µs per request of the bare handler (load generator {:.1} µs)",
         bare.cpu_us[0], bare.generator_us
     );
-    bare
 }
 
 fn main() {
@@ -964,7 +1035,7 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        let bare = rt.block_on(intake_load(addr.parse().unwrap(), &[], None));
+        let bare = rt.block_on(intake_load(addr.parse().unwrap(), &[], None, 0));
         println!(
             "bare    {addr}  {:>9.0} req/s  ({} non-200; load generator {:.1} µs per request)",
             bare.rate, bare.bad, bare.generator_us
@@ -983,15 +1054,13 @@ fn main() {
         let sqlite_dir = dir.path().join("sqlite");
         std::fs::create_dir_all(&sqlite_dir).unwrap();
         if engine_wanted("sqlite") {
-            let bare = bare_load().await;
-            bench_engine(Engine::Sqlite(&sqlite_dir), &sqlite_dir, &bare).await;
+            bench_engine(Engine::Sqlite(&sqlite_dir), &sqlite_dir).await;
         }
         if let Some(pg) = pg.as_ref().filter(|_| engine_wanted("postgres")) {
             let pg_dir = dir.path().join("postgres");
             std::fs::create_dir_all(&pg_dir).unwrap();
             let db = pg.create_database().await;
-            let bare = bare_load().await;
-            bench_engine(Engine::Postgres(pg, db), &pg_dir, &bare).await;
+            bench_engine(Engine::Postgres(pg, db), &pg_dir).await;
         }
 
         if engine_wanted("sqlite") {
