@@ -168,3 +168,57 @@ async fn each_route_keeps_its_body_limit() {
     assert_eq!(r.status, 413, "{}", r.text());
     server.stop().await.unwrap();
 }
+
+/// Crash uploads go past the router (`router::CrashFastPath`); every other
+/// path keeps the router's answer: the one-segment routes refuse a `POST`,
+/// a percent-encoded system id is decoded and checked as before, a second
+/// segment finds no route, and all of them are counted under their route
+/// template.
+#[tokio::test]
+async fn crash_uploads_past_the_router_answer_and_count_as_through_it() {
+    let server = TestServer::start(Engine::Sqlite, "").await.unwrap();
+    let body = upload();
+    for path in ["/healthz", "/metrics"] {
+        let r = request(server.addr, "POST", path, &[], &body).await;
+        assert_eq!(r.status, 405, "{path}");
+    }
+    let r = request(server.addr, "POST", "/abc%2Fdef", &[], &body).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "Invalid system identifier.")
+    );
+    let r = request(server.addr, "POST", "/abc123/", &[], &body).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
+
+    let decoded = request(server.addr, "POST", "/abc%31", &[], &body).await;
+    assert_eq!(decoded.status, 200, "{}", decoded.text());
+    let direct = request(server.addr, "POST", "/abc2", &[], &body).await;
+    assert_eq!(direct.status, 200, "{}", direct.text());
+    for (r, system) in [(&decoded, "abc1"), (&direct, "abc2")] {
+        let text = r.text();
+        let id = text.strip_suffix(" OOPSID").unwrap();
+        let stored = server.app.storage.oops(id).await.unwrap().unwrap();
+        assert_eq!(stored.oops.system_id, system);
+    }
+    let again = request(server.addr, "POST", "/abc2", &[], &body).await;
+    assert_eq!(
+        (again.status, again.text().as_str()),
+        (409, "Crash already reported.")
+    );
+
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"")
+        .await
+        .text();
+    for line in [
+        "daisy_requests_total{route=\"/{system_id}\",status=\"200\"} 2",
+        "daisy_requests_total{route=\"/{system_id}\",status=\"400\"} 1",
+        "daisy_requests_total{route=\"/{system_id}\",status=\"409\"} 1",
+        "daisy_requests_total{route=\"/healthz\",status=\"405\"} 1",
+        "daisy_requests_total{route=\"/metrics\",status=\"405\"} 1",
+        "daisy_requests_total{route=\"unmatched\",status=\"404\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    server.stop().await.unwrap();
+}

@@ -65,12 +65,34 @@ where
         // The template, never the raw path: system ids must not become
         // labels. `MatchedPath` is a shared string: cloning it allocates
         // nothing.
-        let route = req.extensions().get::<MatchedPath>().cloned();
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .cloned()
+            .map(Route::Matched);
         CountedFuture {
             inner: self.inner.call(req),
             route,
             app: self.app.clone(),
         }
+    }
+}
+
+/// The route template a request is counted under.
+enum Route {
+    /// As the router matched it.
+    Matched(MatchedPath),
+    /// Known without the router (the crash upload's fast path).
+    Fixed(&'static str),
+}
+
+/// Counts the response of `inner`, a request to `route` that did not go
+/// through the router.
+pub fn counted<F>(inner: F, route: &'static str, app: AppState) -> CountedFuture<F> {
+    CountedFuture {
+        inner,
+        route: Some(Route::Fixed(route)),
+        app,
     }
 }
 
@@ -80,7 +102,7 @@ pin_project_lite::pin_project! {
     pub struct CountedFuture<F> {
         #[pin]
         inner: F,
-        route: Option<MatchedPath>,
+        route: Option<Route>,
         app: AppState,
     }
 }
@@ -95,7 +117,11 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         if let Ok(response) = &result {
-            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let route = match this.route {
+                Some(Route::Matched(matched)) => matched.as_str(),
+                Some(Route::Fixed(route)) => route,
+                None => "unmatched",
+            };
             this.app.metrics.request(route, response.status().as_u16());
         }
         Poll::Ready(result)
