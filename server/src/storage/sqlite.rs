@@ -10,7 +10,6 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, TransactionB
 
 use super::hook_index::HookIndex;
 use super::result_room::{HookRoom, RoomCache};
-use super::sas_cache::SasCache;
 use super::sqlite_batch::OopsWriter;
 use super::sqlite_dedup::{DedupKey, STAGE_KEY, StagedKeys};
 use super::{
@@ -222,16 +221,39 @@ pub(super) fn insert_oops_in(
     Ok(InsertOops::Inserted)
 }
 
+/// The generations of the hook targets and of the SAS index, which the
+/// writer's in-memory copies follow (`hook_index`, `sas_cache`), in one
+/// read.
+pub(super) struct Generations {
+    /// `hook_generation`.
+    pub hooks: i64,
+    /// `sas_generation`.
+    pub sas: i64,
+}
+
+/// Reads both generations inside the caller's transaction.
+pub(super) fn generations_in(conn: &Connection) -> Result<Generations, StorageError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT (SELECT value FROM hook_generation WHERE id = 1), \
+                    (SELECT value FROM sas_generation WHERE id = 1)",
+        )?
+        .query_row([], |r| {
+            Ok(Generations {
+                hooks: r.get(0)?,
+                sas: r.get(1)?,
+            })
+        })?)
+}
+
 /// Brings the writer's index of active hook targets up to date, inside
-/// the caller's transaction: one read of the generation, and a reload of
-/// the active targets only when it changed (see `hook_index`).
+/// the caller's transaction: a reload of the active targets only when the
+/// generation changed (see `hook_index`).
 pub(super) fn refresh_hook_index_in(
     conn: &Connection,
     index: &mut HookIndex,
+    generation: i64,
 ) -> Result<(), StorageError> {
-    let generation: i64 = conn
-        .prepare_cached("SELECT value FROM hook_generation WHERE id = 1")?
-        .query_row([], |r| r.get(0))?;
     if index.is_current(generation) {
         return Ok(());
     }
@@ -242,20 +264,6 @@ pub(super) fn refresh_hook_index_in(
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<Vec<(String, String, UnixTime)>, _>>()?;
     index.reload(generation, active);
-    Ok(())
-}
-
-/// Empties the writer's SAS lookups unless the SAS index is still at the
-/// generation they were read at (see `sas_cache`), inside the caller's
-/// transaction.
-pub(super) fn refresh_sas_cache_in(
-    conn: &Connection,
-    cache: &mut SasCache,
-) -> Result<(), StorageError> {
-    let generation: i64 = conn
-        .prepare_cached("SELECT value FROM sas_generation WHERE id = 1")?
-        .query_row([], |r| r.get(0))?;
-    cache.refresh(generation);
     Ok(())
 }
 

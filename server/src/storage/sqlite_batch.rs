@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 use super::hook_index::HookIndex;
 use super::sas_cache::SasCache;
 use super::sqlite::{
-    CrashStatements, accept_result_in, connect, insert_oops_in, refresh_hook_index_in,
-    refresh_sas_cache_in,
+    CrashStatements, accept_result_in, connect, generations_in, insert_oops_in,
+    refresh_hook_index_in,
 };
 use super::sqlite_dedup::StagedKeys;
 use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome, StorageError};
@@ -261,8 +261,9 @@ fn write_batch(
 /// At the start of each transaction that stores crashes (under the write
 /// lock): what the writer keeps in memory catches up with the database.
 fn begin_crashes(tx: &Connection, state: &mut WriterState) -> Result<(), StorageError> {
-    refresh_hook_index_in(tx, &mut state.index)?;
-    refresh_sas_cache_in(tx, &mut state.sas)?;
+    let generations = generations_in(tx)?;
+    refresh_hook_index_in(tx, &mut state.index, generations.hooks)?;
+    state.sas.refresh(generations.sas);
     state.staged.begin(tx)
 }
 
