@@ -88,7 +88,13 @@ pub async fn submit(
     // OOPS ids append to the end of the id index instead of dirtying a
     // random page of it per crash. The id is no secret (the hook list also
     // needs the system id), and the time is the OOPS's `received` anyway.
-    let oops_id = uuid::Uuid::now_v7().to_string();
+    // Encoded straight into its string: `to_string` goes through the
+    // formatting machinery.
+    let mut id_text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let oops_id = uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut id_text)
+        .to_owned();
     let has_sas = keys.sas.is_some();
     let oops = NewOops {
         id: oops_id.clone(),
@@ -125,7 +131,11 @@ pub async fn submit(
     } else {
         "OOPSID"
     };
-    let mut response = format!("{oops_id} {command}").into_response();
+    let mut body = String::with_capacity(oops_id.len() + 1 + command.len());
+    for part in [oops_id.as_str(), " ", command] {
+        body.push_str(part);
+    }
+    let mut response = body.into_response();
     if hooks_match
         && let Ok(value) =
             HeaderValue::from_str(&hooks_url(&app.config.public_url, &oops_id, &system_id))
