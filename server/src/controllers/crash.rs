@@ -131,11 +131,7 @@ pub async fn submit(
     } else {
         "OOPSID"
     };
-    let mut body = String::with_capacity(oops_id.len() + 1 + command.len());
-    for part in [oops_id.as_str(), " ", command] {
-        body.push_str(part);
-    }
-    let mut response = body.into_response();
+    let mut response = [oops_id.as_str(), " ", command].concat().into_response();
     if hooks_match
         && let Ok(value) =
             HeaderValue::from_str(&hooks_url(&app.config.public_url, &oops_id, &system_id))
