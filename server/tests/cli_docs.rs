@@ -137,3 +137,29 @@ fn completions_to_a_closed_pipe_fail_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(1), "{stderr}");
 }
+
+#[test]
+fn man_listing_to_a_closed_pipe_fails_without_a_panic() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_daisy"))
+        .args(["man", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("cannot print"), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    // The first page was written before its path could not be printed.
+    assert!(dir.path().join("daisy.1").is_file());
+}

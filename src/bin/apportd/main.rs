@@ -4,7 +4,7 @@
 //! when idle. See `docs/apportd.md`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -73,17 +73,7 @@ fn write_man_page(args: &[OsString]) -> anyhow::Result<ExitCode> {
     let [outdir] = args else {
         anyhow::bail!("usage: apportd {MAN_ARG} DIR");
     };
-    let outdir = PathBuf::from(outdir);
-    std::fs::create_dir_all(&outdir)
-        .with_context(|| format!("cannot create {}", outdir.display()))?;
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Args::command())
-        .section("8")
-        .render(&mut page)
-        .context("cannot render the man page of apportd")?;
-    let path = outdir.join("apportd.8");
-    std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
-    println!("{}", path.display());
+    apport_hooks::cli_docs::write_man_pages(Args::command(), "apportd", "8", Path::new(outdir))?;
     Ok(ExitCode::SUCCESS)
 }
 
