@@ -116,11 +116,12 @@ fn completions_cover_every_subcommand_and_their_flags() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
-fn completions_to_a_closed_pipe_fail_without_a_panic() {
+/// Runs daisy with `args` and its stdout closed before it writes: its exit
+/// status and stderr.
+fn daisy_into_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
     use std::io::Read as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_daisy"))
-        .args(["completions", "zsh"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -133,30 +134,20 @@ fn completions_to_a_closed_pipe_fail_without_a_panic() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    let status = child.wait().unwrap();
+    (child.wait().unwrap(), stderr)
+}
+
+#[test]
+fn completions_to_a_closed_pipe_fail_without_a_panic() {
+    let (status, stderr) = daisy_into_closed_pipe(&["completions", "zsh"]);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(1), "{stderr}");
 }
 
 #[test]
 fn man_listing_to_a_closed_pipe_fails_without_a_panic() {
-    use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_daisy"))
-        .args(["man", dir.path().to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let (status, stderr) = daisy_into_closed_pipe(&["man", dir.path().to_str().unwrap()]);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("cannot print"), "{stderr}");
     assert_eq!(status.code(), Some(1), "{stderr}");
