@@ -252,26 +252,19 @@ struct CrashConn {
     generation: Statement,
     active_targets: Statement,
     sas_lookup: Statement,
-    /// Stores a batch, with the probe for keys from before migration 0004.
-    store_with_legacy: Statement,
-    /// Stores a batch, without that probe.
-    store: Statement,
     existing: Statement,
-    /// Whether `oops_dedup` has keys under crash time 0 (read at the first
-    /// batch; see [`LEGACY_PROBE`]).
-    legacy_keys: Option<bool>,
+    /// Stores a batch; prepared at the first batch, with [`LEGACY_PROBE`]
+    /// only if `oops_dedup` then has keys under crash time 0.
+    store: Option<Statement>,
 }
 
 impl CrashConn {
     async fn connect(url: &str) -> Result<CrashConn, StorageError> {
         let client = connect_writer(url).await?;
-        let (with_legacy, without_legacy) = (store_crashes_sql(true), store_crashes_sql(false));
-        let (generation, active_targets, sas_lookup, store_with_legacy, store, existing) = tokio::try_join!(
+        let (generation, active_targets, sas_lookup, existing) = tokio::try_join!(
             client.prepare(GENERATION),
             client.prepare(ACTIVE_TARGETS),
             client.prepare(SAS_LOOKUP),
-            client.prepare(&with_legacy),
-            client.prepare(&without_legacy),
             client.prepare(EXISTING_DUPLICATES),
         )?;
         Ok(CrashConn {
@@ -279,11 +272,20 @@ impl CrashConn {
             generation,
             active_targets,
             sas_lookup,
-            store_with_legacy,
-            store,
             existing,
-            legacy_keys: None,
+            store: None,
         })
+    }
+
+    /// The batch statement, prepared on first use (see [`LEGACY_PROBE`]).
+    async fn store(&mut self) -> Result<Statement, StorageError> {
+        if let Some(store) = &self.store {
+            return Ok(store.clone());
+        }
+        let legacy: bool = self.client.query_one(LEGACY_KEYS, &[]).await?.try_get(0)?;
+        let store = self.client.prepare(&store_crashes_sql(legacy)).await?;
+        self.store = Some(store.clone());
+        Ok(store)
     }
 }
 
@@ -330,10 +332,7 @@ async fn store_crashes(
     index: &mut HookIndex,
     jobs: &mut [CrashJob],
 ) -> Result<Vec<IntakeOutcome>, StorageError> {
-    if conn.legacy_keys.is_none() {
-        let row = conn.client.query_one(LEGACY_KEYS, &[]).await?;
-        conn.legacy_keys = Some(row.try_get(0)?);
-    }
+    let store = conn.store().await?;
     let conn = &*conn;
     let sases: Vec<&str> = jobs
         .iter()
@@ -397,11 +396,7 @@ async fn store_crashes(
     let stored: HashSet<String> = conn
         .client
         .query(
-            if conn.legacy_keys == Some(false) {
-                &conn.store
-            } else {
-                &conn.store_with_legacy
-            },
+            &store,
             &[
                 &ids,
                 &systems,
