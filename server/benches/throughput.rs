@@ -92,11 +92,18 @@ const TOKEN_DIGITS: usize = 10;
 /// larger than this (none of the bench's are).
 const READ_BUF: usize = 16 * 1024;
 
-fn secs() -> u64 {
-    std::env::var("DAISY_BENCH_SECS")
+/// A positive count from the environment variable `name`, else `default`.
+fn env_count(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3)
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// `DAISY_BENCH_SECS=N` (default 3): seconds per load phase.
+fn secs() -> u64 {
+    env_count("DAISY_BENCH_SECS", 3)
 }
 
 /// `DAISY_BENCH_ROUNDS=N` (default 3): alternating bare and intake phases
@@ -105,11 +112,7 @@ fn secs() -> u64 {
 /// measures the bare handler and then daisy back to back, and the ratio
 /// reported is the median of the rounds' ratios.
 fn rounds() -> u64 {
-    std::env::var("DAISY_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(3)
+    env_count("DAISY_BENCH_ROUNDS", 3)
 }
 
 /// `DAISY_BENCH_ENGINES=postgres` (a comma-separated list; default all):
@@ -120,12 +123,13 @@ fn engine_wanted(name: &str) -> bool {
         .unwrap_or(true)
 }
 
+/// `DAISY_BENCH_CONNECTIONS=N`: keep-alive connections of the load.
 fn connections() -> usize {
-    std::env::var("DAISY_BENCH_CONNECTIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_CONNECTIONS)
+    usize::try_from(env_count(
+        "DAISY_BENCH_CONNECTIONS",
+        DEFAULT_CONNECTIONS as u64,
+    ))
+    .unwrap_or(DEFAULT_CONNECTIONS)
 }
 
 /// The status and `Content-Length` of a response head (without the blank
@@ -333,10 +337,19 @@ impl Load {
     }
 }
 
-/// The median of `values` (the upper one of an even count).
+/// The median of `values` (the mean of the middle two of an even count).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    let n = values.len();
+    let upper = values.get(n / 2).copied().unwrap_or(f64::NAN);
+    if n % 2 == 1 {
+        return upper;
+    }
+    let lower = values
+        .get(n.wrapping_sub(1) / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
+    (lower + upper) / 2.0
 }
 
 /// Keep-alive load: [`connections`] connections, each sending `template`
