@@ -34,7 +34,9 @@ const BSON_STRING: u8 = 0x02;
 /// without NUL; names are unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StringFields<'a> {
-    fields: Vec<(&'a str, &'a str)>,
+    /// Names as bytes: each passed the key grammar, so it is ASCII and
+    /// needs no UTF-8 pass until someone asks for it as `&str`.
+    fields: Vec<(&'a [u8], &'a str)>,
 }
 
 /// Reads the little-endian `i32` at `at`.
@@ -69,7 +71,7 @@ impl<'a> StringFields<'a> {
             .unwrap_or(0)
             .min(wire.max_fields)
             .min(limits.max_keys);
-        let mut fields: Vec<(&'a str, &'a str)> = Vec::with_capacity(most.min(64));
+        let mut fields: Vec<(&'a [u8], &'a str)> = Vec::with_capacity(most.min(64));
         let mut at = 4usize;
         while at < body.len() {
             if fields.len() >= wire.max_fields {
@@ -107,13 +109,15 @@ impl<'a> StringFields<'a> {
     pub fn get(&self, key: &str) -> Option<&'a str> {
         self.fields
             .iter()
-            .find(|(name, _)| *name == key)
+            .find(|(name, _)| *name == key.as_bytes())
             .map(|&(_, value)| value)
     }
 
     /// Names and values in document order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a str)> + '_ {
-        self.fields.iter().copied()
+        self.fields
+            .iter()
+            .map(|&(name, text)| (key_str(name), text))
     }
 
     /// The fields as an owned [`Report`] (text values, document order).
@@ -152,14 +156,14 @@ fn read_field<'a>(
     body: &'a [u8],
     at: usize,
     limits: &ReportLimits,
-) -> Result<((&'a str, &'a str), usize), WireError> {
+) -> Result<((&'a [u8], &'a str), usize), WireError> {
     let tag = *body
         .get(at)
         .ok_or_else(|| malformed("field expected", at))?;
     let name_start = at.checked_add(1).ok_or_else(|| malformed("overflow", at))?;
     let name_len = body
         .get(name_start..)
-        .and_then(|rest| rest.iter().position(|&b| b == 0))
+        .and_then(|rest| memchr::memchr(0, rest))
         .ok_or_else(|| malformed("field name without NUL", name_start))?;
     let name_end = name_start
         .checked_add(name_len)
@@ -167,9 +171,15 @@ fn read_field<'a>(
     let name_bytes = body
         .get(name_start..name_end)
         .ok_or_else(|| malformed("field name out of bounds", name_start))?;
-    let name = std::str::from_utf8(name_bytes)
-        .map_err(|_| malformed("field name is not UTF-8", name_start))?;
+    // A valid key is ASCII, so the name needs no UTF-8 pass of its own
+    // (one per field was a quarter of the parse); the error paths below
+    // still tell a name that is not UTF-8 from one outside the grammar.
+    let name_text = || {
+        std::str::from_utf8(name_bytes)
+            .map_err(|_| malformed("field name is not UTF-8", name_start))
+    };
     if tag != BSON_STRING {
+        let name = name_text()?;
         let found = ElementType::from(tag)
             .map(type_name)
             .ok_or_else(|| malformed(&format!("unknown BSON type 0x{tag:02x}"), at))?;
@@ -178,10 +188,12 @@ fn read_field<'a>(
             found,
         });
     }
-    validate_key(name_bytes).map_err(|source| WireError::InvalidKey {
-        key: name.to_owned(),
-        source,
-    })?;
+    if let Err(source) = validate_key(name_bytes) {
+        return Err(WireError::InvalidKey {
+            key: name_text()?.to_owned(),
+            source,
+        });
+    }
     let len_at = name_end
         .checked_add(1)
         .ok_or_else(|| malformed("overflow", at))?;
@@ -206,39 +218,113 @@ fn read_field<'a>(
         .ok_or_else(|| malformed("string out of bounds", text_start))?;
     if u64::try_from(text_bytes.len()).map_or(true, |len| len > limits.max_value_bytes) {
         return Err(WireError::ValueTooLarge {
-            key: name.to_owned(),
+            key: key_text(name_bytes),
             max: limits.max_value_bytes,
         });
     }
     let text = std::str::from_utf8(text_bytes).map_err(|e| WireError::NotUtf8 {
-        key: name.to_owned(),
+        key: key_text(name_bytes),
         offset: e.valid_up_to(),
     })?;
-    // `contains` on bytes is a word-at-a-time memchr; the offset is only
-    // looked for on the error path.
-    if text_bytes.contains(&0) {
-        let offset = text_bytes.iter().position(|&b| b == 0).unwrap_or(0);
+    // The memchr crate's search, not the slice's `contains` (a quarter of
+    // the time of this whole check for a report's short values).
+    if let Some(offset) = memchr::memchr(0, text_bytes) {
         return Err(WireError::InvalidValue {
-            key: name.to_owned(),
+            key: key_text(name_bytes),
             source: ValueError::NulByte { offset },
         });
     }
     let next = text_end
         .checked_add(1)
         .ok_or_else(|| malformed("overflow", at))?;
-    Ok(((name, text), next))
+    Ok(((name_bytes, text), next))
 }
 
-/// Sorting borrowed names (no hashing, no copies) finds a repeated one.
-fn reject_duplicates(fields: &[(&str, &str)]) -> Result<(), WireError> {
-    let mut names: Vec<&str> = fields.iter().map(|&(name, _)| name).collect();
+/// A checked name (a valid key, so ASCII) as text.
+fn key_text(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
+}
+
+/// A checked name as `&str`: keys are ASCII, so the empty fallback is
+/// never taken.
+fn key_str(name: &[u8]) -> &str {
+    std::str::from_utf8(name).unwrap_or_default()
+}
+
+/// Finds a repeated name. A report has a few dozen fields: their names go
+/// into a small open-addressed table by fingerprint, and two names are
+/// compared only when their fingerprints meet (sorting the names was a
+/// third of the parse, mostly `memcmp` over shared prefixes such as
+/// `Stacktrace…`). Larger documents sort `(fingerprint, name)` pairs, which
+/// likewise compares names only on a tie. Names made to collide cost at most
+/// a comparison per pair of the small table's names.
+fn reject_duplicates(fields: &[(&[u8], &str)]) -> Result<(), WireError> {
+    let duplicate = |name: &[u8]| WireError::DuplicateField {
+        key: key_text(name),
+    };
+    if fields.len() <= SMALL_FIELDS {
+        // Slot values are field index + 1; 0 is empty. Twice as many slots
+        // as fields keeps probe runs short.
+        let mut slots = [0u8; 2 * SMALL_FIELDS];
+        let mask = slots.len().saturating_sub(1);
+        for (i, &(name, _)) in fields.iter().enumerate() {
+            let mut at = usize::try_from(fingerprint(name) >> 57).unwrap_or(0) & mask;
+            loop {
+                match slots.get(at).copied() {
+                    Some(0) | None => {
+                        if let Some(slot) = slots.get_mut(at) {
+                            *slot = u8::try_from(i.saturating_add(1)).unwrap_or(u8::MAX);
+                        }
+                        break;
+                    }
+                    Some(taken) => {
+                        let other = fields.get(usize::from(taken).saturating_sub(1));
+                        if other.is_some_and(|&(other, _)| other == name) {
+                            return Err(duplicate(name));
+                        }
+                        at = at.saturating_add(1) & mask;
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
+    let mut names: Vec<(u64, &[u8])> = fields
+        .iter()
+        .map(|&(name, _)| (fingerprint(name), name))
+        .collect();
     names.sort_unstable();
     match names.windows(2).find(|pair| pair.first() == pair.get(1)) {
-        Some(pair) => Err(WireError::DuplicateField {
-            key: pair.first().copied().unwrap_or_default().to_owned(),
-        }),
+        Some(pair) => Err(duplicate(pair.first().map_or(&[][..], |&(_, name)| name))),
         None => Ok(()),
     }
+}
+
+/// Documents with at most this many fields find duplicates in a table on
+/// the stack (128 slots, 7 bits of fingerprint).
+const SMALL_FIELDS: usize = 64;
+
+/// A multiply-rotate hash of `name` in 8-byte words (FxHash's step), with
+/// the length mixed in. Not keyed: a collision only costs a comparison.
+fn fingerprint(name: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut words = name.chunks_exact(8);
+    let mut h = u64::try_from(name.len()).unwrap_or(u64::MAX);
+    for word in &mut words {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(word);
+        h = mix(h, u64::from_le_bytes(raw));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut raw = [0u8; 8];
+        if let Some(head) = raw.get_mut(..rest.len()) {
+            head.copy_from_slice(rest);
+        }
+        h = mix(h, u64::from_le_bytes(raw));
+    }
+    h
 }
 
 #[cfg(test)]
@@ -407,6 +493,57 @@ mod tests {
         assert_eq!(
             parse(&strings_doc(&[("A", b"1"), ("B", b"2"), ("A", b"3")])),
             Err(WireError::DuplicateField { key: "A".into() })
+        );
+    }
+
+    #[test]
+    fn a_repeated_name_is_found_in_small_and_large_documents() {
+        // Up to SMALL_FIELDS names go through the table on the stack, more
+        // through the sort; names share prefixes and lengths the way
+        // apport's do (`Stacktrace`, `StacktraceTop`, …).
+        for count in [
+            2usize,
+            3,
+            22,
+            SMALL_FIELDS - 1,
+            SMALL_FIELDS,
+            SMALL_FIELDS + 1,
+            130,
+        ] {
+            let names: Vec<String> = (0..count).map(|i| format!("Stacktrace{i}")).collect();
+            let fields: Vec<(&str, &[u8])> =
+                names.iter().map(|n| (n.as_str(), &b"v"[..])).collect();
+            assert_eq!(parse(&strings_doc(&fields)).unwrap().len(), count);
+            for (first, again) in [(0, count - 1), (count / 2, count / 2), (count - 1, 0)] {
+                let mut repeated = fields.clone();
+                repeated.insert(again, fields[first]);
+                assert_eq!(
+                    parse(&strings_doc(&repeated)),
+                    Err(WireError::DuplicateField {
+                        key: names[first].clone()
+                    }),
+                    "{count} fields, {first} again at {again}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_named_as_such() {
+        let mut bytes = strings_doc(&[("AB", b"x")]);
+        bytes[5] = 0xff;
+        assert_eq!(
+            parse(&bytes),
+            Err(WireError::Malformed(
+                "field name is not UTF-8 at byte 5".into()
+            ))
+        );
+        bytes[4] = 0x10;
+        assert_eq!(
+            parse(&bytes),
+            Err(WireError::Malformed(
+                "field name is not UTF-8 at byte 5".into()
+            ))
         );
     }
 
