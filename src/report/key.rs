@@ -31,9 +31,30 @@ pub enum KeyError {
 
 /// Whether `byte` may appear in a key.
 #[must_use]
+// A `u8` indexes a 256-entry table: always in bounds.
+#[allow(clippy::indexing_slicing)]
 pub const fn is_key_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_')
+    KEY_BYTES[byte as usize]
 }
+
+/// `KEY_BYTES[b]`: whether byte `b` may appear in a key. Every name of every
+/// crash upload, and every system id (the same byte set), is checked byte
+/// by byte; one load per byte is a third of the three range checks it
+/// replaces.
+// In bounds as above; `b` is incremented only below `u8::MAX`.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const KEY_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b: u8 = 0;
+    loop {
+        table[b as usize] = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+        if b == u8::MAX {
+            break;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// Checks `bytes` against the key grammar.
 ///
@@ -155,6 +176,14 @@ pub fn path_to_key(path: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_key_byte_table_is_the_grammar() {
+        for b in 0..=u8::MAX {
+            let grammar = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+            assert_eq!(is_key_byte(b), grammar, "byte {b:#04x}");
+        }
+    }
 
     #[test]
     fn key_grammar_accepts_apport_keys() {

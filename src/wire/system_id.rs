@@ -6,6 +6,8 @@
 //! lines, so the grammar keeps it to URL-safe ASCII and refuses ids that a
 //! path layer could read as a relative step (`.`, `..`) or a hidden name.
 
+use crate::report::is_key_byte;
+
 /// Longest system id accepted, in bytes (the grammar is ASCII only).
 pub const MAX_SYSTEM_ID_LEN: usize = 256;
 
@@ -16,9 +18,8 @@ pub fn is_valid_system_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     (1..=MAX_SYSTEM_ID_LEN).contains(&bytes.len())
         && bytes.first() != Some(&b'.')
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        // The key grammar's byte set, looked up in its table.
+        && bytes.iter().all(|&b| is_key_byte(b))
         && bytes.iter().any(u8::is_ascii_alphanumeric)
 }
 
