@@ -3,7 +3,8 @@
 //! A re-upload must be "already reported" at every stage of a key's life:
 //! staged, merged, after a restart, seen from a second writer on the same
 //! file (a second daisy process), and a crash whose transaction rolled back
-//! must leave no key behind.
+//! must leave no key behind, and no bucket id in the writer's memory
+//! (storage/bucket_ids.rs).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -196,4 +197,43 @@ async fn a_crash_whose_write_failed_leaves_no_staged_key() {
         InsertOops::Inserted
     );
     assert_duplicate(&storage, "y-again", "system-x", "d2", "y").await;
+}
+
+#[tokio::test]
+async fn a_bucket_id_made_by_a_failed_crash_is_not_reused_for_its_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daisy.sqlite3");
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    let in_bucket = |id: &str, system: &str, digest: &str, bucket: &str| {
+        let mut oops = crash(id, system, digest);
+        oops.bucket = Some(bucket.into());
+        oops
+    };
+    storage
+        .insert_oops(in_bucket("x", "system-x", "d1", "first"))
+        .await
+        .unwrap();
+    // A new signature gets its id inside the failing job's transaction;
+    // the row insert then fails on the OOPS id and the job rolls back.
+    let failed = storage
+        .insert_oops(in_bucket("x", "system-x", "d2", "rolled-back"))
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    // The id SQLite hands out next goes to another signature; a writer that
+    // still remembered the rolled-back one would file the next crash of
+    // "rolled-back" under "other".
+    storage
+        .insert_oops(in_bucket("y", "system-y", "d3", "other"))
+        .await
+        .unwrap();
+    storage
+        .insert_oops(in_bucket("z", "system-z", "d4", "rolled-back"))
+        .await
+        .unwrap();
+    assert_eq!(storage.oopses_in_bucket("other", 10).await.unwrap(), ["y"]);
+    assert_eq!(
+        storage.oopses_in_bucket("rolled-back", 10).await.unwrap(),
+        ["z"]
+    );
+    assert_eq!(storage.oopses_in_bucket("first", 10).await.unwrap(), ["x"]);
 }

@@ -3,8 +3,9 @@
 //! unused `oops_system` index, 0004 leads its key with the crash time, 0005
 //! stages new keys in `oops_dedup_recent` and drops the unused
 //! `oops_package` index, 0006 adds the SAS generation that the writer's SAS
-//! cache follows; a database written at schema 2 must open, still
-//! answer "already reported" for its old crashes, and keep working.
+//! cache follows, 0007 gives each bucket an id and indexes crashes by it; a
+//! database written at schema 2 must open, still answer "already reported"
+//! for its old crashes, find them in their bucket, and keep working.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod harness;
@@ -90,6 +91,12 @@ async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
         InsertOops::Duplicate("new-1".into())
     );
     assert_eq!(storage.totals().await.unwrap().oopses, 501);
+    // The old crashes are found in their bucket through its new id, next to
+    // the new one, newest first.
+    let in_bucket = storage.oopses_in_bucket("bucket", 1_000).await.unwrap();
+    assert_eq!(in_bucket.len(), 501);
+    assert_eq!(in_bucket[0], "new-1");
+    assert!(in_bucket.contains(&"old-499".to_owned()));
     let old = storage
         .oops("old-42")
         .await
@@ -116,7 +123,7 @@ async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
         .query_row("SELECT COUNT(*) FROM oops_dedup_recent", [], |r| r.get(0))
         .unwrap();
     assert_eq!(staged, 1, "the one new key is staged");
-    for dropped in ["oops_system", "oops_package"] {
+    for dropped in ["oops_system", "oops_package", "oops_bucket"] {
         let index: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name = ?1",
@@ -131,7 +138,19 @@ async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
+    // The old rows were not rewritten: they are found through the partial
+    // text index, the new one through its bucket's id.
+    let (legacy, linked): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM oops WHERE bucket_id IS NULL), \
+                    (SELECT COUNT(*) FROM oops o JOIN buckets b ON b.id = o.bucket_id \
+                     WHERE b.signature = o.bucket)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((legacy, linked), (500, 1));
     let sas_generation: i64 = conn
         .query_row("SELECT value FROM sas_generation WHERE id = 1", [], |r| {
             r.get(0)

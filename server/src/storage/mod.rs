@@ -6,6 +6,7 @@
 //! transaction, never by a read followed by a write in Rust. Times are Unix
 //! seconds.
 
+mod bucket_ids;
 mod hook_index;
 mod postgres;
 mod postgres_batch;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::bucket_ids::BucketIds;
 use super::hook_index::HookIndex;
 use super::result_room::{HookRoom, RoomCache};
 use super::sqlite_batch::OopsWriter;
@@ -26,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0004_dedup_by_crash_time.sql"),
     include_str!("migrations/sqlite_0005_staged_dedup.sql"),
     include_str!("migrations/sqlite_0006_sas_generation.sql"),
+    include_str!("migrations/sqlite_0007_bucket_ids.sql"),
 ];
 
 /// WAL pages between two checkpoints (64 MB of WAL; SQLite's default is 1000).
@@ -134,6 +136,8 @@ pub(super) struct CrashStatements<'c> {
     dedup_entry: CachedStatement<'c>,
     stage: CachedStatement<'c>,
     insert: CachedStatement<'c>,
+    bucket_id: CachedStatement<'c>,
+    new_bucket: CachedStatement<'c>,
 }
 
 impl<'c> CrashStatements<'c> {
@@ -149,10 +153,23 @@ impl<'c> CrashStatements<'c> {
             stage: conn.prepare_cached(STAGE_KEY)?,
             insert: conn.prepare_cached(
                 "INSERT INTO oops (id, system_id, received, bucket, sas, package, \
-                 source_package, duplicate_signature, report) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 source_package, duplicate_signature, report, bucket_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?,
+            bucket_id: conn.prepare_cached(BUCKET_ID)?,
+            new_bucket: conn.prepare_cached(NEW_BUCKET)?,
         })
+    }
+
+    /// The id of `signature`'s bucket, from `cache` or else the database,
+    /// made in the open transaction when it is new.
+    fn bucket_id(&mut self, cache: &mut BucketIds, signature: &str) -> Result<i64, StorageError> {
+        if let Some(id) = cache.get(signature) {
+            return Ok(id);
+        }
+        let id = bucket_id_with(&mut self.bucket_id, &mut self.new_bucket, signature)?;
+        cache.insert(signature, id);
+        Ok(id)
     }
 
     /// The SAS index entry.
@@ -183,6 +200,7 @@ impl<'c> CrashStatements<'c> {
 pub(super) fn insert_oops_in(
     stmts: &mut CrashStatements<'_>,
     staged: &mut StagedKeys,
+    buckets: &mut BucketIds,
     oops: &NewOops,
 ) -> Result<InsertOops, StorageError> {
     if let Some(digest) = &oops.dedup_digest {
@@ -207,6 +225,10 @@ pub(super) fn insert_oops_in(
         }
         staged.stage(&mut stmts.stage, key, &oops.id)?;
     }
+    let bucket_id = match &oops.bucket {
+        Some(signature) => Some(stmts.bucket_id(buckets, signature)?),
+        None => None,
+    };
     stmts.insert.execute(params![
         oops.id,
         oops.system_id,
@@ -216,9 +238,31 @@ pub(super) fn insert_oops_in(
         oops.package,
         oops.source_package,
         oops.duplicate_signature,
-        oops.report
+        oops.report,
+        bucket_id
     ])?;
     Ok(InsertOops::Inserted)
+}
+
+/// Looks up a signature's bucket id (migration 0007).
+const BUCKET_ID: &str = "SELECT id FROM buckets WHERE signature = ?1";
+/// Gives a new signature its bucket id.
+const NEW_BUCKET: &str = "INSERT INTO buckets (signature) VALUES (?1)";
+
+/// The bucket id of `signature`, made when it is new. Inside a write
+/// transaction, so no other connection can make it in between.
+fn bucket_id_with(
+    lookup: &mut rusqlite::Statement<'_>,
+    insert: &mut rusqlite::Statement<'_>,
+    signature: &str,
+) -> Result<i64, StorageError> {
+    if let Some(id) = lookup
+        .query_row(params![signature], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    Ok(insert.insert(params![signature])?)
 }
 
 /// The generations of the hook targets and of the SAS index, which the
@@ -535,8 +579,14 @@ impl Storage for SqliteStorage {
     ) -> Result<Vec<String>, StorageError> {
         let bucket = bucket.to_owned();
         self.with(move |conn| {
+            // Crashes stored since migration 0007 by the bucket's id, older
+            // ones by the text (each arm an index range).
             let mut stmt = conn.prepare_cached(
-                "SELECT id FROM oops WHERE bucket = ?1 ORDER BY received DESC, id LIMIT ?2",
+                "SELECT id, received FROM oops \
+                 WHERE bucket_id = (SELECT id FROM buckets WHERE signature = ?1) \
+                 UNION ALL \
+                 SELECT id, received FROM oops WHERE bucket = ?1 AND bucket_id IS NULL \
+                 ORDER BY received DESC, id LIMIT ?2",
             )?;
             let ids = stmt
                 .query_map(params![bucket, limit], |r| r.get(0))?
@@ -573,9 +623,14 @@ impl Storage for SqliteStorage {
                  updated = excluded.updated",
                 params![sas, signature, now],
             )?;
+            let bucket_id = bucket_id_with(
+                &mut *tx.prepare_cached(BUCKET_ID)?,
+                &mut *tx.prepare_cached(NEW_BUCKET)?,
+                &signature,
+            )?;
             let moved = tx.execute(
-                "UPDATE oops SET bucket = ?1 WHERE sas = ?2 AND bucket IS NULL",
-                params![signature, sas],
+                "UPDATE oops SET bucket = ?1, bucket_id = ?3 WHERE sas = ?2 AND bucket IS NULL",
+                params![signature, sas, bucket_id],
             )?;
             audit_in(
                 &tx,

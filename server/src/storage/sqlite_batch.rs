@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::bucket_ids::BucketIds;
 use super::hook_index::HookIndex;
 use super::sas_cache::SasCache;
 use super::sqlite::{
@@ -115,6 +116,17 @@ struct WriterState {
     staged: StagedKeys,
     /// SAS index lookups at the database's current SAS generation.
     sas: SasCache,
+    /// Bucket ids by crash signature.
+    buckets: BucketIds,
+}
+
+impl WriterState {
+    /// The batch's transaction rolled back: what it staged or cached
+    /// leaves memory with it.
+    fn rolled_back(&mut self) {
+        self.staged.rolled_back();
+        self.buckets.forget_all();
+    }
 }
 
 fn run(
@@ -198,13 +210,15 @@ fn write_crash(
 ) -> Result<IntakeOutcome, StorageError> {
     match job {
         Job::Result(_) => Err(StorageError::WorkerGone),
-        Job::Insert(oops) => Ok(match insert_oops_in(stmts, &mut state.staged, oops)? {
-            InsertOops::Duplicate(existing) => IntakeOutcome::Duplicate(existing),
-            InsertOops::Inserted => IntakeOutcome::Stored {
-                sas_known: false,
-                hooks_match: false,
+        Job::Insert(oops) => Ok(
+            match insert_oops_in(stmts, &mut state.staged, &mut state.buckets, oops)? {
+                InsertOops::Duplicate(existing) => IntakeOutcome::Duplicate(existing),
+                InsertOops::Inserted => IntakeOutcome::Stored {
+                    sas_known: false,
+                    hooks_match: false,
+                },
             },
-        }),
+        ),
         Job::Intake(Intake { oops, keys }) => {
             let known = match keys.sas.as_deref() {
                 Some(sas) => sas_signature(stmts, &mut state.sas, sas)?,
@@ -214,7 +228,7 @@ fn write_crash(
             let sas_known = known.is_some();
             let stored = &*oops;
             if let InsertOops::Duplicate(existing) =
-                insert_oops_in(stmts, &mut state.staged, stored)?
+                insert_oops_in(stmts, &mut state.staged, &mut state.buckets, stored)?
             {
                 return Ok(IntakeOutcome::Duplicate(existing));
             }
@@ -253,7 +267,7 @@ fn write_batch(
     let written = write_batch_in(conn, state, batch);
     match &written {
         Ok(_) => state.staged.committed(),
-        Err(_) => state.staged.rolled_back(),
+        Err(_) => state.rolled_back(),
     }
     written
 }
@@ -297,7 +311,7 @@ fn write_batch_in(
         }
         // Dropping the transaction rolls the partial batch back.
     }
-    state.staged.rolled_back();
+    state.rolled_back();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if has_crashes {
         begin_crashes(&tx, state)?;
@@ -320,6 +334,7 @@ fn write_batch_in(
             Err(e) => {
                 tx.execute_batch("ROLLBACK TO daisy_job; RELEASE daisy_job")?;
                 state.staged.roll_back_to(mark);
+                state.buckets.forget_all();
                 outcomes.push(Err(e));
             }
         }
