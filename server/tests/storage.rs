@@ -213,6 +213,45 @@ async fn intake_sees_a_sas_mapping_made_or_changed_after_its_last_lookup() {
     .await;
 }
 
+/// The SQLite writer does not remember SASes or signatures longer than a
+/// few hundred bytes (a client can make them megabytes long); such crashes
+/// must still be bucketed and found like any other.
+#[tokio::test]
+async fn crashes_with_long_sases_and_signatures_are_bucketed_and_found() {
+    on_both_engines(|s| async move {
+        let sas = format!("/usr/bin/foo:11:{}", "f".repeat(600));
+        let signature = format!("/usr/bin/foo:11:{}", "g".repeat(1_000));
+        s.map_sas(&sas, &signature, "retracer", NOW).await.unwrap();
+        for id in ["long-1", "long-2"] {
+            let mut oops = oops(id, "sys");
+            oops.bucket = None;
+            oops.sas = Some(sas.clone());
+            let keys = CrashKeys {
+                duplicate_signature: None,
+                early_signature: None,
+                stacktrace_signature: None,
+                sas: Some(sas.clone()),
+                package: Some("foo".into()),
+                source_package: None,
+            };
+            assert_eq!(
+                s.intake(Intake { oops, keys }).await.unwrap(),
+                IntakeOutcome::Stored {
+                    sas_known: true,
+                    hooks_match: false,
+                }
+            );
+            let stored = s.oops(id).await.unwrap().unwrap().oops.bucket;
+            assert_eq!(stored.as_deref(), Some(signature.as_str()));
+        }
+        assert_eq!(
+            s.oopses_in_bucket(&signature, 10).await.unwrap(),
+            ["long-1", "long-2"]
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn hook_versions_count_per_name_and_activation_is_audited_with_its_text() {
     on_both_engines(|s| async move {

@@ -9,16 +9,24 @@
 //! signature later. So every rollback forgets everything
 //! ([`BucketIds::forget_all`]); rollbacks are rare (a failed job).
 //!
-//! Memory: at most [`MAX_ENTRIES`] signatures, then it starts over.
-//! Signatures come from clients' reports, so the map is keyed with a
-//! randomly seeded hash.
+//! Memory: at most [`MAX_ENTRIES`] signatures of at most
+//! [`MAX_SIGNATURE_BYTES`] each (about 2 MiB), then it starts over. A
+//! signature is built from the client's report (a `DuplicateSignature` may
+//! be 32,768 characters, an `ExecutablePath` as long as the upload), so a
+//! longer one is not remembered: it costs the indexed lookup each time
+//! instead of a copy kept in memory. The map is keyed with a randomly
+//! seeded hash.
 
 use std::collections::HashMap;
 
 use ahash::RandomState;
 
-/// Signatures kept (a signature is under 200 bytes: about 1 MiB at most).
+/// Signatures kept.
 pub const MAX_ENTRIES: usize = 4_096;
+
+/// Longest signature kept. Real ones are tens of bytes (`/usr/bin/foo:11:
+/// f1:f2:…` with at most a few frames).
+pub const MAX_SIGNATURE_BYTES: usize = 512;
 
 /// Bucket ids by crash signature.
 #[derive(Debug, Default)]
@@ -35,6 +43,9 @@ impl BucketIds {
     /// Remembers the id the database holds (or the open transaction wrote)
     /// for `signature`.
     pub(super) fn insert(&mut self, signature: &str, id: i64) {
+        if signature.len() > MAX_SIGNATURE_BYTES {
+            return;
+        }
         if self.ids.len() >= MAX_ENTRIES {
             self.ids.clear();
         }
@@ -60,6 +71,17 @@ mod tests {
         assert_eq!(ids.get("sig"), Some(7));
         ids.forget_all();
         assert_eq!(ids.get("sig"), None);
+    }
+
+    #[test]
+    fn a_long_signature_is_not_kept() {
+        let mut ids = BucketIds::default();
+        let long = "x".repeat(MAX_SIGNATURE_BYTES + 1);
+        ids.insert(&long, 3);
+        assert_eq!(ids.get(&long), None);
+        let longest = "x".repeat(MAX_SIGNATURE_BYTES);
+        ids.insert(&longest, 4);
+        assert_eq!(ids.get(&longest), Some(4));
     }
 
     #[test]

@@ -11,16 +11,23 @@
 //! while that transaction holds the write lock, so every answer is the one
 //! the database would give.
 //!
-//! Memory: at most [`MAX_ENTRIES`] lookups, then it starts over. SASes come
-//! from clients, so the map is keyed with a randomly seeded hash, and a
-//! flood of made-up SASes only costs the queries a cache miss costs anyway.
+//! Memory: at most [`MAX_ENTRIES`] lookups of SASes of at most
+//! [`MAX_SAS_BYTES`] (with their signatures, which `PUT /api/1.0/sas` and
+//! the admin set), then it starts over. SASes come from clients, so a
+//! longer one is not remembered (it costs the query each time), the map is
+//! keyed with a randomly seeded hash, and a flood of made-up SASes only
+//! costs the queries a cache miss costs anyway.
 
 use std::collections::HashMap;
 
 use ahash::RandomState;
 
-/// Lookups kept (a SAS is about 100 bytes: well under 1 MiB in all).
+/// Lookups kept.
 pub const MAX_ENTRIES: usize = 4_096;
+
+/// Longest SAS kept. A real `StacktraceAddressSignature` is about 100 bytes
+/// (a path and a few offsets).
+pub const MAX_SAS_BYTES: usize = 512;
 
 /// SAS lookups made at one SAS index generation.
 #[derive(Debug, Default)]
@@ -39,6 +46,11 @@ impl SasCache {
         }
     }
 
+    /// Whether an answer for `sas` is remembered at all (it is short enough).
+    pub(super) fn keeps(sas: &str) -> bool {
+        sas.len() <= MAX_SAS_BYTES
+    }
+
     /// The remembered answer for `sas`: `Some(None)` when it is known to be
     /// unmapped, `None` when it was not looked up yet.
     pub(super) fn get(&self, sas: &str) -> Option<Option<&str>> {
@@ -47,6 +59,9 @@ impl SasCache {
 
     /// Remembers the answer the database gave for `sas`.
     pub(super) fn insert(&mut self, sas: &str, signature: Option<String>) {
+        if !Self::keeps(sas) {
+            return;
+        }
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.clear();
         }
@@ -71,6 +86,15 @@ mod tests {
         cache.refresh(4);
         assert_eq!(cache.get("sas"), None);
         assert_eq!(cache.get("mapped"), None);
+    }
+
+    #[test]
+    fn a_long_sas_is_not_kept() {
+        let mut cache = SasCache::default();
+        cache.refresh(0);
+        let long = "s".repeat(MAX_SAS_BYTES + 1);
+        cache.insert(&long, Some("sig".into()));
+        assert_eq!(cache.get(&long), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! from the writer's in-memory index (`hook_index`), not the database; new
 //! duplicate keys are staged (`sqlite_dedup`).
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -224,7 +225,7 @@ fn write_crash(
                 Some(sas) => sas_signature(stmts, &mut state.sas, sas)?,
                 None => None,
             };
-            oops.bucket = keys.bucket(known);
+            oops.bucket = keys.bucket(known.as_deref());
             let sas_known = known.is_some();
             let stored = &*oops;
             if let InsertOops::Duplicate(existing) =
@@ -245,12 +246,15 @@ fn sas_signature<'a>(
     stmts: &mut CrashStatements<'_>,
     cache: &'a mut SasCache,
     sas: &str,
-) -> Result<Option<&'a str>, StorageError> {
+) -> Result<Option<Cow<'a, str>>, StorageError> {
     if cache.get(sas).is_none() {
         let found = stmts.sas_signature(sas)?;
+        if !SasCache::keeps(sas) {
+            return Ok(found.map(Cow::Owned));
+        }
         cache.insert(sas, found);
     }
-    Ok(cache.get(sas).flatten())
+    Ok(cache.get(sas).flatten().map(Cow::Borrowed))
 }
 
 /// Writes a batch in one transaction. First optimistically without
