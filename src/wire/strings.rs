@@ -251,18 +251,24 @@ fn key_str(name: &[u8]) -> &str {
     std::str::from_utf8(name).unwrap_or_default()
 }
 
-/// Finds a repeated name. A report has a few dozen fields: their names go
-/// into a small open-addressed table by fingerprint, and two names are
-/// compared only when their fingerprints meet (sorting the names was a
-/// third of the parse, mostly `memcmp` over shared prefixes such as
-/// `Stacktrace…`). Larger documents sort `(fingerprint, name)` pairs, which
-/// likewise compares names only on a tie. Names made to collide cost at most
-/// a comparison per pair of the small table's names.
+/// Finds a repeated name. A report has a few dozen fields with short names:
+/// those go into a small open-addressed table by fingerprint, and a name is
+/// compared only with the names already in its probe run (sorting the
+/// names was a third of the parse, mostly `memcmp` over shared prefixes
+/// such as `Stacktrace…`). The fingerprint has no secret seed, so names can
+/// be made to share one run; the table is therefore used only when every
+/// name is at most [`SMALL_NAME_BYTES`] long, which bounds that to 2,016
+/// comparisons of short names. Other documents sort `(fingerprint, name)`
+/// pairs, which compares names only on a tie of fingerprints.
 fn reject_duplicates(fields: &[(&[u8], &str)]) -> Result<(), WireError> {
     let duplicate = |name: &[u8]| WireError::DuplicateField {
         key: key_text(name),
     };
-    if fields.len() <= SMALL_FIELDS {
+    if fields.len() <= SMALL_FIELDS
+        && fields
+            .iter()
+            .all(|(name, _)| name.len() <= SMALL_NAME_BYTES)
+    {
         // Slot values are field index + 1; 0 is empty. Twice as many slots
         // as fields keeps probe runs short.
         let mut slots = [0u8; 2 * SMALL_FIELDS];
@@ -301,8 +307,12 @@ fn reject_duplicates(fields: &[(&[u8], &str)]) -> Result<(), WireError> {
 }
 
 /// Documents with at most this many fields find duplicates in a table on
-/// the stack (128 slots, 7 bits of fingerprint).
+/// the stack (128 slots, 7 bits of fingerprint)…
 const SMALL_FIELDS: usize = 64;
+
+/// …when none of their names is longer than this (apport's keys are
+/// shorter than 40 bytes).
+const SMALL_NAME_BYTES: usize = 64;
 
 /// A multiply-rotate hash of `name` in 8-byte words (FxHash's step), with
 /// the length mixed in. Not keyed: a collision only costs a comparison.
@@ -526,6 +536,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_repeated_long_name_is_found_by_the_sort() {
+        // A name over SMALL_NAME_BYTES sends even a short document to the sort.
+        let long = "L".repeat(SMALL_NAME_BYTES + 1);
+        let fields: Vec<(&str, &[u8])> = vec![("A", b"1"), (&long, b"2"), ("B", b"3")];
+        let bytes = strings_doc(&fields);
+        let parsed = parse(&bytes).unwrap();
+        assert_eq!(parsed.get(&long), Some("2"));
+        let mut repeated = fields.clone();
+        repeated.push((&long, b"4"));
+        assert_eq!(
+            parse(&strings_doc(&repeated)),
+            Err(WireError::DuplicateField { key: long.clone() })
+        );
     }
 
     #[test]
