@@ -35,6 +35,18 @@ fn oops(id: &str, system: &str) -> NewOops {
     }
 }
 
+/// Bucketing keys of a crash known only by its SAS (package `foo`).
+fn sas_only_keys(sas: &str) -> CrashKeys {
+    CrashKeys {
+        duplicate_signature: None,
+        early_signature: None,
+        stacktrace_signature: None,
+        sas: Some(sas.into()),
+        package: Some("foo".into()),
+        source_package: None,
+    }
+}
+
 fn package_target() -> TargetKey {
     TargetKey {
         kind: "package".into(),
@@ -175,15 +187,10 @@ async fn intake_sees_a_sas_mapping_made_or_changed_after_its_last_lookup() {
         let intake = |id: &str| {
             let mut oops = oops(id, "sys");
             oops.bucket = None;
-            let keys = CrashKeys {
-                duplicate_signature: None,
-                early_signature: None,
-                stacktrace_signature: None,
-                sas: Some(sas.into()),
-                package: Some("foo".into()),
-                source_package: None,
-            };
-            Intake { oops, keys }
+            Intake {
+                oops,
+                keys: sas_only_keys(sas),
+            }
         };
         let bucket = |id: &'static str| {
             let s = Arc::clone(&s);
@@ -226,14 +233,7 @@ async fn crashes_with_long_sases_and_signatures_are_bucketed_and_found() {
             let mut oops = oops(id, "sys");
             oops.bucket = None;
             oops.sas = Some(sas.clone());
-            let keys = CrashKeys {
-                duplicate_signature: None,
-                early_signature: None,
-                stacktrace_signature: None,
-                sas: Some(sas.clone()),
-                package: Some("foo".into()),
-                source_package: None,
-            };
+            let keys = sas_only_keys(&sas);
             assert_eq!(
                 s.intake(Intake { oops, keys }).await.unwrap(),
                 IntakeOutcome::Stored {
