@@ -1,11 +1,17 @@
 //! Duplicate keys filed before migration 0004 (crash time 0) keep catching
 //! re-uploads whose `Date` now gives them a crash time, on both engines.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod harness;
 
 use daisy::storage::{InsertOops, NewOops, PostgresStorage, SqliteStorage, Storage};
 use harness::Postgres;
+use sha2::Digest;
 
 use harness::crashes::NOW;
 
@@ -42,9 +48,15 @@ async fn sqlite_rows_filed_before_0004_still_catch_reuploads() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "INSERT INTO oops (id, system_id, received, report) \
-             VALUES ('legacy', 'system-a', 1, x'0500000000'); \
-         INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
-             VALUES (0, 'system-a', 'digest-a', 'legacy');",
+             VALUES ('legacy', 'system-a', 1, x'0500000000');",
+    )
+    .unwrap();
+    // The stored key since migration 0008: SHA-256 of system id, NUL,
+    // digest, cut to 16 bytes, written here without daisy's code.
+    let hash = sha2::Sha256::digest(b"system-a\0digest-a");
+    conn.execute(
+        "INSERT INTO oops_dedup (crash_time, key_hash, oops_id) VALUES (0, ?1, 'legacy')",
+        [&hash[..16]],
     )
     .unwrap();
     legacy_row_catches_reupload(&storage).await;

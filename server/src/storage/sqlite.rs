@@ -6,13 +6,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::bucket_ids::BucketIds;
 use super::hook_index::HookIndex;
 use super::result_room::{HookRoom, RoomCache};
 use super::sqlite_batch::OopsWriter;
-use super::sqlite_dedup::{DedupKey, STAGE_KEY, StagedKeys};
+use super::sqlite_dedup::{DedupKey, STAGE_KEY, StagedKeys, StoredOopsId, key_hash, oops_id_from};
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
     NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
@@ -28,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0005_staged_dedup.sql"),
     include_str!("migrations/sqlite_0006_sas_generation.sql"),
     include_str!("migrations/sqlite_0007_bucket_ids.sql"),
+    include_str!("migrations/sqlite_0008_compact_dedup_keys.sql"),
 ];
 
 /// WAL pages between two checkpoints (64 MB of WAL; SQLite's default is 1000).
@@ -147,8 +150,7 @@ impl<'c> CrashStatements<'c> {
         Ok(CrashStatements {
             sas_signature: conn.prepare_cached(SAS_SIGNATURE)?,
             dedup_entry: conn.prepare_cached(
-                "SELECT oops_id FROM oops_dedup \
-                 WHERE crash_time = ?1 AND system_id = ?2 AND digest = ?3",
+                "SELECT oops_id FROM oops_dedup WHERE crash_time = ?1 AND key_hash = ?2",
             )?,
             stage: conn.prepare_cached(STAGE_KEY)?,
             insert: conn.prepare_cached(
@@ -180,17 +182,17 @@ impl<'c> CrashStatements<'c> {
             .optional()?)
     }
 
-    /// The OOPS filed in `oops_dedup` under `key`'s system and digest at
-    /// `crash_time`.
+    /// The OOPS filed in `oops_dedup` under `key`'s hash at `crash_time`.
     fn dedup_entry(
         &mut self,
         crash_time: UnixTime,
         key: &DedupKey,
     ) -> Result<Option<String>, StorageError> {
-        Ok(self
-            .dedup_entry
-            .query_row(params![crash_time, key.system_id, key.digest], |r| r.get(0))
-            .optional()?)
+        let mut rows = self.dedup_entry.query(params![crash_time, &key.hash[..]])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(oops_id_from(row.get_ref(0)?)?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -204,11 +206,7 @@ pub(super) fn insert_oops_in(
     oops: &NewOops,
 ) -> Result<InsertOops, StorageError> {
     if let Some(digest) = &oops.dedup_digest {
-        let key = DedupKey {
-            crash_time: oops.crash_time,
-            system_id: oops.system_id.clone(),
-            digest: digest.clone(),
-        };
+        let key = DedupKey::new(oops.crash_time, &oops.system_id, digest);
         if let Some(existing) = staged.find(&key) {
             return Ok(InsertOops::Duplicate(existing.to_owned()));
         }
@@ -412,6 +410,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
         [],
         |r| r.get(0),
     )?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(StorageError::Open(format!(
+            "the database is at schema {current}, newer than this daisy knows ({known}); \
+             run the daisy that upgraded it, or a newer one"
+        )));
+    }
+    register_migration_functions(&tx)?;
     for (version, sql) in (1_i64..).zip(MIGRATIONS) {
         if version > current {
             tx.execute_batch(sql)?;
@@ -422,6 +428,24 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// The SQL functions migration 0008 converts duplicate keys with.
+fn register_migration_functions(conn: &Connection) -> Result<(), StorageError> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("daisy_dedup_key", 2, flags, |ctx| {
+        let system_id = ctx.get_raw(0).as_bytes()?;
+        let digest = ctx.get_raw(1).as_bytes()?;
+        Ok(key_hash(system_id, digest).to_vec())
+    })?;
+    conn.create_scalar_function("daisy_dedup_oops_id", 1, flags, |ctx| {
+        let id = ctx.get_raw(0).as_str()?;
+        Ok(match StoredOopsId::new(id) {
+            StoredOopsId::Uuid(bytes) => Value::Blob(bytes.to_vec()),
+            StoredOopsId::Text(text) => Value::Text(text.to_owned()),
+        })
+    })?;
     Ok(())
 }
 

@@ -22,11 +22,19 @@
 //! What a rolled-back transaction staged is taken out of memory again
 //! ([`StagedKeys::roll_back_to`]). After a restart the first batch reads
 //! the whole table back.
+//!
+//! Since migration 0008 both tables store a key as its crash time and 16
+//! bytes ([`DedupKey::new`]: SHA-256 of the system id and the digest, cut
+//! to 128 bits), and the OOPS id as its 16 UUID bytes: about 40 bytes a key
+//! instead of about 200 (a 128-digit system id, a 32-digit digest, a
+//! 36-character id), so staging and merging write a fifth of the pages.
 
 use std::collections::HashMap;
 
 use ahash::RandomState;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, Statement, params};
+use sha2::{Digest, Sha256};
 
 use super::{StorageError, UnixTime};
 
@@ -38,17 +46,108 @@ pub const MERGE_AT: i64 = 8_192;
 /// The statement [`StagedKeys::stage`] runs, prepared by the caller once
 /// per batch with the crash's other statements.
 pub(super) const STAGE_KEY: &str = "INSERT INTO oops_dedup_recent \
-     (crash_time, system_id, digest, oops_id) VALUES (?1, ?2, ?3, ?4)";
+     (crash_time, key_hash, oops_id) VALUES (?1, ?2, ?3)";
+
+/// Bytes of a stored key's hash.
+pub const KEY_HASH_BYTES: usize = 16;
 
 /// One duplicate key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct DedupKey {
     /// The crash's own time (0 for legacy rows and unreadable dates).
     pub crash_time: UnixTime,
-    /// The submitting machine.
-    pub system_id: String,
-    /// md5 of `Date:ExecutablePath:ProcStatus`.
-    pub digest: String,
+    /// [`key_hash`] of the submitting machine and the crash's digest.
+    pub hash: [u8; KEY_HASH_BYTES],
+}
+
+impl DedupKey {
+    /// The key of a crash from `system_id` with `digest` (md5 of
+    /// `Date:ExecutablePath:ProcStatus`, lower-case hex).
+    pub(super) fn new(crash_time: UnixTime, system_id: &str, digest: &str) -> DedupKey {
+        DedupKey {
+            crash_time,
+            hash: key_hash(system_id.as_bytes(), digest.as_bytes()),
+        }
+    }
+
+    /// A key as stored: its hash must have [`KEY_HASH_BYTES`] bytes.
+    fn stored(crash_time: UnixTime, hash: &[u8]) -> Result<DedupKey, StorageError> {
+        let hash = hash.try_into().map_err(|_| {
+            StorageError::Corrupt(format!(
+                "a duplicate key of {} bytes, not {KEY_HASH_BYTES}",
+                hash.len()
+            ))
+        })?;
+        Ok(DedupKey { crash_time, hash })
+    }
+}
+
+/// SHA-256 of `system id, NUL, digest`, cut to [`KEY_HASH_BYTES`]. System
+/// ids hold no NUL (`[A-Za-z0-9._-]`), so the pair is read back unambiguously
+/// from the hashed bytes. A collision would refuse a crash as "already
+/// reported"; at 128 bits of a cryptographic hash nobody can make one, also
+/// not a client that picks its own system ids and reports. Migration 0008
+/// converts older keys with the same function (registered as the SQL
+/// function `daisy_dedup_key`).
+pub fn key_hash(system_id: &[u8], digest: &[u8]) -> [u8; KEY_HASH_BYTES] {
+    let mut sha = Sha256::new();
+    sha.update(system_id);
+    sha.update([0]);
+    sha.update(digest);
+    let full = sha.finalize();
+    let mut hash = [0; KEY_HASH_BYTES];
+    for (out, byte) in hash.iter_mut().zip(full.iter()) {
+        *out = *byte;
+    }
+    hash
+}
+
+/// An OOPS id as the duplicate tables store it: the 16 bytes of a UUID in
+/// its canonical text (lower-case, hyphenated: what daisy hands out), else
+/// the text itself (ids that tests made), so that every id reads back as
+/// it was.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum StoredOopsId<'a> {
+    /// A canonical UUID's bytes.
+    Uuid([u8; 16]),
+    /// Any other id.
+    Text(&'a str),
+}
+
+impl StoredOopsId<'_> {
+    pub(super) fn new(id: &str) -> StoredOopsId<'_> {
+        if let Ok(uuid) = uuid::Uuid::try_parse(id) {
+            let mut text = uuid::Uuid::encode_buffer();
+            if uuid.hyphenated().encode_lower(&mut text) == id {
+                return StoredOopsId::Uuid(*uuid.as_bytes());
+            }
+        }
+        StoredOopsId::Text(id)
+    }
+}
+
+impl rusqlite::ToSql for StoredOopsId<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(match self {
+            StoredOopsId::Uuid(bytes) => ValueRef::Blob(bytes),
+            StoredOopsId::Text(text) => ValueRef::Text(text.as_bytes()),
+        }))
+    }
+}
+
+/// The OOPS id of a duplicate table's `oops_id` column.
+pub(super) fn oops_id_from(value: ValueRef<'_>) -> Result<String, StorageError> {
+    match value {
+        ValueRef::Blob(bytes) => uuid::Uuid::from_slice(bytes)
+            .map(|uuid| uuid.hyphenated().to_string())
+            .map_err(|_| StorageError::Corrupt(format!("an OOPS id of {} bytes", bytes.len()))),
+        ValueRef::Text(text) => std::str::from_utf8(text)
+            .map(str::to_owned)
+            .map_err(|_| StorageError::Corrupt("an OOPS id that is not UTF-8".into())),
+        _ => Err(StorageError::Corrupt(
+            "an OOPS id that is neither text nor bytes".into(),
+        )),
+    }
 }
 
 /// A staged key's place in `oops_dedup_recent` and its OOPS.
@@ -142,7 +241,11 @@ impl StagedKeys {
         key: DedupKey,
         oops_id: &str,
     ) -> Result<(), StorageError> {
-        let seq = insert.insert(params![key.crash_time, key.system_id, key.digest, oops_id])?;
+        let seq = insert.insert(params![
+            key.crash_time,
+            &key.hash[..],
+            StoredOopsId::new(oops_id)
+        ])?;
         self.pending.push(self.seen_upto);
         self.seen_upto = self.seen_upto.max(seq);
         self.keys.insert(
@@ -198,22 +301,21 @@ impl StagedKeys {
     /// Reads the keys other connections appended since `seen_upto`.
     fn catch_up(&mut self, tx: &Connection) -> Result<(), StorageError> {
         let mut stmt = tx.prepare_cached(
-            "SELECT seq, crash_time, system_id, digest, oops_id FROM oops_dedup_recent \
+            "SELECT seq, crash_time, key_hash, oops_id FROM oops_dedup_recent \
              WHERE seq > ?1 ORDER BY seq",
         )?;
         let mut rows = stmt.query(params![self.seen_upto])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
-            let key = DedupKey {
-                crash_time: row.get(1)?,
-                system_id: row.get(2)?,
-                digest: row.get(3)?,
-            };
+            let hash = row.get_ref(2)?.as_blob().map_err(|e| {
+                StorageError::Corrupt(format!("a staged duplicate key's hash: {e}"))
+            })?;
+            let key = DedupKey::stored(row.get(1)?, hash)?;
             self.keys.insert(
                 key,
                 Staged {
                     seq,
-                    oops_id: row.get(4)?,
+                    oops_id: oops_id_from(row.get_ref(3)?)?,
                 },
             );
             self.seen_upto = self.seen_upto.max(seq);
@@ -234,9 +336,9 @@ impl StagedKeys {
         // more: binding each row outweighs SQLite's sorter.)
         let moved = tx
             .prepare_cached(
-                "INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
-                 SELECT crash_time, system_id, digest, oops_id FROM oops_dedup_recent \
-                 WHERE seq <= ?1 ORDER BY crash_time, system_id, digest \
+                "INSERT INTO oops_dedup (crash_time, key_hash, oops_id) \
+                 SELECT crash_time, key_hash, oops_id FROM oops_dedup_recent \
+                 WHERE seq <= ?1 ORDER BY crash_time, key_hash \
                  ON CONFLICT DO NOTHING",
             )?
             .execute(params![upto])?;
@@ -244,24 +346,22 @@ impl StagedKeys {
         // pages instead of deleting row by row), put the row back.
         let last = tx
             .prepare_cached(
-                "SELECT crash_time, system_id, digest, oops_id FROM oops_dedup_recent \
-                 WHERE seq = ?1",
+                "SELECT crash_time, key_hash, oops_id FROM oops_dedup_recent WHERE seq = ?1",
             )?
             .query_row(params![upto], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
+                    r.get::<_, Value>(0)?,
+                    r.get::<_, Value>(1)?,
+                    r.get::<_, Value>(2)?,
                 ))
             })?;
         tx.prepare_cached("DELETE FROM oops_dedup_recent")?
             .execute([])?;
         tx.prepare_cached(
-            "INSERT INTO oops_dedup_recent (seq, crash_time, system_id, digest, oops_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO oops_dedup_recent (seq, crash_time, key_hash, oops_id) \
+             VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![upto, last.0, last.1, last.2, last.3])?;
+        .execute(params![upto, last.0, last.1, last.2])?;
         tracing::debug!(moved, "merged staged duplicate keys into oops_dedup");
         self.merging_upto = Some(upto);
         Ok(())
@@ -273,11 +373,40 @@ mod tests {
     use super::*;
 
     fn key(system_id: &str) -> DedupKey {
-        DedupKey {
-            crash_time: 1_700_000_000,
-            system_id: system_id.to_owned(),
-            digest: "d".repeat(32),
+        DedupKey::new(1_700_000_000, system_id, &"d".repeat(32))
+    }
+
+    /// The stored form is pinned: changing it needs a migration.
+    #[test]
+    fn key_hash_is_sha256_of_system_nul_digest_cut_to_16_bytes() {
+        let hash = key_hash(b"system-a", b"digest-a");
+        let full = Sha256::digest(b"system-a\0digest-a");
+        assert_eq!(Some(&hash[..]), full.get(..KEY_HASH_BYTES));
+        assert_ne!(key_hash(b"system-a", b"digest-b"), hash);
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(key_hash(b"ab", b"c"), key_hash(b"a", b"bc"));
+    }
+
+    #[test]
+    fn oops_ids_are_stored_as_uuid_bytes_or_else_as_text() -> Result<(), StorageError> {
+        let id = "0193a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b";
+        let stored = StoredOopsId::new(id);
+        let uuid = uuid::Uuid::try_parse(id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        assert_eq!(stored, StoredOopsId::Uuid(*uuid.as_bytes()));
+        assert_eq!(oops_id_from(ValueRef::Blob(uuid.as_bytes()))?, id);
+        // Ids that are not canonical UUID text keep their text exactly.
+        for other in [
+            "legacy",
+            "0193A1B2-C3D4-7E5F-8A6B-7C8D9E0F1A2B",
+            "0193a1b2c3d47e5f8a6b7c8d9e0f1a2b",
+        ] {
+            assert_eq!(StoredOopsId::new(other), StoredOopsId::Text(other));
         }
+        assert_eq!(oops_id_from(ValueRef::Text(b"legacy"))?, "legacy");
+        assert!(oops_id_from(ValueRef::Blob(&[1, 2, 3])).is_err());
+        assert!(oops_id_from(ValueRef::Integer(7)).is_err());
+        assert!(DedupKey::stored(1, &[0; 15]).is_err());
+        Ok(())
     }
 
     /// A savepoint rollback inside a batch takes out only the keys staged
@@ -287,7 +416,7 @@ mod tests {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(
             "CREATE TABLE oops_dedup_recent (seq INTEGER PRIMARY KEY, crash_time INTEGER, \
-             system_id TEXT, digest TEXT, oops_id TEXT); \
+             key_hash BLOB, oops_id); \
              SAVEPOINT batch;",
         )?;
         let mut staged = StagedKeys::default();
