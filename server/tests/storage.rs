@@ -13,7 +13,7 @@ use std::sync::Arc;
 use daisy::bucketing::CrashKeys;
 use daisy::storage::{
     HookState, InsertOops, Intake, IntakeOutcome, NewHook, NewOops, NewResult, OfferRequest,
-    ResultOutcome, Storage, TargetKey, day_of, next_version,
+    ResultOutcome, SqliteStorage, Storage, TargetKey, day_of, next_version,
 };
 use harness::on_both_engines;
 
@@ -562,4 +562,53 @@ async fn concurrent_crashes_are_all_stored_and_duplicates_caught_within_a_batch(
         assert_eq!(s.totals().await.unwrap().oopses, 100);
     })
     .await;
+}
+
+/// On SQLite a mapped SAS moves its parked crashes into the bucket's id
+/// (migration 0007), so they are found through `oops_bucket_id`, not the
+/// index of rows from before 0007; a mapping with nothing parked makes no
+/// bucket.
+#[tokio::test]
+async fn sqlite_sas_mapping_files_moved_crashes_under_the_bucket_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daisy.sqlite3");
+    let s = SqliteStorage::open(&path).await.unwrap();
+    let sas = "/usr/bin/foo:11:foo+1a";
+    let mut parked = oops("p1", "sys");
+    parked.bucket = None;
+    parked.sas = Some(sas.into());
+    s.insert_oops(parked).await.unwrap();
+    let moved = s
+        .map_sas(sas, "/usr/bin/foo:11:crash", "retracer", NOW)
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    let none = s
+        .map_sas(
+            "/usr/bin/bar:1:bar+1",
+            "/usr/bin/bar:1:nothing",
+            "retracer",
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let filed: String = conn
+        .query_row(
+            "SELECT b.signature FROM oops o JOIN buckets b ON b.id = o.bucket_id \
+             WHERE o.id = 'p1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(filed, "/usr/bin/foo:11:crash");
+    let empty: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM buckets WHERE signature = '/usr/bin/bar:1:nothing'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(empty, 0, "no bucket made for a mapping that moved nothing");
 }

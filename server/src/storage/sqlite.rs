@@ -647,15 +647,25 @@ impl Storage for SqliteStorage {
                  updated = excluded.updated",
                 params![sas, signature, now],
             )?;
-            let bucket_id = bucket_id_with(
-                &mut *tx.prepare_cached(BUCKET_ID)?,
-                &mut *tx.prepare_cached(NEW_BUCKET)?,
-                &signature,
+            // The bucket gets its id only when crashes move into it (the
+            // writer makes it for the next crash otherwise).
+            let parked: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM oops WHERE sas = ?1 AND bucket IS NULL)",
+                params![sas],
+                |r| r.get(0),
             )?;
-            let moved = tx.execute(
-                "UPDATE oops SET bucket = ?1, bucket_id = ?3 WHERE sas = ?2 AND bucket IS NULL",
-                params![signature, sas, bucket_id],
-            )?;
+            let mut moved = 0;
+            if parked {
+                let bucket_id = bucket_id_with(
+                    &mut *tx.prepare_cached(BUCKET_ID)?,
+                    &mut *tx.prepare_cached(NEW_BUCKET)?,
+                    &signature,
+                )?;
+                moved = tx.execute(
+                    "UPDATE oops SET bucket = ?1, bucket_id = ?3 WHERE sas = ?2 AND bucket IS NULL",
+                    params![signature, sas, bucket_id],
+                )?;
+            }
             audit_in(
                 &tx,
                 &AuditEntry {
