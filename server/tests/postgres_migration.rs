@@ -4,7 +4,12 @@
 //! index dropped): a database written at schema 4 must
 //! open, keep its crashes, duplicates, tokens and results, and go on
 //! taking crashes and results with the same answers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod harness;
 
@@ -216,4 +221,27 @@ async fn a_schema_4_database_keeps_its_crashes_tokens_and_results_after_0005() {
         storage.daily_stat(day_of(NOW), 1, "results").await.unwrap(),
         1
     );
+}
+
+/// A database upgraded by a newer daisy is refused, not half-used.
+#[tokio::test]
+async fn a_database_newer_than_daisy_is_refused() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.fresh_database().await;
+    drop(PostgresStorage::connect(&url).await.unwrap());
+    let client = connect(&url).await;
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, applied) VALUES (999, $1)",
+            &[&NOW],
+        )
+        .await
+        .unwrap();
+    let Err(error) = PostgresStorage::connect(&url).await else {
+        panic!("a database at schema 999 was opened");
+    };
+    let message = error.to_string();
+    assert!(message.contains("schema 999"), "{message}");
 }

@@ -14,7 +14,9 @@ use super::bucket_ids::BucketIds;
 use super::hook_index::HookIndex;
 use super::result_room::{HookRoom, RoomCache};
 use super::sqlite_batch::OopsWriter;
-use super::sqlite_dedup::{DedupKey, STAGE_KEY, StagedKeys, StoredOopsId, key_hash, oops_id_from};
+use super::sqlite_dedup::{
+    DedupKey, STAGE_KEY, StagedKeys, StoredOopsId, bad_key_row, key_hash, oops_id_from,
+};
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
     NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
@@ -190,7 +192,13 @@ impl<'c> CrashStatements<'c> {
     ) -> Result<Option<String>, StorageError> {
         let mut rows = self.dedup_entry.query(params![crash_time, &key.hash[..]])?;
         match rows.next()? {
-            Some(row) => Ok(Some(oops_id_from(row.get_ref(0)?)?)),
+            Some(row) => oops_id_from(row.get_ref(0)?).map(Some).map_err(|what| {
+                let hash = crate::digest_hex::lower_hex(&key.hash);
+                bad_key_row(
+                    &format!("oops_dedup row with crash_time {crash_time}, key_hash x'{hash}'"),
+                    &what,
+                )
+            }),
             None => Ok(None),
         }
     }
