@@ -28,6 +28,20 @@ use crate::config::Database;
 /// Unix time in seconds.
 pub type UnixTime = i64;
 
+/// Refuses a database at schema `current` when this daisy knows only
+/// `known` migrations: a newer daisy upgraded it, and running on it would
+/// fail later, statement by statement, on what the newer schema changed.
+fn known_schema(current: i64, known: usize) -> Result<(), StorageError> {
+    let known = i64::try_from(known).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(StorageError::Open(format!(
+            "the database is at schema {current}, newer than this daisy knows ({known}); \
+             run the daisy that upgraded it, or a newer one"
+        )));
+    }
+    Ok(())
+}
+
 /// The current Unix time in seconds.
 pub fn now() -> UnixTime {
     std::time::SystemTime::now()

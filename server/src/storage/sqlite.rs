@@ -418,13 +418,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
         [],
         |r| r.get(0),
     )?;
-    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    if current > known {
-        return Err(StorageError::Open(format!(
-            "the database is at schema {current}, newer than this daisy knows ({known}); \
-             run the daisy that upgraded it, or a newer one"
-        )));
-    }
+    super::known_schema(current, MIGRATIONS.len())?;
     register_migration_functions(&tx)?;
     for (version, sql) in (1_i64..).zip(MIGRATIONS) {
         if version > current {
