@@ -9,29 +9,17 @@
 //! signature later. So every rollback forgets everything
 //! ([`BucketIds::forget_all`]); rollbacks are rare (a failed job).
 //!
-//! Memory: at most [`MAX_ENTRIES`] signatures of at most
-//! [`MAX_SIGNATURE_BYTES`] each (about 2 MiB), then it starts over. A
-//! signature is built from the client's report (a `DuplicateSignature` may
-//! be 32,768 characters, an `ExecutablePath` as long as the upload), so a
-//! longer one is not remembered: it costs the indexed lookup each time
-//! instead of a copy kept in memory. The map is keyed with a randomly
-//! seeded hash.
+//! Memory and hostile keys: a [`CappedMap`] (at most 4,096 signatures of
+//! at most 512 bytes). A signature is built from the client's report (a
+//! `DuplicateSignature` may be 32,768 characters, an `ExecutablePath` as
+//! long as the upload), so a longer one is not remembered.
 
-use std::collections::HashMap;
-
-use ahash::RandomState;
-
-/// Signatures kept.
-pub const MAX_ENTRIES: usize = 4_096;
-
-/// Longest signature kept. Real ones are tens of bytes (`/usr/bin/foo:11:
-/// f1:f2:…` with at most a few frames).
-pub const MAX_SIGNATURE_BYTES: usize = 512;
+use super::capped_map::CappedMap;
 
 /// Bucket ids by crash signature.
 #[derive(Debug, Default)]
 pub(super) struct BucketIds {
-    ids: HashMap<String, i64, RandomState>,
+    ids: CappedMap<i64>,
 }
 
 impl BucketIds {
@@ -43,13 +31,7 @@ impl BucketIds {
     /// Remembers the id the database holds (or the open transaction wrote)
     /// for `signature`.
     pub(super) fn insert(&mut self, signature: &str, id: i64) {
-        if signature.len() > MAX_SIGNATURE_BYTES {
-            return;
-        }
-        if self.ids.len() >= MAX_ENTRIES {
-            self.ids.clear();
-        }
-        self.ids.insert(signature.to_owned(), id);
+        self.ids.insert(signature, id);
     }
 
     /// A transaction or savepoint rolled back: ids it created may be handed
@@ -61,6 +43,7 @@ impl BucketIds {
 
 #[cfg(test)]
 mod tests {
+    use super::super::capped_map::{MAX_ENTRIES, MAX_KEY_BYTES as MAX_SIGNATURE_BYTES};
     use super::*;
 
     #[test]

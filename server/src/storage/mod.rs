@@ -7,6 +7,7 @@
 //! seconds.
 
 mod bucket_ids;
+mod capped_map;
 mod hook_index;
 mod postgres;
 mod postgres_batch;

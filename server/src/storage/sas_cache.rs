@@ -11,29 +11,18 @@
 //! while that transaction holds the write lock, so every answer is the one
 //! the database would give.
 //!
-//! Memory: at most [`MAX_ENTRIES`] lookups of SASes of at most
-//! [`MAX_SAS_BYTES`] (with their signatures, which `PUT /api/1.0/sas` and
-//! the admin set), then it starts over. SASes come from clients, so a
-//! longer one is not remembered (it costs the query each time), the map is
-//! keyed with a randomly seeded hash, and a flood of made-up SASes only
-//! costs the queries a cache miss costs anyway.
+//! Memory and hostile keys: a [`CappedMap`] (at most 4,096 SASes of at
+//! most 512 bytes, with their signatures, which `PUT /api/1.0/sas` and the
+//! admin set). SASes come from clients; a flood of made-up ones only costs
+//! the queries a cache miss costs anyway.
 
-use std::collections::HashMap;
-
-use ahash::RandomState;
-
-/// Lookups kept.
-pub const MAX_ENTRIES: usize = 4_096;
-
-/// Longest SAS kept. A real `StacktraceAddressSignature` is about 100 bytes
-/// (a path and a few offsets).
-pub const MAX_SAS_BYTES: usize = 512;
+use super::capped_map::CappedMap;
 
 /// SAS lookups made at one SAS index generation.
 #[derive(Debug, Default)]
 pub(super) struct SasCache {
     generation: Option<i64>,
-    entries: HashMap<String, Option<String>, RandomState>,
+    entries: CappedMap<Option<String>>,
 }
 
 impl SasCache {
@@ -48,7 +37,7 @@ impl SasCache {
 
     /// Whether an answer for `sas` is remembered at all (it is short enough).
     pub(super) fn keeps(sas: &str) -> bool {
-        sas.len() <= MAX_SAS_BYTES
+        CappedMap::<Option<String>>::keeps(sas)
     }
 
     /// The remembered answer for `sas`: `Some(None)` when it is known to be
@@ -59,18 +48,13 @@ impl SasCache {
 
     /// Remembers the answer the database gave for `sas`.
     pub(super) fn insert(&mut self, sas: &str, signature: Option<String>) {
-        if !Self::keeps(sas) {
-            return;
-        }
-        if self.entries.len() >= MAX_ENTRIES {
-            self.entries.clear();
-        }
-        self.entries.insert(sas.to_owned(), signature);
+        self.entries.insert(sas, signature);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::capped_map::{MAX_ENTRIES, MAX_KEY_BYTES as MAX_SAS_BYTES};
     use super::*;
 
     #[test]
