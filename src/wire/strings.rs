@@ -240,9 +240,9 @@ fn read_field<'a>(
     Ok(((name_bytes, text), next))
 }
 
-/// A checked name (a valid key, so ASCII) as text.
+/// A checked name as an owned `String`, for errors.
 fn key_text(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).into_owned()
+    key_str(name).to_owned()
 }
 
 /// A checked name as `&str`: keys are ASCII, so the empty fallback is

@@ -419,7 +419,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
         |r| r.get(0),
     )?;
     super::known_schema(current, MIGRATIONS.len())?;
-    register_migration_functions(&tx)?;
+    if usize::try_from(current).is_ok_and(|current| current < MIGRATIONS.len()) {
+        register_migration_functions(&tx)?;
+    }
     for (version, sql) in (1_i64..).zip(MIGRATIONS) {
         if version > current {
             tx.execute_batch(sql)?;
