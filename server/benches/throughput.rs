@@ -276,6 +276,9 @@ enum Cpu {
     /// A PostgreSQL postmaster, its live children (the backends, WAL writer,
     /// checkpointer, …) and those it reaped.
     ProcessTree(u32),
+    /// The threads of a process with this name (as `comm` shows it: the
+    /// first 15 bytes).
+    Threads(u32, &'static str),
 }
 
 impl Cpu {
@@ -294,8 +297,29 @@ impl Cpu {
                 }
                 ticks
             }
+            Cpu::Threads(pid, name) => {
+                let comm = &name.as_bytes()[..name.len().min(15)];
+                let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                    return 0;
+                };
+                tasks
+                    .flatten()
+                    .filter(|task| {
+                        std::fs::read(task.path().join("comm"))
+                            .is_ok_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == comm)
+                    })
+                    .filter_map(|task| task_ticks(&task.path()))
+                    .sum()
+            }
         }
     }
+}
+
+/// CPU time (user + system) of one thread, from `/proc/PID/task/TID/stat`.
+fn task_ticks(task: &Path) -> Option<u64> {
+    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ').skip(11);
+    Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
 }
 
 /// What one load phase (or several, merged) measured.
@@ -553,6 +577,126 @@ fn run_bare() {
         let router = Router::new().route("/{system_id}", axum::routing::post(bare_handler));
         axum::serve(listener, router).await.unwrap();
     });
+}
+
+/// Crashes per transaction of the SQLite floor: about what daisy's writer
+/// gathers at 64 connections (27–29 per commit, counted with `perf stat -e
+/// syscalls:sys_enter_fdatasync` on the writer; docs/daisy.md, "Session 9").
+const FLOOR_BATCH: u64 = 32;
+
+/// Environment of the "sqlite-floor" role: the database daisy filled (one
+/// of its rows is the floor's template) and the migrated, empty database
+/// the floor writes into.
+const FLOOR_SAMPLE_ENV: &str = "DAISY_BENCH_FLOOR_SAMPLE";
+const FLOOR_DB_ENV: &str = "DAISY_BENCH_FLOOR_DB";
+
+/// The "sqlite-floor" role: for one load phase's time, inserts the rows and
+/// duplicate keys daisy writes per crash (the newest `oops` row of the
+/// sample database, each with a fresh UUIDv7 id, random system id and key)
+/// with a plain loop on a connection with daisy's writer settings, in
+/// transactions of [`FLOOR_BATCH`] crashes, durably. No HTTP, no duplicate
+/// probe, no merge, no queue: what SQLite alone costs for what daisy
+/// stores. Prints `rows cpu_ticks seconds`.
+fn run_sqlite_floor() {
+    let sample = rusqlite::Connection::open(std::env::var(FLOOR_SAMPLE_ENV).unwrap()).unwrap();
+    let row: (String, String, String, String, Option<String>, Vec<u8>, i64) = sample
+        .query_row(
+            "SELECT bucket, sas, package, source_package, duplicate_signature, report, \
+             bucket_id FROM oops WHERE bucket_id IS NOT NULL ORDER BY rowid DESC LIMIT 1",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
+        )
+        .unwrap();
+    drop(sample);
+    let (bucket, sas, package, source_package, signature, report, bucket_id) = row;
+    let mut conn =
+        daisy::storage::sqlite_writer_connection(Path::new(&std::env::var(FLOOR_DB_ENV).unwrap()))
+            .unwrap();
+    let me = std::process::id();
+    let (ticks_before, start) = (cpu_ticks(me, false).unwrap(), Instant::now());
+    let deadline = start + Duration::from_secs(secs());
+    let mut system_id = [0u8; SYSTEM_ID_HEX];
+    let mut rows = 0u64;
+    while Instant::now() < deadline {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        {
+            let mut oops = tx
+                .prepare_cached(
+                    "INSERT INTO oops (id, system_id, received, bucket, sas, package, \
+                     source_package, duplicate_signature, report, bucket_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .unwrap();
+            let mut key = tx
+                .prepare_cached(
+                    "INSERT INTO oops_dedup_recent (crash_time, key_hash, oops_id) \
+                     VALUES (?1, ?2, ?3)",
+                )
+                .unwrap();
+            for _ in 0..FLOOR_BATCH {
+                let id = uuid::Uuid::now_v7();
+                let mut text = uuid::Uuid::encode_buffer();
+                put_system_id(&mut system_id, rows);
+                let now = daisy::storage::now();
+                oops.execute(rusqlite::params![
+                    &*id.hyphenated().encode_lower(&mut text),
+                    std::str::from_utf8(&system_id).unwrap(),
+                    now,
+                    bucket,
+                    sas,
+                    package,
+                    source_package,
+                    signature,
+                    report,
+                    bucket_id,
+                ])
+                .unwrap();
+                let hash = [mix(rows).to_le_bytes(), mix(!rows).to_le_bytes()].concat();
+                key.execute(rusqlite::params![now, hash, &id.as_bytes()[..]])
+                    .unwrap();
+                rows += 1;
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let ticks = cpu_ticks(me, false).unwrap() - ticks_before;
+    println!("{rows} {ticks} {elapsed}");
+}
+
+/// Runs [`run_sqlite_floor`] in a process of its own on [`SERVER_CPU`]:
+/// its rate and CPU time per crash, in µs.
+fn sqlite_floor(sample: &Path, fresh: &Path) -> (f64, f64) {
+    let out = Command::new("taskset")
+        .args(["-c", SERVER_CPU])
+        .arg(std::env::current_exe().unwrap())
+        .env(ROLE_ENV, "sqlite-floor")
+        .env(FLOOR_SAMPLE_ENV, sample)
+        .env(FLOOR_DB_ENV, fresh)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the SQLite floor failed");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let mut fields = line.split_whitespace().map(|f| f.parse::<f64>().unwrap());
+    let (rows, ticks, secs) = (
+        fields.next().unwrap(),
+        fields.next().unwrap(),
+        fields.next().unwrap(),
+    );
+    (rows / secs, ticks / clock_ticks_per_sec() * 1e6 / rows)
 }
 
 /// A server process pinned to [`SERVER_CPU`]; killed when dropped.
@@ -825,8 +969,13 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
     }
     let daisy = ServerProcess::daisy(&engine.database(), data_dir).await;
     let mut cpu = vec![Cpu::Process(daisy.child.id())];
-    if let Some(postmaster) = engine.postmaster() {
-        cpu.push(Cpu::ProcessTree(postmaster));
+    match (&engine, engine.postmaster()) {
+        (Engine::Sqlite(_), _) => cpu.push(Cpu::Threads(
+            daisy.child.id(),
+            daisy::storage::SQLITE_WRITER_THREAD,
+        )),
+        (_, Some(postmaster)) => cpu.push(Cpu::ProcessTree(postmaster)),
+        (_, None) => {}
     }
     let bare_server = ServerProcess::bare();
     let bare_cpu = [Cpu::Process(bare_server.child.id())];
@@ -916,6 +1065,22 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
         "rss     {name:<8} {:>9} KiB peak (VmHWM of the daisy process)",
         daisy.peak_rss_kib()
     );
+    // Last, so that the floor's writeback does not slow daisy's phases.
+    if let Engine::Sqlite(dir) = &engine {
+        drop(daisy);
+        let fresh = dir.join("floor.sqlite3");
+        drop(SqliteStorage::open(&fresh).await.unwrap());
+        let (rate, floor_us) = sqlite_floor(&dir.join("daisy.sqlite3"), &fresh);
+        println!(
+            "floor   {name:<8} {rate:>9.0} crashes/s {floor_us:.1} µs each: daisy's rows and keys by a plain loop \
+             ({FLOOR_BATCH} per commit, its writer's settings, CPU 0), against its writer thread's {:.1} µs",
+            intake.cpu_us[1]
+        );
+        println!(
+            "ceiling {name:<8} {:.0}% of bare: a daisy costing only the bare handler plus this floor, never idle",
+            100.0 * bare.cpu_us[0] / (bare.cpu_us[0] + floor_us)
+        );
+    }
 }
 
 /// The rate line of a phase, as a share of the phase it is compared with;
@@ -939,10 +1104,15 @@ fn print_cpu(phase: &str, name: &str, load: &Load, base_name: &str, base: &Load)
         load.cpu_us[0] / base.cpu_us[0],
         load.generator_us
     );
-    if let Some(pg) = load.cpu_us.get(1) {
-        println!(
+    match (name, load.cpu_us.get(1)) {
+        ("sqlite", Some(writer)) => println!(
+            "cpu     {phase:<7} {name:<8} {writer:>7.1} µs of it in the writer thread, {:.1} µs in the HTTP threads",
+            load.cpu_us[0] - writer
+        ),
+        (_, Some(pg)) => println!(
             "cpu     {phase:<7} {name:<8} {pg:>7.1} µs per request of PostgreSQL (all its processes)"
-        );
+        ),
+        (_, None) => {}
     }
 }
 
@@ -1038,9 +1208,10 @@ fn print_bare(bare: &Load, rss_kib: u64) {
 }
 
 fn main() {
-    if std::env::var(ROLE_ENV).as_deref() == Ok("bare") {
-        run_bare();
-        return;
+    match std::env::var(ROLE_ENV).as_deref() {
+        Ok("bare") => return run_bare(),
+        Ok("sqlite-floor") => return run_sqlite_floor(),
+        _ => {}
     }
     if let Ok(addr) = std::env::var(BARE_ADDR_ENV) {
         pin_self(LOAD_CPU);

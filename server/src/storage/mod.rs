@@ -22,6 +22,9 @@ use std::sync::Arc;
 pub use postgres::PostgresStorage;
 pub use result_room::HookRoom;
 pub use sqlite::SqliteStorage;
+pub use sqlite_batch::{
+    WRITER_THREAD as SQLITE_WRITER_THREAD, writer_connection as sqlite_writer_connection,
+};
 pub use sqlite_dedup::MERGE_AT as SQLITE_DEDUP_MERGE_AT;
 
 use crate::config::Database;

@@ -27,6 +27,21 @@ use super::{InsertOops, Intake, IntakeOutcome, NewOops, NewResult, ResultOutcome
 /// Most crashes committed together.
 pub const MAX_BATCH: usize = 256;
 
+/// Name of the writer thread (`/proc/PID/task/TID/comm` shows its first 15
+/// bytes): the benchmark charges it its own CPU time.
+pub const WRITER_THREAD: &str = "daisy-sqlite-writer";
+
+/// A connection with the writer's settings (daisy's usual ones, and more
+/// page cache). Public for the benchmark's floor, which inserts the same
+/// rows through such a connection without daisy around it.
+pub fn writer_connection(path: &Path) -> Result<Connection, StorageError> {
+    let conn = connect(path)?;
+    // 8 MiB of page cache (default 2 MiB): the random keys of the OOPS
+    // and duplicate indexes otherwise cost a read() per page per batch.
+    conn.pragma_update(None, "cache_size", -8192)?;
+    Ok(conn)
+}
+
 type Reply = oneshot::Sender<Result<Outcome, StorageError>>;
 
 /// What the writer answers.
@@ -55,14 +70,11 @@ pub(super) struct OopsWriter {
 impl OopsWriter {
     /// Opens the writer's connection and starts its thread.
     pub(super) fn start(path: &Path) -> Result<OopsWriter, StorageError> {
-        let conn = connect(path)?;
-        // 8 MiB of page cache (default 2 MiB): the random keys of the OOPS
-        // and duplicate indexes otherwise cost a read() per page per batch.
-        conn.pragma_update(None, "cache_size", -8192)?;
+        let conn = writer_connection(path)?;
         let (jobs, rx) = mpsc::channel();
         let runtime = tokio::runtime::Handle::try_current().ok();
         std::thread::Builder::new()
-            .name("daisy-sqlite-writer".into())
+            .name(WRITER_THREAD.into())
             .spawn(move || run(conn, &rx, runtime.as_ref()))
             .map_err(|e| StorageError::Open(format!("cannot start the SQLite writer: {e}")))?;
         Ok(OopsWriter { jobs })
