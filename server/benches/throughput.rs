@@ -699,6 +699,131 @@ fn sqlite_floor(sample: &Path, fresh: &Path) -> (f64, f64) {
     (rows / secs, ticks / clock_ticks_per_sec() * 1e6 / rows)
 }
 
+/// Connections of the PostgreSQL floor, so that PostgreSQL is kept busy
+/// while one of them waits for its commit.
+const PG_FLOOR_CLIENTS: usize = 2;
+
+/// The columns of daisy's stored crash that the PostgreSQL floor copies.
+struct PgRowTemplate {
+    bucket: String,
+    sas: String,
+    package: String,
+    source: String,
+    signature: Option<String>,
+    report: Vec<u8>,
+}
+
+/// Inserts daisy's rows and duplicate keys into a freshly migrated
+/// database on `pg` for one load phase's time, [`FLOOR_BATCH`] crashes per
+/// statement like daisy's batch statement (`UNNEST` arrays, one implicit,
+/// durable transaction) but without its claim, lookups or retries, from
+/// [`PG_FLOOR_CLIENTS`] plain loops; the template is the newest bucketed
+/// row of daisy's database `sample`. Returns the CPU time of PostgreSQL's
+/// processes (those of `postmaster`) per crash, in µs.
+async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
+    let connect = |db: String| async move {
+        let (client, conn) = tokio_postgres::connect(&pg.url(&db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    };
+    let template = connect(sample.to_owned())
+        .await
+        .query_one(
+            "SELECT bucket, sas, package, source_package, duplicate_signature, report \
+             FROM oops WHERE bucket IS NOT NULL ORDER BY received DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let template = Arc::new(PgRowTemplate {
+        bucket: template.get(0),
+        sas: template.get(1),
+        package: template.get(2),
+        source: template.get(3),
+        signature: template.get(4),
+        report: template.get(5),
+    });
+    let db = pg.create_database().await;
+    drop(PostgresStorage::connect(&pg.url(&db)).await.unwrap());
+    let mut clients = Vec::new();
+    for _ in 0..PG_FLOOR_CLIENTS {
+        clients.push(connect(db.clone()).await);
+    }
+    let cpu = Cpu::ProcessTree(postmaster);
+    let (ticks_before, start) = (cpu.ticks(), Instant::now());
+    let deadline = start + Duration::from_secs(secs());
+    let mut tasks = Vec::new();
+    for (c, client) in clients.into_iter().enumerate() {
+        let template = Arc::clone(&template);
+        tasks.push(tokio::spawn(async move {
+            let statement = client
+                .prepare(
+                    "WITH keys AS (INSERT INTO oops_dedup (crash_time, system_id, digest, oops_id) \
+                        SELECT * FROM UNNEST($11::bigint[], $2::text[], $4::text[], $1::text[])) \
+                     INSERT INTO oops (id, system_id, received, bucket, sas, package, \
+                        source_package, duplicate_signature, report) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $5::text[], \
+                        $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[])",
+                )
+                .await
+                .unwrap();
+            let PgRowTemplate {
+                bucket,
+                sas,
+                package,
+                source,
+                signature,
+                report,
+            } = &*template;
+            let n = FLOOR_BATCH as usize;
+            let mut system_id = [0u8; SYSTEM_ID_HEX];
+            let mut rows = 0u64;
+            while Instant::now() < deadline {
+                let now = daisy::storage::now();
+                let first = rows.wrapping_mul(PG_FLOOR_CLIENTS as u64) + c as u64;
+                let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+                let systems: Vec<String> = (0..n as u64)
+                    .map(|i| {
+                        put_system_id(&mut system_id, first.wrapping_add(i << 40));
+                        String::from_utf8_lossy(&system_id).into_owned()
+                    })
+                    .collect();
+                let digests: Vec<String> = (0..n as u64)
+                    .map(|i| format!("{:032x}", u128::from(mix(first ^ i))))
+                    .collect();
+                client
+                    .execute(
+                        &statement,
+                        &[
+                            &ids,
+                            &systems,
+                            &vec![now; n],
+                            &digests,
+                            &vec![bucket.as_str(); n],
+                            &vec![sas.as_str(); n],
+                            &vec![package.as_str(); n],
+                            &vec![source.as_str(); n],
+                            &vec![signature.as_deref(); n],
+                            &vec![report.as_slice(); n],
+                            &vec![now; n],
+                        ],
+                    )
+                    .await
+                    .unwrap();
+                rows += n as u64;
+            }
+            rows
+        }));
+    }
+    let mut rows = 0;
+    for task in tasks {
+        rows += task.await.unwrap();
+    }
+    (cpu.ticks() - ticks_before) as f64 / clock_ticks_per_sec() * 1e6 / rows as f64
+}
+
 /// A server process pinned to [`SERVER_CPU`]; killed when dropped.
 struct ServerProcess {
     child: Child,
@@ -1065,8 +1190,22 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
         "rss     {name:<8} {:>9} KiB peak (VmHWM of the daisy process)",
         daisy.peak_rss_kib()
     );
-    // Last, so that the floor's writeback does not slow daisy's phases.
-    if let Engine::Sqlite(dir) = &engine {
+    // Last, so that the floors' writes do not slow daisy's phases.
+    if let (Engine::Postgres(pg, db), Some(postmaster)) = (&engine, engine.postmaster()) {
+        drop(daisy);
+        let floor_us = postgres_floor(pg, db, postmaster).await;
+        println!(
+            "floor   {name:<8} {floor_us:>7.1} µs of PostgreSQL's CPU per crash: daisy's rows and keys by plain loops \
+             ({FLOOR_BATCH} per statement), against {:.1} µs for daisy's intake",
+            intake.cpu_us[1]
+        );
+        println!(
+            "ceiling {name:<8} {:.0}% of bare: daisy costing only the bare handler, PostgreSQL only this floor, \
+             the load generator its {:.1} µs, on the 2 CPUs, never idle",
+            100.0 * 2.0 * bare.cpu_us[0] / (bare.cpu_us[0] + floor_us + intake.generator_us),
+            intake.generator_us
+        );
+    } else if let Engine::Sqlite(dir) = &engine {
         drop(daisy);
         let fresh = dir.join("floor.sqlite3");
         drop(SqliteStorage::open(&fresh).await.unwrap());
