@@ -6,7 +6,12 @@
 //! result phase the intake runs once more with its crashes spread over
 //! 10,000 buckets (the first frame of `StacktraceTop` renamed per request),
 //! into the database the earlier phases filled: not one of the targets, it
-//! shows what a single bucket hides.
+//! shows what a single bucket hides. Last, per engine, the floor: the
+//! database's own CPU for the rows and keys daisy stores per crash,
+//! written by a plain loop (SQLite: in a process on daisy's CPU;
+//! PostgreSQL: its processes' CPU), and the ceiling it allows (the share of
+//! bare a daisy costing only the bare handler plus that floor would reach,
+//! never idle): how far the targets are from what the machine can do.
 //!
 //! What runs where: the real `daisy serve` binary (its own accept loop with
 //! the header read timeout, the whole router, the configured storage) is a
@@ -30,7 +35,9 @@
 //! phases alternated, default 3), `DAISY_BENCH_CONNECTIONS=N` (default 64),
 //! `DAISY_BENCH_ENGINES=postgres` (only these engines, comma-separated),
 //! `DAISY_BENCH_BARE=ADDR` (only the intake load against a server already
-//! running at ADDR: to compare this generator with wrk on one process).
+//! running at ADDR: to compare this generator with wrk on one process),
+//! `DAISY_BENCH_FLOOR_BATCHES=8,16,64` (the SQLite floor also at these
+//! crashes per commit).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -584,6 +591,26 @@ fn run_bare() {
 /// syscalls:sys_enter_fdatasync` on the writer; docs/daisy.md, "Session 9").
 const FLOOR_BATCH: u64 = 32;
 
+/// Batch sizes the SQLite floor is also run at, from
+/// `DAISY_BENCH_FLOOR_BATCHES` (comma-separated; none unless set): shows
+/// what a commit costs apart from its crashes.
+fn extra_floor_batches() -> Vec<u64> {
+    std::env::var("DAISY_BENCH_FLOOR_BATCHES")
+        .map(|v| {
+            v.split(',')
+                .map(|b| {
+                    b.trim()
+                        .parse()
+                        .expect("DAISY_BENCH_FLOOR_BATCHES: numbers")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Environment of the "sqlite-floor" role: crashes per transaction.
+const FLOOR_BATCH_ENV: &str = "DAISY_BENCH_FLOOR_BATCH";
+
 /// Environment of the "sqlite-floor" role: the database daisy filled (one
 /// of its rows is the floor's template) and the migrated, empty database
 /// the floor writes into.
@@ -594,7 +621,7 @@ const FLOOR_DB_ENV: &str = "DAISY_BENCH_FLOOR_DB";
 /// duplicate keys daisy writes per crash (the newest `oops` row of the
 /// sample database, each with a fresh UUIDv7 id, random system id and key)
 /// with a plain loop on a connection with daisy's writer settings, in
-/// transactions of [`FLOOR_BATCH`] crashes, durably. No HTTP, no duplicate
+/// transactions of `DAISY_BENCH_FLOOR_BATCH` crashes, durably. No HTTP, no duplicate
 /// probe, no merge, no queue: what SQLite alone costs for what daisy
 /// stores. Prints `rows cpu_ticks seconds`.
 fn run_sqlite_floor() {
@@ -625,6 +652,7 @@ fn run_sqlite_floor() {
     let me = std::process::id();
     let (ticks_before, start) = (cpu_ticks(me, false).unwrap(), Instant::now());
     let deadline = start + Duration::from_secs(secs());
+    let batch: u64 = std::env::var(FLOOR_BATCH_ENV).unwrap().parse().unwrap();
     let mut system_id = [0u8; SYSTEM_ID_HEX];
     let mut rows = 0u64;
     while Instant::now() < deadline {
@@ -645,7 +673,7 @@ fn run_sqlite_floor() {
                      VALUES (?1, ?2, ?3)",
                 )
                 .unwrap();
-            for _ in 0..FLOOR_BATCH {
+            for _ in 0..batch {
                 let id = uuid::Uuid::now_v7();
                 let mut text = uuid::Uuid::encode_buffer();
                 put_system_id(&mut system_id, rows);
@@ -676,15 +704,23 @@ fn run_sqlite_floor() {
     println!("{rows} {ticks} {elapsed}");
 }
 
-/// Runs [`run_sqlite_floor`] in a process of its own on [`SERVER_CPU`]:
+/// Runs [`run_sqlite_floor`] with `batch` crashes per commit in a process
+/// of its own on [`SERVER_CPU`], into a freshly migrated database `fresh`:
 /// its rate and CPU time per crash, in µs.
-fn sqlite_floor(sample: &Path, fresh: &Path) -> (f64, f64) {
+async fn sqlite_floor(sample: &Path, fresh: &Path, batch: u64) -> (f64, f64) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = fresh.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    drop(SqliteStorage::open(fresh).await.unwrap());
     let out = Command::new("taskset")
         .args(["-c", SERVER_CPU])
         .arg(std::env::current_exe().unwrap())
         .env(ROLE_ENV, "sqlite-floor")
         .env(FLOOR_SAMPLE_ENV, sample)
         .env(FLOOR_DB_ENV, fresh)
+        .env(FLOOR_BATCH_ENV, batch.to_string())
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
@@ -1207,9 +1243,8 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
         );
     } else if let Engine::Sqlite(dir) = &engine {
         drop(daisy);
-        let fresh = dir.join("floor.sqlite3");
-        drop(SqliteStorage::open(&fresh).await.unwrap());
-        let (rate, floor_us) = sqlite_floor(&dir.join("daisy.sqlite3"), &fresh);
+        let (sample, fresh) = (dir.join("daisy.sqlite3"), dir.join("floor.sqlite3"));
+        let (rate, floor_us) = sqlite_floor(&sample, &fresh, FLOOR_BATCH).await;
         println!(
             "floor   {name:<8} {rate:>9.0} crashes/s {floor_us:.1} µs each: daisy's rows and keys by a plain loop \
              ({FLOOR_BATCH} per commit, its writer's settings, CPU 0), against its writer thread's {:.1} µs",
@@ -1219,6 +1254,12 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
             "ceiling {name:<8} {:.0}% of bare: a daisy costing only the bare handler plus this floor, never idle",
             100.0 * bare.cpu_us[0] / (bare.cpu_us[0] + floor_us)
         );
+        for batch in extra_floor_batches() {
+            let (rate, floor_us) = sqlite_floor(&sample, &fresh, batch).await;
+            println!(
+                "floor   {name:<8} {rate:>9.0} crashes/s {floor_us:.1} µs each at {batch} per commit"
+            );
+        }
     }
 }
 
