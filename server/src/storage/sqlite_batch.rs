@@ -359,3 +359,34 @@ fn write_batch_in(
     tx.commit()?;
     Ok(outcomes)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// What durability and the cost figures in docs/daisy.md rest on: a
+    /// change to any of these must be deliberate.
+    #[test]
+    fn writer_connection_is_durable_wal_with_the_documented_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = writer_connection(&dir.path().join("daisy.sqlite3")).unwrap();
+        let pragma = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        // 2 = FULL: the WAL is synced at every commit, before any answer.
+        assert_eq!(pragma("synchronous"), "2");
+        assert_eq!(pragma("foreign_keys"), "1");
+        assert_eq!(pragma("wal_autocheckpoint"), "16000");
+        assert_eq!(pragma("cache_size"), "-8192");
+    }
+}
