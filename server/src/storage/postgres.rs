@@ -66,7 +66,33 @@ pub(super) async fn connect_one(url: &str) -> Result<Client, StorageError> {
             tracing::warn!("PostgreSQL connection closed: {e}");
         }
     });
+    require_durable_commits(&client).await?;
     Ok(client)
+}
+
+/// Makes the session's commits durable whatever the server's, database's
+/// or role's default says: under `synchronous_commit = off` PostgreSQL
+/// answers a `COMMIT` before its WAL is flushed, and daisy would
+/// acknowledge crashes and results a server crash then loses. Every other
+/// value flushes the local WAL first and is kept (`remote_apply` and `on`
+/// with synchronous standbys wait for more). Run on every connection daisy
+/// opens.
+pub async fn require_durable_commits(client: &Client) -> Result<(), StorageError> {
+    let current: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .await?
+        .try_get(0)?;
+    if current == "off" {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "PostgreSQL's default synchronous_commit is off; daisy's connections use on, \
+                 so that what daisy acknowledges is on disk"
+            );
+        });
+        client.batch_execute("SET synchronous_commit = on").await?;
+    }
+    Ok(())
 }
 
 impl PostgresStorage {
