@@ -598,10 +598,9 @@ fn extra_floor_batches() -> Vec<u64> {
     std::env::var("DAISY_BENCH_FLOOR_BATCHES")
         .map(|v| {
             v.split(',')
-                .map(|b| {
-                    b.trim()
-                        .parse()
-                        .expect("DAISY_BENCH_FLOOR_BATCHES: numbers")
+                .map(|b| match b.trim().parse() {
+                    Ok(n) if n > 0 => n,
+                    _ => panic!("DAISY_BENCH_FLOOR_BATCHES: positive numbers, comma-separated"),
                 })
                 .collect()
         })
@@ -611,14 +610,15 @@ fn extra_floor_batches() -> Vec<u64> {
 /// Environment of the "sqlite-floor" role: crashes per transaction.
 const FLOOR_BATCH_ENV: &str = "DAISY_BENCH_FLOOR_BATCH";
 
-/// Environment of the "sqlite-floor" role: the database daisy filled (one
-/// of its rows is the floor's template) and the migrated, empty database
-/// the floor writes into.
+/// Environment of the "sqlite-floor" role: the database daisy filled (its
+/// newest bucketed row is the floor's template).
 const FLOOR_SAMPLE_ENV: &str = "DAISY_BENCH_FLOOR_SAMPLE";
+/// Environment of the "sqlite-floor" role: the migrated, empty database
+/// the floor writes into.
 const FLOOR_DB_ENV: &str = "DAISY_BENCH_FLOOR_DB";
 
 /// The "sqlite-floor" role: for one load phase's time, inserts the rows and
-/// duplicate keys daisy writes per crash (the newest `oops` row of the
+/// duplicate keys daisy writes per crash (the newest bucketed `oops` row of the
 /// sample database, each with a fresh UUIDv7 id, random system id and key)
 /// with a plain loop on a connection with daisy's writer settings, in
 /// transactions of `DAISY_BENCH_FLOOR_BATCH` crashes, durably. No HTTP, no duplicate
@@ -787,6 +787,24 @@ async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
     for _ in 0..PG_FLOOR_CLIENTS {
         clients.push(connect(db.clone()).await);
     }
+    // Nothing of daisy's may land in the floor: its tables vacuumed and
+    // analyzed (no autovacuum due), its dirty pages written out, and the
+    // migrating storage's backends gone (one reaped between the two reads
+    // of a ProcessTree snapshot would be counted in neither, or in the
+    // floor).
+    let admin = connect(sample.to_owned()).await;
+    admin.batch_execute("VACUUM ANALYZE").await.unwrap();
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+    let others = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1";
+    while admin
+        .query_one(others, &[&db])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > PG_FLOOR_CLIENTS as i64
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let cpu = Cpu::ProcessTree(postmaster);
     let (ticks_before, start) = (cpu.ticks(), Instant::now());
     let deadline = start + Duration::from_secs(secs());
@@ -827,7 +845,10 @@ async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
                     })
                     .collect();
                 let digests: Vec<String> = (0..n as u64)
-                    .map(|i| format!("{:032x}", u128::from(mix(first ^ i))))
+                    .map(|i| {
+                        let key = first.wrapping_add(i << 40);
+                        format!("{:016x}{:016x}", mix(key), mix(!key))
+                    })
                     .collect();
                 client
                     .execute(
@@ -850,14 +871,20 @@ async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
                     .unwrap();
                 rows += n as u64;
             }
-            rows
+            (rows, client)
         }));
     }
-    let mut rows = 0;
+    // The clients outlive the last snapshot, so that their backends (with
+    // almost all of the floor's CPU) are read live, not while exiting.
+    let (mut rows, mut clients) = (0, Vec::new());
     for task in tasks {
-        rows += task.await.unwrap();
+        let (n, client) = task.await.unwrap();
+        rows += n;
+        clients.push(client);
     }
-    (cpu.ticks() - ticks_before) as f64 / clock_ticks_per_sec() * 1e6 / rows as f64
+    let ticks = cpu.ticks() - ticks_before;
+    drop(clients);
+    ticks as f64 / clock_ticks_per_sec() * 1e6 / rows as f64
 }
 
 /// A server process pinned to [`SERVER_CPU`]; killed when dropped.

@@ -19,7 +19,7 @@ mod sqlite_dedup;
 
 use std::sync::Arc;
 
-pub use postgres::{PostgresStorage, require_durable_commits};
+pub use postgres::{PostgresStorage, connect_one as postgres_session};
 pub use result_room::HookRoom;
 pub use sqlite::SqliteStorage;
 pub use sqlite_batch::{

@@ -59,7 +59,10 @@ pub struct PostgresStorage {
     rooms: Arc<RoomCache>,
 }
 
-pub(super) async fn connect_one(url: &str) -> Result<Client, StorageError> {
+/// Opens a PostgreSQL session with daisy's settings (see
+/// [`require_durable_commits`]); every connection daisy opens, the
+/// writers' and the reconnections included, comes from here.
+pub async fn connect_one(url: &str) -> Result<Client, StorageError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -70,27 +73,43 @@ pub(super) async fn connect_one(url: &str) -> Result<Client, StorageError> {
     Ok(client)
 }
 
+/// `synchronous_commit` values under which a `COMMIT` answers only after
+/// the local WAL is flushed (`on` and `remote_apply` with synchronous
+/// standbys wait for more).
+const DURABLE_COMMITS: [&str; 4] = ["local", "remote_write", "on", "remote_apply"];
+
 /// Makes the session's commits durable whatever the server's, database's
 /// or role's default says: under `synchronous_commit = off` PostgreSQL
 /// answers a `COMMIT` before its WAL is flushed, and daisy would
-/// acknowledge crashes and results a server crash then loses. Every other
-/// value flushes the local WAL first and is kept (`remote_apply` and `on`
-/// with synchronous standbys wait for more). Run on every connection daisy
-/// opens.
-pub async fn require_durable_commits(client: &Client) -> Result<(), StorageError> {
-    let current: String = client
-        .query_one("SHOW synchronous_commit", &[])
-        .await?
-        .try_get(0)?;
-    if current == "off" {
-        static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| {
+/// acknowledge crashes and results a server crash then loses. A value in
+/// [`DURABLE_COMMITS`] is kept; any other (`off`, or one this version does
+/// not know) becomes `on` for the session, with a warning once. Also warns
+/// once when the server runs with `fsync = off`, which no session can
+/// override.
+async fn require_durable_commits(client: &Client) -> Result<(), StorageError> {
+    static WARNED_COMMIT: std::sync::Once = std::sync::Once::new();
+    static WARNED_FSYNC: std::sync::Once = std::sync::Once::new();
+    let show = |name: &'static str| async move {
+        let row = client.query_one(&format!("SHOW {name}"), &[]).await?;
+        Ok::<String, StorageError>(row.try_get(0)?)
+    };
+    let current = show("synchronous_commit").await?;
+    if !DURABLE_COMMITS.contains(&current.as_str()) {
+        WARNED_COMMIT.call_once(|| {
             tracing::warn!(
-                "PostgreSQL's default synchronous_commit is off; daisy's connections use on, \
+                "PostgreSQL's default synchronous_commit is {current}; daisy's sessions use on, \
                  so that what daisy acknowledges is on disk"
             );
         });
         client.batch_execute("SET synchronous_commit = on").await?;
+    }
+    if show("fsync").await? != "on" {
+        WARNED_FSYNC.call_once(|| {
+            tracing::warn!(
+                "PostgreSQL runs with fsync = off: nothing daisy stores there survives a crash \
+                 of the machine; set fsync = on in postgresql.conf"
+            );
+        });
     }
     Ok(())
 }

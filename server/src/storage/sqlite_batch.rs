@@ -388,5 +388,7 @@ mod tests {
         assert_eq!(pragma("foreign_keys"), "1");
         assert_eq!(pragma("wal_autocheckpoint"), "16000");
         assert_eq!(pragma("cache_size"), "-8192");
+        assert_eq!(pragma("journal_size_limit"), (64 * 1024 * 1024).to_string());
+        assert_eq!(pragma("busy_timeout"), "10000");
     }
 }
