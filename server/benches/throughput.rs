@@ -245,7 +245,13 @@ fn slot(template: &[u8], marker: &[u8]) -> std::ops::Range<usize> {
 /// CPU time (user + system, all threads) a process has used, in clock ticks,
 /// from `/proc/PID/stat`; with `children`, also that of its reaped children.
 fn cpu_ticks(pid: u32, children: bool) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_ticks(Path::new(&format!("/proc/{pid}")), children)
+}
+
+/// CPU time of the process or thread whose `/proc` directory is `dir`
+/// (`/proc/PID`, `/proc/PID/task/TID`), as [`cpu_ticks`] counts it.
+fn stat_ticks(dir: &Path, children: bool) -> Option<u64> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
     // After the command name in parentheses (which may hold spaces): field 3
     // (state) onwards; utime, stime, cutime, cstime are fields 14 to 17.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
@@ -315,18 +321,11 @@ impl Cpu {
                         std::fs::read(task.path().join("comm"))
                             .is_ok_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == comm)
                     })
-                    .filter_map(|task| task_ticks(&task.path()))
+                    .filter_map(|task| stat_ticks(&task.path(), false))
                     .sum()
             }
         }
     }
-}
-
-/// CPU time (user + system) of one thread, from `/proc/PID/task/TID/stat`.
-fn task_ticks(task: &Path) -> Option<u64> {
-    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 2..].split(' ').skip(11);
-    Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
 }
 
 /// What one load phase (or several, merged) measured.

@@ -89,11 +89,13 @@ const DURABLE_COMMITS: [&str; 4] = ["local", "remote_write", "on", "remote_apply
 async fn require_durable_commits(client: &Client) -> Result<(), StorageError> {
     static WARNED_COMMIT: std::sync::Once = std::sync::Once::new();
     static WARNED_FSYNC: std::sync::Once = std::sync::Once::new();
-    let show = |name: &'static str| async move {
-        let row = client.query_one(&format!("SHOW {name}"), &[]).await?;
-        Ok::<String, StorageError>(row.try_get(0)?)
-    };
-    let current = show("synchronous_commit").await?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('synchronous_commit'), current_setting('fsync')",
+            &[],
+        )
+        .await?;
+    let (current, fsync): (String, String) = (row.try_get(0)?, row.try_get(1)?);
     if !DURABLE_COMMITS.contains(&current.as_str()) {
         WARNED_COMMIT.call_once(|| {
             tracing::warn!(
@@ -103,7 +105,7 @@ async fn require_durable_commits(client: &Client) -> Result<(), StorageError> {
         });
         client.batch_execute("SET synchronous_commit = on").await?;
     }
-    if show("fsync").await? != "on" {
+    if fsync != "on" {
         WARNED_FSYNC.call_once(|| {
             tracing::warn!(
                 "PostgreSQL runs with fsync = off: nothing daisy stores there survives a crash \
