@@ -1167,11 +1167,29 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
     let bare_server = ServerProcess::bare();
     let bare_cpu = [Cpu::Process(bare_server.child.id())];
     let (mut bares, mut intakes) = (Vec::new(), Vec::new());
+    // On SQLite each round also measures the floor (after the intake, so
+    // that the bare handler, the floor and daisy are measured within
+    // seconds of each other), and its writeback is flushed before the next.
+    let mut floors = Vec::new();
     for round in 0..rounds() {
         let bare = intake_load(bare_server.addr, &bare_cpu, None, round << 32).await;
         let intake = intake_load(daisy.addr, &cpu, None, round << 32).await;
+        let floor = match &engine {
+            Engine::Sqlite(dir) => {
+                let sample = dir.join("daisy.sqlite3");
+                let (_, floor_us) =
+                    sqlite_floor(&sample, &dir.join("floor.sqlite3"), FLOOR_BATCH).await;
+                let _ = Command::new("sync").status();
+                floors.push((floor_us, bare.cpu_us[0] / (bare.cpu_us[0] + floor_us)));
+                format!(
+                    "; floor {floor_us:.1} µs, ceiling {:.0}%",
+                    100.0 * bare.cpu_us[0] / (bare.cpu_us[0] + floor_us)
+                )
+            }
+            Engine::Postgres(..) => String::new(),
+        };
         println!(
-            "round   {name:<8} {:>3}: bare {:>6.0} req/s {:>5.1} µs, intake {:>6.0} req/s {:>5.1} µs: {:>3.0}% of bare, {:.2}x its CPU",
+            "round   {name:<8} {:>3}: bare {:>6.0} req/s {:>5.1} µs, intake {:>6.0} req/s {:>5.1} µs: {:>3.0}% of bare, {:.2}x its CPU{floor}",
             round + 1,
             bare.rate,
             bare.cpu_us[0],
@@ -1270,15 +1288,17 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
     } else if let Engine::Sqlite(dir) = &engine {
         drop(daisy);
         let (sample, fresh) = (dir.join("daisy.sqlite3"), dir.join("floor.sqlite3"));
-        let (rate, floor_us) = sqlite_floor(&sample, &fresh, FLOOR_BATCH).await;
         println!(
-            "floor   {name:<8} {rate:>9.0} crashes/s {floor_us:.1} µs each: daisy's rows and keys by a plain loop \
+            "floor   {name:<8} {:>7.1} µs per crash, median of {} rounds: daisy's rows and keys by a plain loop \
              ({FLOOR_BATCH} per commit, its writer's settings, CPU 0), against its writer thread's {:.1} µs",
+            median(floors.iter().map(|(floor, _)| *floor).collect()),
+            floors.len(),
             intake.cpu_us[1]
         );
         println!(
-            "ceiling {name:<8} {:.0}% of bare: a daisy costing only the bare handler plus this floor, never idle",
-            100.0 * bare.cpu_us[0] / (bare.cpu_us[0] + floor_us)
+            "ceiling {name:<8} median of {} rounds: {:.0}% of bare: a daisy costing only the bare handler plus the floor, never idle",
+            floors.len(),
+            100.0 * median(floors.iter().map(|(_, ceiling)| *ceiling).collect())
         );
         for batch in extra_floor_batches() {
             let (rate, floor_us) = sqlite_floor(&sample, &fresh, batch).await;
