@@ -756,13 +756,7 @@ struct PgRowTemplate {
 /// row of daisy's database `sample`. Returns the CPU time of PostgreSQL's
 /// processes (those of `postmaster`) per crash, in µs.
 async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
-    let connect = |db: String| async move {
-        let (client, conn) = tokio_postgres::connect(&pg.url(&db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-    };
+    let connect = |db: String| async move { harness::postgres::client(&pg.url(&db)).await };
     let template = connect(sample.to_owned())
         .await
         .query_one(
@@ -1100,11 +1094,7 @@ impl Engine<'_> {
                 tx.commit().unwrap();
             }
             Engine::Postgres(pg, db) => {
-                let (mut client, conn) =
-                    tokio_postgres::connect(&pg.url(db), tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                tokio::spawn(conn);
+                let mut client = harness::postgres::client(&pg.url(db)).await;
                 let tx = client.transaction().await.unwrap();
                 for chunk in pairs.chunks(10_000) {
                     let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();

@@ -8,13 +8,7 @@ mod harness;
 
 use daisy::storage::{PostgresStorage, postgres_session};
 use harness::Postgres;
-use tokio_postgres::{Client, NoTls};
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client
-}
+use tokio_postgres::Client;
 
 async fn synchronous_commit(client: &Client) -> String {
     client
@@ -31,7 +25,7 @@ async fn sessions_commit_durably_whatever_the_database_default() {
     };
     let db = pg.create_database().await;
     let url = pg.url(&db);
-    let admin = connect(&pg.url("postgres")).await;
+    let admin = harness::postgres::client(&pg.url("postgres")).await;
     // (database default, what a plain session gets, what daisy's gets)
     for (default, daisy) in [
         ("off", "on"),
@@ -46,7 +40,10 @@ async fn sessions_commit_durably_whatever_the_database_default() {
             ))
             .await
             .unwrap();
-        assert_eq!(synchronous_commit(&connect(&url).await).await, default);
+        assert_eq!(
+            synchronous_commit(&harness::postgres::client(&url).await).await,
+            default
+        );
         let session = postgres_session(&url).await.unwrap();
         assert_eq!(
             synchronous_commit(&session).await,

@@ -17,7 +17,7 @@ use daisy::storage::{
     InsertOops, NewOops, NewResult, PostgresStorage, ResultOutcome, Storage, day_of,
 };
 use harness::Postgres;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use harness::crashes::NOW;
 
@@ -28,12 +28,6 @@ const SCHEMA_4: [&str; 4] = [
     include_str!("../src/storage/migrations/postgres_0003_cheaper_intake.sql"),
     include_str!("../src/storage/migrations/postgres_0004_dedup_by_crash_time.sql"),
 ];
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client
-}
 
 /// Writes a database as a daisy at schema 4 left it: crashes with their
 /// duplicate keys (one filed before 0004, under crash time 0), a hook
@@ -101,7 +95,7 @@ async fn a_schema_4_database_keeps_its_crashes_tokens_and_results_after_0005() {
         return;
     };
     let url = pg.fresh_database().await;
-    let client = connect(&url).await;
+    let client = harness::postgres::client(&url).await;
     schema_4_database(&client).await;
 
     let storage = PostgresStorage::connect(&url).await.unwrap();
@@ -231,7 +225,7 @@ async fn a_database_newer_than_daisy_is_refused() {
     };
     let url = pg.fresh_database().await;
     drop(PostgresStorage::connect(&url).await.unwrap());
-    let client = connect(&url).await;
+    let client = harness::postgres::client(&url).await;
     client
         .execute(
             "INSERT INTO schema_migrations (version, applied) VALUES (999, $1)",

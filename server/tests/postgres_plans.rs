@@ -15,7 +15,7 @@ use daisy::storage::{
     InsertOops, NewHook, NewOops, NewResult, PostgresStorage, ResultOutcome, Storage, TargetKey,
 };
 use harness::Postgres;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use harness::crashes::NOW;
 /// Rows each table grows by behind daisy's back.
@@ -23,12 +23,6 @@ const GROWTH: i64 = 20_000;
 /// Crashes and results sent, one batch each, before and after the growth.
 const BEFORE: usize = 8;
 const AFTER: usize = 40;
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client
-}
 
 fn crash(i: usize) -> NewOops {
     harness::crashes::crash(
@@ -100,7 +94,7 @@ async fn writers_probe_by_key_after_the_tables_grow_under_their_plans() {
         return;
     };
     let url = pg.fresh_database().await;
-    let client = connect(&url).await;
+    let client = harness::postgres::client(&url).await;
     let storage = PostgresStorage::connect(&url).await.unwrap();
     let hook = storage
         .insert_hook(NewHook {

@@ -16,6 +16,16 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some()
 }
 
+/// A plain client (none of daisy's session settings) for `url`, its
+/// connection driven by a task on the current runtime.
+pub async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
+    tokio::spawn(connection);
+    client
+}
+
 /// The unprivileged account the server runs as when the tests are root.
 const PG_USER: &str = "daisy-pgtest";
 
