@@ -121,13 +121,14 @@ pub(super) enum StoredOopsId<'a> {
 
 impl StoredOopsId<'_> {
     pub(super) fn new(id: &str) -> StoredOopsId<'_> {
-        if let Ok(uuid) = uuid::Uuid::try_parse(id) {
-            let mut text = uuid::Uuid::encode_buffer();
-            if uuid.hyphenated().encode_lower(&mut text) == id {
-                return StoredOopsId::Uuid(*uuid.as_bytes());
-            }
+        // At 36 characters `try_parse` accepts only the hyphenated form, so
+        // without upper-case letters the id is the canonical text of what
+        // it parses to (no encoding back to compare, once per crash).
+        let canonical = id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase());
+        match uuid::Uuid::try_parse(id) {
+            Ok(uuid) if canonical => StoredOopsId::Uuid(*uuid.as_bytes()),
+            _ => StoredOopsId::Text(id),
         }
-        StoredOopsId::Text(id)
     }
 }
 
@@ -403,8 +404,21 @@ mod tests {
         let uuid = uuid::Uuid::try_parse(id).map_err(|e| e.to_string())?;
         assert_eq!(stored, StoredOopsId::Uuid(*uuid.as_bytes()));
         assert_eq!(oops_id_from(ValueRef::Blob(uuid.as_bytes()))?, id);
+        // Canonical ids read back as the same text.
+        for _ in 0..100 {
+            let id = uuid::Uuid::now_v7().to_string();
+            let StoredOopsId::Uuid(bytes) = StoredOopsId::new(&id) else {
+                return Err(format!("{id} not stored as bytes"));
+            };
+            assert_eq!(oops_id_from(ValueRef::Blob(&bytes))?, id);
+        }
         // Ids that are not canonical UUID text keep their text exactly.
         for other in [
+            "{0193a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b}",
+            "urn:uuid:0193a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b",
+            "0193a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2B",
+            "0193a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2g",
+            "0193a1b2c3d4-7e5f-8a6b-7c8d9e0f1a2b-",
             "legacy",
             "0193A1B2-C3D4-7E5F-8A6B-7C8D9E0F1A2B",
             "0193a1b2c3d47e5f8a6b7c8d9e0f1a2b",
