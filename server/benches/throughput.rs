@@ -752,10 +752,18 @@ struct PgRowTemplate {
 /// database on `pg` for one load phase's time, [`FLOOR_BATCH`] crashes per
 /// statement like daisy's batch statement (`UNNEST` arrays, one implicit,
 /// durable transaction) but without its claim, lookups or retries, from
-/// [`PG_FLOOR_CLIENTS`] plain loops; the template is the newest bucketed
-/// row of daisy's database `sample`. Returns the CPU time of PostgreSQL's
-/// processes (those of `postmaster`) per crash, in µs.
-async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
+/// `clients` plain loops; the template is the newest bucketed row of
+/// daisy's database `sample`. Returns the CPU time of PostgreSQL's
+/// processes (those of `postmaster`) per crash, in µs, and the crashes
+/// stored per second. With one client the rate is what one connection
+/// committing its statements in sequence reaches, as daisy's one crash
+/// writer does, with nothing else running.
+async fn postgres_floor(
+    pg: &Postgres,
+    sample: &str,
+    postmaster: u32,
+    clients: usize,
+) -> (f64, f64) {
     let connect = |db: String| async move { harness::postgres::client(&pg.url(&db)).await };
     let template = connect(sample.to_owned())
         .await
@@ -776,8 +784,9 @@ async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
     });
     let db = pg.create_database().await;
     drop(PostgresStorage::connect(&pg.url(&db)).await.unwrap());
+    let loops = clients;
     let mut clients = Vec::new();
-    for _ in 0..PG_FLOOR_CLIENTS {
+    for _ in 0..loops {
         clients.push(connect(db.clone()).await);
     }
     // Nothing of daisy's may land in the floor: its tables vacuumed and
@@ -794,7 +803,7 @@ async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
         .await
         .unwrap()
         .get::<_, i64>(0)
-        > PG_FLOOR_CLIENTS as i64
+        > loops as i64
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -829,7 +838,7 @@ async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
             let mut rows = 0u64;
             while Instant::now() < deadline {
                 let now = daisy::storage::now();
-                let first = rows.wrapping_mul(PG_FLOOR_CLIENTS as u64) + c as u64;
+                let first = rows.wrapping_mul(loops as u64) + c as u64;
                 let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect();
                 let systems: Vec<String> = (0..n as u64)
                     .map(|i| {
@@ -875,9 +884,12 @@ async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32) -> f64 {
         rows += n;
         clients.push(client);
     }
-    let ticks = cpu.ticks() - ticks_before;
+    let (ticks, elapsed) = (cpu.ticks() - ticks_before, start.elapsed());
     drop(clients);
-    ticks as f64 / clock_ticks_per_sec() * 1e6 / rows as f64
+    (
+        ticks as f64 / clock_ticks_per_sec() * 1e6 / rows as f64,
+        rows as f64 / elapsed.as_secs_f64(),
+    )
 }
 
 /// A server process pinned to [`SERVER_CPU`]; killed when dropped.
@@ -1263,7 +1275,7 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
     // Last, so that the floors' writes do not slow daisy's phases.
     if let (Engine::Postgres(pg, db), Some(postmaster)) = (&engine, engine.postmaster()) {
         drop(daisy);
-        let floor_us = postgres_floor(pg, db, postmaster).await;
+        let (floor_us, _) = postgres_floor(pg, db, postmaster, PG_FLOOR_CLIENTS).await;
         println!(
             "floor   {name:<8} {floor_us:>7.1} µs of PostgreSQL's CPU per crash: daisy's rows and keys by plain loops \
              ({FLOOR_BATCH} per statement), against {:.1} µs for daisy's intake",
@@ -1274,6 +1286,16 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
              the load generator its {:.1} µs, on the 2 CPUs, never idle",
             100.0 * 2.0 * bare.cpu_us[0] / (bare.cpu_us[0] + floor_us + intake.generator_us),
             intake.generator_us
+        );
+        let (_, serial) = postgres_floor(pg, db, postmaster, 1).await;
+        println!(
+            "floor   {name:<8} {serial:>9.0} crashes/s by one such loop alone (its statements in sequence, \
+             as daisy's one crash writer commits its batches)"
+        );
+        println!(
+            "ceiling {name:<8} {:.0}% of bare with one crash writer: that rate, with daisy and the load generator \
+             taking none of PostgreSQL's CPU",
+            100.0 * serial / bare.rate
         );
     } else if let Engine::Sqlite(dir) = &engine {
         drop(daisy);
