@@ -752,18 +752,13 @@ struct PgRowTemplate {
 /// database on `pg` for one load phase's time, [`FLOOR_BATCH`] crashes per
 /// statement like daisy's batch statement (`UNNEST` arrays, one implicit,
 /// durable transaction) but without its claim, lookups or retries, from
-/// `clients` plain loops; the template is the newest bucketed row of
+/// `loops` plain loops, each on its own connection; the template is the newest bucketed row of
 /// daisy's database `sample`. Returns the CPU time of PostgreSQL's
 /// processes (those of `postmaster`) per crash, in µs, and the crashes
-/// stored per second. With one client the rate is what one connection
+/// stored per second. With one loop the rate is what one connection
 /// committing its statements in sequence reaches, as daisy's one crash
 /// writer does, with nothing else running.
-async fn postgres_floor(
-    pg: &Postgres,
-    sample: &str,
-    postmaster: u32,
-    clients: usize,
-) -> (f64, f64) {
+async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32, loops: usize) -> (f64, f64) {
     let connect = |db: String| async move { harness::postgres::client(&pg.url(&db)).await };
     let template = connect(sample.to_owned())
         .await
@@ -784,7 +779,6 @@ async fn postgres_floor(
     });
     let db = pg.create_database().await;
     drop(PostgresStorage::connect(&pg.url(&db)).await.unwrap());
-    let loops = clients;
     let mut clients = Vec::new();
     for _ in 0..loops {
         clients.push(connect(db.clone()).await);
