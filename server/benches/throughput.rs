@@ -1214,6 +1214,23 @@ async fn bench_engine(engine: Engine<'_>, data_dir: &Path) {
         100.0 * rate_ratio,
         cpu_ratio
     );
+    // What the CPU time measured would allow with no idle at all: on
+    // SQLite daisy's core; on PostgreSQL both cores, shared by daisy,
+    // PostgreSQL and the load generator.
+    let (cores, per_crash, whose) = match &engine {
+        Engine::Sqlite(_) => (1.0, intake.cpu_us[0], "daisy's CPU per crash, on its core"),
+        Engine::Postgres(..) => (
+            2.0,
+            intake.cpu_us[0] + intake.cpu_us[1] + intake.generator_us,
+            "daisy's, PostgreSQL's and the load generator's CPU per crash, on the 2 CPUs",
+        ),
+    };
+    println!(
+        "ceiling {name:<8} {:.0}% of bare at the costs measured: {whose}, never idle; the intake reached {:.0}% of it \
+         (the rest is idle)",
+        100.0 * cores * bare.cpu_us[0] / per_crash,
+        100.0 * intake.rate * per_crash / (cores * 1e6)
+    );
     drop(bare_server);
     let storage = engine.open().await;
     let hook = storage
