@@ -11,13 +11,12 @@ use std::sync::Arc;
 
 use daisy::bucketing::CrashKeys;
 use daisy::storage::{
-    Intake, IntakeOutcome, NewHook, NewOops, NewResult, OfferRequest, PostgresStorage,
-    ResultOutcome, Storage, TargetKey, postgres_session,
+    Intake, IntakeOutcome, NewHook, NewResult, OfferRequest, PostgresStorage, ResultOutcome,
+    Storage, TargetKey, postgres_session,
 };
 use harness::Postgres;
+use harness::crashes::NOW;
 use tokio_postgres::Client;
-
-const NOW: i64 = 1_800_000_000;
 
 async fn synchronous_commit(client: &Client) -> String {
     client
@@ -119,21 +118,17 @@ async fn count(
     client.query_one(query, &[param]).await.unwrap().get(0)
 }
 
+/// Crash `i` (its own system and duplicate key), with the keys intake
+/// buckets it by.
 fn crash(i: u32) -> Intake {
+    let id = format!("00000000-0000-7000-8000-{i:012}");
     Intake {
-        oops: NewOops {
-            id: format!("00000000-0000-7000-8000-{i:012}"),
-            system_id: format!("system-{i}"),
-            received: NOW,
-            dedup_digest: Some(format!("digest-{i}")),
-            crash_time: NOW - 10,
-            bucket: None,
-            sas: None,
-            package: Some("foo".into()),
-            source_package: None,
-            duplicate_signature: None,
-            report: vec![5, 0, 0, 0, 0],
-        },
+        oops: harness::crashes::crash(
+            &id,
+            &format!("system-{i}"),
+            &format!("digest-{i}"),
+            NOW - 10,
+        ),
         keys: CrashKeys {
             duplicate_signature: Some(format!("sig-{i}")),
             early_signature: None,
