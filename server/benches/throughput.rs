@@ -752,10 +752,10 @@ struct PgRowTemplate {
 /// database on `pg` for one load phase's time, [`FLOOR_BATCH`] crashes per
 /// statement like daisy's batch statement (`UNNEST` arrays, one implicit,
 /// durable transaction) but without its claim, lookups or retries, from
-/// `loops` plain loops, each on its own connection; the template is the newest bucketed row of
-/// daisy's database `sample`. Returns the CPU time of PostgreSQL's
-/// processes (those of `postmaster`) per crash, in µs, and the crashes
-/// stored per second. With one loop the rate is what one connection
+/// `loops` plain loops, each on its own connection; the template is the
+/// newest bucketed row of daisy's database `sample`. Returns the CPU time
+/// of PostgreSQL's processes (those of `postmaster`) per crash, in µs, and
+/// the crashes stored per second. With one loop the rate is what one connection
 /// committing its statements in sequence reaches, as daisy's one crash
 /// writer does, with nothing else running.
 async fn postgres_floor(pg: &Postgres, sample: &str, postmaster: u32, loops: usize) -> (f64, f64) {
