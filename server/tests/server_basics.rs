@@ -166,7 +166,66 @@ async fn each_route_keeps_its_body_limit() {
     )
     .await;
     assert_eq!(r.status, 413, "{}", r.text());
+    assert_json_error(&r);
     server.stop().await.unwrap();
+}
+
+/// The API's errors are JSON (`{"error": …}`) also where axum's extractors
+/// refuse a request, and a caller without the right team is refused
+/// before the body is looked at.
+#[tokio::test]
+async fn api_errors_are_json_and_rights_come_before_the_body() {
+    let server = TestServer::start(Engine::Sqlite, "").await.unwrap();
+    let mut auth = Vec::new();
+    for team in ["core-dev", "retracer"] {
+        let token = daisy::auth::new_token();
+        server
+            .app
+            .storage
+            .add_user(team, team, &daisy::auth::hash_token(&token), "test", 0)
+            .await
+            .unwrap();
+        auth.push(format!("Bearer {token}"));
+    }
+    let (dev, retracer) = (auth[0].as_str(), auth[1].as_str());
+
+    for path in [
+        "/api/1.0/hooks/not-a-number",
+        "/api/1.0/hooks/1/results?limit=many",
+    ] {
+        let r = request(server.addr, "GET", path, &[("Authorization", dev)], b"").await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_json_error(&r);
+    }
+
+    let valid = &b"{\"signature\": \"s\"}"[..];
+    for (auth, content_type, body, status) in [
+        (dev, true, &b"not json"[..], 403),
+        (dev, false, valid, 403),
+        (retracer, false, valid, 415),
+        (retracer, true, &b"not json"[..], 400),
+        (retracer, true, &b"{}"[..], 422),
+    ] {
+        let mut headers = vec![("Authorization", auth)];
+        if content_type {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let r = request(server.addr, "PUT", "/api/1.0/sas/some-sas", &headers, body).await;
+        assert_eq!(r.status, status, "{}", r.text());
+        assert_json_error(&r);
+    }
+    assert_eq!(
+        server.app.storage.sas_signature("some-sas").await.unwrap(),
+        None
+    );
+    server.stop().await.unwrap();
+}
+
+/// A body of the API's error shape.
+fn assert_json_error(r: &harness::http::Response) {
+    let v: serde_json::Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()));
+    assert!(v["error"].is_string(), "{v}");
 }
 
 /// Crash uploads go past the router (`router::CrashFastPath`); every other

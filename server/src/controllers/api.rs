@@ -3,11 +3,12 @@
 
 use apport_hooks::wire::{WireLimits, decode_untrusted};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::api_extract::{ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::auth::ApiUser;
 use crate::error::AppError;
@@ -106,7 +107,7 @@ pub async fn hooks(State(app): State<AppState>, _user: ApiUser) -> Result<Json<V
 pub async fn hook(
     State(app): State<AppState>,
     _user: ApiUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
     let hook = app.storage.hook(id).await.map_err(storage_err)?;
     hook.map(|h| Json(hook_json(&h)))
@@ -117,8 +118,8 @@ pub async fn hook(
 pub async fn hook_results(
     State(app): State<AppState>,
     _user: ApiUser,
-    Path(id): Path<i64>,
-    Query(page): Query<Page>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, AppError> {
     if app.storage.hook(id).await.map_err(storage_err)?.is_none() {
         return Err(not_found("hook"));
@@ -137,7 +138,7 @@ pub async fn hook_results(
 pub async fn oops(
     State(app): State<AppState>,
     _user: ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, AppError> {
     let Some(stored) = app.storage.oops(&id).await.map_err(storage_err)? else {
         return Err(not_found("OOPS"));
@@ -163,8 +164,8 @@ pub async fn oops(
 pub async fn problem(
     State(app): State<AppState>,
     _user: ApiUser,
-    Path(bucket): Path<String>,
-    Query(page): Query<Page>,
+    ApiPath(bucket): ApiPath<String>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, AppError> {
     let ids = app
         .storage
@@ -188,10 +189,12 @@ pub const MAX_SIGNATURE_CHARS: usize = 32_768;
 pub async fn put_sas(
     State(app): State<AppState>,
     user: ApiUser,
-    Path(sas): Path<String>,
-    Json(body): Json<SasMapping>,
+    ApiPath(sas): ApiPath<String>,
+    body: Result<ApiJson<SasMapping>, AppError>,
 ) -> Result<Json<Value>, AppError> {
+    // Rights first: a caller without them learns nothing about the body.
     user.require_team(&["retracer"])?;
+    let ApiJson(body) = body?;
     let signature = body.signature.trim();
     if sas.is_empty() || signature.is_empty() || signature.chars().count() > MAX_SIGNATURE_CHARS {
         return Err(AppError::json(

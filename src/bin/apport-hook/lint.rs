@@ -10,6 +10,10 @@ use serde::Serialize;
 
 /// Arguments of `apport-hook lint`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 every file is clean; 1 at least one problem was printed; 3 a \
+                  file or the --config file could not be read or is inconsistent."
+)]
 pub struct Args {
     /// Hook files to check (`-` reads standard input).
     #[arg(required_unless_present = "list_lints", value_name = "HOOK.toml")]

@@ -33,7 +33,16 @@ use clap::{Parser, Subcommand};
 
 /// Lint, verify, test and run server-side crash hooks.
 #[derive(Debug, Parser)]
-#[command(name = "apport-hook", version, about)]
+#[command(
+    name = "apport-hook",
+    version,
+    about,
+    after_help = "Exit status, for scripts: 0 success; 1 problems found (lint diagnostics, a \
+                  refused bundle or report, crash reporting turned off); 2 a usage error; 3 a \
+                  runtime error (an unreadable file, apportd or the server unreachable); 4 a \
+                  job cancelled or stopped before its last step. Each command's --help says \
+                  what its codes mean."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,

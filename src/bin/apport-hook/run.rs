@@ -16,7 +16,12 @@ const EXIT_INCOMPLETE: u8 = 4;
 
 /// Arguments of `apport-hook run`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("hook").required(true).args(["bundle", "unsigned"])))]
+#[command(
+    group(clap::ArgGroup::new("hook").required(true).args(["bundle", "unsigned"])),
+    after_help = "Exit status: 0 the hook ran to the end; 3 a runtime error (unreadable file, \
+                  apportd refused the hook or is unreachable); 4 the job was cancelled or a \
+                  step stopped it."
+)]
 pub struct Args {
     /// A signed hook bundle, as the server sent it.
     #[arg(value_name = "BUNDLE")]

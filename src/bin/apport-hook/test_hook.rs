@@ -26,7 +26,7 @@ const EXIT_INCOMPLETE: u8 = 4;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "The hook runs unsigned, so apportd asks polkit for an administrator \
-                  (com.ubuntu.apport.unsigned-hook); a password prompt appears where the \
+                  (com.ubuntu.apport.test-hook); a password prompt appears where the \
                   session has a polkit agent (pkttyagent on a terminal). Exit status: 0 the \
                   hook ran to the end; 1 lint problems (nothing ran); 3 a runtime error \
                   (unreadable file, apportd refused or is unreachable); 4 the job was \
