@@ -223,8 +223,8 @@ async fn api_errors_are_json_and_rights_come_before_the_body() {
 
 /// A body of the API's error shape.
 fn assert_json_error(r: &harness::http::Response) {
-    let v: serde_json::Value = serde_json::from_slice(&r.body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()));
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()));
     assert!(v["error"].is_string(), "{v}");
 }
 

@@ -435,6 +435,63 @@ async fn a_hook_past_its_days_expires_on_the_next_upload() {
     .await;
 }
 
+/// Asking for the hook list of one OOPS again replaces its token instead
+/// of adding one: the first token is retired, the second works, and a
+/// client (or anyone who knows the OOPS and system id) asking again and
+/// again does not use up the hook's offer bound for other crashes.
+#[tokio::test]
+async fn asking_again_for_one_oops_replaces_its_token() {
+    on_both_engines(|s| async move {
+        let h = s.insert_hook(hook("again", 1)).await.unwrap();
+        s.insert_oops(oops("o1", "sys")).await.unwrap();
+        for i in 0..5 {
+            assert_eq!(offer(&s, "o1", &format!("again{i}")).await, [h.id]);
+        }
+        let hook_now = s.hook(h.id).await.unwrap().unwrap();
+        assert_eq!((hook_now.offered, hook_now.offers_refused), (5, 0));
+        // The bound (2 × reports = 2) still has room for another crash.
+        s.insert_oops(oops("o2", "sys")).await.unwrap();
+        assert_eq!(offer(&s, "o2", "other").await, [h.id]);
+        assert_eq!(
+            s.accept_result(result("again0", h.id, "o1", 1))
+                .await
+                .unwrap(),
+            ResultOutcome::UnknownToken,
+            "the first token was retired"
+        );
+        assert_eq!(
+            s.accept_result(result("again4", h.id, "o1", 1))
+                .await
+                .unwrap(),
+            ResultOutcome::Accepted { completed: true }
+        );
+    })
+    .await;
+}
+
+/// The gauge of active hooks leaves out hooks whose `days` have passed,
+/// and so do the API and the CLI (`HookRecord::as_of`), even while no late
+/// result has yet marked the row expired.
+#[tokio::test]
+async fn hooks_past_their_days_are_not_counted_active() {
+    on_both_engines(|s| async move {
+        let now = daisy::storage::now();
+        let mut past = hook("past", 10);
+        past.not_after = now - 1;
+        let past = s.insert_hook(past).await.unwrap();
+        let mut future = hook("future", 10);
+        future.not_after = now + 86_400;
+        s.insert_hook(future).await.unwrap();
+        assert_eq!(s.totals().await.unwrap().hooks_active, 1);
+        let stored = s.hook(past.id).await.unwrap().unwrap();
+        assert_eq!(stored.state, HookState::Active, "the row is unchanged");
+        let shown = stored.as_of(now);
+        assert_eq!(shown.state, HookState::Expired);
+        assert_eq!(shown.state_reason.as_deref(), Some("days limit reached"));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_result_over_the_disk_cap_disables_the_hook() {
     on_both_engines(|s| async move {

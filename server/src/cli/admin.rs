@@ -162,7 +162,8 @@ pub async fn run_on(
                 "id", "name", "ver", "state", "offered", "results", "bytes", "failures"
             )
             .map_err(w)?;
-            for h in storage.hooks().await? {
+            let now = storage::now();
+            for h in storage.hooks().await?.into_iter().map(|h| h.as_of(now)) {
                 writeln!(
                     out,
                     "{:>6} {:<24} {:>4} {:<10} {:>9} {:>9} {:>10} {:>8}  {}={}",
@@ -181,9 +182,13 @@ pub async fn run_on(
             }
         }
         AdminCommand::Hook(HookCommand::Show { id }) => {
-            let h = storage.hook(id).await?.ok_or_else(|| {
-                CliError::Usage(format!("no hook {id} (see `daisy admin hook list`)"))
-            })?;
+            let h = storage
+                .hook(id)
+                .await?
+                .ok_or_else(|| {
+                    CliError::Usage(format!("no hook {id} (see `daisy admin hook list`)"))
+                })?
+                .as_of(storage::now());
             write_hook(out, &h).map_err(w)?;
         }
         AdminCommand::Hook(HookCommand::Disable { id, reason }) => {

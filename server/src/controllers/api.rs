@@ -98,8 +98,9 @@ fn result_json(r: &HookResult) -> Value {
 /// `GET /api/1.0/hooks`.
 pub async fn hooks(State(app): State<AppState>, _user: ApiUser) -> Result<Json<Value>, AppError> {
     let hooks = app.storage.hooks().await.map_err(storage_err)?;
+    let now = storage::now();
     Ok(Json(
-        json!({ "hooks": hooks.iter().map(hook_json).collect::<Vec<_>>() }),
+        json!({ "hooks": hooks.into_iter().map(|h| hook_json(&h.as_of(now))).collect::<Vec<_>>() }),
     ))
 }
 
@@ -110,7 +111,7 @@ pub async fn hook(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
     let hook = app.storage.hook(id).await.map_err(storage_err)?;
-    hook.map(|h| Json(hook_json(&h)))
+    hook.map(|h| Json(hook_json(&h.as_of(storage::now()))))
         .ok_or_else(|| not_found("hook"))
 }
 

@@ -271,6 +271,23 @@ pub struct HookRecord {
     pub failures: i64,
 }
 
+/// Why a hook whose `days` have passed is expired.
+pub const EXPIRED_REASON: &str = "days limit reached";
+
+impl HookRecord {
+    /// The hook as of `now`, as the API and the CLI show it: an active
+    /// hook whose `days` have passed is expired, whether or not a late
+    /// result has written that into its row yet (no offer or result goes
+    /// to it either way: both check `not_after`).
+    pub fn as_of(mut self, now: UnixTime) -> HookRecord {
+        if self.state == HookState::Active && self.not_after <= now {
+            self.state = HookState::Expired;
+            self.state_reason = Some(EXPIRED_REASON.to_owned());
+        }
+        self
+    }
+}
+
 /// Parameters of one hook list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferRequest {

@@ -555,16 +555,38 @@ impl Storage for PostgresStorage {
         let multiple = i64::from(offer.offer_multiple);
         let mut offered = Vec::new();
         for hook in candidates {
-            // The row lock taken by this UPDATE serialises concurrent offers
-            // of one hook; the bound is soft (a token may expire unused).
+            // The row lock taken by the UPDATEs of `hooks` below serialises
+            // concurrent offers of one hook; the bound is soft (a token may
+            // expire unused). Lock it first, so that two lists for one OOPS
+            // cannot both find no token to retire.
+            tx.execute("SELECT 1 FROM hooks WHERE id = $1 FOR UPDATE", &[&hook.id])
+                .await?;
+            // A second list for the same OOPS retires the token of the
+            // first: one outstanding token per (OOPS, hook), so asking again
+            // cannot use up the hook's offer bound.
+            let retired = tx
+                .execute(
+                    "UPDATE hook_tokens SET expires = $3 WHERE hook_id = $1 AND oops_id = $2 \
+                     AND NOT used AND expires > $3",
+                    &[&hook.id, &offer.oops_id, &offer.now],
+                )
+                .await?;
+            // A re-offer replaces its token, so it is not held to the bound.
             let claimed = tx
                 .execute(
-                    "UPDATE hooks SET offered = offered + 1 WHERE id = $1 AND \
-                     (SELECT COUNT(*) FROM hook_tokens t WHERE t.hook_id = hooks.id \
-                      AND NOT t.used AND t.expires > $2) + results < max_reports * $3 \
+                    "UPDATE hooks SET offered = offered + 1 WHERE id = $1 \
+                     AND state = 'active' AND not_after > $2 \
+                     AND ($5 OR (SELECT COUNT(*) FROM hook_tokens t WHERE t.hook_id = hooks.id \
+                      AND NOT t.used AND t.expires > $2) + results < max_reports * $3) \
                      AND NOT EXISTS (SELECT 1 FROM hook_results r \
                       WHERE r.hook_id = hooks.id AND r.oops_id = $4)",
-                    &[&hook.id, &offer.now, &multiple, &offer.oops_id],
+                    &[
+                        &hook.id,
+                        &offer.now,
+                        &multiple,
+                        &offer.oops_id,
+                        &(retired > 0),
+                    ],
                 )
                 .await?;
             if claimed == 1 {
@@ -739,9 +761,9 @@ impl Storage for PostgresStorage {
         let r = client
             .query_one(
                 "SELECT (SELECT COUNT(*) FROM oops), \
-                 (SELECT COUNT(*) FROM hooks WHERE state = 'active'), \
+                 (SELECT COUNT(*) FROM hooks WHERE state = 'active' AND not_after > $1), \
                  (SELECT COUNT(*) FROM hook_results)",
-                &[],
+                &[&super::now()],
             )
             .await?;
         Ok(Totals {

@@ -710,7 +710,7 @@ async fn write_results(
             ResultOutcome::Gone(hook.state)
         } else if hook.not_after <= result.now {
             hook.state = HookState::Expired;
-            hook.reason = Some("days limit reached");
+            hook.reason = Some(super::EXPIRED_REASON);
             ResultOutcome::Gone(HookState::Expired)
         } else if bytes > hook.disk_cap {
             hook.state = HookState::Disabled;

@@ -842,14 +842,30 @@ impl Storage for SqliteStorage {
             candidates.dedup_by_key(|h| h.id);
             let mut offered = Vec::new();
             for hook in candidates {
-                // Under the write lock, so the count and the insert are one step.
+                // A second list for the same OOPS retires the token of the
+                // first: one outstanding token per (OOPS, hook), so asking
+                // again cannot use up the hook's offer bound.
+                let retired = tx.execute(
+                    "UPDATE hook_tokens SET expires = ?3 WHERE hook_id = ?1 AND oops_id = ?2 \
+                     AND used = 0 AND expires > ?3",
+                    params![hook.id, offer.oops_id, offer.now],
+                )?;
+                // Under the write lock, so the count and the insert are one
+                // step. A re-offer replaces its token, so it is not held to the bound.
                 let claimed = tx.execute(
-                    "UPDATE hooks SET offered = offered + 1 WHERE id = ?1 AND \
-                     (SELECT COUNT(*) FROM hook_tokens t WHERE t.hook_id = hooks.id \
-                      AND t.used = 0 AND t.expires > ?2) + results < max_reports * ?3 \
+                    "UPDATE hooks SET offered = offered + 1 WHERE id = ?1 \
+                     AND state = 'active' AND not_after > ?2 \
+                     AND (?5 OR (SELECT COUNT(*) FROM hook_tokens t WHERE t.hook_id = hooks.id \
+                      AND t.used = 0 AND t.expires > ?2) + results < max_reports * ?3) \
                      AND NOT EXISTS (SELECT 1 FROM hook_results r \
                       WHERE r.hook_id = hooks.id AND r.oops_id = ?4)",
-                    params![hook.id, offer.now, offer.offer_multiple, offer.oops_id],
+                    params![
+                        hook.id,
+                        offer.now,
+                        offer.offer_multiple,
+                        offer.oops_id,
+                        retired > 0
+                    ],
                 )?;
                 if claimed == 1 {
                     tx.execute(
@@ -1032,9 +1048,9 @@ impl Storage for SqliteStorage {
         self.with(|conn| {
             Ok(conn.query_row(
                 "SELECT (SELECT COUNT(*) FROM oops), \
-                 (SELECT COUNT(*) FROM hooks WHERE state = 'active'), \
+                 (SELECT COUNT(*) FROM hooks WHERE state = 'active' AND not_after > ?1), \
                  (SELECT COUNT(*) FROM hook_results)",
-                [],
+                [super::now()],
                 |r| {
                     Ok(Totals {
                         oopses: r.get(0)?,
@@ -1072,9 +1088,8 @@ fn refusal(
     }
     if not_after <= now {
         tx.execute(
-            "UPDATE hooks SET state = 'expired', state_reason = 'days limit reached' \
-             WHERE id = ?1",
-            params![hook_id],
+            "UPDATE hooks SET state = 'expired', state_reason = ?2 WHERE id = ?1",
+            params![hook_id, super::EXPIRED_REASON],
         )?;
         return Ok(ResultOutcome::Gone(HookState::Expired));
     }
