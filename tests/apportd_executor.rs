@@ -453,10 +453,24 @@ async fn unauthorized_root_steps_run_nothing() {
     assert!(!marker.exists(), "an unauthorized root step ran");
     assert_eq!(out.field("User"), Some(user.uid.to_string().as_bytes()));
 
-    // A root-owned report's user steps are root work too.
+    // A root-owned report's user steps run as `nobody`, never as root: they
+    // need no root authorization and get none of root's rights.
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_ne!(nobody.uid.as_raw(), 0);
     let out = run(&h, 0, false).await;
-    assert_eq!(outcome(&out, "User"), Outcome::NotAuthorized);
+    assert_eq!(outcome(&out, "Root"), Outcome::NotAuthorized);
+    assert_eq!(
+        out.field("User"),
+        Some(nobody.uid.as_raw().to_string().as_bytes())
+    );
     assert!(!marker.exists());
+    let out = run(&h, 0, true).await;
+    assert_eq!(
+        out.field("User"),
+        Some(nobody.uid.as_raw().to_string().as_bytes()),
+        "root authorization does not make user steps root"
+    );
+    assert!(marker.exists(), "the authorized root step ran");
 }
 
 #[tokio::test]

@@ -32,9 +32,10 @@ use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
 use super::proxy::StepReport;
 use super::rollback::{DEFAULT_STATE_DIR, HighWater};
 use super::unsigned::validate_unsigned;
-use crate::bundle::KeyRing;
+use crate::bundle::{KeyRing, MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_FIELDS};
 use crate::hook::Hook;
 use crate::report::{Report, ReportLimits};
+use crate::wire::{WireLimits, check_raw};
 
 /// The well-known name apportd owns.
 pub const BUS_NAME: &str = "com.ubuntu.apport";
@@ -516,12 +517,26 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Limits of an unsigned hook's BSON, checked before serde sees it: serde
+/// skips unknown fields by descending into them, one stack frame per level
+/// with no bound of its own, so a deeply nested document from any local
+/// user would otherwise overflow apportd's stack before polkit is asked.
+const UNSIGNED_HOOK_LIMITS: WireLimits = WireLimits {
+    max_document_bytes: MAX_HOOK_BYTES,
+    // A signed payload's depth less the payload's own level.
+    max_depth: MAX_PAYLOAD_DEPTH - 1,
+    max_fields: MAX_PAYLOAD_FIELDS,
+};
+
 fn decode_hook(bytes: &[u8]) -> Result<Hook, Error> {
     if bytes.len() > MAX_HOOK_BYTES {
         return Err(Error::InvalidArgs(format!(
             "hook larger than {MAX_HOOK_BYTES} bytes"
         )));
     }
+    check_raw(bytes, &UNSIGNED_HOOK_LIMITS).map_err(|e| {
+        Error::InvalidArgs(format!("not a hook in its canonical BSON encoding: {e}"))
+    })?;
     bson::deserialize_from_slice(bytes)
         .map_err(|e| Error::InvalidArgs(format!("not a hook in its canonical BSON encoding: {e}")))
 }
@@ -953,5 +968,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.get_str("Package"), Some("bash 5.2"));
+    }
+
+    /// `levels` documents nested in each other under empty names, the
+    /// innermost empty: 7 bytes per level.
+    fn nested_bson(levels: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(levels * 7 + 5);
+        for level in 0..levels {
+            let len = i32::try_from((levels - level) * 7 + 5).unwrap();
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&[0x03, 0x00]);
+        }
+        out.extend_from_slice(&[5, 0, 0, 0, 0]);
+        out.resize(out.len() + levels, 0);
+        out
+    }
+
+    #[test]
+    fn a_deeply_nested_unsigned_hook_is_refused_before_serde_reads_it() {
+        // Without the depth check this overflowed the stack (serde skips the
+        // unknown field by descending into it).
+        let bytes = nested_bson((MAX_HOOK_BYTES - 5) / 7);
+        assert!(bytes.len() <= MAX_HOOK_BYTES);
+        match decode_hook(&bytes) {
+            Err(Error::InvalidArgs(message)) => {
+                assert!(message.contains("nest"), "{message}");
+            }
+            other => panic!("expected InvalidArgs, got {other:?}"),
+        }
+        // A shallow unknown field is still only ignored or refused by serde.
+        assert!(matches!(
+            decode_hook(&nested_bson(2)),
+            Err(Error::InvalidArgs(_))
+        ));
     }
 }

@@ -181,13 +181,7 @@ impl Executor {
         let deadline = started
             .checked_add(self.limits.job_deadline())
             .unwrap_or(started);
-        // A root-owned report's "user" steps would run as root: they need the
-        // root authorization like declared root steps.
-        let owner_is_root = request.report_owner == 0;
-        let needs_root = hook
-            .steps
-            .iter()
-            .any(|s| s.run_as == RunAs::Root || owner_is_root);
+        let needs_root = hook.steps.iter().any(|s| s.run_as == RunAs::Root);
         let root_allowed = needs_root
             && authorizer
                 .authorize_root(&RootRequest {
@@ -200,11 +194,15 @@ impl Executor {
                     },
                 })
                 .await;
-        let user = if owner_is_root {
-            None
+        // "As the report's owner" would be root for a root-owned report:
+        // its user steps run as `nobody` instead, unprivileged as they were
+        // reviewed and linted.
+        let user = if request.report_owner == 0 {
+            UserCreds::nobody()
         } else {
-            Some(UserCreds::for_uid(request.report_owner).map(Principal::User))
-        };
+            UserCreds::for_uid(request.report_owner)
+        }
+        .map(Principal::User);
         let mut output = JobOutput::default();
         let mut cancel_watch = cancel.clone();
         let total = hook.steps.len();
@@ -237,9 +235,9 @@ impl Executor {
                 output.stopped = Some(why);
             } else {
                 let principal = match (step.run_as, &user) {
-                    (RunAs::User, Some(Ok(principal))) => Ok(principal.clone()),
-                    (RunAs::User, Some(Err(e))) => Err((Outcome::Failed, e.to_string())),
-                    (RunAs::Root, _) | (RunAs::User, None) if root_allowed => Ok(Principal::Root),
+                    (RunAs::User, Ok(principal)) => Ok(principal.clone()),
+                    (RunAs::User, Err(e)) => Err((Outcome::Failed, e.to_string())),
+                    (RunAs::Root, _) if root_allowed => Ok(Principal::Root),
                     _ => Err((
                         Outcome::NotAuthorized,
                         "root steps need polkit action com.ubuntu.apport.package-hook".to_owned(),

@@ -72,6 +72,9 @@ pub struct UserCreds {
     pub home: PathBuf,
 }
 
+/// The account that runs the user steps of a root-owned report.
+pub const NOBODY: &str = "nobody";
+
 /// Why a user's credentials could not be looked up.
 #[derive(Debug, thiserror::Error)]
 pub enum PrincipalError {
@@ -79,8 +82,11 @@ pub enum PrincipalError {
     #[error("uid {0} has no passwd entry; a report owned by an unknown uid cannot run user steps")]
     UnknownUser(u32),
     /// uid 0 is never a user principal.
-    #[error("uid 0 is root: user steps of a root-owned report need root authorization")]
+    #[error("uid 0 is root, never a user step's principal")]
     Root,
+    /// No unprivileged account for the user steps of a root-owned report.
+    #[error("no `{NOBODY}` account: user steps of a root-owned report have nobody to run as")]
+    NoNobody,
     /// NSS lookup failed.
     #[error("looking up uid {uid}: {source}")]
     Lookup {
@@ -111,6 +117,21 @@ impl UserCreds {
             name: user.name,
             home: user.dir,
         })
+    }
+
+    /// The unprivileged account ([`NOBODY`]) that runs the user steps of
+    /// a root-owned report: "as the report's owner" would be root there,
+    /// and user steps are reviewed and linted as unprivileged work (they
+    /// may read where users write, which root must not).
+    pub fn nobody() -> Result<Self, PrincipalError> {
+        let user = User::from_name(NOBODY)
+            .ok()
+            .flatten()
+            .ok_or(PrincipalError::NoNobody)?;
+        match user.uid.as_raw() {
+            0 => Err(PrincipalError::NoNobody),
+            uid => Self::for_uid(uid),
+        }
     }
 
     /// The environment of that user's steps: fixed PATH and locale, the user's
