@@ -273,8 +273,10 @@ fn an_older_bundle_of_a_hook_replayed_after_a_newer_one_runs_nothing() {
     std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let touching = |name: &str| touch_hook(&markers.join(name));
     let report = setup.report(&admin);
-    let v1 = setup.bundle_version("rollback-test", &touching("v1"), 1, now() - 7200);
-    let v2 = setup.bundle_version("rollback-test", &touching("v2"), 2, now() - 60);
+    // Ids as daisy gives them, one per version (`NAME-VERSION`): the mark
+    // is the hook's name, so v2's mark refuses v1 although their ids differ.
+    let v1 = setup.bundle_version("bash-ids-1", &touching("v1"), 1, now() - 7200);
+    let v2 = setup.bundle_version("bash-ids-2", &touching("v2"), 2, now() - 60);
     let result = json(&setup.run(&admin, &v2, &report));
     assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
     assert!(markers.join("v2").exists());
@@ -299,9 +301,9 @@ fn an_older_bundle_of_a_hook_replayed_after_a_newer_one_runs_nothing() {
     assert!(
         std::fs::read_to_string(&state)
             .unwrap()
-            .contains("rollback-test ")
+            .contains("\nbash-ids ")
     );
-    std::fs::write(&state, "rollback-test not-a-time 2\n").unwrap();
+    std::fs::write(&state, "bash-ids not-a-time 2\n").unwrap();
     std::fs::remove_file(markers.join("v2")).unwrap();
     let output = setup.run(&admin, &v2, &report);
     assert_rejected(&output, "rollback-state-corrupt");

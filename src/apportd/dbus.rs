@@ -287,10 +287,13 @@ impl Manager {
             .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
         // A validly signed but older bundle of this hook (a replay by a
         // compromised server or mirror) is refused before anything runs.
+        // Marked per hook name, not bundle id: daisy gives every version
+        // its own id (`NAME-VERSION`), so an id's mark never meets an older
+        // version.
         self.shared
             .high_water
             .check_and_record(
-                verified.id(),
+                &verified.hook().name,
                 verified.version(),
                 verified.issued_at(),
                 unix_now(),

@@ -4,12 +4,14 @@
 //! one. A compromised server or mirror (or anyone who kept an old download)
 //! could replay an older, validly signed bundle of the same hook, one the
 //! server since replaced, say because it read too much, until that old
-//! bundle expires. So apportd remembers, per bundle id, the newest `issued_at`
-//! and `version` it accepted, and refuses a bundle older in either. The same
-//! bundle again (equal `issued_at` and `version`) is allowed.
+//! bundle expires. So apportd remembers, per hook name (every version of a
+//! hook has a bundle id of its own, `NAME-VERSION` from daisy, so ids would
+//! never compare two versions), the newest `issued_at` and `version` it
+//! accepted, and refuses a bundle older in either. The same bundle again
+//! (equal `issued_at` and `version`) is allowed.
 //!
 //! The marks live in one small root-only file, `STATE_DIR/bundle-high-water`,
-//! one `ID ISSUED_AT VERSION` line per hook, rewritten atomically (a new file
+//! one `NAME ISSUED_AT VERSION` line per hook, rewritten atomically (a new file
 //! created `O_EXCL|O_NOFOLLOW`, fsynced, renamed over the old one). A file that
 //! cannot be trusted fails closed: a malformed line refuses that hook's
 //! bundles, an unreadable or oversized file refuses every bundle, each with
@@ -35,7 +37,7 @@ pub const MAX_STATE_BYTES: u64 = 1024 * 1024;
 pub const MAX_ENTRIES: usize = 10_000;
 
 const TEMP_FILE: &str = ".bundle-high-water.new";
-const HEADER: &str = "# apportd: newest bundle seen per hook id: ID ISSUED_AT VERSION\n";
+const HEADER: &str = "# apportd: newest bundle seen per hook: NAME ISSUED_AT VERSION\n";
 
 /// The newest bundle of one hook accepted so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +53,7 @@ pub struct Mark {
 pub enum RollbackError {
     /// An older bundle of a hook than one already run.
     #[error(
-        "bundle {id} version {version} issued at {issued_at} (Unix time) is older than one this \
+        "hook {id} version {version} issued at {issued_at} (Unix time) is older than one this \
          machine already ran (version {seen_version}, issued at {seen_issued_at}); an old bundle \
          replayed is refused: fetch the hook's current bundle from the server"
     )]
@@ -93,6 +95,14 @@ pub enum RollbackError {
         /// What is wrong.
         why: String,
     },
+    /// A hook name that cannot be a key of the state file.
+    #[error("hook name {id:?} cannot be remembered: {why}; the bundle is refused")]
+    BadName {
+        /// The name.
+        id: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The state directory or file could not be used.
     #[error(
         "{path}: {why}; signed bundles are refused until apportd can keep its state there (a \
@@ -115,6 +125,7 @@ impl RollbackError {
                 "rollback-state-corrupt"
             }
             RollbackError::State { .. } => "rollback-state-unavailable",
+            RollbackError::BadName { .. } => "invalid-hook-name",
         }
     }
 }
@@ -148,8 +159,9 @@ impl HighWater {
         self.dir.join(STATE_FILE)
     }
 
-    /// Refuse the bundle `id` if it is older (`issued_at` or `version`) than
-    /// the newest one accepted before; otherwise record it and return `Ok`.
+    /// Refuse a bundle of hook `id` (its name) if it is older (`issued_at`
+    /// or `version`) than the newest one accepted before; otherwise record
+    /// it and return `Ok`.
     /// Call only for a bundle whose signature and validity were verified.
     pub fn check_and_record(
         &self,
@@ -158,6 +170,12 @@ impl HighWater {
         issued_at: i64,
         now: i64,
     ) -> Result<(), RollbackError> {
+        // The key goes into a line-based file: the grammar the file's
+        // reader accepts, checked before anything is read or written.
+        check_bundle_id(id).map_err(|why| RollbackError::BadName {
+            id: id.to_owned(),
+            why,
+        })?;
         let _one_at_a_time = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.ensure_dir()?;
         let path = self.file();
@@ -363,7 +381,7 @@ fn parse_marks(text: &str) -> Result<Marks, String> {
                 let why = if duplicate {
                     "the hook appears twice"
                 } else {
-                    "expected `ID ISSUED_AT VERSION` with ISSUED_AT >= 0"
+                    "expected `NAME ISSUED_AT VERSION` with ISSUED_AT >= 0"
                 };
                 state.marks.remove(id);
                 state.poisoned.entry(id.to_owned()).or_insert((
@@ -410,6 +428,16 @@ mod tests {
         assert_eq!(meta.mode() & 0o777, 0o600);
         let dir_meta = std::fs::metadata(marks.file().parent().unwrap()).unwrap();
         assert_eq!(dir_meta.mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_hook_name_that_cannot_be_a_key_is_refused_and_nothing_is_written() {
+        let (_dir, marks) = high_water();
+        for name in ["", "two words", "line\nbreak", ".hidden"] {
+            let err = marks.check_and_record(name, 1, NOW, NOW).unwrap_err();
+            assert_eq!(err.code(), "invalid-hook-name", "{name:?}: {err}");
+        }
+        assert!(!marks.file().exists());
     }
 
     #[test]
