@@ -61,6 +61,11 @@ impl Metrics {
         get(&self.crashes, &outcome)
     }
 
+    /// One result counter, for tests.
+    pub fn result_count(&self, outcome: &'static str) -> u64 {
+        get(&self.results, &outcome)
+    }
+
     /// Renders all counters plus the database totals.
     pub fn render(&self, totals: Option<Totals>) -> String {
         let mut out = String::new();

@@ -371,10 +371,23 @@ async fn hostile_results_are_refused_and_nothing_is_stored() {
             ),
             ("over the result cap", None, vec![0u8; 2_000_000], 413),
         ];
-        for (what, coding, body, status) in cases {
-            let r = post_result(&server, &offer, &offer.token, coding, &body).await;
-            assert_eq!(r.status, status, "{what}: {}", r.text());
+        for (what, coding, body, status) in &cases {
+            let r = post_result(&server, &offer, &offer.token, *coding, body).await;
+            assert_eq!(r.status, *status, "{what}: {}", r.text());
         }
+        // A stranger's body is answered 401 whatever it holds: a bomb is
+        // decoded only as far as `UNVERIFIED_RESULT_BYTES` before the token
+        // is checked (it used to be inflated to the cap first).
+        let unknown_before = server.app.metrics.result_count("unknown_token");
+        for (what, coding, body, status) in &cases {
+            let r = post_result(&server, &offer, "not-the-token", *coding, body).await;
+            let expected = if *status == 415 { 415 } else { 401 };
+            assert_eq!(r.status, expected, "stranger, {what}: {}", r.text());
+        }
+        assert_eq!(
+            server.app.metrics.result_count("unknown_token") - unknown_before,
+            cases.len() as u64 - 1
+        );
         assert!(
             server
                 .app
@@ -389,9 +402,24 @@ async fn hostile_results_are_refused_and_nothing_is_stored() {
             (hook.results, hook.bytes, hook.state),
             (0, 0, HookState::Active)
         );
-        // The token still works for a good upload afterwards.
-        let r = post_result(&server, &offer, &offer.token, None, &result_bson()).await;
+        // The token still works for a good upload afterwards, also one that
+        // inflates past what is decoded before the token is checked (decoded
+        // again from its start once the token is known).
+        let log = "seat0: x\n".repeat(20_000);
+        let big = doc! { "LightdmLog": log.as_str() }.to_vec().unwrap();
+        assert!(big.len() > daisy::controllers::hooks::UNVERIFIED_RESULT_BYTES);
+        let r = post_result(
+            &server,
+            &offer,
+            &offer.token,
+            Some("zstd"),
+            &zstd::encode_all(&big[..], 3).unwrap(),
+        )
+        .await;
         assert_eq!(r.status, 200, "{}", r.text());
+        let stored = server.app.storage.oops_results(&oops).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].bytes, big.len() as i64);
     }
 }
 

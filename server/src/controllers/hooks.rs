@@ -184,13 +184,17 @@ pub async fn post_result(
     let cap = app.config.limits.max_result_bytes;
     // What the hook may still store before its disk cap.
     let room = usize::try_from(hook.room()).unwrap_or(usize::MAX);
-    let mut decoded = ResultBody::new(coding, cap, room).map_err(|e| {
-        tracing::error!("creating a result decoder: {e}");
-        AppError::text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Cannot decode results right now; retry later.",
-        )
-    })?;
+    let upload = Upload {
+        app: &app,
+        token_hash: hash_token(token),
+        hook_id,
+        oops_id: &oops_id,
+    };
+    // Decoding stops at UNVERIFIED_RESULT_BYTES until the token is known
+    // to be good; the wire bytes are kept until then to decode again.
+    let mut decoded = ResultBody::unverified(coding, cap, room, UNVERIFIED_RESULT_BYTES)
+        .map_err(decoder_error)?;
+    let mut wire = Some(Vec::new());
     let mut body = body;
     let mut stop = None;
     while let Some(frame) = body.frame().await {
@@ -198,16 +202,45 @@ pub async fn post_result(
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        if let Some(kept) = &mut wire {
+            kept.extend_from_slice(&data);
+        }
         // Decompressed while it streams: the caps hold for every coding.
-        if let Err(s) = decoded.push(&data) {
-            stop = Some(s);
-            break;
+        match decoded.push(&data) {
+            Ok(()) => {}
+            Err(BodyStop::Unverified) => {
+                if !upload.token_known().await? {
+                    drop(body);
+                    return Ok(upload.unknown_token());
+                }
+                decoded = ResultBody::new(coding, cap, room).map_err(decoder_error)?;
+                if let Err(s) = decoded.push(&wire.take().unwrap_or_default()) {
+                    stop = Some(s);
+                    break;
+                }
+            }
+            Err(s) => {
+                stop = Some(s);
+                break;
+            }
         }
     }
     let stop = match stop {
         Some(stop) => stop,
         None => match decoded.finish() {
-            Ok(keys) => return store_result(app, hook_id, oops_id, token, keys).await,
+            Ok(keys) => return store_result(&upload, wire.is_none(), keys).await,
+            Err(BodyStop::Unverified) => {
+                // The decoder's last bytes crossed the limit.
+                if !upload.token_known().await? {
+                    return Ok(upload.unknown_token());
+                }
+                let mut again = ResultBody::new(coding, cap, room).map_err(decoder_error)?;
+                let kept = wire.take().unwrap_or_default();
+                match again.push(&kept).and_then(|()| again.finish()) {
+                    Ok(keys) => return store_result(&upload, true, keys).await,
+                    Err(stop) => stop,
+                }
+            }
             Err(stop) => stop,
         },
     };
@@ -225,7 +258,7 @@ pub async fn post_result(
             let outcome = app
                 .storage
                 .accept_result(NewResult {
-                    token_hash: hash_token(token),
+                    token_hash: upload.token_hash.clone(),
                     hook_id,
                     oops_id: oops_id.clone(),
                     keys: Vec::new(),
@@ -254,7 +287,13 @@ pub async fn post_result(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             Ok(r)
         }
-        BodyStop::TooLarge => {
+        // A stranger's refused body is answered as a stranger: 401.
+        BodyStop::TooLarge | BodyStop::Undecodable(_) | BodyStop::Unverified
+            if wire.is_some() && !upload.token_known().await? =>
+        {
+            Ok(upload.unknown_token())
+        }
+        BodyStop::TooLarge | BodyStop::Unverified => {
             let mut r = refused(
                 &app,
                 "too_large",
@@ -283,38 +322,88 @@ pub async fn post_result(
     }
 }
 
-/// Checks and stores a decoded result.
-async fn store_result(
-    app: AppState,
+/// Decompressed bytes of a result decoded before its token is checked:
+/// results are small (a log of a few KiB), so most uploads never need the
+/// extra read, while a stranger's compressed body inflates no further.
+pub const UNVERIFIED_RESULT_BYTES: usize = 64 * 1024;
+
+/// One result upload: what its token check and storage need.
+struct Upload<'a> {
+    app: &'a AppState,
+    token_hash: String,
     hook_id: i64,
-    oops_id: String,
-    token: &str,
+    oops_id: &'a str,
+}
+
+impl Upload<'_> {
+    /// Whether the token was issued for this hook and OOPS and is unexpired.
+    async fn token_known(&self) -> Result<bool, AppError> {
+        Ok(self
+            .app
+            .storage
+            .result_token_known(&self.token_hash, self.hook_id, self.oops_id, storage::now())
+            .await?)
+    }
+
+    /// `401`, counted; the connection is closed since its body was not read
+    /// to the end.
+    fn unknown_token(&self) -> Response {
+        let mut r = refused(
+            self.app,
+            "unknown_token",
+            StatusCode::UNAUTHORIZED,
+            "Unknown token.",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    }
+}
+
+fn decoder_error(e: std::io::Error) -> AppError {
+    tracing::error!("creating a result decoder: {e}");
+    AppError::text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Cannot decode results right now; retry later.",
+    )
+}
+
+/// Checks and stores a decoded result; `verified`: its token was checked
+/// already.
+async fn store_result(
+    upload: &Upload<'_>,
+    verified: bool,
     keys: Vec<u8>,
 ) -> Result<Response, AppError> {
+    let (app, hook_id, oops_id) = (upload.app, upload.hook_id, upload.oops_id);
     let failed = match check_result(&keys, app.config.limits.max_result_bytes) {
         Ok(failed) => failed,
+        Err(_) if !verified && !upload.token_known().await? => {
+            return Ok(upload.unknown_token());
+        }
         Err(refusal) => {
             tracing::info!(hook_id, %oops_id, "refused result: {refusal}");
             let text = match refusal {
                 ResultRefusal::Empty => "Empty result.",
                 ResultRefusal::Invalid(_) => "Invalid BSON.",
             };
-            return Err(refused(&app, "invalid", StatusCode::BAD_REQUEST, text));
+            return Err(refused(app, "invalid", StatusCode::BAD_REQUEST, text));
         }
     };
     let outcome = app
         .storage
         .accept_result(NewResult {
-            token_hash: hash_token(token),
+            token_hash: upload.token_hash.clone(),
             hook_id,
-            oops_id,
+            oops_id: oops_id.to_owned(),
             bytes: i64::try_from(keys.len()).unwrap_or(i64::MAX),
             keys,
             failed,
             now: storage::now(),
         })
         .await?;
-    Ok(result_response(&app, outcome))
+    Ok(result_response(app, outcome))
 }
 
 /// Why a decoded result is refused.

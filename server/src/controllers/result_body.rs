@@ -68,6 +68,10 @@ pub enum BodyStop {
     TooLarge,
     /// The compressed stream is broken or truncated.
     Undecodable(io::Error),
+    /// The decompressed bytes reached what is decoded before the token is
+    /// known to be good ([`ResultBody::unverified`]): check it, then decode
+    /// the body again from its start without that limit.
+    Unverified,
 }
 
 /// Collects the decompressed bytes, refusing to hold more than `limit`.
@@ -256,15 +260,31 @@ pub struct ResultBody {
     cap: usize,
     /// What the hook may still store (decompressed bytes).
     room: usize,
+    /// Where decoding stops until the token is checked (`usize::MAX`: it
+    /// was).
+    verify_at: usize,
 }
 
 impl ResultBody {
     /// A decoder for `coding` that stops past `cap` bytes (wire or
     /// decompressed) or past `room` decompressed bytes.
     pub fn new(coding: Coding, cap: usize, room: usize) -> io::Result<ResultBody> {
+        Self::unverified(coding, cap, room, usize::MAX)
+    }
+
+    /// The same, for a token not yet checked: it also stops with
+    /// [`BodyStop::Unverified`] past `verify_at` decompressed bytes, so a
+    /// stranger's small compressed body cannot make daisy inflate and hold
+    /// up to the whole cap before its token is refused.
+    pub fn unverified(
+        coding: Coding,
+        cap: usize,
+        room: usize,
+        verify_at: usize,
+    ) -> io::Result<ResultBody> {
         let sink = CappedSink {
             out: Vec::new(),
-            limit: cap.min(room),
+            limit: cap.min(room).min(verify_at),
             crossed_at: 0,
         };
         let decoder = match coding {
@@ -278,6 +298,7 @@ impl ResultBody {
             received: 0,
             cap,
             room,
+            verify_at,
         })
     }
 
@@ -321,6 +342,8 @@ impl ResultBody {
         let sink = self.decoder.sink();
         if sink.crossed_at == 0 {
             BodyStop::Undecodable(error)
+        } else if sink.limit == self.verify_at && self.verify_at < self.cap.min(self.room) {
+            BodyStop::Unverified
         } else if sink.crossed_at > self.room {
             BodyStop::OverDiskCap {
                 decompressed: sink.crossed_at,
@@ -387,6 +410,41 @@ mod tests {
         for coding in CODINGS {
             let out = decode(coding, &compress(coding, &data), 7, 1 << 20, 1 << 20).unwrap();
             assert_eq!(out, data, "{coding:?}");
+        }
+    }
+
+    #[test]
+    fn an_unverified_body_stops_where_its_token_must_be_checked() {
+        let bomb = vec![b'x'; 4 << 20];
+        let small = vec![b'y'; 1000];
+        for coding in CODINGS {
+            let mut d = ResultBody::unverified(coding, 8 << 20, 8 << 20, 4096).unwrap();
+            let mut stop = None;
+            for part in compress(coding, &bomb).chunks(512) {
+                if let Err(s) = d.push(part) {
+                    stop = Some(s);
+                    break;
+                }
+            }
+            assert!(
+                matches!(stop, Some(BodyStop::Unverified)),
+                "{coding:?}: {stop:?}"
+            );
+            // At most one byte past the limit (how the zstd stream sees it).
+            assert!(d.decoder.sink().out.len() <= 4097, "{coding:?}");
+            // Under the limit, the body decodes as it would once verified.
+            let mut d = ResultBody::unverified(coding, 8 << 20, 8 << 20, 4096).unwrap();
+            d.push(&compress(coding, &small)).unwrap();
+            assert_eq!(d.finish().unwrap(), small, "{coding:?}");
+            // Room and cap below the check keep their own answers.
+            let mut d = ResultBody::unverified(coding, 8 << 20, 100, 4096).unwrap();
+            let r = d
+                .push(&compress(coding, &small))
+                .and_then(|()| d.finish().map(drop));
+            assert!(
+                matches!(r, Err(BodyStop::OverDiskCap { .. })),
+                "{coding:?}: {r:?}"
+            );
         }
     }
 

@@ -494,6 +494,17 @@ pub trait Storage: Send + Sync {
     async fn hook_room(&self, id: i64) -> Result<Option<HookRoom>, StorageError> {
         Ok(self.hook(id).await?.as_ref().map(HookRoom::of))
     }
+    /// Whether `token_hash` was issued for this hook and OOPS and has not
+    /// expired (used or not): a read, for a result upload that must prove
+    /// its token before daisy decodes more of it; [`Storage::accept_result`]
+    /// still decides.
+    async fn result_token_known(
+        &self,
+        token_hash: &str,
+        hook_id: i64,
+        oops_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError>;
     /// Accepts or refuses a result, atomically against the hook's limits.
     async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError>;
     /// Results of one hook, newest first.

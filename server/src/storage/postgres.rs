@@ -484,6 +484,32 @@ impl Storage for PostgresStorage {
         Ok(room)
     }
 
+    async fn result_token_known(
+        &self,
+        token_hash: &str,
+        hook_id: i64,
+        oops_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError> {
+        let client = self.shared().await?;
+        Ok(client
+            .query_typed(
+                "SELECT EXISTS (SELECT 1 FROM hook_tokens WHERE token_hash = $1 \
+                 AND hook_id = $2 AND oops_id = $3 AND expires > $4)",
+                &[
+                    (&token_hash, Type::TEXT),
+                    (&hook_id, Type::INT8),
+                    (&oops_id, Type::TEXT),
+                    (&now, Type::INT8),
+                ],
+            )
+            .await?
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(false))
+    }
+
     async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
         let client = self.client().await?;
         Ok(client

@@ -756,6 +756,25 @@ impl Storage for SqliteStorage {
         Ok(room)
     }
 
+    async fn result_token_known(
+        &self,
+        token_hash: &str,
+        hook_id: i64,
+        oops_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError> {
+        let (token_hash, oops_id) = (token_hash.to_owned(), oops_id.to_owned());
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM hook_tokens WHERE token_hash = ?1 \
+                     AND hook_id = ?2 AND oops_id = ?3 AND expires > ?4)",
+                )?
+                .query_row(params![token_hash, hook_id, oops_id, now], |r| r.get(0))?)
+        })
+        .await
+    }
+
     async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
         self.with(move |conn| {
             Ok(conn
