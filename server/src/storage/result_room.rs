@@ -6,10 +6,15 @@
 //! The cache is only an early cut-off: the database's atomic claim is what
 //! enforces the cap. A hook's stored bytes only grow, so a stale entry can
 //! only over-estimate the room; the upload then reads up to the result cap
-//! and the claim still refuses it (413, hook disabled). Entries are
-//! refreshed by every committed result batch (exact values on PostgreSQL,
-//! this process's own accepted bytes on SQLite) and re-read after
-//! [`FRESH_FOR`], so other processes' uploads are seen within that time.
+//! and the claim still refuses it (413, hook disabled). Entries hold only
+//! figures read from the database: on PostgreSQL those its result batches
+//! read under their row locks, and on both engines a re-read after
+//! [`FRESH_FOR`], so any process's uploads are seen within that time. (Adding
+//! this process's accepted bytes to an entry, as the SQLite engine once did,
+//! counted a result twice whenever a re-read landed between its commit and
+//! the addition; since the larger count wins, the entry then under-estimated
+//! the room for good and an upload that fit was taken for one over the cap,
+//! disabling its hook.)
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -99,15 +104,6 @@ impl RoomCache {
             .or_insert(Entry { room, seen });
     }
 
-    /// Counts bytes this process just stored for the hook (without making
-    /// the entry fresher: other processes may have stored some too).
-    pub(super) fn stored(&self, hook_id: i64, bytes: i64) {
-        if let Ok(mut entries) = self.entries.lock()
-            && let Some(e) = entries.get_mut(&hook_id)
-        {
-            e.room.bytes = e.room.bytes.saturating_add(bytes);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -139,19 +135,25 @@ mod tests {
     }
 
     #[test]
-    fn stored_bytes_shrink_the_room_and_unknown_hooks_stay_unknown() {
+    fn the_room_is_what_the_database_said_and_never_negative() {
         let c = RoomCache::default();
-        c.stored(2, 50);
-        assert_eq!(c.fresh(2), None);
+        assert_eq!(c.fresh(2), None, "unknown hooks stay unknown");
         c.saw(
             2,
             HookRoom {
                 disk_cap: CAP,
-                bytes: 0,
+                bytes: 1500,
             },
         );
-        c.stored(2, 999);
-        c.stored(2, 999);
         assert_eq!(c.fresh(2).unwrap().room(), 0, "never negative");
+        // A raised cap is taken as read.
+        c.saw(
+            2,
+            HookRoom {
+                disk_cap: 4 * CAP,
+                bytes: 1500,
+            },
+        );
+        assert_eq!(c.fresh(2).unwrap().room(), 2500);
     }
 }

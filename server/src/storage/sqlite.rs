@@ -913,12 +913,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError> {
-        let (hook_id, bytes) = (result.hook_id, result.bytes);
-        let outcome = self.writer.accept_result(result).await?;
-        if matches!(outcome, ResultOutcome::Accepted { .. }) {
-            self.rooms.stored(hook_id, bytes);
-        }
-        Ok(outcome)
+        self.writer.accept_result(result).await
     }
 
     async fn hook_results(
