@@ -13,7 +13,9 @@ mod harness;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
-use apport_hooks::apportd::job::{Executor, JobOutput, Outcome};
+use apport_hooks::apportd::job::{
+    Authorizer, Executor, JobOutput, JobRequest, Outcome, RootRequest,
+};
 use apport_hooks::apportd::limits::Limits;
 use apport_hooks::apportd::safe_file::{FileError, Resolver, read_file_with};
 use apport_hooks::hook::{Action, Hook, JournalQuery, RunAs, Step};
@@ -684,4 +686,63 @@ async fn root_steps_inherit_no_descriptor_from_apportd() {
         "the root step inherited descriptor {leaked}: {fds:?}"
     );
     drop(file);
+}
+
+/// polkit never answering (an authentication dialog left open, an agent
+/// that never replies) holds a job no longer than its deadline, and Cancel
+/// ends the wait at once; in both cases nothing runs as root.
+#[tokio::test]
+async fn an_unanswered_root_authorization_ends_with_the_deadline_or_a_cancel() {
+    struct Never;
+    impl Authorizer for Never {
+        fn authorize_root(
+            &self,
+            _request: &RootRequest,
+        ) -> impl std::future::Future<Output = bool> + Send {
+            std::future::pending()
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let h = hook(vec![step(
+        "Root",
+        RunAs::Root,
+        command(&["touch", marker.to_str().unwrap()]),
+    )]);
+    let existing = std::collections::BTreeSet::new();
+    let request = JobRequest {
+        hook: &h,
+        version: 1,
+        caller_uid: 4242,
+        report_owner: 4242,
+        existing_keys: &existing,
+    };
+    let limits = Limits {
+        job_deadline_secs: 1,
+        ..Limits::default()
+    };
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        executor(limits).run(&request, &Never, None, &|_, _| {}),
+    )
+    .await
+    .expect("the job ended at its deadline");
+    assert_ne!(outcome(&out, "Root"), Outcome::Collected);
+    assert!(out.field("HookError").is_some(), "{out:?}");
+
+    let (cancel, cancel_rx) = tokio::sync::watch::channel(false);
+    let fire = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        cancel.send(true).unwrap();
+        cancel
+    });
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        executor(Limits::default()).run(&request, &Never, Some(cancel_rx), &|_, _| {}),
+    )
+    .await
+    .expect("Cancel ended the wait for polkit");
+    assert_eq!(outcome(&out, "Root"), Outcome::Cancelled);
+    drop(fire.await.unwrap());
+    assert!(!marker.exists(), "a root step ran without an answer");
 }

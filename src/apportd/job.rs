@@ -146,6 +146,11 @@ pub struct JobRequest<'a> {
     pub existing_keys: &'a BTreeSet<String>,
 }
 
+/// Longest wait for polkit's answer about a job's root steps (within the
+/// job's deadline): an authentication dialog left open, or an agent that
+/// never answers, must not hold a job slot for ever.
+pub const AUTHORIZATION_WAIT: Duration = Duration::from_secs(120);
+
 /// Runs jobs: the launcher for step processes and the limits in force.
 #[derive(Debug, Clone)]
 pub struct Executor {
@@ -182,18 +187,28 @@ impl Executor {
             .checked_add(self.limits.job_deadline())
             .unwrap_or(started);
         let needs_root = hook.steps.iter().any(|s| s.run_as == RunAs::Root);
-        let root_allowed = needs_root
-            && authorizer
-                .authorize_root(&RootRequest {
-                    caller_uid: request.caller_uid,
-                    hook_id: hook.name.clone(),
-                    hook_version: request.version,
-                    package: match &hook.target {
-                        Target::Package(p) | Target::SourcePackage(p) => Some(p.clone()),
-                        _ => None,
-                    },
-                })
-                .await;
+        // The question may wait on a person (an authentication dialog the
+        // caller's agent shows): bounded by the job's deadline, capped at
+        // AUTHORIZATION_WAIT, and given up on Cancel; any of them is "no".
+        let root_allowed = needs_root && {
+            let question = RootRequest {
+                caller_uid: request.caller_uid,
+                hook_id: hook.name.clone(),
+                hook_version: request.version,
+                package: match &hook.target {
+                    Target::Package(p) | Target::SourcePackage(p) => Some(p.clone()),
+                    _ => None,
+                },
+            };
+            let wait = self.limits.job_deadline().min(AUTHORIZATION_WAIT);
+            let mut cancel_wait = cancel.clone();
+            tokio::select! {
+                answer = tokio::time::timeout(wait, authorizer.authorize_root(&question)) => {
+                    answer.unwrap_or(false)
+                }
+                () = cancelled(&mut cancel_wait) => false,
+            }
+        };
         // "As the report's owner" would be root for a root-owned report:
         // its user steps run as `nobody` instead, unprivileged as they were
         // reviewed and linted.

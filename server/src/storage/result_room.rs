@@ -103,7 +103,6 @@ impl RoomCache {
             })
             .or_insert(Entry { room, seen });
     }
-
 }
 
 #[cfg(test)]
