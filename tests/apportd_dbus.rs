@@ -563,3 +563,29 @@ async fn results_waiting_over_their_cap_drop_the_oldest() {
     let result = apport_hooks::apportd::output::read_result(fd.into()).unwrap();
     assert_eq!(result.get_str("Out"), Some("b".repeat(200).as_str()));
 }
+
+#[tokio::test]
+async fn results_waiting_over_their_number_drop_the_oldest() {
+    if !have_root("results_waiting_over_their_number_drop_the_oldest") {
+        return;
+    }
+    // Small results, but at most two waiting: each holds a descriptor.
+    let bus = SystemBus::start("idle_exit_secs = 2\n[limits]\npending_results = 2\n");
+    let owner = TestUser::create("rn", &[], false);
+    let (_, report) = files(&bus, &hook(Vec::new()), Some(&owner));
+    let caller = bus.connect().await;
+    let first = finished_unsigned_job(&caller, &echo_hook("one"), &report).await;
+    let second = finished_unsigned_job(&caller, &echo_hook("two"), &report).await;
+    let third = finished_unsigned_job(&caller, &echo_hook("three"), &report).await;
+    let error = first.result().await.unwrap_err().to_string();
+    assert!(
+        error.contains("ResultDropped") || error.contains("UnknownObject"),
+        "{error}"
+    );
+    for (job, text) in [(second, "two"), (third, "three")] {
+        let (fd, _, outcome) = job.result().await.unwrap();
+        assert_eq!(outcome, "completed");
+        let result = apport_hooks::apportd::output::read_result(fd.into()).unwrap();
+        assert_eq!(result.get_str("Out"), Some(text));
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, watch};
 use zbus::message::{Flags, Header};
 use zbus::names::{BusName, OwnedUniqueName};
 use zbus::object_server::SignalEmitter;
@@ -116,6 +116,8 @@ pub struct Shared {
     last_activity: Mutex<std::time::Instant>,
     /// Woken when a job starts or ends (for the sd-notify status).
     changed: Notify,
+    /// Memory report reads may hold at once.
+    report_budget: ReportBudget,
 }
 
 impl Shared {
@@ -136,6 +138,7 @@ impl Shared {
             pending: Mutex::new(std::collections::VecDeque::new()),
             last_activity: Mutex::new(std::time::Instant::now()),
             changed: Notify::new(),
+            report_budget: ReportBudget::new(REPORT_READ_BUDGET_BYTES),
         }
     }
 
@@ -219,16 +222,18 @@ impl Shared {
     }
 
     /// Account for a new result of `bytes` waiting at `path`; while the
-    /// results waiting together exceed the cap, drop the oldest (never the
-    /// new one), so unfetched results cannot pile up in root's memory.
+    /// results waiting together exceed the byte cap or their number cap,
+    /// drop the oldest (never the new one), so unfetched results cannot pile
+    /// up in root's memory or use up its descriptors.
     fn hold_result(&self, path: &OwnedObjectPath, bytes: u64, job: &Arc<JobShared>) {
         let cap = self.executor.limits().pending_result_bytes;
+        let most = self.executor.limits().pending_results.max(1);
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending.push_back((path.clone(), bytes, Arc::clone(job)));
         let mut total = pending
             .iter()
             .fold(0u64, |sum, (_, b, _)| sum.saturating_add(*b));
-        while total > cap && pending.len() > 1 {
+        while (total > cap || pending.len() > most) && pending.len() > 1 {
             let Some((old_path, old_bytes, old_job)) = pending.pop_front() else {
                 break;
             };
@@ -237,7 +242,8 @@ impl Shared {
                 job = %old_path,
                 bytes = old_bytes,
                 cap,
-                "results waiting to be fetched are over their cap: dropping the oldest"
+                most,
+                "results waiting to be fetched are over their caps: dropping the oldest"
             );
             old_job.drop_result();
         }
@@ -304,7 +310,7 @@ impl Manager {
             })?;
         // Admission before work: a caller over its limits gets no report read.
         let slot = self.shared.slots.try_acquire(caller.uid)?;
-        let parsed = read_report(&report).await?;
+        let (parsed, _budget) = read_report(&self.shared.report_budget, &report).await?;
         check_applicable(verified.hook(), &parsed)
             .map_err(|e| Error::NotApplicable(e.to_string()))?;
         let interactive = header
@@ -392,7 +398,7 @@ impl Manager {
         }
         // Authorized and admitted before the report is read at all.
         let slot = self.shared.slots.try_acquire(caller.uid)?;
-        let parsed = read_report(&report).await?;
+        let (parsed, _budget) = read_report(&self.shared.report_budget, &report).await?;
         let job = JobStart {
             caller,
             owner,
@@ -455,6 +461,7 @@ impl Manager {
                 "pending_result_bytes".to_owned(),
                 limits.pending_result_bytes,
             ),
+            ("pending_results".to_owned(), as_u64(limits.pending_results)),
         ])
     }
 
@@ -477,19 +484,97 @@ fn close_on_exec(fd: OwnedFd) -> Result<OwnedFd, Error> {
 
 /// Read and parse the report off the async workers (a slow file must not
 /// stall the bus), giving up after [`REPORT_READ_TIMEOUT`].
-async fn read_report(report: &OwnedFd) -> Result<Report, Error> {
-    read_report_within(report, REPORT_READ_TIMEOUT).await
+async fn read_report<'a>(
+    budget: &'a ReportBudget,
+    report: &OwnedFd,
+) -> Result<(Report, SemaphorePermit<'a>), Error> {
+    read_report_within(budget, report, REPORT_READ_TIMEOUT).await
 }
 
-async fn read_report_within(report: &OwnedFd, timeout: Duration) -> Result<Report, Error> {
+/// Memory that report reads may hold at once. A report is read whole and
+/// then parsed, about twice its size at the peak, and the unit caps apportd
+/// at `MemoryMax=768M` beside up to 400 MB of job output: without a budget
+/// one caller's 500 MB file, or a few callers' smaller ones at once, got
+/// apportd killed by the kernel with every job in it.
+pub const REPORT_READ_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The budget's unit: permits count these.
+const BUDGET_UNIT: u64 = 64 * 1024;
+
+/// The memory budget of report reads.
+#[derive(Debug)]
+pub struct ReportBudget {
+    permits: Semaphore,
+    units: u64,
+}
+
+impl ReportBudget {
+    /// A budget of `bytes`.
+    fn new(bytes: u64) -> Self {
+        let units = bytes / BUDGET_UNIT;
+        ReportBudget {
+            permits: Semaphore::new(usize::try_from(units).unwrap_or(Semaphore::MAX_PERMITS)),
+            units,
+        }
+    }
+
+    /// The largest report that fits the whole budget.
+    fn largest_report(&self) -> u64 {
+        self.units.saturating_mul(BUDGET_UNIT) / 2
+    }
+}
+
+/// Reads and parses the report within `timeout` (the wait for the budget
+/// included); the permit holds the report's share of the budget while the
+/// caller uses the parsed report.
+async fn read_report_within<'a>(
+    budget: &'a ReportBudget,
+    report: &OwnedFd,
+    timeout: Duration,
+) -> Result<(Report, SemaphorePermit<'a>), Error> {
+    let size = fd_size(report);
+    // Twice the file for the read and the parse, plus a unit for rounding.
+    let units = size
+        .saturating_mul(2)
+        .div_ceil(BUDGET_UNIT)
+        .saturating_add(1);
+    let units = u32::try_from(units)
+        .ok()
+        .filter(|u| u64::from(*u) <= budget.units)
+        .ok_or_else(|| {
+            Error::InvalidArgs(format!(
+                "the report is {size} bytes; apportd reads reports of up to {} bytes (its memory \
+                 budget for reports); leave out the core dump or other large binary values",
+                budget.largest_report()
+            ))
+        })?;
+    let started = std::time::Instant::now();
+    let permit = tokio::time::timeout(timeout, budget.permits.acquire_many(units))
+        .await
+        .map_err(|_| {
+            Error::InvalidArgs(format!(
+                "the report could not be read within {} ms (other reports are being read); \
+                 retry later",
+                timeout.as_millis()
+            ))
+        })?
+        .map_err(|_| Error::InvalidArgs("the report budget is closed".into()))?;
     let fd = report
         .try_clone()
         .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
-    let parsed = blocking_within(timeout, "the report", move || {
-        Report::from_file(std::fs::File::from(fd), &ReportLimits::default())
+    // Not a byte more than the size paid for: a file that grows while it is
+    // read is refused.
+    let limits = ReportLimits {
+        max_file_bytes: size.min(ReportLimits::default().max_file_bytes),
+        ..ReportLimits::default()
+    };
+    let left = timeout.saturating_sub(started.elapsed());
+    let parsed = blocking_within(left, "the report", move || {
+        Report::from_file(std::fs::File::from(fd), &limits)
     })
     .await?;
-    parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}")))
+    let parsed = parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}")))?;
+    Ok((parsed, permit))
 }
 
 /// Run `work` off the async workers and give up on it after `timeout` (the
@@ -941,7 +1026,7 @@ impl JobTask {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::arithmetic_side_effects)]
     use super::*;
 
     #[tokio::test]
@@ -967,10 +1052,50 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut file, b"ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
         std::io::Seek::rewind(&mut file).unwrap();
-        let report = read_report_within(&OwnedFd::from(file), Duration::from_secs(30))
+        let budget = ReportBudget::new(REPORT_READ_BUDGET_BYTES);
+        let (report, _permit) =
+            read_report_within(&budget, &OwnedFd::from(file), Duration::from_secs(30))
+                .await
+                .unwrap();
+        assert_eq!(report.get_str("Package"), Some("bash 5.2"));
+    }
+
+    fn report_file(size: usize) -> OwnedFd {
+        let mut file = tempfile::tempfile().unwrap();
+        let head = b"ProblemType: Crash\nPackage: bash 5.2\nLog:\n";
+        let mut text = head.to_vec();
+        while text.len() < size {
+            text.extend_from_slice(b" xxx\n");
+        }
+        std::io::Write::write_all(&mut file, &text).unwrap();
+        std::io::Seek::rewind(&mut file).unwrap();
+        OwnedFd::from(file)
+    }
+
+    #[tokio::test]
+    async fn report_reads_stay_within_their_memory_budget() {
+        // A budget of 1 MiB: reports up to 512 KiB, one at a time here.
+        let budget = ReportBudget::new(1024 * 1024);
+        let wait = Duration::from_millis(300);
+        match read_report_within(&budget, &report_file(600 * 1024), wait).await {
+            Err(Error::InvalidArgs(m)) => assert!(
+                m.contains("apportd reads reports of up to 524288 bytes"),
+                "{m}"
+            ),
+            other => panic!("a report over the budget was read: {other:?}"),
+        }
+        let (_first, permit) = read_report_within(&budget, &report_file(300 * 1024), wait)
             .await
             .unwrap();
-        assert_eq!(report.get_str("Package"), Some("bash 5.2"));
+        // While the first one's memory is held, the second waits, then gives up.
+        match read_report_within(&budget, &report_file(300 * 1024), wait).await {
+            Err(Error::InvalidArgs(m)) => assert!(m.contains("other reports"), "{m}"),
+            other => panic!("two reports over the budget at once: {other:?}"),
+        }
+        drop(permit);
+        let _again = read_report_within(&budget, &report_file(300 * 1024), wait)
+            .await
+            .unwrap();
     }
 
     /// `levels` documents nested in each other under empty names, the

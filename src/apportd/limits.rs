@@ -18,6 +18,11 @@ pub const MAX_CONCURRENT_JOBS: usize = 4;
 pub const MAX_JOBS_PER_CALLER: usize = 2;
 /// Results waiting to be fetched hold at most this many bytes together.
 pub const PENDING_RESULT_BYTES: u64 = 4 * JOB_BYTE_CAP;
+/// Default finished results waiting to be fetched, all jobs together: each
+/// holds a descriptor and a bus match rule, so their number is bounded as
+/// well as their bytes (quick jobs whose results are never fetched would
+/// otherwise use up apportd's descriptors).
+pub const PENDING_RESULTS: usize = 64;
 /// At most this many files one glob step attaches.
 pub const MAX_GLOB_MATCHES: usize = 100;
 /// Conffiles larger than this are reported as not checked rather than hashed.
@@ -47,6 +52,9 @@ pub struct Limits {
     /// Bytes of finished jobs' results waiting to be fetched, all jobs
     /// together; over it, the oldest unfetched results are dropped.
     pub pending_result_bytes: u64,
+    /// Finished jobs' results waiting to be fetched, all jobs together;
+    /// over it, the oldest unfetched results are dropped.
+    pub pending_results: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +66,7 @@ impl Default for Limits {
             max_jobs_per_caller: MAX_JOBS_PER_CALLER,
             max_glob_matches: MAX_GLOB_MATCHES,
             pending_result_bytes: PENDING_RESULT_BYTES,
+            pending_results: PENDING_RESULTS,
         }
     }
 }
