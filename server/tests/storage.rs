@@ -271,20 +271,21 @@ async fn hook_versions_count_per_name_and_activation_is_audited_with_its_text() 
             b"bundle bytes"
         );
         assert_eq!(s.hooks().await.unwrap().len(), 3);
+        // The new version replaced the old one; another name is untouched.
+        let one_now = s.hook(one.id).await.unwrap().unwrap();
+        assert_eq!(one_now.state, HookState::Disabled);
+        assert_eq!(
+            one_now.state_reason.as_deref(),
+            Some("superseded by version 2")
+        );
+        assert_eq!(two.state, HookState::Active);
         let log = s.audit_log(10).await.unwrap();
         assert!(log.iter().any(|e| e.action == "hook.activate"
             && e.detail == "name = \"lightdm-log\"\n"
             && e.actor == "tester"));
-        assert!(
-            s.set_hook_state(one.id, HookState::Disabled, "by hand", "admin", NOW)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !s.set_hook_state(one.id, HookState::Disabled, "again", "admin", NOW)
-                .await
-                .unwrap()
-        );
+        assert!(log.iter().any(|e| e.action == "hook.disabled"
+            && e.subject == one.id.to_string()
+            && e.detail == "superseded by version 2"));
         let matching = s.matching_hooks(&[package_target()], NOW).await.unwrap();
         let ids: Vec<i64> = matching.iter().map(|h| h.id).collect();
         assert_eq!(
@@ -292,7 +293,21 @@ async fn hook_versions_count_per_name_and_activation_is_audited_with_its_text() 
             vec![two.id, other.id],
             "disabled hooks are not matched"
         );
-        assert_eq!(s.totals().await.unwrap().hooks_active, 2);
+        assert!(
+            s.set_hook_state(two.id, HookState::Disabled, "by hand", "admin", NOW)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.set_hook_state(two.id, HookState::Disabled, "again", "admin", NOW)
+                .await
+                .unwrap()
+        );
+        let matching = s.matching_hooks(&[package_target()], NOW).await.unwrap();
+        assert_eq!(
+            matching.iter().map(|h| h.id).collect::<Vec<_>>(),
+            [other.id]
+        );
         let later = s
             .matching_hooks(&[package_target()], NOW + 8 * 86_400)
             .await

@@ -271,6 +271,13 @@ pub struct HookRecord {
     pub failures: i64,
 }
 
+/// Why an active hook was disabled when a new version of its name was
+/// activated: the new version replaces it (its outstanding tokens then get
+/// `410`, as for any hook no longer active).
+pub fn superseded_reason(version: i64) -> String {
+    format!("superseded by version {version}")
+}
+
 /// Why a hook whose `days` have passed is expired.
 pub const EXPIRED_REASON: &str = "days limit reached";
 
@@ -460,7 +467,9 @@ pub trait Storage: Send + Sync {
     ) -> Result<u64, StorageError>;
 
     /// Activates a new hook version (the audit entry is written in the same
-    /// transaction).
+    /// transaction); the active earlier versions of its name are disabled
+    /// in that transaction ([`superseded_reason`], audited), since a new
+    /// version replaces them.
     async fn insert_hook(&self, hook: NewHook) -> Result<HookRecord, StorageError>;
     /// One hook.
     async fn hook(&self, id: i64) -> Result<Option<HookRecord>, StorageError>;

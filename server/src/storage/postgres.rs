@@ -447,6 +447,29 @@ impl Storage for PostgresStorage {
             },
         )
         .await?;
+        // A new version replaces the active ones of its name.
+        let reason = super::superseded_reason(version);
+        let superseded = tx
+            .query(
+                "UPDATE hooks SET state = 'disabled', state_reason = $1 \
+                 WHERE name = $2 AND state = 'active' AND id <> $3 RETURNING id",
+                &[&reason, &hook.name, &id],
+            )
+            .await?;
+        for row in superseded {
+            let old: i64 = row.try_get(0)?;
+            audit_in(
+                &tx,
+                &AuditEntry {
+                    at: hook.created,
+                    actor: hook.actor.clone(),
+                    action: "hook.disabled".into(),
+                    subject: old.to_string(),
+                    detail: reason.clone(),
+                },
+            )
+            .await?;
+        }
         let record = get_hook(&tx, id)
             .await?
             .ok_or_else(|| StorageError::Corrupt(format!("hook {id} vanished")))?;

@@ -721,6 +721,27 @@ impl Storage for SqliteStorage {
                     detail: hook.source.clone(),
                 },
             )?;
+            // A new version replaces the active ones of its name.
+            let reason = super::superseded_reason(version);
+            let superseded = tx
+                .prepare(
+                    "UPDATE hooks SET state = 'disabled', state_reason = ?1 \
+                     WHERE name = ?2 AND state = 'active' AND id <> ?3 RETURNING id",
+                )?
+                .query_map(params![reason, hook.name, id], |r| r.get::<_, i64>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            for old in superseded {
+                audit_in(
+                    &tx,
+                    &AuditEntry {
+                        at: hook.created,
+                        actor: hook.actor.clone(),
+                        action: "hook.disabled".into(),
+                        subject: old.to_string(),
+                        detail: reason.clone(),
+                    },
+                )?;
+            }
             let record = get_hook(&tx, id)?
                 .ok_or_else(|| StorageError::Corrupt(format!("hook {id} vanished")))?;
             tx.commit()?;
