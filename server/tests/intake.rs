@@ -364,6 +364,57 @@ async fn a_core_over_the_cap_is_refused_and_not_kept() {
     );
 }
 
+/// Two uploads of one OOPS's core at once: the second is refused while the
+/// first streams (it used to truncate the same partial file and interleave
+/// with it), and once the first is stored a later one cannot replace it.
+#[tokio::test]
+async fn a_second_core_upload_never_mixes_with_or_replaces_the_first() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start(Engine::Sqlite, "").await.unwrap();
+    let id = oops_id(
+        &post_crash(&server, SYSTEM, &upload("signal_crash")).await,
+        "OOPSID",
+    );
+    let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
+    let mut first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2000\r\n\r\n"
+    );
+    first.write_all(head.as_bytes()).await.unwrap();
+    first.write_all(&[b'A'; 1000]).await.unwrap();
+    first.flush().await.unwrap();
+    // The first upload's partial file exists once its handler runs.
+    let partial = server.dir.path().join(format!("cores/{id}.partial"));
+    for _ in 0..200 {
+        if partial.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(partial.exists());
+    let r = request(server.addr, "POST", &path, &[], &[b'B'; 2000]).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    first.write_all(&[b'A'; 1000]).await.unwrap();
+    let r = harness::http::read_response(&mut first).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(server.addr, "POST", &path, &[], &[b'C'; 2000]).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let core = std::fs::read(server.dir.path().join(format!("cores/{id}"))).unwrap();
+    assert_eq!(core, vec![b'A'; 2000]);
+    assert!(!partial.exists());
+    assert_eq!(
+        server
+            .app
+            .storage
+            .oops(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .core_size,
+        Some(2000)
+    );
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

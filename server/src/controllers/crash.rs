@@ -177,16 +177,44 @@ pub async fn submit_core(
     }
     let cores = app.config.data_dir.join("cores");
     let partial = cores.join(format!("{oops_id}.partial"));
-    let size = match write_capped(body, &partial, app.config.limits.max_core_bytes).await {
+    // Created exclusively: a second upload for the same OOPS while one
+    // streams must not truncate and interleave with it.
+    let file = match tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .await
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(AppError::text(
+                StatusCode::CONFLICT,
+                "A core for this OOPS is being uploaded.",
+            ));
+        }
+        Err(e) => return Err(internal_io("creating the core file", e)),
+    };
+    let size = match write_capped(body, file, app.config.limits.max_core_bytes).await {
         Ok(size) => size,
         Err(e) => {
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(e);
         }
     };
-    tokio::fs::rename(&partial, cores.join(&oops_id))
-        .await
-        .map_err(|e| internal_io("storing the core", e))?;
+    // Linked, not renamed: a core that another upload finished meanwhile
+    // is never replaced (`EEXIST`).
+    let linked = tokio::fs::hard_link(&partial, cores.join(&oops_id)).await;
+    let _ = tokio::fs::remove_file(&partial).await;
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(AppError::text(
+                StatusCode::CONFLICT,
+                "Core already submitted.",
+            ));
+        }
+        Err(e) => return Err(internal_io("storing the core", e)),
+    }
     let size = i64::try_from(size).unwrap_or(i64::MAX);
     if !app.storage.set_core(&oops_id, &system_id, size).await? {
         return Err(AppError::not_found("No such OOPS."));
@@ -203,10 +231,7 @@ fn internal_io(what: &str, e: std::io::Error) -> AppError {
 }
 
 /// Streams a body to a file, refusing it (`413`) once over `cap` bytes.
-async fn write_capped(body: Body, path: &std::path::Path, cap: usize) -> Result<u64, AppError> {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| internal_io("creating the core file", e))?;
+async fn write_capped(body: Body, mut file: tokio::fs::File, cap: usize) -> Result<u64, AppError> {
     let mut body = body;
     let mut written: usize = 0;
     while let Some(frame) = body.frame().await {
