@@ -388,6 +388,21 @@ async fn hostile_results_are_refused_and_nothing_is_stored() {
             server.app.metrics.result_count("unknown_token") - unknown_before,
             cases.len() as u64 - 1
         );
+        // A hook id that is no number is answered and counted the same way.
+        let auth = format!("Bearer {}", offer.token);
+        let r = request(
+            server.addr,
+            "POST",
+            &format!("/hooks/not-a-number/results/{oops}"),
+            &[("Authorization", auth.as_str())],
+            &result_bson(),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert_eq!(
+            server.app.metrics.result_count("unknown_token") - unknown_before,
+            cases.len() as u64
+        );
         assert!(
             server
                 .app
@@ -402,6 +417,9 @@ async fn hostile_results_are_refused_and_nothing_is_stored() {
             (hook.results, hook.bytes, hook.state),
             (0, 0, HookState::Active)
         );
+        // Every refusal with the hook's token is counted for the hook, once;
+        // the stranger's are not.
+        assert_eq!(hook.results_refused, cases.len() as i64);
         // The token still works for a good upload afterwards, also one that
         // inflates past what is decoded before the token is checked (decoded
         // again from its start once the token is known).

@@ -85,6 +85,13 @@ async fn a_body_that_never_ends_is_cut_by_the_timeout() {
     let response = harness::http::read_response(&mut stream).await;
     assert_eq!(response.status, 408);
     assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
+    // Counted, under its route, although its handler never answered.
+    let r = request(server.addr, "GET", "/metrics", &[], b"").await;
+    let text = r.text();
+    assert!(
+        text.contains("daisy_requests_total{route=\"/{system_id}\",status=\"408\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

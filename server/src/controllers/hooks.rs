@@ -142,10 +142,19 @@ fn cut_off(app: &AppState, text: &'static str) -> Response {
 /// `POST /hooks/{id}/results/{oops}`.
 pub async fn post_result(
     State(app): State<AppState>,
-    Path((hook_id, oops_id)): Path<(i64, String)>,
+    Path((hook_id, oops_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
+    // A hook id that is no number has no token either: counted as such.
+    let Ok(hook_id) = hook_id.parse::<i64>() else {
+        return Err(refused(
+            &app,
+            "unknown_token",
+            StatusCode::UNAUTHORIZED,
+            "Unknown token.",
+        ));
+    };
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -160,7 +169,14 @@ pub async fn post_result(
             "Missing token.",
         ));
     };
+    let upload = Upload {
+        app: &app,
+        token_hash: hash_token(token),
+        hook_id,
+        oops_id: &oops_id,
+    };
     let Some(coding) = Coding::from_headers(&headers) else {
+        upload.count_refusal().await;
         return Err(refused(
             &app,
             "bad_encoding",
@@ -171,7 +187,12 @@ pub async fn post_result(
     // The disk-cap room comes from the storage's cache of the hook (no
     // database trip for most uploads); it only decides where to cut the
     // stream, the atomic claim in `accept_result` enforces the cap.
-    let Some(hook) = app.storage.hook_room(hook_id).await? else {
+    let Some(hook) = app
+        .storage
+        .hook_room(hook_id)
+        .await
+        .map_err(|e| unavailable(&app, e))?
+    else {
         return Err(refused(
             &app,
             "unknown_token",
@@ -184,21 +205,18 @@ pub async fn post_result(
     let cap = app.config.limits.max_result_bytes;
     // What the hook may still store before its disk cap.
     let room = usize::try_from(hook.room()).unwrap_or(usize::MAX);
-    let upload = Upload {
-        app: &app,
-        token_hash: hash_token(token),
-        hook_id,
-        oops_id: &oops_id,
-    };
     // Decoding stops at UNVERIFIED_RESULT_BYTES until the token is known
     // to be good; the wire bytes are kept until then to decode again.
     let mut decoded = ResultBody::unverified(coding, cap, room, UNVERIFIED_RESULT_BYTES)
-        .map_err(decoder_error)?;
+        .map_err(|e| decoder_error(&app, e))?;
     let mut wire = Some(Vec::new());
     let mut body = body;
     let mut stop = None;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
+        let frame = frame.map_err(|e| {
+            app.metrics.result("interrupted");
+            AppError::bad_request(format!("Upload interrupted: {e}"))
+        })?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -213,7 +231,7 @@ pub async fn post_result(
                     drop(body);
                     return Ok(upload.unknown_token());
                 }
-                decoded = ResultBody::new(coding, cap, room).map_err(decoder_error)?;
+                decoded = ResultBody::new(coding, cap, room).map_err(|e| decoder_error(&app, e))?;
                 if let Err(s) = decoded.push(&wire.take().unwrap_or_default()) {
                     stop = Some(s);
                     break;
@@ -234,7 +252,8 @@ pub async fn post_result(
                 if !upload.token_known().await? {
                     return Ok(upload.unknown_token());
                 }
-                let mut again = ResultBody::new(coding, cap, room).map_err(decoder_error)?;
+                let mut again =
+                    ResultBody::new(coding, cap, room).map_err(|e| decoder_error(&app, e))?;
                 let kept = wire.take().unwrap_or_default();
                 match again.push(&kept).and_then(|()| again.finish()) {
                     Ok(keys) => return store_result(&upload, true, keys).await,
@@ -266,7 +285,8 @@ pub async fn post_result(
                     failed: false,
                     now: storage::now(),
                 })
-                .await?;
+                .await
+                .map_err(|e| unavailable(&app, e))?;
             let mut r = match outcome {
                 ResultOutcome::Accepted { .. } => {
                     // Only if the hook's disk cap was raised meanwhile.
@@ -294,6 +314,7 @@ pub async fn post_result(
             Ok(upload.unknown_token())
         }
         BodyStop::TooLarge | BodyStop::Unverified => {
+            upload.count_refusal().await;
             let mut r = refused(
                 &app,
                 "too_large",
@@ -307,6 +328,7 @@ pub async fn post_result(
         }
         BodyStop::Undecodable(e) => {
             tracing::info!(hook_id, %oops_id, "undecodable result: {e}");
+            upload.count_refusal().await;
             let mut r = refused(
                 &app,
                 "invalid",
@@ -338,11 +360,25 @@ struct Upload<'a> {
 impl Upload<'_> {
     /// Whether the token was issued for this hook and OOPS and is unexpired.
     async fn token_known(&self) -> Result<bool, AppError> {
-        Ok(self
-            .app
+        self.app
             .storage
             .result_token_known(&self.token_hash, self.hook_id, self.oops_id, storage::now())
-            .await?)
+            .await
+            .map_err(|e| unavailable(self.app, e))
+    }
+
+    /// Counts a body refused here (not by `accept_result`) in the hook's
+    /// `results_refused`, if the token is the hook's; a failure to count is
+    /// logged, never turned into another answer.
+    async fn count_refusal(&self) {
+        let counted = self
+            .app
+            .storage
+            .refuse_result(&self.token_hash, self.hook_id, self.oops_id, storage::now())
+            .await;
+        if let Err(e) = counted {
+            tracing::warn!(hook_id = self.hook_id, "counting a refused result: {e}");
+        }
     }
 
     /// `401`, counted; the connection is closed since its body was not read
@@ -361,7 +397,14 @@ impl Upload<'_> {
     }
 }
 
-fn decoder_error(e: std::io::Error) -> AppError {
+/// A storage error on the result path, counted (`unavailable`).
+fn unavailable(app: &AppState, e: storage::StorageError) -> AppError {
+    app.metrics.result("unavailable");
+    AppError::from(e)
+}
+
+fn decoder_error(app: &AppState, e: std::io::Error) -> AppError {
+    app.metrics.result("unavailable");
     tracing::error!("creating a result decoder: {e}");
     AppError::text(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -384,6 +427,7 @@ async fn store_result(
         }
         Err(refusal) => {
             tracing::info!(hook_id, %oops_id, "refused result: {refusal}");
+            upload.count_refusal().await;
             let text = match refusal {
                 ResultRefusal::Empty => "Empty result.",
                 ResultRefusal::Invalid(_) => "Invalid BSON.",
@@ -402,7 +446,8 @@ async fn store_result(
             failed,
             now: storage::now(),
         })
-        .await?;
+        .await
+        .map_err(|e| unavailable(app, e))?;
     Ok(result_response(app, outcome))
 }
 

@@ -74,6 +74,7 @@ where
             inner: self.inner.call(req),
             route,
             app: self.app.clone(),
+            done: false,
         }
     }
 }
@@ -93,17 +94,37 @@ pub fn counted<F>(inner: F, route: &'static str, app: AppState) -> CountedFuture
         inner,
         route: Some(Route::Fixed(route)),
         app,
+        done: false,
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The route's future; counts its response when it is ready. A request
-    /// cut off by the timeout outside the router is never counted here.
+    /// The route's future; counts its response when it is ready. One
+    /// dropped before that (cut off by the request timeout outside the
+    /// router, or its client gone) is counted as `408`.
     pub struct CountedFuture<F> {
         #[pin]
         inner: F,
         route: Option<Route>,
         app: AppState,
+        done: bool,
+    }
+
+    impl<F> PinnedDrop for CountedFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done {
+                this.app.metrics.request(route_label(this.route), 408);
+            }
+        }
+    }
+}
+
+fn route_label(route: &Option<Route>) -> &str {
+    match route {
+        Some(Route::Matched(matched)) => matched.as_str(),
+        Some(Route::Fixed(route)) => route,
+        None => "unmatched",
     }
 }
 
@@ -116,13 +137,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
+        *this.done = true;
         if let Ok(response) = &result {
-            let route = match this.route {
-                Some(Route::Matched(matched)) => matched.as_str(),
-                Some(Route::Fixed(route)) => route,
-                None => "unmatched",
-            };
-            this.app.metrics.request(route, response.status().as_u16());
+            this.app
+                .metrics
+                .request(route_label(this.route), response.status().as_u16());
         }
         Poll::Ready(result)
     }

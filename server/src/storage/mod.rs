@@ -503,6 +503,18 @@ pub trait Storage: Send + Sync {
     async fn hook_room(&self, id: i64) -> Result<Option<HookRoom>, StorageError> {
         Ok(self.hook(id).await?.as_ref().map(HookRoom::of))
     }
+    /// Counts a result refused before it reached [`Storage::accept_result`]
+    /// (bad encoding, too large, undecodable, invalid BSON) in the hook's
+    /// `results_refused` and its daily statistics, only when `token_hash`
+    /// is a known token of this hook and OOPS (strangers' uploads are
+    /// counted by the metrics alone); `true` when counted.
+    async fn refuse_result(
+        &self,
+        token_hash: &str,
+        hook_id: i64,
+        oops_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError>;
     /// Whether `token_hash` was issued for this hook and OOPS and has not
     /// expired (used or not): a read, for a result upload that must prove
     /// its token before daisy decodes more of it; [`Storage::accept_result`]

@@ -507,6 +507,37 @@ impl Storage for PostgresStorage {
         Ok(room)
     }
 
+    async fn refuse_result(
+        &self,
+        token_hash: &str,
+        hook_id: i64,
+        oops_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let counted = tx
+            .execute(
+                "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = $1 \
+                 AND EXISTS (SELECT 1 FROM hook_tokens WHERE token_hash = $2 \
+                 AND hook_id = $1 AND oops_id = $3 AND expires > $4)",
+                &[&hook_id, &token_hash, &oops_id, &now],
+            )
+            .await?
+            == 1;
+        if counted {
+            tx.execute(
+                "INSERT INTO daily_stats (day, hook_id, metric, value) \
+                 VALUES ($1, $2, 'results_refused', 1) ON CONFLICT (day, hook_id, metric) \
+                 DO UPDATE SET value = daily_stats.value + 1",
+                &[&super::day_of(now), &hook_id],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(counted)
+    }
+
     async fn result_token_known(
         &self,
         token_hash: &str,

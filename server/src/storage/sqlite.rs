@@ -777,6 +777,31 @@ impl Storage for SqliteStorage {
         Ok(room)
     }
 
+    async fn refuse_result(
+        &self,
+        token_hash: &str,
+        hook_id: i64,
+        oops_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StorageError> {
+        let (token_hash, oops_id) = (token_hash.to_owned(), oops_id.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let counted = tx.execute(
+                "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = ?1 \
+                 AND EXISTS (SELECT 1 FROM hook_tokens WHERE token_hash = ?2 \
+                 AND hook_id = ?1 AND oops_id = ?3 AND expires > ?4)",
+                params![hook_id, token_hash, oops_id, now],
+            )? == 1;
+            if counted {
+                bump_stat(&tx, now, hook_id, "results_refused")?;
+            }
+            tx.commit()?;
+            Ok(counted)
+        })
+        .await
+    }
+
     async fn result_token_known(
         &self,
         token_hash: &str,
