@@ -223,6 +223,61 @@ async fn intake_sees_a_sas_mapping_made_or_changed_after_its_last_lookup() {
 /// The SQLite writer does not remember SASes or signatures longer than a
 /// few hundred bytes (a client can make them megabytes long); such crashes
 /// must still be bucketed and found like any other.
+/// PostgreSQL: a SAS mapped after the crash writer looked it up, but whose
+/// re-bucketing ran before the crash was committed, does not leave the
+/// crash parked. A trigger commits the mapping together with the crash
+/// (exactly that window); the writer's re-check under `map_sas`'s advisory
+/// lock then buckets it. (SQLite's writer holds the write lock from the
+/// lookup to the commit, so it cannot happen there.)
+#[tokio::test]
+async fn postgresql_a_sas_mapped_between_lookup_and_store_still_buckets_the_crash() {
+    let Some(pg) = harness::Postgres::start() else {
+        return;
+    };
+    let url = pg.fresh_database().await;
+    let storage = daisy::storage::PostgresStorage::connect(&url)
+        .await
+        .unwrap();
+    let client = harness::postgres::client(&url).await;
+    let sas = "/usr/bin/foo:11:foo+race";
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION map_late() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               INSERT INTO sas_signature (sas, signature, updated) \
+               VALUES ('{sas}', '/usr/bin/foo:11:late', 0) ON CONFLICT DO NOTHING; \
+               RETURN NEW; END $$; \
+             CREATE TRIGGER map_late BEFORE INSERT ON oops \
+               FOR EACH ROW EXECUTE FUNCTION map_late();"
+        ))
+        .await
+        .unwrap();
+    let mut oops = oops("race", "sys");
+    oops.bucket = None;
+    oops.sas = Some(sas.into());
+    let outcome = storage
+        .intake(Intake {
+            oops,
+            keys: sas_only_keys(sas),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, IntakeOutcome::Stored { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        storage
+            .oops("race")
+            .await
+            .unwrap()
+            .unwrap()
+            .oops
+            .bucket
+            .as_deref(),
+        Some("/usr/bin/foo:11:late")
+    );
+}
+
 #[tokio::test]
 async fn crashes_with_long_sases_and_signatures_are_bucketed_and_found() {
     on_both_engines(|s| async move {

@@ -415,6 +415,18 @@ async fn store_crashes(
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
+    let parked: Vec<&str> = jobs
+        .iter()
+        .filter(|(o, _)| o.bucket.is_none() && o.sas.is_some() && stored.contains(&o.id))
+        .map(|(o, _)| o.id.as_str())
+        .collect();
+    if !parked.is_empty() {
+        // Committed already: a failure leaves them parked (the retracer's
+        // next mapping of their SAS moves them), never fails the batch.
+        if let Err(e) = rebucket_parked(&conn.client, &parked).await {
+            tracing::warn!("re-checking {} parked crashes: {e}", parked.len());
+        }
+    }
     // The duplicates: of a crash stored earlier in this batch, or in the
     // database before it.
     let mut first_in_batch: HashMap<(&str, &str), &str> = HashMap::new();
@@ -465,6 +477,45 @@ async fn store_crashes(
         outcomes.push(IntakeOutcome::Duplicate(existing));
     }
     Ok(outcomes)
+}
+
+/// Buckets the crashes just stored as parked whose SAS got a mapping after
+/// the batch looked it up. `map_sas` re-buckets the parked crashes it can
+/// see; one whose store had not committed when it looked stays parked
+/// unless the writer looks again. Under the shared side of `map_sas`'s
+/// advisory lock, after the store's commit: either the mapping committed
+/// before this statement's snapshot (it is seen here), or `map_sas` starts
+/// after it and sees these crashes itself.
+async fn rebucket_parked(client: &Client, ids: &[&str]) -> Result<u64, StorageError> {
+    // In order, one after the other: statements not prepared yet must not
+    // be pipelined (a `Parse` round trip would let `COMMIT` overtake them).
+    client.batch_execute("BEGIN").await?;
+    let moved = async {
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock_shared($1)",
+                &[&super::postgres::SAS_MAP_LOCK],
+            )
+            .await?;
+        client
+            .execute(
+                "UPDATE oops o SET bucket = s.signature FROM sas_signature s \
+                 WHERE o.id = ANY($1::text[]) AND o.bucket IS NULL AND s.sas = o.sas",
+                &[&ids],
+            )
+            .await
+    }
+    .await;
+    match moved {
+        Ok(moved) => {
+            client.batch_execute("COMMIT").await?;
+            Ok(moved)
+        }
+        Err(e) => {
+            client.batch_execute("ROLLBACK").await?;
+            Err(e.into())
+        }
+    }
 }
 
 /// The result writer's connection and statements.
