@@ -278,6 +278,17 @@ pub fn superseded_reason(version: i64) -> String {
     format!("superseded by version {version}")
 }
 
+/// The audit entry of hook `old`, disabled by the activation of `new`.
+pub(crate) fn superseded_audit(new: &NewHook, old: i64, reason: &str) -> AuditEntry {
+    AuditEntry {
+        at: new.created,
+        actor: new.actor.clone(),
+        action: "hook.disabled".into(),
+        subject: old.to_string(),
+        detail: reason.to_owned(),
+    }
+}
+
 /// Why a hook whose `days` have passed is expired.
 pub const EXPIRED_REASON: &str = "days limit reached";
 

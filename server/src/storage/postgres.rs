@@ -466,17 +466,7 @@ impl Storage for PostgresStorage {
             .await?;
         for row in superseded {
             let old: i64 = row.try_get(0)?;
-            audit_in(
-                &tx,
-                &AuditEntry {
-                    at: hook.created,
-                    actor: hook.actor.clone(),
-                    action: "hook.disabled".into(),
-                    subject: old.to_string(),
-                    detail: reason.clone(),
-                },
-            )
-            .await?;
+            audit_in(&tx, &super::superseded_audit(&hook, old, &reason)).await?;
         }
         let record = get_hook(&tx, id)
             .await?

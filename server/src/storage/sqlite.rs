@@ -731,16 +731,7 @@ impl Storage for SqliteStorage {
                 .query_map(params![reason, hook.name, id], |r| r.get::<_, i64>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             for old in superseded {
-                audit_in(
-                    &tx,
-                    &AuditEntry {
-                        at: hook.created,
-                        actor: hook.actor.clone(),
-                        action: "hook.disabled".into(),
-                        subject: old.to_string(),
-                        detail: reason.clone(),
-                    },
-                )?;
+                audit_in(&tx, &super::superseded_audit(&hook, old, &reason))?;
             }
             let record = get_hook(&tx, id)?
                 .ok_or_else(|| StorageError::Corrupt(format!("hook {id} vanished")))?;
