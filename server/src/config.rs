@@ -318,6 +318,29 @@ impl Config {
     pub fn create_data_dir(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(self.data_dir.join("cores"))
     }
+
+    /// Removes core uploads' temporary files (`cores/*.partial`) last
+    /// changed more than `older_than` ago: left by a process that was
+    /// killed mid-upload (a live upload removes its own). Not younger ones:
+    /// another daisy may share the data directory. Returns how many went.
+    pub fn sweep_partial_cores(&self, older_than: std::time::Duration) -> std::io::Result<usize> {
+        let mut removed = 0usize;
+        for entry in std::fs::read_dir(self.data_dir.join("cores"))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let meta = entry.metadata()?;
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > older_than);
+            if name.to_string_lossy().ends_with(".partial") && meta.is_file() && old {
+                std::fs::remove_file(entry.path())?;
+                removed = removed.saturating_add(1);
+            }
+        }
+        Ok(removed)
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -339,6 +362,35 @@ fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn old_unfinished_core_uploads_are_swept_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = CommonArgs {
+            data_dir: Some(dir.path().to_owned()),
+            ..CommonArgs::default()
+        };
+        let config = Config::from_toml("", &flags, None).unwrap();
+        config.create_data_dir().unwrap();
+        let cores = dir.path().join("cores");
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for name in ["old.1.partial", "new.2.partial", "stored-core"] {
+            let file = std::fs::File::create(cores.join(name)).unwrap();
+            if name != "new.2.partial" {
+                file.set_modified(hour_ago).unwrap();
+            }
+        }
+        let removed = config
+            .sweep_partial_cores(std::time::Duration::from_secs(3600))
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert!(!cores.join("old.1.partial").exists());
+        assert!(
+            cores.join("new.2.partial").exists(),
+            "maybe still uploading"
+        );
+        assert!(cores.join("stored-core").exists(), "a stored core is kept");
+    }
 
     #[test]
     fn defaults_are_loopback_and_sqlite_in_data_dir() {

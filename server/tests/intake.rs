@@ -364,11 +364,13 @@ async fn a_core_over_the_cap_is_refused_and_not_kept() {
     );
 }
 
-/// Two uploads of one OOPS's core at once: the second is refused while the
-/// first streams (it used to truncate the same partial file and interleave
-/// with it), and once the first is stored a later one cannot replace it.
+/// Two uploads of one OOPS's core at once each stream to a file of their
+/// own (they used to share one, truncating and interleaving): the first to
+/// finish is stored, the other gets `409`, and a stored core is never
+/// replaced. An upload whose client goes away leaves nothing behind, so a
+/// retry can store the core.
 #[tokio::test]
-async fn a_second_core_upload_never_mixes_with_or_replaces_the_first() {
+async fn core_uploads_never_mix_replace_or_block_each_other() {
     use tokio::io::AsyncWriteExt;
     let server = TestServer::start(Engine::Sqlite, "").await.unwrap();
     let id = oops_id(
@@ -376,32 +378,57 @@ async fn a_second_core_upload_never_mixes_with_or_replaces_the_first() {
         "OOPSID",
     );
     let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
-    let mut first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let cores = server.dir.path().join("cores");
+    let partials = || {
+        std::fs::read_dir(&cores)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".partial")
+            })
+            .count()
+    };
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2000\r\n\r\n"
     );
-    first.write_all(head.as_bytes()).await.unwrap();
-    first.write_all(&[b'A'; 1000]).await.unwrap();
-    first.flush().await.unwrap();
-    // The first upload's partial file exists once its handler runs.
-    let partial = server.dir.path().join(format!("cores/{id}.partial"));
+    let half_sent = || async {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&[b'A'; 1000]).await.unwrap();
+        stream.flush().await.unwrap();
+        for _ in 0..200 {
+            if partials() > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(partials(), 1, "the upload streams to its own file");
+        stream
+    };
+    // A client that goes away mid-body leaves no file behind.
+    drop(half_sent().await);
     for _ in 0..200 {
-        if partial.exists() {
+        if partials() == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(partial.exists());
+    assert_eq!(partials(), 0, "an abandoned upload's file is removed");
+    // Two at once: B finishes first and is stored, A then gets 409.
+    let mut first = half_sent().await;
     let r = request(server.addr, "POST", &path, &[], &[b'B'; 2000]).await;
-    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.text());
     first.write_all(&[b'A'; 1000]).await.unwrap();
     let r = harness::http::read_response(&mut first).await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 409, "{}", r.text());
     let r = request(server.addr, "POST", &path, &[], &[b'C'; 2000]).await;
     assert_eq!(r.status, 409, "{}", r.text());
-    let core = std::fs::read(server.dir.path().join(format!("cores/{id}"))).unwrap();
-    assert_eq!(core, vec![b'A'; 2000]);
-    assert!(!partial.exists());
+    let core = std::fs::read(cores.join(&id)).unwrap();
+    assert_eq!(core, vec![b'B'; 2000]);
+    assert_eq!(partials(), 0);
     assert_eq!(
         server
             .app

@@ -60,6 +60,13 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
         "creating {}",
         config.data_dir.display()
     )))?;
+    // A core upload older than an hour cannot still be running (the
+    // request timeout is far shorter).
+    match config.sweep_partial_cores(std::time::Duration::from_secs(3600)) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} core uploads left unfinished"),
+        Err(e) => tracing::warn!("sweeping unfinished core uploads: {e}"),
+    }
     if let Some(public) = crate::signing::ensure_signing_key(&config.data_dir)
         .map_err(|e| CliError::Usage(e.to_string()))?
     {

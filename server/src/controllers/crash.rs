@@ -176,36 +176,22 @@ pub async fn submit_core(
         ));
     }
     let cores = app.config.data_dir.join("cores");
-    let partial = cores.join(format!("{oops_id}.partial"));
-    // Created exclusively: a second upload for the same OOPS while one
-    // streams must not truncate and interleave with it.
-    let file = match tokio::fs::OpenOptions::new()
+    // A file of this upload's own: two uploads of one core never share
+    // one (they used to truncate and interleave), and the guard removes it
+    // however the upload ends (refused, cut off by the timeout, its client
+    // gone).
+    let partial = TempCore(cores.join(format!("{oops_id}.{}.partial", uuid::Uuid::new_v4())));
+    let file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&partial)
+        .open(&partial.0)
         .await
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(AppError::text(
-                StatusCode::CONFLICT,
-                "A core for this OOPS is being uploaded.",
-            ));
-        }
-        Err(e) => return Err(internal_io("creating the core file", e)),
-    };
-    let size = match write_capped(body, file, app.config.limits.max_core_bytes).await {
-        Ok(size) => size,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(e);
-        }
-    };
-    // Linked, not renamed: a core that another upload finished meanwhile
-    // is never replaced (`EEXIST`).
-    let linked = tokio::fs::hard_link(&partial, cores.join(&oops_id)).await;
-    let _ = tokio::fs::remove_file(&partial).await;
-    match linked {
+        .map_err(|e| internal_io("creating the core file", e))?;
+    let size = write_capped(body, file, app.config.limits.max_core_bytes).await?;
+    // Linked, not renamed: the first upload to finish wins, and a stored
+    // core is never replaced (`EEXIST`).
+    let core = cores.join(&oops_id);
+    match tokio::fs::hard_link(&partial.0, &core).await {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(AppError::text(
@@ -215,11 +201,28 @@ pub async fn submit_core(
         }
         Err(e) => return Err(internal_io("storing the core", e)),
     }
+    drop(partial);
     let size = i64::try_from(size).unwrap_or(i64::MAX);
-    if !app.storage.set_core(&oops_id, &system_id, size).await? {
+    let recorded = app.storage.set_core(&oops_id, &system_id, size).await;
+    if !matches!(recorded, Ok(true)) {
+        // Not recorded: the file goes too, so that a retry can store it.
+        let _ = tokio::fs::remove_file(&core).await;
+    }
+    if !recorded? {
         return Err(AppError::not_found("No such OOPS."));
     }
     Ok((StatusCode::OK, "").into_response())
+}
+
+/// A core being uploaded, removed when dropped (a hard link keeps a stored
+/// core).
+struct TempCore(std::path::PathBuf);
+
+impl Drop for TempCore {
+    fn drop(&mut self) {
+        // Already gone is fine; anything else is left for the start-up sweep.
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn internal_io(what: &str, e: std::io::Error) -> AppError {
