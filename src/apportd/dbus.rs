@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, SemaphorePermit, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use zbus::message::{Flags, Header};
 use zbus::names::{BusName, OwnedUniqueName};
 use zbus::object_server::SignalEmitter;
@@ -484,10 +484,10 @@ fn close_on_exec(fd: OwnedFd) -> Result<OwnedFd, Error> {
 
 /// Read and parse the report off the async workers (a slow file must not
 /// stall the bus), giving up after [`REPORT_READ_TIMEOUT`].
-async fn read_report<'a>(
-    budget: &'a ReportBudget,
+async fn read_report(
+    budget: &ReportBudget,
     report: &OwnedFd,
-) -> Result<(Report, SemaphorePermit<'a>), Error> {
+) -> Result<(Report, OwnedSemaphorePermit), Error> {
     read_report_within(budget, report, REPORT_READ_TIMEOUT).await
 }
 
@@ -504,7 +504,7 @@ const BUDGET_UNIT: u64 = 64 * 1024;
 /// The memory budget of report reads.
 #[derive(Debug)]
 pub struct ReportBudget {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     units: u64,
 }
 
@@ -513,7 +513,9 @@ impl ReportBudget {
     fn new(bytes: u64) -> Self {
         let units = bytes / BUDGET_UNIT;
         ReportBudget {
-            permits: Semaphore::new(usize::try_from(units).unwrap_or(Semaphore::MAX_PERMITS)),
+            permits: Arc::new(Semaphore::new(
+                usize::try_from(units).unwrap_or(Semaphore::MAX_PERMITS),
+            )),
             units,
         }
     }
@@ -524,14 +526,15 @@ impl ReportBudget {
     }
 }
 
-/// Reads and parses the report within `timeout` (the wait for the budget
-/// included); the permit holds the report's share of the budget while the
-/// caller uses the parsed report.
-async fn read_report_within<'a>(
-    budget: &'a ReportBudget,
+/// Waits at most `timeout` for the report's share of the budget, then reads
+/// and parses the report within `timeout`. The permit holds that share
+/// while the caller uses the parsed report; a read given up on keeps it
+/// until its thread ends, since the thread still holds the memory.
+async fn read_report_within(
+    budget: &ReportBudget,
     report: &OwnedFd,
     timeout: Duration,
-) -> Result<(Report, SemaphorePermit<'a>), Error> {
+) -> Result<(Report, OwnedSemaphorePermit), Error> {
     let size = fd_size(report);
     // Twice the file for the read and the parse, plus a unit for rounding.
     let units = size
@@ -548,17 +551,19 @@ async fn read_report_within<'a>(
                 budget.largest_report()
             ))
         })?;
-    let started = std::time::Instant::now();
-    let permit = tokio::time::timeout(timeout, budget.permits.acquire_many(units))
-        .await
-        .map_err(|_| {
-            Error::InvalidArgs(format!(
-                "the report could not be read within {} ms (other reports are being read); \
-                 retry later",
-                timeout.as_millis()
-            ))
-        })?
-        .map_err(|_| Error::InvalidArgs("the report budget is closed".into()))?;
+    let permit = tokio::time::timeout(
+        timeout,
+        Arc::clone(&budget.permits).acquire_many_owned(units),
+    )
+    .await
+    .map_err(|_| {
+        Error::InvalidArgs(format!(
+            "the report could not be read within {} ms (other reports are being read); retry \
+             later",
+            timeout.as_millis()
+        ))
+    })?
+    .map_err(|_| Error::InvalidArgs("the report budget is closed".into()))?;
     let fd = report
         .try_clone()
         .map_err(|e| Error::InvalidArgs(format!("report descriptor: {e}")))?;
@@ -568,9 +573,8 @@ async fn read_report_within<'a>(
         max_file_bytes: size.min(ReportLimits::default().max_file_bytes),
         ..ReportLimits::default()
     };
-    let left = timeout.saturating_sub(started.elapsed());
-    let parsed = blocking_within(left, "the report", move || {
-        Report::from_file(std::fs::File::from(fd), &limits)
+    let (parsed, permit) = blocking_within(timeout, "the report", move || {
+        (Report::from_file(std::fs::File::from(fd), &limits), permit)
     })
     .await?;
     let parsed = parsed.map_err(|e| Error::InvalidArgs(format!("report: {e}")))?;
