@@ -36,9 +36,12 @@ pub const POOL_SIZE: usize = 4;
 /// Advisory lock key that serialises migrations of several processes.
 const MIGRATION_LOCK: i64 = 0x0064_6169_7379;
 
-/// Advisory lock key of `map_sas` (exclusive) against the crash writer's
-/// re-check of crashes it parked (shared): see `postgres_batch::rebucket_parked`.
-pub(super) const SAS_MAP_LOCK: i64 = 0x0064_6169_7361_7300;
+/// The advisory lock of one SAS, taken by `map_sas` (exclusive) and by the
+/// crash writer's re-check of crashes it parked under that SAS (shared):
+/// see `postgres_batch::rebucket_parked`. Keyed by a hash of the SAS, so
+/// that mapping one SAS never waits for or stalls the intake of others (a
+/// collision only makes two SASes share a lock).
+pub(super) const SAS_LOCK: &str = "hashtextextended($1, 7099766)";
 
 const OOPS_COLUMNS: &str = "id, system_id, received, bucket, sas, package, source_package, \
     duplicate_signature, report, core_size";
@@ -387,8 +390,11 @@ impl Storage for PostgresStorage {
         let tx = client.transaction().await?;
         // Held to the commit: a crash writer that parked a crash under this
         // SAS before seeing the mapping re-checks it under the shared lock.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SAS_MAP_LOCK])
-            .await?;
+        tx.execute(
+            &format!("SELECT pg_advisory_xact_lock({SAS_LOCK})"),
+            &[&sas],
+        )
+        .await?;
         tx.execute(
             "INSERT INTO sas_signature (sas, signature, updated) VALUES ($1, $2, $3) \
              ON CONFLICT (sas) DO UPDATE SET signature = excluded.signature, \

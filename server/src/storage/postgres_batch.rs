@@ -121,6 +121,10 @@ const EXISTING_DUPLICATES: &str = "SELECT u.system_id, u.digest, d.oops_id \
         WHERE d.crash_time IN (u.crash_time, 0) AND d.system_id = u.system_id \
         AND d.digest = u.digest LIMIT 1) d";
 
+/// Buckets the given parked crashes whose SAS is mapped now.
+const REBUCKET_PARKED: &str = "UPDATE oops o SET bucket = s.signature FROM sas_signature s \
+    WHERE o.id = ANY($1::text[]) AND o.bucket IS NULL AND s.sas = o.sas";
+
 const LOCK_HOOKS: &str = "SELECT id, state, version, results, max_reports, not_after, bytes, \
     disk_cap FROM hooks WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE";
 const TOKENS: &str = "SELECT u.token_hash, u.hook_id, t.oops_id, t.expires, t.used \
@@ -253,6 +257,10 @@ struct CrashConn {
     active_targets: Statement,
     sas_lookup: Statement,
     existing: Statement,
+    /// Shared advisory locks of a batch's parked SASes, in order.
+    lock_sases: Statement,
+    /// Buckets parked crashes whose SAS is mapped now.
+    rebucket: Statement,
     /// Stores a batch; prepared at the first batch, with [`LEGACY_PROBE`]
     /// only if `oops_dedup` then has keys under crash time 0.
     store: Option<Statement>,
@@ -261,11 +269,19 @@ struct CrashConn {
 impl CrashConn {
     async fn connect(url: &str) -> Result<CrashConn, StorageError> {
         let client = connect_writer(url).await?;
-        let (generation, active_targets, sas_lookup, existing) = tokio::try_join!(
+        // In key order, like any set of locks taken one by one.
+        let lock_sases_sql = format!(
+            "SELECT pg_advisory_xact_lock_shared(k) FROM (SELECT DISTINCT {} AS k \
+             FROM UNNEST($1::text[]) AS s(sas) ORDER BY k) t",
+            super::postgres::SAS_LOCK.replace("$1", "s.sas")
+        );
+        let (generation, active_targets, sas_lookup, existing, lock_sases, rebucket) = tokio::try_join!(
             client.prepare(GENERATION),
             client.prepare(ACTIVE_TARGETS),
             client.prepare(SAS_LOOKUP),
             client.prepare(EXISTING_DUPLICATES),
+            client.prepare(&lock_sases_sql),
+            client.prepare(REBUCKET_PARKED),
         )?;
         Ok(CrashConn {
             client,
@@ -273,6 +289,8 @@ impl CrashConn {
             active_targets,
             sas_lookup,
             existing,
+            lock_sases,
+            rebucket,
             store: None,
         })
     }
@@ -415,15 +433,17 @@ async fn store_crashes(
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
-    let parked: Vec<&str> = jobs
+    let (parked, mut parked_sases): (Vec<&str>, Vec<&str>) = jobs
         .iter()
-        .filter(|(o, _)| o.bucket.is_none() && o.sas.is_some() && stored.contains(&o.id))
-        .map(|(o, _)| o.id.as_str())
-        .collect();
+        .filter(|(o, _)| o.bucket.is_none() && stored.contains(&o.id))
+        .filter_map(|(o, _)| Some((o.id.as_str(), o.sas.as_deref()?)))
+        .unzip();
     if !parked.is_empty() {
+        parked_sases.sort_unstable();
+        parked_sases.dedup();
         // Committed already: a failure leaves them parked (the retracer's
         // next mapping of their SAS moves them), never fails the batch.
-        if let Err(e) = rebucket_parked(&conn.client, &parked).await {
+        if let Err(e) = rebucket_parked(conn, &parked, &parked_sases).await {
             tracing::warn!("re-checking {} parked crashes: {e}", parked.len());
         }
     }
@@ -486,36 +506,26 @@ async fn store_crashes(
 /// advisory lock, after the store's commit: either the mapping committed
 /// before this statement's snapshot (it is seen here), or `map_sas` starts
 /// after it and sees these crashes itself.
-async fn rebucket_parked(client: &Client, ids: &[&str]) -> Result<u64, StorageError> {
-    // In order, one after the other: statements not prepared yet must not
-    // be pipelined (a `Parse` round trip would let `COMMIT` overtake them).
-    client.batch_execute("BEGIN").await?;
-    let moved = async {
-        client
-            .execute(
-                "SELECT pg_advisory_xact_lock_shared($1)",
-                &[&super::postgres::SAS_MAP_LOCK],
-            )
-            .await?;
-        client
-            .execute(
-                "UPDATE oops o SET bucket = s.signature FROM sas_signature s \
-                 WHERE o.id = ANY($1::text[]) AND o.bucket IS NULL AND s.sas = o.sas",
-                &[&ids],
-            )
-            .await
-    }
-    .await;
-    match moved {
-        Ok(moved) => {
-            client.batch_execute("COMMIT").await?;
-            Ok(moved)
-        }
-        Err(e) => {
-            client.batch_execute("ROLLBACK").await?;
-            Err(e.into())
-        }
-    }
+async fn rebucket_parked(
+    conn: &CrashConn,
+    ids: &[&str],
+    sases: &[&str],
+) -> Result<u64, StorageError> {
+    // Pipelined, in order (all prepared, so none waits for a `Parse`);
+    // after an error `COMMIT` ends the transaction as a rollback.
+    let client = &conn.client;
+    let begin = client.batch_execute("BEGIN");
+    let (lock_params, update_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+        ([&sases], [&ids]);
+    let lock = client.query(&conn.lock_sases, &lock_params);
+    let update = client.execute(&conn.rebucket, &update_params);
+    let commit = client.batch_execute("COMMIT");
+    let (begin, lock, update, commit) = tokio::join!(begin, lock, update, commit);
+    begin?;
+    lock?;
+    let moved = update?;
+    commit?;
+    Ok(moved)
 }
 
 /// The result writer's connection and statements.
