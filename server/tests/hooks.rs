@@ -19,6 +19,8 @@ use harness::{Engine, TestServer};
 use sha2::{Digest, Sha256};
 
 const SYSTEM: &str = "5ca1ab1e";
+/// A second reporting system.
+const OTHER_SYSTEM: &str = "0ddba11";
 
 fn upload(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -438,6 +440,18 @@ async fn hostile_results_are_refused_and_nothing_is_stored() {
         let stored = server.app.storage.oops_results(&oops).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].bytes, big.len() as i64);
+        // A body whose wire bytes pass the limit while it decodes to little
+        // (a zstd skippable frame first) is checked and replayed the same way.
+        let (oops2, _) = crash(&server, OTHER_SYSTEM).await;
+        let offer2 = hook_list(&server, &oops2, OTHER_SYSTEM).await.remove(0);
+        let mut padded = vec![0x50, 0x2a, 0x4d, 0x18];
+        padded.extend_from_slice(&(100_000u32).to_le_bytes());
+        padded.resize(padded.len() + 100_000, 0);
+        padded.extend_from_slice(&zstd::encode_all(&result_bson()[..], 3).unwrap());
+        let r = post_result(&server, &offer2, &offer2.token, Some("zstd"), &padded).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let stored = server.app.storage.oops_results(&oops2).await.unwrap();
+        assert_eq!(stored[0].bytes, result_bson().len() as i64);
     }
 }
 

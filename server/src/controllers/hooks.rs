@@ -220,11 +220,20 @@ pub async fn post_result(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if let Some(kept) = &mut wire {
+        // The wire bytes kept for the replay count too: a compressed body
+        // that decodes to almost nothing (skippable frames, empty blocks)
+        // must not be kept up to the cap before its token is checked.
+        let kept_over = wire.as_mut().is_some_and(|kept| {
             kept.extend_from_slice(&data);
-        }
+            kept.len() > UNVERIFIED_RESULT_BYTES
+        });
         // Decompressed while it streams: the caps hold for every coding.
-        match decoded.push(&data) {
+        let pushed = if kept_over {
+            Err(BodyStop::Unverified)
+        } else {
+            decoded.push(&data)
+        };
+        match pushed {
             Ok(()) => {}
             Err(BodyStop::Unverified) => {
                 if !upload.token_known().await? {
@@ -371,6 +380,10 @@ impl Upload<'_> {
     /// `results_refused`, if the token is the hook's; a failure to count is
     /// logged, never turned into another answer.
     async fn count_refusal(&self) {
+        // A read first: a stranger's refusal must not cost a write lock.
+        if !matches!(self.token_known().await, Ok(true)) {
+            return;
+        }
         let counted = self
             .app
             .storage

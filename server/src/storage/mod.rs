@@ -517,8 +517,9 @@ pub trait Storage: Send + Sync {
     /// Counts a result refused before it reached [`Storage::accept_result`]
     /// (bad encoding, too large, undecodable, invalid BSON) in the hook's
     /// `results_refused` and its daily statistics, only when `token_hash`
-    /// is a known token of this hook and OOPS (strangers' uploads are
-    /// counted by the metrics alone); `true` when counted.
+    /// is a known, unused token of this hook and OOPS (strangers' uploads
+    /// are counted by the metrics alone, and a used token cannot run the
+    /// count up); `true` when counted.
     async fn refuse_result(
         &self,
         token_hash: &str,

@@ -524,7 +524,7 @@ impl Storage for PostgresStorage {
             .execute(
                 "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = $1 \
                  AND EXISTS (SELECT 1 FROM hook_tokens WHERE token_hash = $2 \
-                 AND hook_id = $1 AND oops_id = $3 AND expires > $4)",
+                 AND hook_id = $1 AND oops_id = $3 AND expires > $4 AND NOT used)",
                 &[&hook_id, &token_hash, &oops_id, &now],
             )
             .await?

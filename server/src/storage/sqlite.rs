@@ -781,7 +781,7 @@ impl Storage for SqliteStorage {
             let counted = tx.execute(
                 "UPDATE hooks SET results_refused = results_refused + 1 WHERE id = ?1 \
                  AND EXISTS (SELECT 1 FROM hook_tokens WHERE token_hash = ?2 \
-                 AND hook_id = ?1 AND oops_id = ?3 AND expires > ?4)",
+                 AND hook_id = ?1 AND oops_id = ?3 AND expires > ?4 AND used = 0)",
                 params![hook_id, token_hash, oops_id, now],
             )? == 1;
             if counted {
