@@ -105,7 +105,7 @@ async fn a_schema_4_database_keeps_its_crashes_tokens_and_results_after_0005() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let oops_indexes: Vec<String> = client
         .query(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'oops' ORDER BY indexname",

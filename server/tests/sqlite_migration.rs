@@ -146,7 +146,7 @@ async fn a_schema_2_database_keeps_its_crashes_and_duplicates_after_upgrade() {
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     // The old rows were not rewritten: they are found through the partial
     // text index, the new one through its bucket's id.
     let (legacy, linked): (i64, i64) = conn
@@ -276,7 +276,7 @@ async fn a_schema_7_database_keeps_its_merged_and_staged_keys() {
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres_0004_dedup_by_crash_time.sql"),
     include_str!("migrations/postgres_0005_cheaper_writes.sql"),
     include_str!("migrations/postgres_0006_drop_oops_package.sql"),
+    include_str!("migrations/postgres_0007_outstanding_tokens_by_oops.sql"),
 ];
 
 /// Connections per daisy process.

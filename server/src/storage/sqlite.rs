@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0006_sas_generation.sql"),
     include_str!("migrations/sqlite_0007_bucket_ids.sql"),
     include_str!("migrations/sqlite_0008_compact_dedup_keys.sql"),
+    include_str!("migrations/sqlite_0009_outstanding_tokens_by_oops.sql"),
 ];
 
 /// WAL pages between two checkpoints (64 MB of WAL; SQLite's default is 1000).
