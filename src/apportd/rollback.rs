@@ -38,6 +38,12 @@ pub const MAX_ENTRIES: usize = 10_000;
 
 const TEMP_FILE: &str = ".bundle-high-water.new";
 const HEADER: &str = "# apportd: newest bundle seen per hook: NAME ISSUED_AT VERSION\n";
+/// The header of files written before marks were kept per hook name: their
+/// lines are keyed by bundle id (`NAME-VERSION` from daisy), which would be
+/// taken for the marks of other hooks (hook `foo-2` for bundle `foo-2` of
+/// hook `foo`), so such a file's marks are dropped and the file is written
+/// anew with the next mark.
+const HEADER_BY_BUNDLE_ID: &str = "# apportd: newest bundle seen per hook id: ID ISSUED_AT VERSION";
 
 /// The newest bundle of one hook accepted so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +356,9 @@ fn read_marks(path: &Path) -> Result<Marks, RollbackError> {
 /// makes the whole file untrustworthy (`Err`).
 fn parse_marks(text: &str) -> Result<Marks, String> {
     let mut state = Marks::default();
+    if text.lines().next().map(str::trim) == Some(HEADER_BY_BUNDLE_ID) {
+        return Ok(state);
+    }
     for (index, line) in text.lines().enumerate() {
         let number = index.saturating_add(1);
         let line = line.trim();
@@ -428,6 +437,23 @@ mod tests {
         assert_eq!(meta.mode() & 0o777, 0o600);
         let dir_meta = std::fs::metadata(marks.file().parent().unwrap()).unwrap();
         assert_eq!(dir_meta.mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn marks_of_the_bundle_id_format_are_dropped_not_taken_for_names() {
+        let (_dir, marks) = high_water();
+        marks.check_and_record("seed", 1, NOW, NOW).unwrap();
+        // Bundle `foo-2` (hook `foo`, version 2) as an earlier apportd kept it.
+        std::fs::write(
+            marks.file(),
+            format!("{HEADER_BY_BUNDLE_ID}\nfoo-2 {} 2\n", NOW - 10),
+        )
+        .unwrap();
+        // Hook `foo-2`, version 1, older: not a rollback of bundle `foo-2`.
+        marks.check_and_record("foo-2", 1, NOW - 100, NOW).unwrap();
+        let text = std::fs::read_to_string(marks.file()).unwrap();
+        assert!(text.starts_with(HEADER), "{text}");
+        assert!(text.contains(&format!("foo-2 {} 1", NOW - 100)), "{text}");
     }
 
     #[test]
