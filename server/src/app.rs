@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
@@ -14,6 +15,8 @@ pub struct App {
     pub storage: Arc<dyn Storage>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// Memory that request bodies may hold at once.
+    pub bodies: BodyBudget,
 }
 
 /// What handlers receive.
@@ -23,6 +26,7 @@ impl App {
     /// Wraps configuration and storage into the shared state.
     pub fn new(config: Config, storage: Arc<dyn Storage>) -> AppState {
         Arc::new(App {
+            bodies: BodyBudget::new(config.limits.body_bytes_in_flight),
             config,
             storage,
             metrics: Metrics::default(),

@@ -79,6 +79,7 @@ struct FileLimits {
     max_core_bytes: Option<usize>,
     max_result_bytes: Option<usize>,
     max_api_body_bytes: Option<usize>,
+    body_bytes_in_flight: Option<usize>,
     request_timeout_secs: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     max_hook_reports: Option<u32>,
@@ -108,6 +109,10 @@ pub struct Limits {
     pub max_result_bytes: usize,
     /// Largest JSON API body. Default 1 MiB.
     pub max_api_body_bytes: usize,
+    /// Bytes that crash and result bodies may hold in memory at once,
+    /// beyond the first 64 KiB of each (`body_budget`); a body that would
+    /// pass it is refused with `503`. Default 256 MiB.
+    pub body_bytes_in_flight: usize,
     /// Whole-request timeout, body included, in seconds. Default 60.
     pub request_timeout_secs: u64,
     /// Time a client has to send a request's head (and, on TLS, to finish
@@ -134,6 +139,7 @@ impl Default for Limits {
             max_core_bytes: 256 << 20,
             max_result_bytes: 50 << 20,
             max_api_body_bytes: 1 << 20,
+            body_bytes_in_flight: 256 << 20,
             request_timeout_secs: 60,
             header_read_timeout_secs: 10,
             max_hook_reports: 1000,
@@ -259,6 +265,7 @@ impl Config {
             max_core_bytes: f.max_core_bytes.unwrap_or(d.max_core_bytes),
             max_result_bytes: f.max_result_bytes.unwrap_or(d.max_result_bytes),
             max_api_body_bytes: f.max_api_body_bytes.unwrap_or(d.max_api_body_bytes),
+            body_bytes_in_flight: f.body_bytes_in_flight.unwrap_or(d.body_bytes_in_flight),
             request_timeout_secs: f.request_timeout_secs.unwrap_or(d.request_timeout_secs),
             header_read_timeout_secs: f
                 .header_read_timeout_secs

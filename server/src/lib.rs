@@ -10,6 +10,7 @@
 pub mod activation;
 pub mod app;
 pub mod auth;
+pub mod body_budget;
 pub mod bucketing;
 pub mod cli;
 pub mod config;

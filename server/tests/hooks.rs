@@ -653,3 +653,44 @@ async fn a_compressed_upload_past_the_disk_cap_is_cut_off_mid_stream() {
         }
     }
 }
+
+/// A result that inflates past the bodies' budget (after its token was
+/// checked) is refused with `503` and nothing is stored; the token still
+/// works for a result that fits.
+#[tokio::test]
+async fn a_result_past_the_bodies_budget_is_refused_for_later() {
+    let (server, hook_id) = server_with_hook(
+        Engine::Sqlite,
+        "[limits]\nbody_bytes_in_flight = 100000\n",
+        2,
+    )
+    .await
+    .unwrap();
+    let (oops, _) = crash(&server, SYSTEM).await;
+    let offer = hook_list(&server, &oops, SYSTEM).await.remove(0);
+    let log = "seat0: x\n".repeat(40_000);
+    let big = doc! { "LightdmLog": log.as_str() }.to_vec().unwrap();
+    let r = post_result(
+        &server,
+        &offer,
+        &offer.token,
+        Some("zstd"),
+        &zstd::encode_all(&big[..], 3).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(
+        server
+            .app
+            .storage
+            .oops_results(&oops)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let r = post_result(&server, &offer, &offer.token, None, &result_bson()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+    assert_eq!(hook.results, 1);
+}

@@ -177,6 +177,52 @@ async fn each_route_keeps_its_body_limit() {
     server.stop().await.unwrap();
 }
 
+/// Bodies in flight share a budget beyond their first 64 KiB: a crash body
+/// that would pass it is refused with `503` (whoopsie retries it later),
+/// one that fits is read, and what a request holds is given back when it
+/// is answered. Nothing is stored for a refused body.
+#[tokio::test]
+async fn crash_bodies_share_a_budget_of_memory() {
+    // About 97 KiB beyond the free 64 KiB of each body.
+    let server = TestServer::start(Engine::Sqlite, "[limits]\nbody_bytes_in_flight = 100000\n")
+        .await
+        .unwrap();
+    let system = "a".repeat(128);
+    let path = format!("/{system}");
+    // Over free + budget: refused, and counted.
+    let r = request(server.addr, "POST", &path, &[], &vec![b'A'; 300_000]).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(server.app.metrics.crash_count("busy"), 1);
+    // Within it: read (and refused as what it is, not BSON).
+    let r = request(server.addr, "POST", &path, &[], &vec![b'A'; 150_000]).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(server.app.bodies.available(), 100000 / 1024 * 1024);
+    // One body held mid-stream takes its share: a second one like it does
+    // not fit until the first is answered.
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 150000\r\n\r\n"
+    );
+    first.write_all(head.as_bytes()).await.unwrap();
+    first.write_all(&[b'A'; 149_000]).await.unwrap();
+    first.flush().await.unwrap();
+    for _ in 0..200 {
+        if server.app.bodies.available() < 100000 / 1024 * 1024 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = request(server.addr, "POST", &path, &[], &vec![b'A'; 150_000]).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    first.write_all(&[b'A'; 1000]).await.unwrap();
+    let r = harness::http::read_response(&mut first).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = request(server.addr, "POST", &path, &[], &vec![b'A'; 150_000]).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(server.app.storage.totals().await.unwrap().oopses, 0);
+    server.stop().await.unwrap();
+}
+
 /// The API's errors are JSON (`{"error": …}`) also where axum's extractors
 /// refuse a request, and a caller without the right team is refused
 /// before the body is looked at.

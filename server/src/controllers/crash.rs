@@ -6,14 +6,15 @@
 
 use apport_hooks::report::ReportLimits;
 use apport_hooks::wire::{StringFields, WireLimits, is_valid_system_id};
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::app::AppState;
+use crate::body_budget::BodyCharge;
 use crate::bucketing::{CrashKeys, crash_time, dedup_digest};
 use crate::error::AppError;
 use crate::storage::{self, Intake, IntakeOutcome, NewOops};
@@ -41,17 +42,23 @@ pub async fn submit(
         return Err(AppError::bad_request("Invalid system identifier."));
     }
     let limits = &app.config.limits;
+    // Held until the crash is answered: what its body takes of the budget.
+    let mut charge = app.bodies.charge();
     // The cap is checked as frames arrive, never after buffering.
-    let body = match Limited::new(body, limits.max_report_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
+    let body = match read_body(body, limits.max_report_bytes, &mut charge).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
             app.metrics.crash("too_large");
             return Err(AppError::text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Report too large.",
             ));
         }
-        Err(e) => {
+        Err(BodyError::Busy) => {
+            app.metrics.crash("busy");
+            return Ok(busy());
+        }
+        Err(BodyError::Interrupted(e)) => {
             app.metrics.crash("interrupted");
             return Err(AppError::bad_request(format!("Upload interrupted: {e}")));
         }
@@ -146,6 +153,60 @@ fn valid_arch(arch: &str) -> bool {
         && arch
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Why a crash body was not read.
+enum BodyError {
+    /// Over `max_report_bytes`.
+    TooLarge,
+    /// The bodies in flight used up their budget.
+    Busy,
+    /// The body broke off.
+    Interrupted(String),
+}
+
+/// Reads a body of at most `cap` bytes, charging what it holds beyond the
+/// free allowance to the budget as it grows. A body of one frame (most
+/// crashes) is kept as received, without a copy.
+async fn read_body(body: Body, cap: usize, charge: &mut BodyCharge) -> Result<Bytes, BodyError> {
+    let mut body = body;
+    let mut first: Option<Bytes> = None;
+    let mut joined = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Interrupted(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len = len.saturating_add(data.len());
+        if len > cap {
+            return Err(BodyError::TooLarge);
+        }
+        charge.cover(len).map_err(|_| BodyError::Busy)?;
+        match first.take() {
+            Some(earlier) => {
+                joined.extend_from_slice(&earlier);
+                joined.extend_from_slice(&data);
+            }
+            None if joined.is_empty() => first = Some(data),
+            None => joined.extend_from_slice(&data),
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
+}
+
+/// `503` for a body refused because the bodies in flight used up their
+/// budget: whoopsie retries anything but `200` and `400` later. The rest
+/// of the body is not read, so the connection is closed.
+pub fn busy() -> Response {
+    let mut r = AppError::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Server busy, try again later.",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// `POST /{oops}/submit-core/{arch}/{system-id}`: the `CoreDump` value's

@@ -210,6 +210,8 @@ pub async fn post_result(
     let mut decoded = ResultBody::unverified(coding, cap, room, UNVERIFIED_RESULT_BYTES)
         .map_err(|e| decoder_error(&app, e))?;
     let mut wire = Some(Vec::new());
+    // Held until the result is answered: what its bytes take of the budget.
+    let mut charge = app.bodies.charge();
     let mut body = body;
     let mut stop = None;
     while let Some(frame) = body.frame().await {
@@ -250,6 +252,12 @@ pub async fn post_result(
                 stop = Some(s);
                 break;
             }
+        }
+        let kept = wire.as_ref().map_or(0, Vec::len);
+        if charge.cover(decoded.held().saturating_add(kept)).is_err() {
+            drop(body);
+            app.metrics.result("busy");
+            return Ok(crate::controllers::crash::busy());
         }
     }
     let stop = match stop {

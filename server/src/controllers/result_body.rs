@@ -320,6 +320,11 @@ impl ResultBody {
         written.map_err(|e| self.stop(e))
     }
 
+    /// Decompressed bytes held so far.
+    pub fn held(&self) -> usize {
+        self.decoder.sink().out.len()
+    }
+
     /// The decompressed body, once the whole request body was pushed.
     pub fn finish(mut self) -> Result<Vec<u8>, BodyStop> {
         // Finishing flushes what the decoders still hold, which may cross a
