@@ -153,6 +153,40 @@ pub fn open_report(report: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// The uid apport writes into a report's name (`_usr_bin_foo.1000.crash`).
+pub fn uid_in_report_name(report: &Path) -> Option<u32> {
+    let name = report.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".crash")?;
+    stem.rsplit_once('.')?.1.parse().ok()
+}
+
+/// Opens an uploaded report for its hook phase, as [`open_report`], and
+/// when it belongs to someone else than `runner` (the watcher runs as
+/// `whoopsie`, which apportd lets use anyone's report) also requires that
+/// it is owned by the uid in its name. Anyone can create files in
+/// `/var/crash`: without this, a user could put a report of their own
+/// making where a removed report of another user was, and have that user's
+/// OOPS's hooks run on it, root steps included, and their result sent
+/// under that OOPS.
+///
+/// # Errors
+/// The I/O error, or a report whose owner is not the uid in its name.
+pub fn open_uploaded_report(report: &Path, runner: u32) -> std::io::Result<File> {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = open_report(report)?;
+    let owner = file.metadata()?.uid();
+    if owner != runner && uid_in_report_name(report) != Some(owner) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "owned by uid {owner}, which its name does not name: not the report that was \
+                 uploaded"
+            ),
+        ));
+    }
+    Ok(file)
+}
+
 fn field<'a>(doc: &'a bson::Document, key: &str) -> Result<&'a bson::Bson, CollectError> {
     doc.get(key)
         .ok_or_else(|| CollectError::BadList(format!("no `{key}`")))
@@ -673,6 +707,34 @@ mod tests {
 
     const OOPS: &str = "4c5fd3a2-1e6b-11f1-9a2c-fa163e6b7c1d";
     const BASE: &str = "http://127.0.0.1:8080";
+
+    #[test]
+    fn an_uploaded_report_of_someone_else_must_be_owned_by_the_uid_in_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let other = me.wrapping_add(4242);
+        let mine = dir.path().join(format!("_usr_bin_foo.{me}.crash"));
+        let planted = dir.path().join(format!("_usr_bin_foo.{other}.crash"));
+        for path in [&mine, &planted] {
+            std::fs::write(path, "ProblemType: Crash\n").unwrap();
+        }
+        assert_eq!(uid_in_report_name(&planted), Some(other));
+        // Run by its owner: any name.
+        open_uploaded_report(&planted, me).unwrap();
+        // Run by someone else (the watcher as whoopsie): the name must name
+        // the owner.
+        open_uploaded_report(&mine, other).unwrap();
+        let refused = open_uploaded_report(&planted, other).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(
+            refused
+                .to_string()
+                .contains("not the report that was uploaded")
+        );
+        let unnamed = dir.path().join("report.crash");
+        std::fs::write(&unnamed, "ProblemType: Crash\n").unwrap();
+        assert!(open_uploaded_report(&unnamed, other).is_err());
+    }
 
     fn list(hooks: Vec<bson::Document>) -> Vec<u8> {
         bson::doc! { "oops": OOPS, "token": "ab".repeat(32), "expires": 1_i64, "hooks": hooks }

@@ -83,8 +83,11 @@ pub fn marker_owned_by_uploader(path: &Path, uid: u32) -> std::io::Result<bool> 
 }
 
 /// The markers in `dir` modified within `max_age`, oldest first, at most
-/// [`MAX_SCAN`] (the newest are kept). Links and other non-regular files
-/// are skipped.
+/// [`MAX_SCAN`] (the newest are kept). Links, other non-regular files and
+/// markers not written by the uploader (root or this process's user, see
+/// [`marker_owned_by_uploader`]) are skipped before the cap: anyone can
+/// create files in `/var/crash`, and thousands of planted markers dated in
+/// the future would otherwise push the uploader's own out of every scan.
 ///
 /// # Errors
 /// [`WatchError::Scan`].
@@ -97,6 +100,7 @@ pub fn pending_markers(dir: &Path, max_age: Duration) -> Result<Vec<PathBuf>, Wa
         .checked_sub(max_age)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut found = Vec::new();
+    let mut foreign = 0usize;
     for entry in std::fs::read_dir(dir).map_err(scan)? {
         let entry = entry.map_err(scan)?;
         if !is_marker_name(&entry.file_name()) {
@@ -108,9 +112,22 @@ pub fn pending_markers(dir: &Path, max_age: Duration) -> Result<Vec<PathBuf>, Wa
         let Ok(mtime) = meta.modified() else {
             continue;
         };
-        if meta.file_type().is_file() && mtime >= oldest {
-            found.push((mtime, entry.path()));
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        if !meta.file_type().is_file() || mtime < oldest {
+            continue;
         }
+        if owner == 0 || owner == crate::sys::effective_uid() {
+            found.push((mtime, entry.path()));
+        } else {
+            foreign = foreign.saturating_add(1);
+        }
+    }
+    if foreign > 0 {
+        // One line per scan, not one per file: they may be thousands.
+        tracing::warn!(
+            "ignoring {foreign} marker(s) in {} not owned by root or by this user (the uploader)",
+            dir.display()
+        );
     }
     found.sort();
     let excess = found.len().saturating_sub(MAX_SCAN);
@@ -301,8 +318,21 @@ mod tests {
         let f = std::fs::File::options().write(true).open(&old).unwrap();
         f.set_modified(SystemTime::now() - Duration::from_secs(30 * 86_400))
             .unwrap();
+        // Planted by another user, dated in the future: never scanned.
+        let planted = dir.path().join("planted.uploaded");
+        std::fs::write(&planted, "x\n").unwrap();
+        let f = std::fs::File::options().write(true).open(&planted).unwrap();
+        f.set_modified(SystemTime::now() + Duration::from_secs(86_400))
+            .unwrap();
+        let other = crate::sys::effective_uid().wrapping_add(4242);
+        let chowned = std::os::unix::fs::chown(&planted, Some(other), None);
         let pending = pending_markers(dir.path(), Duration::from_secs(7 * 86_400)).unwrap();
-        assert_eq!(pending, vec![dir.path().join("new.uploaded")]);
+        if chowned.is_ok() {
+            assert_eq!(pending, vec![dir.path().join("new.uploaded")]);
+        } else {
+            // Not root: the file stays ours, and is found as ours.
+            assert_eq!(pending.len(), 2);
+        }
         let me = nix::unistd::geteuid().as_raw();
         assert!(marker_owned_by_uploader(&dir.path().join("new.uploaded"), me).unwrap());
     }

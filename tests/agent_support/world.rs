@@ -251,7 +251,10 @@ impl World {
 /// key includes `Date`).
 pub fn users_report(user: Option<&TestUser>, n: u32) -> (tempfile::TempDir, PathBuf) {
     let dir = shared_tempdir();
-    let path = dir.path().join("_usr_sbin_lightdm.0.crash");
+    // Named for its owner's uid, as apport names reports: the watcher runs
+    // hooks on another user's report only then.
+    let uid = user.map_or(0, |u| u.uid);
+    let path = dir.path().join(format!("_usr_sbin_lightdm.{uid}.crash"));
     let text = std::fs::read_to_string(REPORT).unwrap();
     let text = text.replacen("\nDate: ", &format!("\nDate: {n} "), 1);
     std::fs::write(&path, text).unwrap();

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use apport_hooks::agent::collect::{
-    Collector, Delivery, HookList, HookOffer, PendingResult, open_report, read_uploaded_oops,
-    spool_result,
+    Collector, Delivery, HookList, HookOffer, PendingResult, open_uploaded_report,
+    read_uploaded_oops, spool_result,
 };
 use apport_hooks::agent::config::{self, Environment, Paths, Settings};
 use apport_hooks::agent::http::{ClientSettings, build_client};
@@ -319,7 +319,7 @@ async fn one_hook(
         Ok(bundle) => bundle,
         Err(e) => return fail(value, "refused", e),
     };
-    let file = match open_report(report) {
+    let file = match open_uploaded_report(report, nix::unistd::geteuid().as_raw()) {
         Ok(file) => file,
         Err(e) => return fail(value, "error", format!("opening {}: {e}", report.display())),
     };
