@@ -174,6 +174,16 @@ fn root_steps_may_not_read_where_users_write_but_user_steps_may() {
     assert_eq!(diags(&root), [(7, lints::ROOT_IN_USER_DIR)]);
     let user = hook("[[step]]\nkey = \"K\"\nglob = \"/home/*/lightdm.log\"\n");
     assert!(diags(&user).is_empty());
+    // A root command's path arguments too: its owner can swap the file for
+    // a symlink to /etc/shadow, and root follows it.
+    let root_command = hook(
+        "[[step]]\nkey = \"K\"\ncommand = [\"tail\", \"-n\", \"20\", \"/home/alice/app.log\"]\nas = \"root\"\n",
+    );
+    assert_eq!(diags(&root_command), [(7, lints::ROOT_IN_USER_DIR)]);
+    let user_command = hook(
+        "[[step]]\nkey = \"K\"\ncommand = [\"tail\", \"-n\", \"20\", \"/home/alice/app.log\"]\n",
+    );
+    assert!(diags(&user_command).is_empty());
 }
 
 #[test]

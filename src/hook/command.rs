@@ -11,8 +11,8 @@ use std::path::Path;
 use super::command_rules::{
     DPKG_QUERY_OPTIONS, FIND_EXEC_ACTIONS, FIND_WRITE_ACTIONS, INDIRECT_TOOLS, INTERACTIVE_TOOLS,
     INTERPRETERS, IP_WRITE_WORDS, Inline, JOURNALCTL_WRITE_OPTIONS, PRIVILEGE_TOOLS,
-    READ_ONLY_VERBS, RECURSIVE_READERS, SECRET_COMMANDS, SHELL_OPERATORS, STATE_CHANGING_TOOLS,
-    SYSCTL_WRITE_OPTIONS,
+    READ_ONLY_VERBS, RECURSIVE_READERS, SECRET_COMMANDS, SECRET_OPTION_STEMS, SHELL_OPERATORS,
+    STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
 };
 use super::config::LintConfig;
 use super::denylist::{denied, denied_anchored, denied_literal};
@@ -87,6 +87,15 @@ pub(crate) fn check(argv: &[String], cfg: &LintConfig) -> (Vec<String>, Vec<Find
             && let Err((lint, message)) = check_canonical(path)
         {
             findings.push(finding(index, lint, message));
+        } else if arg.split('/').any(|c| c == "..") {
+            // A relative, attached or embedded path too: the deny-list
+            // normalises `..` lexically, while the kernel resolves it after
+            // symlinks (`var/run/../etc/shadow` from `/` is `/etc/shadow`).
+            findings.push(finding(
+                index,
+                lints::NON_CANONICAL_PATH,
+                format!("argument `{arg}` contains a `..` path component: name the path itself"),
+            ));
         }
         if let Some((path, entry, pattern)) = denied_in_argument(arg, &bases) {
             findings.push(finding(
@@ -155,7 +164,7 @@ const MAX_PATHS_PER_ARGUMENT: usize = 32;
 /// of `--opt=/x`, a short option with its value attached (`-f/x`), and a
 /// path after a separator (`file:///x`, `@/x`, `a,/x`). At most
 /// [`MAX_PATHS_PER_ARGUMENT`] plus one (the caller refuses the argument then).
-fn absolute_candidates(arg: &str) -> Vec<&str> {
+pub(crate) fn absolute_candidates(arg: &str) -> Vec<&str> {
     let mut out = Vec::new();
     for (at, _) in arg.match_indices('/') {
         if out.len() > MAX_PATHS_PER_ARGUMENT {
@@ -396,10 +405,25 @@ fn state_changing(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
             format!("`{name}` changes the machine; a hook only collects data"),
         );
     }
-    let first_verb = args.iter().enumerate().find(|(_, a)| !a.starts_with('-'));
-    if let Some((_, verbs)) = READ_ONLY_VERBS
+    let read_only = READ_ONLY_VERBS
         .iter()
-        .find(|(n, _)| *n == name || *n == plain)
+        .find(|(n, _)| *n == name || *n == plain);
+    // The verb comes first: an option before it may take a value
+    // (`systemctl -p status poweroff` runs `poweroff`), and these programs
+    // take their options after the verb just as well.
+    if let Some((_, verbs)) = read_only
+        && args.first().is_some_and(|a| a.starts_with('-'))
+    {
+        return hit(
+            1,
+            format!(
+                "`{name}` takes its verb first, options after it; read-only verbs are: {}",
+                verbs.join(", ")
+            ),
+        );
+    }
+    let first_verb = args.iter().enumerate().find(|(_, a)| !a.starts_with('-'));
+    if let Some((_, verbs)) = read_only
         && let Some((i, verb)) = first_verb
         && !verbs.contains(&verb.as_str())
     {
@@ -524,9 +548,14 @@ fn prints_secrets(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
     } else {
         args.iter()
             .position(|a| {
-                words
-                    .iter()
-                    .any(|w| a == w || a.strip_prefix(w).is_some_and(|r| r.starts_with('=')))
+                let option = a.split_once('=').map_or(a.as_str(), |(o, _)| o);
+                words.iter().any(|w| a == w || option == *w)
+                    // The tools take a long option by any unambiguous
+                    // prefix (`--show-secr`, `--export-secret-key`).
+                    || SECRET_OPTION_STEMS
+                        .iter()
+                        .filter(|(n, _)| *n == name || *n == plain)
+                        .any(|(_, stems)| stems.iter().any(|st| option.starts_with(st)))
             })?
             .saturating_add(1)
     };
@@ -617,6 +646,11 @@ mod tests {
             "nmcli",
             "tar",
             "grep",
+            "cat",
+            "busctl",
+            "loginctl",
+            "dbus-send",
+            "gdbus",
             "notexec",
         ] {
             let p = bin.join(name);
@@ -869,6 +903,68 @@ mod tests {
     }
 
     #[test]
+    fn bus_clients_verbs_behind_options_dotdot_and_secret_prefixes_are_refused() {
+        // A bus call to PID 1 is `systemd-run` by another name.
+        let start_unit = [
+            "busctl",
+            "call",
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            "StartTransientUnit",
+        ];
+        assert_eq!(lint_of(&start_unit), [(1, lints::STATE_CHANGING_COMMAND)]);
+        assert!(lint_of(&["busctl", "status"]).is_empty());
+        assert_eq!(
+            lint_of(&[
+                "dbus-send",
+                "--system",
+                "--print-reply",
+                "--dest=x",
+                "/",
+                "y.z"
+            ])
+            .first(),
+            Some(&(0, lints::PRIVILEGE_TOOL))
+        );
+        assert_eq!(
+            lint_of(&["gdbus", "call", "--system"]).first(),
+            Some(&(0, lints::PRIVILEGE_TOOL))
+        );
+        assert!(lint_of(&["loginctl", "list-seats", "--no-legend"]).is_empty());
+        assert_eq!(
+            lint_of(&["loginctl", "terminate-session", "2"]),
+            [(1, lints::STATE_CHANGING_COMMAND)]
+        );
+        // `-p` takes a value: the verb is `poweroff`, not `status`.
+        assert_eq!(
+            lint_of(&["systemctl", "-p", "status", "poweroff"]),
+            [(1, lints::STATE_CHANGING_COMMAND)]
+        );
+        assert!(lint_of(&["systemctl", "status", "--no-pager", "lightdm"]).is_empty());
+        // `..` after a symlinked directory: `/var/run/..` is `/`.
+        assert!(
+            lint_of(&["cat", "var/run/../etc/shadow"]).contains(&(1, lints::NON_CANONICAL_PATH))
+        );
+        assert!(
+            lint_of(&["cat", "-f/var/run/../etc/shadow"]).contains(&(1, lints::NON_CANONICAL_PATH))
+        );
+        // Secret options by prefix, and nmcli's password subcommand.
+        for argv in [
+            &["nmcli", "device", "wifi", "show-password"][..],
+            &["nmcli", "--show-secr", "c", "s", "Home"],
+            &["nmcli", "-show-secrets", "c", "s", "Home"],
+        ] {
+            assert!(
+                lint_of(argv)
+                    .iter()
+                    .any(|(_, l)| *l == lints::SECRET_COMMAND),
+                "{argv:?}"
+            );
+        }
+    }
+
+    #[test]
     fn relative_attached_and_embedded_secret_paths_in_arguments_are_refused() {
         // apportd runs commands in `/`: `ls etc/shadow` names /etc/shadow.
         assert_eq!(lint_of(&["ls", "etc/shadow"]), [(1, lints::DENIED_PATH)]);
@@ -880,7 +976,7 @@ mod tests {
         assert!(lint_of(&["getent", "passwd", "root"]).is_empty());
         assert_eq!(
             lint_of(&["ls", "var/log/../../etc/gshadow"]),
-            [(1, lints::DENIED_PATH)]
+            [(1, lints::NON_CANONICAL_PATH), (1, lints::DENIED_PATH)]
         );
         // A program that changes directory first (`tar -C /etc -c shadow`).
         assert_eq!(

@@ -172,6 +172,11 @@ pub(crate) const PRIVILEGE_TOOLS: &[&str] = &[
     "capsh",
     "machinectl",
     "systemd-run",
+    // Bus clients: a call to PID 1 or logind acts outside the step's
+    // sandbox (`StartTransientUnit` is `systemd-run` by another name).
+    "dbus-send",
+    "gdbus",
+    "varlinkctl",
 ];
 
 /// Programs whose job is to run another program: the reviewer would see
@@ -325,6 +330,32 @@ pub(crate) const STATE_CHANGING_TOOLS: &[&str] = &[
 
 /// For programs that read or write depending on a verb: the verbs that only read.
 pub(crate) const READ_ONLY_VERBS: &[(&str, &[&str])] = &[
+    (
+        "busctl",
+        &[
+            "list",
+            "status",
+            "tree",
+            "introspect",
+            "get-property",
+            "help",
+        ],
+    ),
+    (
+        "loginctl",
+        &[
+            "list-sessions",
+            "list-users",
+            "list-seats",
+            "session-status",
+            "user-status",
+            "seat-status",
+            "show-session",
+            "show-user",
+            "show-seat",
+            "help",
+        ],
+    ),
     (
         "systemctl",
         &[
@@ -480,7 +511,10 @@ pub(crate) const SECRET_COMMANDS: &[(&str, &[&str])] = &[
     ("secret-tool", &[]),
     ("tpm2_unseal", &[]),
     ("wg", &["showconf", "private-key", "preshared-keys"]),
-    ("nmcli", &["-s", "--show-secrets"]),
+    (
+        "nmcli",
+        &["-s", "--show-secrets", "-show-secrets", "show-password"],
+    ),
     ("ip", &["xfrm"]),
     ("cloud-init", &["query"]),
     ("netplan", &["get"]),
@@ -492,6 +526,15 @@ pub(crate) const SECRET_COMMANDS: &[(&str, &[&str])] = &[
             "--export-ssh-key",
         ],
     ),
+];
+
+/// Prefixes that only a secret-printing long option of these programs
+/// starts with: they accept a long option by any unambiguous prefix, so
+/// `nmcli --show-secr` and `gpg --export-secret-key` mean the options in
+/// [`SECRET_COMMANDS`].
+pub(crate) const SECRET_OPTION_STEMS: &[(&str, &[&str])] = &[
+    ("nmcli", &["--sh", "-sh"]),
+    ("gpg", &["--export-secret", "--export-ss"]),
 ];
 
 /// Programs that read every file under a directory argument, and the

@@ -51,7 +51,7 @@ lints! {
     RELATIVE_PATH = "relative-path": "A path that is not absolute.";
     NON_CANONICAL_PATH = "non-canonical-path": "A path with `..`, `.`, `//`, a trailing `/`, whitespace or control characters.";
     DENIED_PATH = "denied-path": "A path (or a glob that could match a path) in the secret deny-list.";
-    ROOT_IN_USER_DIR = "root-in-user-dir": "A root step reading where users can write (symlink attacks): use `as = \"user\"`.";
+    ROOT_IN_USER_DIR = "root-in-user-dir": "A root step reading where users can write (symlink attacks): use `as = \"user\"`; a root command's path arguments too.";
     WILDCARD_IN_FILE = "wildcard-in-file": "A `file` path with `*`, `?` or `[`: use `glob`.";
     GLOB_WITHOUT_WILDCARD = "glob-without-wildcard": "A `glob` with no wildcard: use `file`.";
     BAD_GLOB = "bad-glob": "A glob the executor does not support (`**`, braces, an unclosed `[`, a backslash).";

@@ -292,6 +292,25 @@ fn parse_action(
                 let at = argv.get(f.index).map_or(&span, |(_, s)| s);
                 sink.at(at, f.lint, f.message);
             }
+            // A root command reading where users can write follows what
+            // they plant there, as a root `file` step would.
+            if run_as == RunAs::Root {
+                for (word, wspan) in argv.iter().skip(1) {
+                    let dir = command::absolute_candidates(word)
+                        .into_iter()
+                        .find_map(|path| user_writable_dir(&Pattern::literal(path)));
+                    if let Some(dir) = dir {
+                        sink.at(
+                            wspan,
+                            lints::ROOT_IN_USER_DIR,
+                            format!(
+                                "`{word}` is under `{dir}`, where users can plant symlinks: use \
+                                 `as = \"user\"`"
+                            ),
+                        );
+                    }
+                }
+            }
             for (word, wspan) in &argv {
                 if word.contains('\0') {
                     sink.at(
