@@ -210,3 +210,25 @@ fn a_spooled_result_stays_when_no_new_token_can_be_fetched() {
     assert_eq!(pending[0].attempts(), 1);
     assert!(pending[0].last_error().unwrap().contains("new one"));
 }
+
+/// An entry spooled for another server (a `collect --server` run, a
+/// changed `server_url`) never carries its token and result anywhere but
+/// the configured server: it is dropped unsent.
+#[test]
+fn a_spooled_result_for_another_server_is_dropped_unsent() {
+    let configured = Server::start();
+    let other = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    spool_entry(&spool, &other, "valid", now_secs() + 3600);
+    let results = runtime()
+        .block_on(collector(&configured).drain(&spool))
+        .unwrap();
+    assert!(
+        matches!(&results[0].1, Delivery::Dropped(why) if why.contains("not for the configured server")),
+        "{results:?}"
+    );
+    assert_eq!(other.count("POST", "/"), 0);
+    assert_eq!(configured.count("POST", "/"), 0);
+    assert!(spool.pending().unwrap().is_empty());
+}

@@ -216,7 +216,7 @@ fn only_fields(doc: &bson::Document, allowed: &[&str]) -> Result<(), CollectErro
 
 /// Whether `url` is `base` followed by exactly `path`: the list may not send
 /// our token or fetch a bundle anywhere else.
-fn on_server(url: &str, base: &str, path: &str) -> bool {
+pub(crate) fn on_server(url: &str, base: &str, path: &str) -> bool {
     url.strip_prefix(base) == Some(path)
 }
 
@@ -439,6 +439,11 @@ pub fn spool_result<R: std::io::Read>(
 }
 
 impl Collector {
+    /// The server's base URL.
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// A collector for the server at `base_url` (already normalized, no
     /// trailing slash) using `client`.
     pub fn new(client: reqwest::Client, base_url: &str, system_id: SystemId) -> Self {

@@ -168,6 +168,18 @@ impl Collector {
                 }
             }
         }
+        // Sent only where the configured server takes results for this
+        // entry: an entry spooled for another server (`collect --server`,
+        // a changed `server_url` or scheme) must not carry its token and
+        // result there, over whatever scheme it was written with.
+        let expected = format!("/hooks/{}/results/{}", key.hook_id(), key.oops());
+        if !super::collect::on_server(&pending.url, self.base_url(), &expected) {
+            return Delivery::Dropped(format!(
+                "it was spooled for {}, not for the configured server {}",
+                pending.url,
+                self.base_url()
+            ));
+        }
         self.post(&pending, body).await
     }
 }

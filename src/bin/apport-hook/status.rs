@@ -151,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         format!("next attempt at {} (Unix time)", e.next_attempt_at())
                     },
                     e.last_error()
-                        .map(|m| format!(", last error: {m}"))
+                        .map(|m| format!(", last error: {}", printable(m)))
                         .unwrap_or_default()
                 );
             }
@@ -180,7 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     run.outcome,
                     run.message
                         .as_deref()
-                        .map(|m| format!(" ({m})"))
+                        .map(|m| format!(" ({})", printable(m)))
                         .unwrap_or_default(),
                     run.sent_bytes
                 );
@@ -198,4 +198,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Text that may come from a server (an error answer, a field name in a
+/// refused hook list), made safe for a terminal: control characters, such
+/// as the escape sequences a hostile server could send, are shown escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_from_a_server_are_shown_escaped() {
+        assert_eq!(
+            super::printable("503: \u{1b}]0;owned\u{7}\u{1b}[2Jbusy"),
+            "503: \\u{1b}]0;owned\\u{7}\\u{1b}[2Jbusy"
+        );
+        assert_eq!(super::printable("plain text: ok"), "plain text: ok");
+    }
 }
