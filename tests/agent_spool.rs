@@ -391,3 +391,30 @@ fn concurrent_writers_keep_the_bound() {
         .count();
     assert_eq!(stray, 0);
 }
+
+/// Root writing into the service user's spool (an administrator running
+/// `apport-hook upload` or `collect` as root) leaves its lock and entries
+/// owned by the spool's owner, so the service can still use them.
+#[test]
+fn files_root_writes_into_a_users_spool_belong_to_that_user() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().join("spool");
+    std::fs::create_dir(&spool_dir).unwrap();
+    std::fs::set_permissions(&spool_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        std::os::unix::fs::chown(&spool_dir, Some(65_534), Some(65_534)).unwrap();
+    }
+    let spool = Spool::open(&spool_dir, 1 << 20).unwrap();
+    let k = key("oops", "hook", 1);
+    spool.put(&k, b"result", at(0)).unwrap();
+    let owner = |name: &str| std::fs::metadata(spool_dir.join(name)).unwrap().uid();
+    let expected = if root {
+        65_534
+    } else {
+        nix::unistd::geteuid().as_raw()
+    };
+    assert_eq!(owner(".lock"), expected);
+    assert_eq!(owner(&k.file_name()), expected);
+}

@@ -41,12 +41,66 @@ pub fn create_temp(dir: &Path, stem: &str, mode: u32) -> io::Result<(File, PathB
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
         {
-            Ok(file) => return Ok((file, path)),
+            Ok(file) => {
+                adopt_dir_owner(&file, dir)?;
+                return Ok((file, path));
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
             Err(e) => return Err(e),
         }
     }
     Err(last)
+}
+
+/// Gives a file root just created in `dir` to `dir`'s owner. The agent's
+/// directories belong to the user its service runs as (`whoopsie`); an
+/// administrator running `apport-hook upload` or `collect` as root would
+/// otherwise leave root-owned files there (a lock file, spool entries) that
+/// the service can no longer open, and its spool and state would stop
+/// working. Nothing happens for any other user or a root-owned directory.
+///
+/// # Errors
+/// Reading the directory's owner or changing the file's failed.
+pub fn adopt_dir_owner(file: &File, dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    if crate::sys::effective_uid() != 0 {
+        return Ok(());
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.uid() == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()))
+}
+
+/// Opens `dir`'s lock file `name` for `flock`: read-only when it exists (a
+/// lock needs no write access, so a lock file some other user created
+/// still works), created with `mode` and given to `dir`'s owner when not.
+///
+/// # Errors
+/// Opening or creating the file failed.
+pub fn open_lock(dir: &Path, name: &str, mode: u32) -> io::Result<File> {
+    let path = dir.join(name);
+    let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(&path)
+    {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(mode)
+                .custom_flags(flags)
+                .open(&path)?;
+            adopt_dir_owner(&file, dir)?;
+            Ok(file)
+        }
+        other => other,
+    }
 }
 
 /// `fsync`s a directory so that a rename into it is durable.

@@ -91,14 +91,7 @@ impl StateDir {
             path: path.clone(),
             source,
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(io)?;
+        let file = super::atomic_file::open_lock(&self.dir, ".lock", 0o644).map_err(io)?;
         file.lock().map_err(io)?;
         Ok(StateLock { _file: file })
     }

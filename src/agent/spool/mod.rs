@@ -310,15 +310,8 @@ impl Spool {
 
     fn lock(&self) -> Result<File, SpoolError> {
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(ENTRY_MODE)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(self.io(&path))?;
+        let file =
+            atomic_file::open_lock(&self.dir, LOCK_FILE, ENTRY_MODE).map_err(self.io(&path))?;
         file.lock().map_err(self.io(&path))?;
         Ok(file)
     }
