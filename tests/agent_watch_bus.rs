@@ -89,7 +89,9 @@ fn watch_as_whoopsie_collects_root_and_user_keys_and_sends_them() {
         std::fs::create_dir(dir).unwrap();
         chown(dir, &whoopsie);
     }
-    let report = crash.join("_usr_bin_bash.1000.crash");
+    // Named for its owner's uid, as apport names reports.
+    let stem = format!("_usr_bin_bash.{}", owner.uid);
+    let report = crash.join(format!("{stem}.crash"));
     std::fs::write(&report, "ProblemType: Crash\nPackage: bash 5.2\n").unwrap();
     nix::unistd::chown(&report, Some(owner.uid.into()), Some(whoopsie.gid.into())).unwrap();
     std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -151,7 +153,7 @@ fn watch_as_whoopsie_collects_root_and_user_keys_and_sends_them() {
     let temp = crash.join(".marker.tmp");
     std::fs::write(&temp, format!("{OOPS}\n")).unwrap();
     chown(&temp, &whoopsie);
-    std::fs::rename(&temp, crash.join("_usr_bin_bash.1000.uploaded")).unwrap();
+    std::fs::rename(&temp, crash.join(format!("{stem}.uploaded"))).unwrap();
 
     wait("the result posted", &|| {
         server.count("POST", &format!("/hooks/5/results/{OOPS}")) == 1
