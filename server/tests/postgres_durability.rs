@@ -98,10 +98,22 @@ fn signal(pid: i32, sig: &str) {
 /// recovered.
 async fn crash_and_recover(walwriter: i32, url: &str) -> Client {
     signal(walwriter, "-KILL");
+    // Not merely a connection: one made before the postmaster noticed the
+    // death would be cut by the reset that follows. A new WAL writer runs
+    // only once the reset and the recovery are done.
     for _ in 0..300 {
         if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
             tokio::spawn(conn);
-            if client.simple_query("SELECT 1").await.is_ok() {
+            let new_writer = client
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'",
+                    &[],
+                )
+                .await
+                .ok()
+                .and_then(|rows| rows.first().map(|r| r.get::<_, i32>(0)))
+                .is_some_and(|pid| pid != walwriter);
+            if new_writer {
                 return client;
             }
         }
