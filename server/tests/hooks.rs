@@ -160,6 +160,12 @@ async fn post_result(
     request(server.addr, "POST", &offer.results_path, &headers, body).await
 }
 
+/// A result whose `LightdmLog` has `lines` lines (9 bytes each).
+fn log_result(lines: usize) -> Vec<u8> {
+    let log = "seat0: x\n".repeat(lines);
+    doc! { "LightdmLog": log.as_str() }.to_vec().unwrap()
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).unwrap();
@@ -425,8 +431,7 @@ async fn hostile_results_are_refused_and_nothing_is_stored() {
         // The token still works for a good upload afterwards, also one that
         // inflates past what is decoded before the token is checked (decoded
         // again from its start once the token is known).
-        let log = "seat0: x\n".repeat(20_000);
-        let big = doc! { "LightdmLog": log.as_str() }.to_vec().unwrap();
+        let big = log_result(20_000);
         assert!(big.len() > daisy::controllers::hooks::UNVERIFIED_RESULT_BYTES);
         let r = post_result(
             &server,
@@ -668,8 +673,7 @@ async fn a_result_past_the_bodies_budget_is_refused_for_later() {
     .unwrap();
     let (oops, _) = crash(&server, SYSTEM).await;
     let offer = hook_list(&server, &oops, SYSTEM).await.remove(0);
-    let log = "seat0: x\n".repeat(40_000);
-    let big = doc! { "LightdmLog": log.as_str() }.to_vec().unwrap();
+    let big = log_result(40_000);
     let r = post_result(
         &server,
         &offer,
