@@ -232,3 +232,19 @@ fn a_spooled_result_for_another_server_is_dropped_unsent() {
     assert_eq!(configured.count("POST", "/"), 0);
     assert!(spool.pending().unwrap().is_empty());
 }
+
+/// A renewed token that also expires within the request margin (a clock
+/// set wrong) leaves the result in the spool for later, instead of dropping
+/// it as if the hook were no longer offered.
+#[test]
+fn a_spooled_result_stays_when_the_new_token_also_expires_too_soon() {
+    let server = Server::start();
+    server.default_list(ListReply::List("short".into(), now_secs() + 1, hook5()));
+    let (_dir, spool, results) = drain_one(&server, "expired", now_secs() - 5);
+    assert!(
+        matches!(&results[0].1, Delivery::Spooled(why) if why.contains("clock")),
+        "{results:?}"
+    );
+    assert_eq!(server.count("POST", "/"), 0);
+    assert_eq!(spool.pending().unwrap().len(), 1);
+}

@@ -107,9 +107,7 @@ impl Collector {
         Ok((again, Freshness::Expired))
     }
 
-    /// A new token for hook `id` at `version` of `oops`, from a new list:
-    /// `None` when the server no longer offers that hook for this OOPS (it
-    /// has the result, or the hook ended) or the new token is no better.
+    /// A new token for hook `id` at `version` of `oops`, from a new list.
     ///
     /// # Errors
     /// [`CollectError`] when the list cannot be fetched.
@@ -118,12 +116,29 @@ impl Collector {
         oops: &OopsId,
         id: i64,
         version: u32,
-    ) -> Result<Option<Renewed>, CollectError> {
+    ) -> Result<Renewal, CollectError> {
         let list = self.hook_list(oops).await?;
-        Ok(list
-            .renewed_for(id, version)
-            .filter(|r| token_usable(r.expires, now_secs(), self.token_margin())))
+        Ok(match list.renewed_for(id, version) {
+            None => Renewal::NotOffered,
+            Some(r) if token_usable(r.expires, now_secs(), self.token_margin()) => {
+                Renewal::Renewed(r)
+            }
+            Some(_) => Renewal::TooShort,
+        })
     }
+}
+
+/// What asking the server again for a spooled result's token gave.
+#[derive(Debug)]
+pub enum Renewal {
+    /// A token that can be used.
+    Renewed(Renewed),
+    /// The server no longer offers the hook for the OOPS (it has the
+    /// result, or the hook ended): the result is dropped.
+    NotOffered,
+    /// Offered, but the new token expires within the request margin too
+    /// (a clock set wrong): the result waits.
+    TooShort,
 }
 
 impl Collector {
@@ -149,12 +164,20 @@ impl Collector {
                 .renew_token(key.oops(), hook_id, key.hook_version())
                 .await
             {
-                Ok(Some(renewed)) => {
+                Ok(Renewal::Renewed(renewed)) => {
                     pending.token = renewed.token;
                     pending.url = renewed.url;
                     pending.expires = renewed.expires;
                 }
-                Ok(None) => {
+                Ok(Renewal::TooShort) => {
+                    // This machine's clock, most likely: the entry waits
+                    // with back-off instead of being lost.
+                    return Delivery::Spooled(
+                        "the new token expires too soon to be used: check this machine's clock"
+                            .into(),
+                    );
+                }
+                Ok(Renewal::NotOffered) => {
                     return Delivery::Dropped(format!(
                         "its token expired and the server no longer offers hook {hook_id} v{} \
                          for this OOPS",
