@@ -8,7 +8,7 @@ use apport_hooks::report::ReportLimits;
 use apport_hooks::wire::{StringFields, WireLimits, is_valid_system_id};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
@@ -56,7 +56,7 @@ pub async fn submit(
         }
         Err(BodyError::Busy) => {
             app.metrics.crash("busy");
-            return Ok(busy());
+            return Ok(super::busy());
         }
         Err(BodyError::Interrupted(e)) => {
             app.metrics.crash("interrupted");
@@ -193,20 +193,6 @@ async fn read_body(body: Body, cap: usize, charge: &mut BodyCharge) -> Result<By
         }
     }
     Ok(first.unwrap_or_else(|| Bytes::from(joined)))
-}
-
-/// `503` for a body refused because the bodies in flight used up their
-/// budget: whoopsie retries anything but `200` and `400` later. The rest
-/// of the body is not read, so the connection is closed.
-pub fn busy() -> Response {
-    let mut r = AppError::text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Server busy, try again later.",
-    )
-    .into_response();
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r
 }
 
 /// `POST /{oops}/submit-core/{arch}/{system-id}`: the `CoreDump` value's

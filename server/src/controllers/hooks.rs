@@ -12,11 +12,12 @@ use apport_hooks::report::ReportLimits;
 use apport_hooks::wire::{StringFields, WireLimits, is_valid_system_id};
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bson::{Bson, Document, doc};
 use http_body_util::BodyExt;
 
+use super::closing;
 use crate::app::AppState;
 use crate::auth::{hash_token, new_token};
 use crate::bucketing::targets;
@@ -133,10 +134,7 @@ fn refused(app: &AppState, outcome: &'static str, status: StatusCode, text: &str
 /// `413` that also closes the connection: the rest of the body is never read.
 fn cut_off(app: &AppState, text: &'static str) -> Response {
     app.metrics.result("over_disk_cap");
-    let mut r = (StatusCode::PAYLOAD_TOO_LARGE, text).into_response();
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r
+    closing((StatusCode::PAYLOAD_TOO_LARGE, text))
 }
 
 /// `POST /hooks/{id}/results/{oops}`.
@@ -257,7 +255,7 @@ pub async fn post_result(
         if charge.cover(decoded.held().saturating_add(kept)).is_err() {
             drop(body);
             app.metrics.result("busy");
-            return Ok(crate::controllers::crash::busy());
+            return Ok(super::busy());
         }
     }
     let stop = match stop {
@@ -304,7 +302,7 @@ pub async fn post_result(
                 })
                 .await
                 .map_err(|e| unavailable(&app, e))?;
-            let mut r = match outcome {
+            let r = match outcome {
                 ResultOutcome::Accepted { .. } => {
                     // Only if the hook's disk cap was raised meanwhile.
                     tracing::error!(hook_id, %oops_id, "an over-cap claim was accepted");
@@ -320,9 +318,7 @@ pub async fn post_result(
                 }
                 other => result_response(&app, other),
             };
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Ok(r)
+            Ok(closing(r))
         }
         // A stranger's refused body is answered as a stranger: 401.
         BodyStop::TooLarge | BodyStop::Undecodable(_) | BodyStop::Unverified
@@ -332,31 +328,23 @@ pub async fn post_result(
         }
         BodyStop::TooLarge | BodyStop::Unverified => {
             upload.count_refusal().await;
-            let mut r = refused(
+            Ok(closing(refused(
                 &app,
                 "too_large",
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Result too large.",
-            )
-            .into_response();
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Ok(r)
+            )))
         }
         BodyStop::Undecodable(e) => {
             tracing::info!(hook_id, %oops_id, "undecodable result: {e}");
             upload.count_refusal().await;
-            let mut r = refused(
+            // Reading may have stopped before the end of the body.
+            Ok(closing(refused(
                 &app,
                 "invalid",
                 StatusCode::BAD_REQUEST,
                 "Cannot decompress.",
-            )
-            .into_response();
-            // Reading may have stopped before the end of the body.
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Ok(r)
+            )))
         }
     }
 }
@@ -405,16 +393,12 @@ impl Upload<'_> {
     /// `401`, counted; the connection is closed since its body was not read
     /// to the end.
     fn unknown_token(&self) -> Response {
-        let mut r = refused(
+        closing(refused(
             self.app,
             "unknown_token",
             StatusCode::UNAUTHORIZED,
             "Unknown token.",
-        )
-        .into_response();
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        r
+        ))
     }
 }
 
