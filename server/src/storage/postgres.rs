@@ -531,11 +531,15 @@ impl Storage for PostgresStorage {
             .await?
             == 1;
         if counted {
+            // The result writer's statement, for a batch of one.
             tx.execute(
-                "INSERT INTO daily_stats (day, hook_id, metric, value) \
-                 VALUES ($1, $2, 'results_refused', 1) ON CONFLICT (day, hook_id, metric) \
-                 DO UPDATE SET value = daily_stats.value + 1",
-                &[&super::day_of(now), &hook_id],
+                super::postgres_batch::BUMP_STATS,
+                &[
+                    &vec![super::day_of(now)],
+                    &vec![hook_id],
+                    &vec!["results_refused"],
+                    &vec![1_i64],
+                ],
             )
             .await?;
         }

@@ -158,7 +158,8 @@ const INSERT_RESULTS: &str = "INSERT INTO hook_results (oops_id, hook_id, hook_v
     FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[], \
         $6::bigint[], $7::bool[]) AS u(oops_id, hook_id, version, received, keys, bytes, failed) \
     CROSS JOIN LATERAL (SELECT bucket, package FROM oops o WHERE o.id = u.oops_id LIMIT 1) o";
-const BUMP_STATS: &str = "INSERT INTO daily_stats (day, hook_id, metric, value) \
+/// Adds to daily statistics, one row per array element.
+pub(super) const BUMP_STATS: &str = "INSERT INTO daily_stats (day, hook_id, metric, value) \
     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) \
     ON CONFLICT (day, hook_id, metric) DO UPDATE SET value = daily_stats.value + excluded.value";
 const AUDIT: &str =
