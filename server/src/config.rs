@@ -80,6 +80,7 @@ struct FileLimits {
     max_result_bytes: Option<usize>,
     max_api_body_bytes: Option<usize>,
     body_bytes_in_flight: Option<usize>,
+    max_connections: Option<usize>,
     request_timeout_secs: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     max_hook_reports: Option<u32>,
@@ -113,6 +114,11 @@ pub struct Limits {
     /// beyond the first 64 KiB of each (`body_budget`); a body that would
     /// pass it is refused with `503`. Default 256 MiB.
     pub body_bytes_in_flight: usize,
+    /// Client connections served at once. When they are all taken, daisy
+    /// stops accepting (new clients wait in the kernel's listen queue)
+    /// until one closes. Lowered at start to what the open-file limit
+    /// leaves room for (`fd_limit`). Default 1024.
+    pub max_connections: usize,
     /// Whole-request timeout, body included, in seconds. Default 60.
     pub request_timeout_secs: u64,
     /// Time a client has to send a request's head (and, on TLS, to finish
@@ -140,6 +146,7 @@ impl Default for Limits {
             max_result_bytes: 50 << 20,
             max_api_body_bytes: 1 << 20,
             body_bytes_in_flight: 256 << 20,
+            max_connections: 1024,
             request_timeout_secs: 60,
             header_read_timeout_secs: 10,
             max_hook_reports: 1000,
@@ -266,6 +273,7 @@ impl Config {
             max_result_bytes: f.max_result_bytes.unwrap_or(d.max_result_bytes),
             max_api_body_bytes: f.max_api_body_bytes.unwrap_or(d.max_api_body_bytes),
             body_bytes_in_flight: f.body_bytes_in_flight.unwrap_or(d.body_bytes_in_flight),
+            max_connections: f.max_connections.unwrap_or(d.max_connections),
             request_timeout_secs: f.request_timeout_secs.unwrap_or(d.request_timeout_secs),
             header_read_timeout_secs: f
                 .header_read_timeout_secs
@@ -279,10 +287,11 @@ impl Config {
         if limits.request_timeout_secs == 0
             || limits.header_read_timeout_secs == 0
             || limits.offer_multiple == 0
+            || limits.max_connections == 0
         {
             return Err(ConfigError::Invalid(
-                "limits.request_timeout_secs, limits.header_read_timeout_secs and \
-                 limits.offer_multiple must be at least 1"
+                "limits.request_timeout_secs, limits.header_read_timeout_secs, \
+                 limits.offer_multiple and limits.max_connections must be at least 1"
                     .into(),
             ));
         }

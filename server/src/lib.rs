@@ -17,6 +17,7 @@ pub mod config;
 pub mod controllers;
 pub mod digest_hex;
 pub mod error;
+pub mod fd_limit;
 pub mod metrics;
 pub mod middleware;
 pub mod router;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::storage::Totals;
 
@@ -16,6 +17,9 @@ pub struct Metrics {
     crashes: Mutex<BTreeMap<&'static str, u64>>,
     results: Mutex<BTreeMap<&'static str, u64>>,
     offers: Mutex<BTreeMap<&'static str, u64>>,
+    connections_open: AtomicU64,
+    connection_limit: AtomicU64,
+    connection_limit_reached: AtomicU64,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -54,6 +58,34 @@ impl Metrics {
     /// Counts hook offers (`offered`, `refused`).
     pub fn offer(&self, outcome: &'static str) {
         bump(&self.offers, outcome);
+    }
+
+    /// Sets the connection cap in force (`limits.max_connections` after
+    /// `fd_limit`).
+    pub fn set_connection_limit(&self, limit: usize) {
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        self.connection_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// A client connection was accepted.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client connection ended.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Every connection was taken, so accepting waited for one to close.
+    pub fn connection_limit_reached(&self) {
+        self.connection_limit_reached
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Client connections open now.
+    pub fn connections_open(&self) -> u64 {
+        self.connections_open.load(Ordering::Relaxed)
     }
 
     /// One crash counter, for tests.
@@ -109,6 +141,30 @@ impl Metrics {
             for (outcome, n) in map.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {n}");
             }
+        }
+        for (name, kind, help, value) in [
+            (
+                "daisy_http_connections",
+                "gauge",
+                "Client connections open.",
+                self.connections_open(),
+            ),
+            (
+                "daisy_http_connection_limit",
+                "gauge",
+                "Client connections served at once (limits.max_connections).",
+                self.connection_limit.load(Ordering::Relaxed),
+            ),
+            (
+                "daisy_http_connection_limit_reached_total",
+                "counter",
+                "Times every connection was taken and accepting waited for one to close.",
+                self.connection_limit_reached.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
         }
         if let Some(t) = totals {
             for (name, help, value) in [

@@ -8,7 +8,8 @@
 //! `limits.header_read_timeout_secs`) and, when configured, TLS.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,6 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::app::AppState;
 use crate::router::{self, HttpService};
@@ -27,6 +29,10 @@ use crate::tls::ReloadingAcceptor;
 /// unusable pair is an `InvalidInput` error before anything is accepted).
 /// `SIGHUP` re-reads the certificate and key for new connections; a pair
 /// that does not load is logged and the previous one kept.
+///
+/// At most `limits.max_connections` connections are served at once; at the
+/// cap nothing more is accepted until one closes, so further clients wait
+/// in the listen queue instead of costing descriptors and memory.
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
@@ -40,6 +46,15 @@ pub async fn serve(
             None => None,
         };
     let header_timeout = Duration::from_secs(app.config.limits.header_read_timeout_secs);
+    let cap = app
+        .config
+        .limits
+        .max_connections
+        .clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(cap));
+    app.metrics.set_connection_limit(cap);
+    let counted = AppState::clone(&app);
+    let mut warned_at: Option<Instant> = None;
     let router = router::build(app);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -53,6 +68,31 @@ pub async fn serve(
         }
     };
     loop {
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                counted.metrics.connection_limit_reached();
+                if warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    warned_at = Some(Instant::now());
+                    tracing::warn!(
+                        "all {cap} connections are taken; new clients wait until one closes \
+                         (raise limits.max_connections, and LimitNOFILE with it, if this \
+                         load is expected)"
+                    );
+                }
+                tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                    () = next_signal(&mut hangup) => {
+                        reload_tls(tls.as_ref());
+                        continue;
+                    }
+                }
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -76,13 +116,18 @@ pub async fn serve(
         }
         let router = router.clone();
         let watcher = graceful.watcher();
+        let slot = Slot::new(slot, AppState::clone(&counted));
         match &tls {
             None => {
-                tokio::spawn(serve_connection(stream, router, header_timeout, watcher));
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    serve_connection(stream, router, header_timeout, watcher).await;
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.current();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     // The handshake has the same bound as a request head.
                     match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
@@ -98,6 +143,29 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// One of `limits.max_connections`, held for as long as its connection
+/// lives (however it ends) and counted in `/metrics`.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    app: AppState,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, app: AppState) -> Slot {
+        app.metrics.connection_opened();
+        Slot {
+            _permit: permit,
+            app,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.app.metrics.connection_closed();
+    }
 }
 
 /// Resolves at the next delivery of `signal`; never when there is none.

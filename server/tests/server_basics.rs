@@ -110,6 +110,49 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     server.stop().await.unwrap();
 }
 
+/// At `limits.max_connections` daisy stops accepting: a third client waits
+/// in the listen queue, unanswered, until one of the two served closes.
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    let server = TestServer::start(
+        Engine::Sqlite,
+        "[limits]\nmax_connections = 2\nheader_read_timeout_secs = 60\n",
+    )
+    .await
+    .unwrap();
+    // Two idle clients take both connections (the header timeout is far).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    for _ in 0..600 {
+        if server.app.metrics.connections_open() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.app.metrics.connections_open(), 2);
+    let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    third.write_all(get).await.unwrap();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut byte)).await;
+    assert!(early.is_err(), "a third connection was served past the cap");
+    let text = server.app.metrics.render(None);
+    assert!(text.contains("daisy_http_connection_limit 2\n"), "{text}");
+    assert!(text.contains("daisy_http_connections 2\n"), "{text}");
+    assert!(
+        text.contains("daisy_http_connection_limit_reached_total 1\n"),
+        "{text}"
+    );
+    drop(held.remove(0));
+    let r = harness::http::read_response(&mut third).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    drop(held);
+    drop(third);
+    server.stop().await.unwrap();
+}
+
 /// Each body limit holds where its body is read, now that no layer sets
 /// them: the crash upload's `max_report_bytes` (checked while reading, so a
 /// lying `Content-Length` gets no further) and the JSON API's

@@ -102,6 +102,17 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status),
     ]);
+    let wanted = config.limits.max_connections;
+    let fit = crate::fd_limit::raise_and_fit(wanted);
+    if fit.connections < wanted {
+        tracing::warn!(
+            "the open-file limit of {} leaves room for {} connections, not the {wanted} of \
+             limits.max_connections; raise LimitNOFILE (systemd) or `ulimit -n`",
+            fit.soft_limit,
+            fit.connections
+        );
+        config.limits.max_connections = fit.connections;
+    }
     let app = App::new(config, storage);
     let served = crate::server::serve(listener, app, crate::server::shutdown_signal()).await;
     notify(&[sd_notify::NotifyState::Stopping]);
