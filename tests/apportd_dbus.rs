@@ -304,8 +304,10 @@ fn shipped_introspection_matches_the_live_service() {
 }
 
 #[test]
-fn only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children() {
-    if !have_root("only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children") {
+fn only_the_caller_or_root_may_cancel_a_job_or_read_it_and_cancel_kills_its_children() {
+    if !have_root(
+        "only_the_caller_or_root_may_cancel_a_job_or_read_it_and_cancel_kills_its_children",
+    ) {
         return;
     }
     let bus = SystemBus::start(CONFIG);
@@ -327,6 +329,38 @@ fn only_the_caller_or_root_may_cancel_a_job_and_cancel_kills_its_children() {
         }
         command.output().unwrap()
     };
+    let read = |user: Option<&TestUser>, property: &str| {
+        use std::os::unix::process::CommandExt;
+        let mut command = bus.busctl();
+        command.args([
+            "get-property",
+            "com.ubuntu.apport",
+            "/com/ubuntu/Apport/jobs/1",
+            "com.ubuntu.Apport1.Job",
+            property,
+        ]);
+        if let Some(user) = user {
+            command.uid(user.uid).gid(user.gid);
+        }
+        command.output().unwrap()
+    };
+    // What a job does is its caller's business (root started this one, on
+    // `owner`'s report): its state and progress too. (busctl prints
+    // org.freedesktop.DBus.Error.AccessDenied as errno's text; root's
+    // reads below pass the same bus policy.)
+    for user in [&other, &owner] {
+        for property in ["State", "Progress"] {
+            assert_refused(&read(Some(user), property), "Access denied");
+        }
+    }
+    let state = read(None, "State");
+    assert!(state.status.success(), "{}", stderr(&state));
+    assert_eq!(
+        String::from_utf8_lossy(&state.stdout).trim(),
+        "s \"running\""
+    );
+    let progress = read(None, "Progress");
+    assert!(progress.status.success(), "{}", stderr(&progress));
     let refused = cancel(Some(&other));
     assert_refused(&refused, "did not start this job");
     assert!(!process_gone_now(pid), "a refused Cancel stopped the job");

@@ -689,6 +689,25 @@ impl JobObject {
             )))
         }
     }
+
+    /// [`check_caller`](Self::check_caller) for a property read. Without a
+    /// message (`PropertiesChanged`, which goes to the caller alone) there
+    /// is nobody to check.
+    async fn check_reader(
+        &self,
+        header: Option<&Header<'_>>,
+        connection: &Connection,
+    ) -> zbus::fdo::Result<()> {
+        let Some(header) = header else {
+            return Ok(());
+        };
+        self.check_caller(header, connection)
+            .await
+            .map_err(|e| match e {
+                Error::AccessDenied(message) => zbus::fdo::Error::AccessDenied(message),
+                other => zbus::fdo::Error::Failed(other.to_string()),
+            })
+    }
 }
 
 #[interface(name = "com.ubuntu.Apport1.Job")]
@@ -736,23 +755,35 @@ impl JobObject {
         Ok((copy.into(), steps.clone(), outcome.clone()))
     }
 
-    /// `running`, `finished` or `cancelled`.
+    /// `running`, `finished` or `cancelled`. Readable by the job's caller
+    /// and root only, like everything else about a job.
     #[zbus(property)]
-    fn state(&self) -> String {
-        self.shared
+    async fn state(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        self.check_reader(header.as_ref(), connection).await?;
+        Ok(self
+            .shared
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone())
     }
 
-    /// Steps done and total.
+    /// Steps done and total. Caller and root only, as `State`.
     #[zbus(property)]
-    fn progress(&self) -> (u32, u32) {
-        (
+    async fn progress(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> zbus::fdo::Result<(u32, u32)> {
+        self.check_reader(header.as_ref(), connection).await?;
+        Ok((
             self.shared.done.load(Ordering::SeqCst),
             self.shared.total.load(Ordering::SeqCst),
-        )
+        ))
     }
 
     /// Emitted once when the job ends.
