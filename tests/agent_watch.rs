@@ -400,6 +400,29 @@ fn a_failed_hook_phase_is_tried_again_with_backoff_while_running() {
 }
 
 #[test]
+fn a_hook_list_the_server_refuses_for_good_is_not_asked_for_again() {
+    let server = Server::start();
+    // daisy's answer for an OOPS it does not have under this system id.
+    server.list(hooklist_server::ListReply::Status(404));
+    let dirs = Dirs::new();
+    let watch = start(&dirs, &server, 1, None);
+    dirs.upload_in_place("r.0", &oops(6));
+    // No retry is pending, so the idle exit comes after the one attempt.
+    let (code, _out, log) = watch.finish();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("not tried again"), "{log}");
+    assert!(!log.contains("trying again in"), "{log}");
+    assert_eq!(hook_lists(&server, &oops(6)), 1);
+    let runs = last_runs(&dirs);
+    assert_eq!(run_outcomes(&runs), ["error"]);
+    assert!(runs["runs"][0]["message"].as_str().unwrap().contains("404"));
+    // Handled: the next start does not ask again either.
+    let (code, _out, log) = start(&dirs, &server, 1, None).finish();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(hook_lists(&server, &oops(6)), 1, "{log}");
+}
+
+#[test]
 fn sigterm_lets_the_hook_phase_in_progress_finish() {
     let server = Server::start();
     server.delay_lists(Duration::from_secs(3));

@@ -74,9 +74,33 @@ pub enum CollectError {
         /// Why.
         message: String,
     },
+    /// The server refused the request for good (`400`, `404` or `410`):
+    /// it does not know this report under this system id, so asking again
+    /// cannot help.
+    #[error(
+        "{what}: the server answered {status}; it does not know this report (was it \
+         uploaded to another server, or under another system id?); not tried again"
+    )]
+    Refused {
+        /// Which request.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+    },
     /// The spool failed.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+}
+
+impl CollectError {
+    /// Whether trying the same hook phase again cannot succeed: the marker
+    /// holds no OOPS id, or the server refused the hook list for good.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            CollectError::BadOops(_) | CollectError::Refused { .. }
+        )
+    }
 }
 
 /// One hook the server offers.
@@ -491,6 +515,14 @@ impl Collector {
             .await
             .map_err(|e| http_error(what, e))?;
         let status = response.status();
+        // daisy's answers for an OOPS it does not have under this system id
+        // (or ids it cannot take); a proxy's 401/403/429 may pass.
+        if matches!(status.as_u16(), 400 | 404 | 410) {
+            return Err(CollectError::Refused {
+                what: what.to_owned(),
+                status: status.as_u16(),
+            });
+        }
         if !status.is_success() {
             return Err(http_error(what, format!("the server answered {status}")));
         }

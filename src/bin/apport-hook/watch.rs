@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use apport_hooks::agent::collect::{Collector, read_uploaded_oops};
+use apport_hooks::agent::collect::{CollectError, Collector, read_uploaded_oops};
 use apport_hooks::agent::config::{self, Environment, Paths, Settings};
 use apport_hooks::agent::crash_watch::{
     CrashDirWatch, marker_owned_by_uploader, pending_markers, report_for_marker,
@@ -408,6 +408,16 @@ impl Watcher {
                 if self.args.json {
                     println!("{value}");
                 }
+                self.failures.remove(marker);
+                mark(self);
+            }
+            Err(e)
+                if e.downcast_ref::<CollectError>()
+                    .is_some_and(CollectError::is_final) =>
+            {
+                // Another try, now or at the next start, would get the
+                // same answer: handled, with the error in the last runs.
+                tracing::error!("the hook phase for {} failed: {e:#}", marker.display());
                 self.failures.remove(marker);
                 mark(self);
             }
