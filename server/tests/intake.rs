@@ -442,6 +442,39 @@ async fn core_uploads_never_mix_replace_or_block_each_other() {
     );
 }
 
+/// A core file the database never recorded (its daisy was stopped between
+/// storing and recording it) no longer refuses the core for good: once it
+/// is older than any upload could still be, the next upload replaces it.
+/// A young one may be an upload about to be recorded, and is kept.
+#[tokio::test]
+async fn an_unrecorded_core_file_left_by_a_stopped_daisy_is_replaced() {
+    let server = TestServer::start(Engine::Sqlite, "").await.unwrap();
+    let cores = server.dir.path().join("cores");
+    let mut ids = Vec::new();
+    for system in [SYSTEM, "b".repeat(128).as_str()] {
+        ids.push(oops_id(
+            &post_crash(&server, system, &upload("signal_crash")).await,
+            "OOPSID",
+        ));
+    }
+    let (old, young) = (&ids[0], &ids[1]);
+    let left = std::fs::File::create(cores.join(old)).unwrap();
+    left.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    drop(left);
+    std::fs::write(cores.join(young), b"in flight").unwrap();
+    let path = format!("/{old}/submit-core/amd64/{SYSTEM}");
+    let r = request(server.addr, "POST", &path, &[], &[b'D'; 100]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(std::fs::read(cores.join(old)).unwrap(), vec![b'D'; 100]);
+    let stored = server.app.storage.oops(old).await.unwrap().unwrap();
+    assert_eq!(stored.core_size, Some(100));
+    let path = format!("/{young}/submit-core/amd64/{}", "b".repeat(128));
+    let r = request(server.addr, "POST", &path, &[], &[b'E'; 100]).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(std::fs::read(cores.join(young)).unwrap(), b"in flight");
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

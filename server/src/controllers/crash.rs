@@ -238,7 +238,13 @@ pub async fn submit_core(
     // Linked, not renamed: the first upload to finish wins, and a stored
     // core is never replaced (`EEXIST`).
     let core = cores.join(&oops_id);
-    match tokio::fs::hard_link(&partial.0, &core).await {
+    let mut linked = tokio::fs::hard_link(&partial.0, &core).await;
+    if matches!(&linked, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists)
+        && remove_orphan_core(&app, &oops_id, &core).await?
+    {
+        linked = tokio::fs::hard_link(&partial.0, &core).await;
+    }
+    match linked {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(AppError::text(
@@ -259,6 +265,53 @@ pub async fn submit_core(
         return Err(AppError::not_found("No such OOPS."));
     }
     Ok((StatusCode::OK, "").into_response())
+}
+
+/// Removes `core` when it is a file the database never recorded and no
+/// upload can still be recording: a daisy stopped (or a request cut off)
+/// between linking a core and recording it left it, and it would refuse
+/// every later upload of that core with `409`. An upload in progress
+/// records within its request's timeout after its last write, so only a
+/// file last written more than twice that long ago counts. Whether it was
+/// removed.
+async fn remove_orphan_core(
+    app: &AppState,
+    oops_id: &str,
+    core: &std::path::Path,
+) -> Result<bool, AppError> {
+    let recorded = app
+        .storage
+        .oops(oops_id)
+        .await?
+        .is_some_and(|stored| stored.core_size.is_some());
+    if recorded {
+        return Ok(false);
+    }
+    let grace =
+        std::time::Duration::from_secs(app.config.limits.request_timeout_secs).saturating_mul(2);
+    let Ok(meta) = tokio::fs::symlink_metadata(core).await else {
+        return Ok(false);
+    };
+    let old = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age > grace);
+    if !meta.is_file() || !old {
+        return Ok(false);
+    }
+    match tokio::fs::remove_file(core).await {
+        Ok(()) => {
+            tracing::warn!(
+                oops = oops_id,
+                "removed a core file the database never recorded (left by a daisy stopped \
+                 while storing it); storing the new upload"
+            );
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(internal_io("removing an unrecorded core", e)),
+    }
 }
 
 /// A core being uploaded, removed when dropped (a hard link keeps a stored
