@@ -251,9 +251,18 @@ async fn postgresql_a_sas_mapped_between_lookup_and_store_still_buckets_the_cras
         ))
         .await
         .unwrap();
+    // A hook for the bucket the crash only gets from the late mapping.
+    let mut late_hook = hook("late-bucket", 10);
+    late_hook.target = TargetKey {
+        kind: "crash_signature".into(),
+        value: "/usr/bin/foo:11:late".into(),
+    };
+    storage.insert_hook(late_hook).await.unwrap();
     let mut oops = oops("race", "sys");
     oops.bucket = None;
     oops.sas = Some(sas.into());
+    oops.package = Some("bar".into());
+    oops.source_package = None;
     let outcome = storage
         .intake(Intake {
             oops,
@@ -261,9 +270,14 @@ async fn postgresql_a_sas_mapped_between_lookup_and_store_still_buckets_the_cras
         })
         .await
         .unwrap();
-    assert!(
-        matches!(outcome, IntakeOutcome::Stored { .. }),
-        "{outcome:?}"
+    // Answered as bucketed: no `CORE` for a SAS the retracer has mapped,
+    // and the hook of its bucket matches.
+    assert_eq!(
+        outcome,
+        IntakeOutcome::Stored {
+            sas_known: true,
+            hooks_match: true,
+        }
     );
     assert_eq!(
         storage

@@ -62,8 +62,14 @@ impl HookIndex {
     /// Whether an active, unexpired hook targets the OOPS (its bucket, SAS,
     /// `DuplicateSignature`, package or source package).
     pub(super) fn matches(&self, oops: &NewOops) -> bool {
+        self.matches_in_bucket(oops, oops.bucket.as_deref())
+    }
+
+    /// [`matches`](Self::matches) with the bucket the OOPS ended up in
+    /// (PostgreSQL's writer re-buckets a parked crash after storing it).
+    pub(super) fn matches_in_bucket(&self, oops: &NewOops, bucket: Option<&str>) -> bool {
         let values = [
-            oops.bucket.as_deref(),
+            bucket,
             oops.sas.as_deref(),
             oops.duplicate_signature.as_deref(),
             oops.package.as_deref(),

@@ -123,7 +123,8 @@ const EXISTING_DUPLICATES: &str = "SELECT u.system_id, u.digest, d.oops_id \
 
 /// Buckets the given parked crashes whose SAS is mapped now.
 const REBUCKET_PARKED: &str = "UPDATE oops o SET bucket = s.signature FROM sas_signature s \
-    WHERE o.id = ANY($1::text[]) AND o.bucket IS NULL AND s.sas = o.sas";
+    WHERE o.id = ANY($1::text[]) AND o.bucket IS NULL AND s.sas = o.sas \
+    RETURNING o.id, o.bucket";
 
 const LOCK_HOOKS: &str = "SELECT id, state, version, results, max_reports, not_after, bytes, \
     disk_cap FROM hooks WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE";
@@ -439,13 +440,16 @@ async fn store_crashes(
         .filter(|(o, _)| o.bucket.is_none() && stored.contains(&o.id))
         .filter_map(|(o, _)| Some((o.id.as_str(), o.sas.as_deref()?)))
         .unzip();
+    // Parked crash → the bucket the re-check moved it into.
+    let mut rebucketed: HashMap<String, String> = HashMap::new();
     if !parked.is_empty() {
         parked_sases.sort_unstable();
         parked_sases.dedup();
         // Committed already: a failure leaves them parked (the retracer's
         // next mapping of their SAS moves them), never fails the batch.
-        if let Err(e) = rebucket_parked(conn, &parked, &parked_sases).await {
-            tracing::warn!("re-checking {} parked crashes: {e}", parked.len());
+        match rebucket_parked(conn, &parked, &parked_sases).await {
+            Ok(moved) => rebucketed = moved,
+            Err(e) => tracing::warn!("re-checking {} parked crashes: {e}", parked.len()),
         }
     }
     // The duplicates: of a crash stored earlier in this batch, or in the
@@ -477,10 +481,20 @@ async fn store_crashes(
     let mut outcomes = Vec::with_capacity(jobs.len());
     for ((oops, keys), known) in jobs.iter().zip(sas_known) {
         if stored.contains(&oops.id) {
-            outcomes.push(IntakeOutcome::Stored {
-                sas_known: known,
-                hooks_match: keys.is_some() && index.matches(oops),
-            });
+            // A crash the re-check bucketed is answered as one whose SAS
+            // was known: no `CORE` for a retracer that mapped it already,
+            // and the header when a hook targets its bucket.
+            let outcome = match rebucketed.get(&oops.id) {
+                Some(bucket) => IntakeOutcome::Stored {
+                    sas_known: true,
+                    hooks_match: keys.is_some() && index.matches_in_bucket(oops, Some(bucket)),
+                },
+                None => IntakeOutcome::Stored {
+                    sas_known: known,
+                    hooks_match: keys.is_some() && index.matches(oops),
+                },
+            };
+            outcomes.push(outcome);
             continue;
         }
         let digest = oops.dedup_digest.as_deref().unwrap_or_default();
@@ -511,7 +525,7 @@ async fn rebucket_parked(
     conn: &CrashConn,
     ids: &[&str],
     sases: &[&str],
-) -> Result<u64, StorageError> {
+) -> Result<HashMap<String, String>, StorageError> {
     // Pipelined, in order (all prepared, so none waits for a `Parse`);
     // after an error `COMMIT` ends the transaction as a rollback.
     let client = &conn.client;
@@ -519,14 +533,17 @@ async fn rebucket_parked(
     let (lock_params, update_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
         ([&sases], [&ids]);
     let lock = client.query(&conn.lock_sases, &lock_params);
-    let update = client.execute(&conn.rebucket, &update_params);
+    let update = client.query(&conn.rebucket, &update_params);
     let commit = client.batch_execute("COMMIT");
     let (begin, lock, update, commit) = tokio::join!(begin, lock, update, commit);
     begin?;
     lock?;
     let moved = update?;
     commit?;
-    Ok(moved)
+    moved
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 /// The result writer's connection and statements.
