@@ -9,10 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::command_rules::{
-    DPKG_QUERY_OPTIONS, FIND_EXEC_ACTIONS, FIND_WRITE_ACTIONS, INDIRECT_TOOLS, INTERACTIVE_TOOLS,
-    INTERPRETERS, IP_WRITE_WORDS, Inline, JOURNALCTL_WRITE_OPTIONS, PRIVILEGE_TOOLS,
-    READ_ONLY_VERBS, RECURSIVE_READERS, SECRET_COMMANDS, SECRET_OPTION_STEMS, SHELL_OPERATORS,
-    STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
+    DPKG_QUERY_OPTIONS, EXEC_OPTIONS, ExecOptions, FIND_EXEC_ACTIONS, FIND_WRITE_ACTIONS,
+    INDIRECT_TOOLS, INTERACTIVE_TOOLS, INTERPRETERS, IP_WRITE_WORDS, Inline,
+    JOURNALCTL_WRITE_OPTIONS, PRIVILEGE_TOOLS, READ_ONLY_VERBS, RECURSIVE_READERS, SECRET_COMMANDS,
+    SECRET_OPTION_STEMS, SHELL_OPERATORS, STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
 };
 use super::config::LintConfig;
 use super::denylist::{denied, denied_anchored, denied_literal};
@@ -348,6 +348,14 @@ fn classify(names: &[String], args: &[String]) -> Option<Finding> {
                 ),
             ));
         }
+        if let Some(index) = exec_option(name, plain, args) {
+            let option = args.get(index.wrapping_sub(1)).map_or("", String::as_str);
+            return Some(finding(
+                index,
+                lints::INDIRECT_COMMAND,
+                format!("`{name} {option}` runs another program: name that program directly"),
+            ));
+        }
         if let Some(f) = state_changing(name, plain, args) {
             return Some(f);
         }
@@ -363,11 +371,18 @@ fn classify(names: &[String], args: &[String]) -> Option<Finding> {
 
 /// The argv index of the inline-code flag, if any. Only options before the
 /// script path count (`bash /usr/share/x.sh -c` passes `-c` to the script).
+/// A path right after an option may be that option's value (`perl -I
+/// /usr/lib -e …`), so only a path after a non-option ends the options:
+/// `bash -x /usr/share/x.sh -c` is refused too, rather than guess which
+/// options take values.
 fn inline_code(rule: Inline, args: &[String]) -> Option<usize> {
-    let options = args
-        .iter()
-        .enumerate()
-        .take_while(|(_, a)| !a.starts_with('/'));
+    let script = args.iter().enumerate().position(|(i, a)| {
+        a.starts_with('/')
+            && i.checked_sub(1)
+                .and_then(|p| args.get(p))
+                .is_none_or(|before| !before.starts_with('-'))
+    });
+    let options = args.iter().enumerate().take(script.unwrap_or(args.len()));
     match rule {
         Inline::Flags { letters, long } => {
             for (i, arg) in options {
@@ -394,7 +409,47 @@ fn inline_code(rule: Inline, args: &[String]) -> Option<usize> {
             });
             (!from_file).then_some(1)
         }
+        Inline::Statements => {
+            let mut operands = 0usize;
+            for (i, a) in args.iter().enumerate() {
+                // `-cmd` and `-init` run statements, `-A…` extracts an
+                // archive (writes files).
+                let code_option = a == "-cmd" || a == "-init" || a.starts_with("-A");
+                if !a.starts_with('-') {
+                    operands = operands.saturating_add(1);
+                }
+                if code_option || operands > 1 {
+                    return Some(i.saturating_add(1));
+                }
+            }
+            None
+        }
     }
+}
+
+/// The argv index of an option that makes the program run another
+/// program ([`EXEC_OPTIONS`]), if any.
+fn exec_option(name: &str, plain: &str, args: &[String]) -> Option<usize> {
+    let ExecOptions { long, letters, .. } = EXEC_OPTIONS
+        .iter()
+        .find(|e| e.program == name || e.program == plain)?;
+    args.iter()
+        .position(|arg| {
+            let option = arg.split_once('=').map_or(arg.as_str(), |(o, _)| o);
+            let long_hit = long
+                .iter()
+                .any(|(stem, full)| option.starts_with(stem) && full.starts_with(option));
+            let short_hit = arg.strip_prefix('-').is_some_and(|cluster| {
+                !cluster.starts_with('-')
+                    && cluster
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic())
+                    && cluster.chars().any(|c| letters.contains(&c))
+            });
+            long_hit || short_hit
+        })
+        .map(|i| i.saturating_add(1))
 }
 
 fn state_changing(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
@@ -651,6 +706,11 @@ mod tests {
             "loginctl",
             "dbus-send",
             "gdbus",
+            "sqlite3",
+            "rsync",
+            "sort",
+            "zip",
+            "tcpdump",
             "notexec",
         ] {
             let p = bin.join(name);
@@ -761,6 +821,66 @@ mod tests {
         assert_eq!(lint_of(&["awk", "{print}"]), [(1, lints::INLINE_CODE)]);
         // A script on disk is fine, and so are its own options.
         assert!(lint_of(&["bash", "/usr/share/apport/x.sh", "-c"]).is_empty());
+        // A path right after an option may be its value, not the script.
+        assert_eq!(
+            lint_of(&["perl", "-I", "/usr/share/perl5", "-e", "print"]),
+            [(3, lints::INLINE_CODE)]
+        );
+        assert_eq!(
+            lint_of(&["bash", "-x", "/usr/share/apport/x.sh", "-c"]),
+            [(3, lints::INLINE_CODE)],
+            "which options take a value is not guessed"
+        );
+        // SQL is code in sqlite3's shell (`.shell`, `load_extension`).
+        assert!(lint_of(&["sqlite3", "/var/lib/x.db"]).is_empty());
+        for (argv, index) in [
+            (&["sqlite3", "/var/lib/x.db", ".shell id"][..], 2),
+            (&["sqlite3", "-readonly", "/var/lib/x.db", "select 1"], 3),
+            (&["sqlite3", "-cmd", ".system id", "/var/lib/x.db"], 1),
+            (&["sqlite3", "-Ax", "/var/lib/x.db"], 1),
+        ] {
+            assert_eq!(lint_of(argv), [(index, lints::INLINE_CODE)], "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn options_that_run_another_program_are_refused() {
+        for (argv, index) in [
+            (&["tar", "-xf", "/var/log/a.tar", "--to-command=id"][..], 3),
+            (&["tar", "--to-comm", "id", "-xf", "/var/log/a.tar"], 1),
+            (&["tar", "-xIid", "-f", "/var/log/a.tar"], 1),
+            (
+                &["tar", "--use-compress-prog=id", "-tf", "/var/log/a.tar"],
+                1,
+            ),
+            (
+                &[
+                    "tar",
+                    "--checkpoint-action=exec=id",
+                    "-tf",
+                    "/var/log/a.tar",
+                ],
+                1,
+            ),
+            (&["rsync", "-avze", "id", "/var/log/a", "/var/log/b"], 1),
+            (&["rsync", "--rsync-path=id", "/var/log/a", "/var/log/b"], 1),
+            (&["sort", "--compress-program=id", "/var/log/a"], 1),
+            (&["zip", "-TT", "id", "/var/log/a.zip", "/var/log/a"], 1),
+            (&["tcpdump", "-w", "/var/log/x.pcap", "-z", "id"], 3),
+        ] {
+            assert_eq!(
+                lint_of(argv),
+                [(index, lints::INDIRECT_COMMAND)],
+                "{argv:?}"
+            );
+        }
+        // Their ordinary options pass.
+        assert_eq!(
+            lint_of(&["tar", "--checkpoint=10", "-tvf", "/var/log/a.tar"]),
+            []
+        );
+        assert!(lint_of(&["tar", "--totals", "-tf", "/var/log/a.tar"]).is_empty());
+        assert!(lint_of(&["sort", "-u", "/var/log/a"]).is_empty());
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub(crate) enum Inline {
     },
     /// The program text is an argument unless `-f`/`--file` names a file.
     ProgramArgument,
+    /// The first argument that is not an option is a database; any further
+    /// one (an option's value too: which options take one is not guessed),
+    /// and `-cmd`/`-init`/`-A…`, is code.
+    Statements,
 }
 
 /// Interpreters and how they take inline code. Matched on the program's name
@@ -142,6 +146,10 @@ pub(crate) const INTERPRETERS: &[(&str, Inline)] = &[
     ("nawk", Inline::ProgramArgument),
     ("original-awk", Inline::ProgramArgument),
     ("sed", Inline::ProgramArgument),
+    // SQL in the shell runs dot-commands (`.shell`, `.system`) and
+    // functions that load libraries or write files (`load_extension`,
+    // `writefile`, `edit`): any statement is code.
+    ("sqlite3", Inline::Statements),
 ];
 
 const SHELL: Inline = Inline::Flags {
@@ -216,6 +224,63 @@ pub(crate) const INDIRECT_TOOLS: &[&str] = &[
     "numactl",
     "prlimit",
 ];
+
+/// Options that make a program run another program it is given, as
+/// `find -exec` does. A long option matches alone, as `--opt=…`, and by
+/// any prefix at least as long as its listed stem (GNU programs take an
+/// unambiguous prefix). A short letter matches anywhere in a cluster of
+/// letters (`-xIzstd`, `-avze`), which refuses some harmless clusters
+/// rather than miss a value-taking letter.
+pub(crate) const EXEC_OPTIONS: &[ExecOptions] = &[
+    ExecOptions {
+        program: "tar",
+        long: &[
+            ("--to-c", "--to-command"),
+            ("--use-c", "--use-compress-program"),
+            ("--checkpoint-a", "--checkpoint-action"),
+            ("--inf", "--info-script"),
+            ("--new-v", "--new-volume-script"),
+            ("--rsh", "--rsh-command"),
+            ("--rmt", "--rmt-command"),
+        ],
+        letters: &['I', 'F'],
+    },
+    ExecOptions {
+        program: "rsync",
+        long: &[("--rsh", "--rsh"), ("--rsync-p", "--rsync-path")],
+        letters: &['e'],
+    },
+    ExecOptions {
+        program: "scp",
+        long: &[],
+        letters: &['S', 'o'],
+    },
+    ExecOptions {
+        program: "sort",
+        long: &[("--compress-p", "--compress-program")],
+        letters: &[],
+    },
+    ExecOptions {
+        program: "zip",
+        long: &[("--unzip-c", "--unzip-command"), ("-TT", "-TT")],
+        letters: &[],
+    },
+    ExecOptions {
+        program: "tcpdump",
+        long: &[],
+        letters: &['z'],
+    },
+];
+
+/// One program's entry in [`EXEC_OPTIONS`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExecOptions {
+    pub(crate) program: &'static str,
+    /// `(stem, full name)` of each long option.
+    pub(crate) long: &'static [(&'static str, &'static str)],
+    /// Short option letters.
+    pub(crate) letters: &'static [char],
+}
 
 /// `find` actions that run programs.
 pub(crate) const FIND_EXEC_ACTIONS: &[&str] = &["-exec", "-execdir", "-ok", "-okdir"];
