@@ -9,10 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::command_rules::{
-    DPKG_QUERY_OPTIONS, EXEC_OPTIONS, ExecOptions, FIND_EXEC_ACTIONS, FIND_WRITE_ACTIONS,
-    INDIRECT_TOOLS, INTERACTIVE_TOOLS, INTERPRETERS, IP_WRITE_WORDS, Inline,
-    JOURNALCTL_WRITE_OPTIONS, PRIVILEGE_TOOLS, READ_ONLY_VERBS, RECURSIVE_READERS, SECRET_COMMANDS,
-    SECRET_OPTION_STEMS, SHELL_OPERATORS, STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
+    DPKG_QUERY_OPTIONS, EXEC_OPTIONS, FIND_EXEC_ACTIONS, FIND_WRITE_ACTIONS, INDIRECT_TOOLS,
+    INTERACTIVE_TOOLS, INTERPRETERS, IP_WRITE_WORDS, Inline, JOURNALCTL_WRITE_OPTIONS,
+    PRIVILEGE_TOOLS, READ_ONLY_VERBS, RECURSIVE_READERS, SECRET_COMMANDS, SECRET_OPTION_STEMS,
+    SHELL_OPERATORS, STATE_CHANGING_TOOLS, SYSCTL_WRITE_OPTIONS,
 };
 use super::config::LintConfig;
 use super::denylist::{denied, denied_anchored, denied_literal};
@@ -72,6 +72,17 @@ pub(crate) fn check(argv: &[String], cfg: &LintConfig) -> (Vec<String>, Vec<Find
             && !names.contains(&n)
         {
             names.push(n);
+        }
+        // Debian names variants of one program by a suffix after a dot
+        // (`vim.tiny`, `vim.basic` behind `editor`, `sh.distrib`,
+        // `mkfs.ext4`): each is judged as the program it is.
+        for stem in names.clone() {
+            if let Some((before, _)) = stem.split_once('.')
+                && !before.is_empty()
+                && !names.iter().any(|n| n == before)
+            {
+                names.push(before.to_owned());
+            }
         }
         if let Some(f) = classify(&names, args) {
             findings.push(f);
@@ -338,7 +349,7 @@ fn classify(names: &[String], args: &[String]) -> Option<Finding> {
             ));
         }
         if let Some((_, rule)) = INTERPRETERS.iter().find(|(n, _)| *n == name || *n == plain)
-            && let Some(index) = inline_code(*rule, args)
+            && let Some(index) = inline_code(*rule, args, name == "gdb" || plain == "gdb")
         {
             return Some(finding(
                 index,
@@ -374,26 +385,44 @@ fn classify(names: &[String], args: &[String]) -> Option<Finding> {
 /// A path right after an option may be that option's value (`perl -I
 /// /usr/lib -e …`), so only a path after a non-option ends the options:
 /// `bash -x /usr/share/x.sh -c` is refused too, rather than guess which
-/// options take values.
-fn inline_code(rule: Inline, args: &[String]) -> Option<usize> {
+/// options take values. gdb reorders its arguments and takes long options
+/// after one dash, by any prefix (`gdb /usr/bin/x -batch -eval-comm …`),
+/// so all of its arguments count, each way.
+fn inline_code(rule: Inline, args: &[String], gdb: bool) -> Option<usize> {
     let script = args.iter().enumerate().position(|(i, a)| {
         a.starts_with('/')
             && i.checked_sub(1)
                 .and_then(|p| args.get(p))
                 .is_none_or(|before| !before.starts_with('-'))
     });
-    let options = args.iter().enumerate().take(script.unwrap_or(args.len()));
+    let scanned = if gdb {
+        args.len()
+    } else {
+        script.unwrap_or(args.len())
+    };
+    let options = args.iter().enumerate().take(scanned);
     match rule {
         Inline::Flags { letters, long } => {
             for (i, arg) in options {
-                let long_hit = long
-                    .iter()
-                    .any(|l| arg == l || arg.strip_prefix(l).is_some_and(|r| r.starts_with('=')));
+                let name = arg.split_once('=').map_or(arg.as_str(), |(o, _)| o);
+                let long_hit = long.iter().any(|l| {
+                    name == *l
+                        || gnu_prefix(name, l)
+                        || (gdb
+                            && name.starts_with('-')
+                            && !name.trim_start_matches('-').is_empty()
+                            && l.trim_start_matches('-')
+                                .starts_with(name.trim_start_matches('-')))
+                });
+                // Letters up to the first one that is not: the rest of a
+                // cluster may be an option's value (`-cimport os…` is `-c`
+                // with its code attached).
                 let short_hit = arg.strip_prefix('-').is_some_and(|cluster| {
                     !cluster.starts_with('-')
-                        && !cluster.is_empty()
-                        && cluster.chars().all(|c| c.is_ascii_alphabetic())
-                        && cluster.chars().any(|c| letters.contains(&c))
+                        && cluster
+                            .chars()
+                            .take_while(char::is_ascii_alphabetic)
+                            .any(|c| letters.contains(&c))
                 });
                 if long_hit || short_hit {
                     return Some(i.saturating_add(1));
@@ -412,10 +441,14 @@ fn inline_code(rule: Inline, args: &[String]) -> Option<usize> {
         Inline::Statements => {
             let mut operands = 0usize;
             for (i, a) in args.iter().enumerate() {
-                // `-cmd` and `-init` run statements, `-A…` extracts an
-                // archive (writes files).
-                let code_option = a == "-cmd" || a == "-init" || a.starts_with("-A");
-                if !a.starts_with('-') {
+                // The shell takes `--opt` as `-opt`. `-cmd` and `-init`
+                // run statements, `-A…` extracts an archive (writes files).
+                let option = a
+                    .strip_prefix('-')
+                    .map(|o| o.strip_prefix('-').unwrap_or(o));
+                let code_option =
+                    option.is_some_and(|o| o == "cmd" || o == "init" || o.starts_with('A'));
+                if option.is_none() {
                     operands = operands.saturating_add(1);
                 }
                 if code_option || operands > 1 {
@@ -430,26 +463,38 @@ fn inline_code(rule: Inline, args: &[String]) -> Option<usize> {
 /// The argv index of an option that makes the program run another
 /// program ([`EXEC_OPTIONS`]), if any.
 fn exec_option(name: &str, plain: &str, args: &[String]) -> Option<usize> {
-    let ExecOptions { long, letters, .. } = EXEC_OPTIONS
+    let rule = EXEC_OPTIONS
         .iter()
         .find(|e| e.program == name || e.program == plain)?;
     args.iter()
-        .position(|arg| {
+        .enumerate()
+        .position(|(i, arg)| {
             let option = arg.split_once('=').map_or(arg.as_str(), |(o, _)| o);
-            let long_hit = long
-                .iter()
-                .any(|(stem, full)| option.starts_with(stem) && full.starts_with(option));
-            let short_hit = arg.strip_prefix('-').is_some_and(|cluster| {
-                !cluster.starts_with('-')
-                    && cluster
-                        .chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_alphabetic())
-                    && cluster.chars().any(|c| letters.contains(&c))
+            let long_hit = !rule.own_options.contains(&option)
+                && rule
+                    .long
+                    .iter()
+                    .any(|full| option == *full || gnu_prefix(option, full));
+            let cluster = match arg.strip_prefix('-') {
+                Some(cluster) => Some(cluster),
+                None if i == 0 && rule.bundled_first => Some(arg.as_str()),
+                None => None,
+            };
+            let short_hit = cluster.is_some_and(|c| {
+                !c.starts_with('-') && c.chars().any(|l| rule.letters.contains(&l))
             });
             long_hit || short_hit
         })
         .map(|i| i.saturating_add(1))
+}
+
+/// Whether `option` is a `--` option that getopt_long would take as an
+/// abbreviation of `full`.
+fn gnu_prefix(option: &str, full: &str) -> bool {
+    option.starts_with("--")
+        && option.len() > 2
+        && full.starts_with("--")
+        && full.starts_with(option)
 }
 
 fn state_changing(name: &str, plain: &str, args: &[String]) -> Option<Finding> {
@@ -711,6 +756,11 @@ mod tests {
             "sort",
             "zip",
             "tcpdump",
+            "scp",
+            "gdb",
+            "vim.tiny",
+            "mkfs.ext4",
+            "sh.distrib",
             "notexec",
         ] {
             let p = bin.join(name);
@@ -831,15 +881,59 @@ mod tests {
             [(3, lints::INLINE_CODE)],
             "which options take a value is not guessed"
         );
+        // Code attached to its flag, after letters or not.
+        assert_eq!(
+            lint_of(&["python3", "-cimport os;os.system('id')"]),
+            [(1, lints::INLINE_CODE)]
+        );
+        assert_eq!(
+            lint_of(&["perl", "-esystem q(id)"]),
+            [(1, lints::INLINE_CODE)]
+        );
+        // gdb reorders its arguments and takes `-eval-comm` for
+        // `--eval-command`.
+        for argv in [
+            &["gdb", "/usr/bin/ls", "-batch", "-ex", "shell id"][..],
+            &["gdb", "-batch", "-eval-comm", "shell id", "/usr/bin/ls"],
+            &["gdb", "--batch", "--ev=shell id", "/usr/bin/ls"],
+        ] {
+            assert!(
+                lint_of(argv).contains(&(3, lints::INLINE_CODE))
+                    || lint_of(argv).contains(&(2, lints::INLINE_CODE)),
+                "{argv:?}: {:?}",
+                lint_of(argv)
+            );
+        }
         // SQL is code in sqlite3's shell (`.shell`, `load_extension`).
         assert!(lint_of(&["sqlite3", "/var/lib/x.db"]).is_empty());
         for (argv, index) in [
             (&["sqlite3", "/var/lib/x.db", ".shell id"][..], 2),
             (&["sqlite3", "-readonly", "/var/lib/x.db", "select 1"], 3),
             (&["sqlite3", "-cmd", ".system id", "/var/lib/x.db"], 1),
+            (&["sqlite3", "--cmd", ".system id"], 1),
+            (&["sqlite3", "--init", "/var/lib/x.sql"], 1),
             (&["sqlite3", "-Ax", "/var/lib/x.db"], 1),
+            (&["sqlite3", "/var/lib/x.db", "--Ax"], 2),
         ] {
             assert_eq!(lint_of(argv), [(index, lints::INLINE_CODE)], "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn variants_named_by_a_dotted_suffix_are_judged_as_their_program() {
+        for (argv, lint) in [
+            (
+                &["vim.tiny", "/var/log/syslog"][..],
+                lints::INTERACTIVE_COMMAND,
+            ),
+            (&["mkfs.ext4", "/dev/sda1"], lints::STATE_CHANGING_COMMAND),
+            (&["sh.distrib", "-c", "id"], lints::INLINE_CODE),
+        ] {
+            assert!(
+                lint_of(argv).iter().any(|(_, l)| *l == lint),
+                "{argv:?}: {:?}",
+                lint_of(argv)
+            );
         }
     }
 
@@ -867,6 +961,21 @@ mod tests {
             (&["sort", "--compress-program=id", "/var/log/a"], 1),
             (&["zip", "-TT", "id", "/var/log/a.zip", "/var/log/a"], 1),
             (&["tcpdump", "-w", "/var/log/x.pcap", "-z", "id"], 3),
+            // Any unambiguous prefix of a long option.
+            (&["tar", "--use=id", "-tf", "/var/log/a.tar"], 1),
+            (
+                &["tar", "--checkpoint-=exec=id", "-tf", "/var/log/a.tar"],
+                1,
+            ),
+            (&["tar", "--rs=id", "-tf", "/var/log/a.tar"], 1),
+            (&["sort", "--co=id", "/var/log/a"], 1),
+            (&["sort", "--compress=id", "/var/log/a"], 1),
+            // tar's traditional first argument, and clusters that do not
+            // start with a letter.
+            (&["tar", "xIf", "id", "/var/log/a.tar"], 1),
+            (&["rsync", "-4e", "id", "/var/log/a", "/var/log/b"], 1),
+            (&["scp", "-4o", "ProxyCommand=id", "h:/a", "/var/log/b"], 1),
+            (&["tcpdump", "-#z", "id"], 1),
         ] {
             assert_eq!(
                 lint_of(argv),

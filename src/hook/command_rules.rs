@@ -227,48 +227,61 @@ pub(crate) const INDIRECT_TOOLS: &[&str] = &[
 
 /// Options that make a program run another program it is given, as
 /// `find -exec` does. A long option matches alone, as `--opt=…`, and by
-/// any prefix at least as long as its listed stem (GNU programs take an
-/// unambiguous prefix). A short letter matches anywhere in a cluster of
-/// letters (`-xIzstd`, `-avze`), which refuses some harmless clusters
-/// rather than miss a value-taking letter.
+/// any prefix (GNU programs take an unambiguous prefix, and an ambiguous
+/// one is an error anyway) unless that prefix is an option of its own
+/// (`tar --checkpoint`). A short letter matches anywhere in a cluster
+/// (`-xIzstd`, `-4e`), which refuses some harmless clusters rather than
+/// miss a value-taking letter.
 pub(crate) const EXEC_OPTIONS: &[ExecOptions] = &[
     ExecOptions {
         program: "tar",
         long: &[
-            ("--to-c", "--to-command"),
-            ("--use-c", "--use-compress-program"),
-            ("--checkpoint-a", "--checkpoint-action"),
-            ("--inf", "--info-script"),
-            ("--new-v", "--new-volume-script"),
-            ("--rsh", "--rsh-command"),
-            ("--rmt", "--rmt-command"),
+            "--to-command",
+            "--use-compress-program",
+            "--checkpoint-action",
+            "--info-script",
+            "--new-volume-script",
+            "--rsh-command",
+            "--rmt-command",
         ],
+        own_options: &["--checkpoint"],
         letters: &['I', 'F'],
+        bundled_first: true,
     },
     ExecOptions {
         program: "rsync",
-        long: &[("--rsh", "--rsh"), ("--rsync-p", "--rsync-path")],
+        long: &["--rsh", "--rsync-path"],
+        own_options: &[],
         letters: &['e'],
+        bundled_first: false,
     },
     ExecOptions {
         program: "scp",
         long: &[],
+        own_options: &[],
         letters: &['S', 'o'],
+        bundled_first: false,
     },
     ExecOptions {
         program: "sort",
-        long: &[("--compress-p", "--compress-program")],
+        long: &["--compress-program"],
+        own_options: &[],
         letters: &[],
+        bundled_first: false,
     },
     ExecOptions {
         program: "zip",
-        long: &[("--unzip-c", "--unzip-command"), ("-TT", "-TT")],
+        long: &["--unzip-command", "-TT"],
+        own_options: &[],
         letters: &[],
+        bundled_first: false,
     },
     ExecOptions {
         program: "tcpdump",
         long: &[],
+        own_options: &[],
         letters: &['z'],
+        bundled_first: false,
     },
 ];
 
@@ -276,10 +289,15 @@ pub(crate) const EXEC_OPTIONS: &[ExecOptions] = &[
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ExecOptions {
     pub(crate) program: &'static str,
-    /// `(stem, full name)` of each long option.
-    pub(crate) long: &'static [(&'static str, &'static str)],
+    /// Long options (`--…` ones also by prefix; single-dash ones exactly).
+    pub(crate) long: &'static [&'static str],
+    /// Options that are a prefix of one in `long` but mean something else.
+    pub(crate) own_options: &'static [&'static str],
     /// Short option letters.
     pub(crate) letters: &'static [char],
+    /// The first argument is a cluster of letters even without a dash
+    /// (`tar xIf PROG …`, the traditional form).
+    pub(crate) bundled_first: bool,
 }
 
 /// `find` actions that run programs.
@@ -348,6 +366,8 @@ pub(crate) const STATE_CHANGING_TOOLS: &[&str] = &[
     "mkfifo",
     "touch",
     "mkswap",
+    "mkfs",
+    "mke2fs",
     "swapon",
     "swapoff",
     "wipefs",
