@@ -66,6 +66,12 @@ mod tests {
 
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_one() {
+        // Lowered first, so that the raise is seen even where the soft
+        // limit starts at the hard one.
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((0, 1));
+        let lower = hard.min(1024).saturating_sub(1);
+        setrlimit(Resource::RLIMIT_NOFILE, lower, hard).unwrap_or(());
+        assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).map(|l| l.0), Ok(lower));
         let fit = raise_and_fit(1 << 30);
         let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((0, 1));
         assert_eq!(soft, hard);

@@ -21,6 +21,7 @@ pub mod fd_limit;
 pub mod metrics;
 pub mod middleware;
 pub mod router;
+pub mod send_timeout;
 pub mod server;
 pub mod signing;
 pub mod storage;

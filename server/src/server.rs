@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::app::AppState;
 use crate::router::{self, HttpService};
+use crate::send_timeout::SendTimeout;
 use crate::tls::ReloadingAcceptor;
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
@@ -46,6 +47,7 @@ pub async fn serve(
             None => None,
         };
     let header_timeout = Duration::from_secs(app.config.limits.header_read_timeout_secs);
+    let send_timeout = Duration::from_secs(app.config.limits.request_timeout_secs);
     let cap = app
         .config
         .limits
@@ -80,16 +82,16 @@ pub async fn serve(
                          load is expected)"
                     );
                 }
-                tokio::select! {
-                    slot = Arc::clone(&slots).acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
-                    () = next_signal(&mut hangup) => {
-                        reload_tls(tls.as_ref());
-                        continue;
+                let waited = loop {
+                    tokio::select! {
+                        slot = Arc::clone(&slots).acquire_owned() => break slot.ok(),
+                        () = &mut shutdown => break None,
+                        () = next_signal(&mut hangup) => reload_tls(tls.as_ref()),
                     }
+                };
+                match waited {
+                    Some(slot) => slot,
+                    None => break,
                 }
             }
         };
@@ -121,6 +123,7 @@ pub async fn serve(
             None => {
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let stream = SendTimeout::new(stream, send_timeout);
                     serve_connection(stream, router, header_timeout, watcher).await;
                 });
             }
@@ -131,7 +134,8 @@ pub async fn serve(
                     // The handshake has the same bound as a request head.
                     match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
-                            serve_connection(tls_stream, router, header_timeout, watcher).await;
+                            let stream = SendTimeout::new(tls_stream, send_timeout);
+                            serve_connection(stream, router, header_timeout, watcher).await;
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),

@@ -153,6 +153,50 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     server.stop().await.unwrap();
 }
 
+/// A client that sends requests but never reads the answers cannot hold
+/// its connection (one of `max_connections`): once nothing could be sent to
+/// it for the request timeout, it is disconnected and its slot is free.
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_loses_its_connection() {
+    let server = TestServer::start(
+        Engine::Sqlite,
+        "[limits]\nmax_connections = 1\nrequest_timeout_secs = 1\n",
+    )
+    .await
+    .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    // Pipelined requests, as many as the buffers take; nothing is read.
+    let writer = tokio::spawn(async move {
+        let requests = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4096);
+        while stream.write_all(&requests).await.is_ok() {}
+        stream
+    });
+    for _ in 0..600 {
+        if server.app.metrics.connections_open() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Generous bound over the configured 1 s: only "eventually" is asserted.
+    for _ in 0..600 {
+        if server.app.metrics.connections_open() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        server.app.metrics.connections_open(),
+        0,
+        "the stalled client still holds its connection"
+    );
+    let r = request(server.addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(r.status, 200, "the slot is free for the next client");
+    drop(writer.await);
+    server.stop().await.unwrap();
+}
+
 /// Each body limit holds where its body is read, now that no layer sets
 /// them: the crash upload's `max_report_bytes` (checked while reading, so a
 /// lying `Content-Length` gets no further) and the JSON API's
