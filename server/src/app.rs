@@ -17,6 +17,9 @@ pub struct App {
     pub metrics: Metrics,
     /// Memory that request bodies may hold at once.
     pub bodies: BodyBudget,
+    /// Held while an unrecorded core file is removed and replaced, so that
+    /// two uploads of one core cannot both take it for a leftover.
+    pub core_replace: tokio::sync::Mutex<()>,
 }
 
 /// What handlers receive.
@@ -30,6 +33,7 @@ impl App {
             config,
             storage,
             metrics: Metrics::default(),
+            core_replace: tokio::sync::Mutex::new(()),
         })
     }
 }

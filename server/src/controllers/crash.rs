@@ -239,10 +239,13 @@ pub async fn submit_core(
     // core is never replaced (`EEXIST`).
     let core = cores.join(&oops_id);
     let mut linked = tokio::fs::hard_link(&partial.0, &core).await;
-    if matches!(&linked, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists)
-        && remove_orphan_core(&app, &oops_id, &core).await?
-    {
-        linked = tokio::fs::hard_link(&partial.0, &core).await;
+    if matches!(&linked, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists) {
+        // One replacement at a time: a second upload that found the same
+        // leftover then finds the first one's young core, and gets `409`.
+        let _replacing = app.core_replace.lock().await;
+        if remove_orphan_core(&app, &oops_id, &core).await? {
+            linked = tokio::fs::hard_link(&partial.0, &core).await;
+        }
     }
     match linked {
         Ok(()) => {}
