@@ -130,6 +130,35 @@ fn daisy_takes_the_upload_asks_for_the_core_and_refuses_a_duplicate() {
     assert!(again.is_done());
 }
 
+/// daisy's "no such OOPS" for a hook list is final for the client; the
+/// same status from something that is not daisy's hook list (a wrong
+/// `server_url` path, a proxy) is a failure to retry.
+#[test]
+fn a_hook_list_daisy_refuses_is_final_and_another_404_is_not() {
+    use apport_hooks::agent::collect::{CollectError, Collector};
+    use apport_hooks::agent::ids::OopsId;
+    let daisy = Daisy::start("");
+    let settings = ClientSettings {
+        ca_file: None,
+        connect_timeout: std::time::Duration::from_secs(10),
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let client = apport_hooks::agent::http::build_client(&settings).unwrap();
+    let system = SystemId::parse(&system_id()).unwrap();
+    let unknown = OopsId::parse("0190a0b0-0000-7000-8000-000000000001").unwrap();
+    let collector = Collector::new(client.clone(), &daisy.url, system.clone());
+    let refused = block_on(collector.hook_list(&unknown)).unwrap_err();
+    assert!(
+        matches!(refused, CollectError::Refused { status: 404, .. }),
+        "{refused:?}"
+    );
+    assert!(refused.is_final());
+    let elsewhere = Collector::new(client, &format!("{}/not-daisy", daisy.url), system);
+    let failed = block_on(elsewhere.hook_list(&unknown)).unwrap_err();
+    assert!(matches!(failed, CollectError::Http { .. }), "{failed:?}");
+    assert!(!failed.is_final());
+}
+
 #[test]
 fn daisy_refuses_an_incomplete_report_for_good() {
     let daisy = Daisy::start("");

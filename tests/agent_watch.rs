@@ -403,7 +403,7 @@ fn a_failed_hook_phase_is_tried_again_with_backoff_while_running() {
 fn a_hook_list_the_server_refuses_for_good_is_not_asked_for_again() {
     let server = Server::start();
     // daisy's answer for an OOPS it does not have under this system id.
-    server.list(hooklist_server::ListReply::Status(404));
+    server.list(hooklist_server::ListReply::Text(404, "No such OOPS."));
     let dirs = Dirs::new();
     let watch = start(&dirs, &server, 1, None);
     dirs.upload_in_place("r.0", &oops(6));

@@ -47,6 +47,13 @@ pub const MAX_TOKEN_CHARS: usize = 256;
 /// Largest spooled delivery read back (payload cap plus URL and token).
 const MAX_SPOOLED_BYTES: usize = 64 * 1024 * 1024;
 
+/// daisy's answers to a hook list request that no retry can change
+/// (`controllers/hooks.rs`): status and body.
+const REFUSED_FOR_GOOD: &[(u16, &str)] =
+    &[(404, "No such OOPS."), (400, "Invalid hook list path.")];
+/// Longest refusal body read to compare with [`REFUSED_FOR_GOOD`].
+const MAX_REFUSAL_BYTES: usize = 4096;
+
 /// Why the hook phase failed.
 #[derive(Debug, Error)]
 pub enum CollectError {
@@ -74,9 +81,9 @@ pub enum CollectError {
         /// Why.
         message: String,
     },
-    /// The server refused the request for good (`400`, `404` or `410`):
-    /// it does not know this report under this system id, so asking again
-    /// cannot help.
+    /// daisy refused the hook list for good (`404 No such OOPS.`, `400
+    /// Invalid hook list path.`): it does not know this report under this
+    /// system id, so asking again cannot help.
     #[error(
         "{what}: the server answered {status}; it does not know this report (was it \
          uploaded to another server, or under another system id?); not tried again"
@@ -515,13 +522,22 @@ impl Collector {
             .await
             .map_err(|e| http_error(what, e))?;
         let status = response.status();
-        // daisy's answers for an OOPS it does not have under this system id
-        // (or ids it cannot take); a proxy's 401/403/429 may pass.
-        if matches!(status.as_u16(), 400 | 404 | 410) {
-            return Err(CollectError::Refused {
-                what: what.to_owned(),
-                status: status.as_u16(),
-            });
+        // daisy's own answers for an OOPS it does not have under this system
+        // id, or ids it cannot take: final. The same status from anything
+        // else (a proxy not routing yet, a wrong `server_url` path) passes.
+        if let Some(text) = REFUSED_FOR_GOOD
+            .iter()
+            .find(|(code, _)| *code == status.as_u16())
+            .map(|(_, text)| *text)
+        {
+            let body = capped_body(response, MAX_REFUSAL_BYTES, what).await?;
+            if body.trim_ascii() == text.as_bytes() {
+                return Err(CollectError::Refused {
+                    what: what.to_owned(),
+                    status: status.as_u16(),
+                });
+            }
+            return Err(http_error(what, format!("the server answered {status}")));
         }
         if !status.is_success() {
             return Err(http_error(what, format!("the server answered {status}")));

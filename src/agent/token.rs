@@ -184,6 +184,9 @@ impl Collector {
                         key.hook_version()
                     ));
                 }
+                Err(e) if e.is_final() => {
+                    return Delivery::Dropped(format!("its token expired, and {e}"));
+                }
                 Err(e) => {
                     return Delivery::Spooled(format!(
                         "its token expired and a new one could not be fetched: {e}"

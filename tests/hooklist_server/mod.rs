@@ -30,6 +30,8 @@ pub enum ListReply {
     List(String, i64, Vec<Offer>),
     /// This status with a text body.
     Status(u16),
+    /// This status with this body.
+    Text(u16, &'static str),
 }
 
 /// A request as seen.
@@ -138,6 +140,9 @@ impl Server {
                                         ),
                                         ListReply::Status(code) => {
                                             (code, b"scripted failure".to_vec())
+                                        }
+                                        ListReply::Text(code, text) => {
+                                            (code, text.as_bytes().to_vec())
                                         }
                                     };
                                     (state.list_delay, answer)

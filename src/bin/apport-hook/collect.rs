@@ -227,6 +227,9 @@ async fn token_for(
         );
         match collector.hook_list(oops).await {
             Ok(list) => tokens.list = list,
+            Err(e) if e.is_final() => {
+                return TokenFor::Drop(format!("the token expired, and {e}"));
+            }
             Err(e) => {
                 return TokenFor::Spool(
                     pending,
