@@ -692,7 +692,9 @@ impl JobObject {
 
     /// [`check_caller`](Self::check_caller) for a property read. Without a
     /// message (`PropertiesChanged`, which goes to the caller alone) there
-    /// is nobody to check.
+    /// is nobody to check. zbus reads properties without a message only
+    /// for those emissions and for `GetManagedObjects`; apportd serves no
+    /// ObjectManager, and must not without revisiting this.
     async fn check_reader(
         &self,
         header: Option<&Header<'_>>,
