@@ -414,14 +414,14 @@ fn inline_code(rule: Inline, args: &[String], gdb: bool) -> Option<usize> {
                             && l.trim_start_matches('-')
                                 .starts_with(name.trim_start_matches('-')))
                 });
-                // Letters up to the first one that is not: the rest of a
-                // cluster may be an option's value (`-cimport os…` is `-c`
-                // with its code attached).
+                // Letters and digits (`perl -0777e`) up to the first
+                // other character: the rest of a cluster may be an option's
+                // value (`-cimport os…` is `-c` with its code attached).
                 let short_hit = arg.strip_prefix('-').is_some_and(|cluster| {
                     !cluster.starts_with('-')
                         && cluster
                             .chars()
-                            .take_while(char::is_ascii_alphabetic)
+                            .take_while(char::is_ascii_alphanumeric)
                             .any(|c| letters.contains(&c))
                 });
                 if long_hit || short_hit {
@@ -431,6 +431,22 @@ fn inline_code(rule: Inline, args: &[String], gdb: bool) -> Option<usize> {
             None
         }
         Inline::ProgramArgument => {
+            // `-e` adds code to a script file (`sed -f x -e '1e id'`,
+            // `gawk -f x -e …`).
+            let expression = args.iter().position(|a| {
+                a.starts_with("--expression")
+                    || a.starts_with("--source")
+                    || a.strip_prefix('-').is_some_and(|cluster| {
+                        !cluster.starts_with('-')
+                            && cluster
+                                .chars()
+                                .take_while(char::is_ascii_alphanumeric)
+                                .any(|c| c == 'e')
+                    })
+            });
+            if let Some(i) = expression {
+                return Some(i.saturating_add(1));
+            }
             let from_file = args.iter().any(|a| {
                 a == "-f"
                     || a.starts_with("--file")
@@ -440,11 +456,18 @@ fn inline_code(rule: Inline, args: &[String], gdb: bool) -> Option<usize> {
         }
         Inline::Statements => {
             let mut operands = 0usize;
+            let mut options_ended = false;
             for (i, a) in args.iter().enumerate() {
+                if !options_ended && a == "--" {
+                    options_ended = true;
+                    continue;
+                }
                 // The shell takes `--opt` as `-opt`. `-cmd` and `-init`
                 // run statements, `-A…` extracts an archive (writes files).
+                // After `--` everything is an operand.
                 let option = a
                     .strip_prefix('-')
+                    .filter(|_| !options_ended)
                     .map(|o| o.strip_prefix('-').unwrap_or(o));
                 let code_option =
                     option.is_some_and(|o| o == "cmd" || o == "init" || o.starts_with('A'));
@@ -470,11 +493,15 @@ fn exec_option(name: &str, plain: &str, args: &[String]) -> Option<usize> {
         .enumerate()
         .position(|(i, arg)| {
             let option = arg.split_once('=').map_or(arg.as_str(), |(o, _)| o);
+            let single_dash = arg.starts_with('-') && !arg.starts_with("--");
             let long_hit = !rule.own_options.contains(&option)
-                && rule
-                    .long
-                    .iter()
-                    .any(|full| option == *full || gnu_prefix(option, full));
+                && rule.long.iter().any(|full| {
+                    option == *full
+                        || gnu_prefix(option, full)
+                        || (single_dash
+                            && !full.starts_with("--")
+                            && arg.contains(full.trim_start_matches('-')))
+                });
             let cluster = match arg.strip_prefix('-') {
                 Some(cluster) => Some(cluster),
                 None if i == 0 && rule.bundled_first => Some(arg.as_str()),
@@ -757,7 +784,12 @@ mod tests {
             "zip",
             "tcpdump",
             "scp",
+            "sftp",
+            "split",
+            "setarch",
+            "sed",
             "gdb",
+            "gdb-multiarch",
             "vim.tiny",
             "mkfs.ext4",
             "sh.distrib",
@@ -890,12 +922,32 @@ mod tests {
             lint_of(&["perl", "-esystem q(id)"]),
             [(1, lints::INLINE_CODE)]
         );
+        // Digits in a cluster (`perl -0777e`, `-l0e`).
+        for argv in [&["perl", "-0e", "system q(id)"][..], &["perl", "-l0e", "1"]] {
+            assert_eq!(lint_of(argv), [(1, lints::INLINE_CODE)], "{argv:?}");
+        }
+        // A module is a program of its own (`-m timeit CODE`).
+        assert_eq!(
+            lint_of(&["python3", "-m", "timeit", "__import__('os')"]),
+            [(1, lints::INLINE_CODE)]
+        );
+        // sed and awk: code added to a script file.
+        assert_eq!(
+            lint_of(&["sed", "-f", "/usr/share/x.sed", "-e", "1e id", "/var/log/x"]),
+            [(3, lints::INLINE_CODE)]
+        );
+        assert_eq!(
+            lint_of(&["sed", "-n", "-f", "/usr/share/x.sed", "/var/log/x"]),
+            []
+        );
         // gdb reorders its arguments and takes `-eval-comm` for
         // `--eval-command`.
         for argv in [
             &["gdb", "/usr/bin/ls", "-batch", "-ex", "shell id"][..],
             &["gdb", "-batch", "-eval-comm", "shell id", "/usr/bin/ls"],
             &["gdb", "--batch", "--ev=shell id", "/usr/bin/ls"],
+            &["gdb", "-batch", "-eiex", "shell id"],
+            &["gdb-multiarch", "-batch", "-ex", "shell id"],
         ] {
             assert!(
                 lint_of(argv).contains(&(3, lints::INLINE_CODE))
@@ -914,6 +966,10 @@ mod tests {
             (&["sqlite3", "--init", "/var/lib/x.sql"], 1),
             (&["sqlite3", "-Ax", "/var/lib/x.db"], 1),
             (&["sqlite3", "/var/lib/x.db", "--Ax"], 2),
+            (
+                &["sqlite3", ":memory:", "--", "--\nSELECT edit('','id')"],
+                3,
+            ),
         ] {
             assert_eq!(lint_of(argv), [(index, lints::INLINE_CODE)], "{argv:?}");
         }
@@ -976,6 +1032,10 @@ mod tests {
             (&["rsync", "-4e", "id", "/var/log/a", "/var/log/b"], 1),
             (&["scp", "-4o", "ProxyCommand=id", "h:/a", "/var/log/b"], 1),
             (&["tcpdump", "-#z", "id"], 1),
+            (&["zip", "-TTid", "/var/log/a.zip", "/var/log/a"], 1),
+            (&["zip", "-qTT", "id", "/var/log/a.zip", "/var/log/a"], 1),
+            (&["split", "--filter=id", "/var/log/a"], 1),
+            (&["sftp", "-D", "id", "h"], 1),
         ] {
             assert_eq!(
                 lint_of(argv),
@@ -996,6 +1056,10 @@ mod tests {
     fn wrappers_pagers_and_privilege_tools_are_refused() {
         assert_eq!(lint_of(&["sudo", "dmesg"]), [(0, lints::PRIVILEGE_TOOL)]);
         assert_eq!(lint_of(&["env", "dmesg"]), [(0, lints::INDIRECT_COMMAND)]);
+        assert_eq!(
+            lint_of(&["setarch", "x86_64", "dmesg"]),
+            [(0, lints::INDIRECT_COMMAND)]
+        );
         assert_eq!(
             lint_of(&["less", "/var/log/syslog"]),
             [(0, lints::INTERACTIVE_COMMAND)]

@@ -23,6 +23,8 @@ pub(crate) enum Inline {
 pub(crate) const INTERPRETERS: &[(&str, Inline)] = &[
     ("sh", SHELL),
     ("bash", SHELL),
+    ("bash-static", SHELL),
+    ("zsh-static", SHELL),
     ("rbash", SHELL),
     ("dash", SHELL),
     ("ash", SHELL),
@@ -40,17 +42,19 @@ pub(crate) const INTERPRETERS: &[(&str, Inline)] = &[
             long: &["--command", "--init-command"],
         },
     ),
+    // `-m` too: `python3 -m timeit CODE` runs code, and other modules
+    // (`http.server`) are programs of their own.
     (
         "python",
         Inline::Flags {
-            letters: &['c'],
+            letters: &['c', 'm'],
             long: &[],
         },
     ),
     (
         "pypy",
         Inline::Flags {
-            letters: &['c'],
+            letters: &['c', 'm'],
             long: &[],
         },
     ),
@@ -120,26 +124,8 @@ pub(crate) const INTERPRETERS: &[(&str, Inline)] = &[
             long: &[],
         },
     ),
-    (
-        "gdb",
-        Inline::Flags {
-            letters: &[],
-            long: &[
-                "-ex",
-                "--ex",
-                "-iex",
-                "--iex",
-                "-eval-command",
-                "--eval-command",
-                "-init-eval-command",
-                "--init-eval-command",
-                "-x",
-                "--command",
-                "-ix",
-                "--init-command",
-            ],
-        },
-    ),
+    ("gdb", GDB),
+    ("gdb-multiarch", GDB),
     ("awk", Inline::ProgramArgument),
     ("gawk", Inline::ProgramArgument),
     ("mawk", Inline::ProgramArgument),
@@ -152,6 +138,31 @@ pub(crate) const INTERPRETERS: &[(&str, Inline)] = &[
     ("sqlite3", Inline::Statements),
 ];
 
+/// gdb's command options (also by any prefix, after one dash or two, see
+/// `command::inline_code`): every one runs gdb commands, `shell` among them.
+const GDB: Inline = Inline::Flags {
+    letters: &[],
+    long: &[
+        "-ex",
+        "--ex",
+        "-iex",
+        "--iex",
+        "-eiex",
+        "--eiex",
+        "-eval-command",
+        "--eval-command",
+        "-init-eval-command",
+        "--init-eval-command",
+        "-early-init-eval-command",
+        "--early-init-eval-command",
+        "-x",
+        "--command",
+        "-ix",
+        "--init-command",
+        "-eix",
+        "--early-init-command",
+    ],
+};
 const SHELL: Inline = Inline::Flags {
     letters: &['c'],
     long: &["--command"],
@@ -223,6 +234,16 @@ pub(crate) const INDIRECT_TOOLS: &[&str] = &[
     "cgexec",
     "numactl",
     "prlimit",
+    "setarch",
+    "linux32",
+    "linux64",
+    "choom",
+    "systemd-cat",
+    "systemd-inhibit",
+    "run-parts",
+    "start-stop-daemon",
+    "perf",
+    "gdbserver",
 ];
 
 /// Options that make a program run another program it is given, as
@@ -277,6 +298,27 @@ pub(crate) const EXEC_OPTIONS: &[ExecOptions] = &[
         bundled_first: false,
     },
     ExecOptions {
+        program: "sftp",
+        long: &[],
+        own_options: &[],
+        letters: &['D', 'S', 'o'],
+        bundled_first: false,
+    },
+    ExecOptions {
+        program: "split",
+        long: &["--filter"],
+        own_options: &[],
+        letters: &[],
+        bundled_first: false,
+    },
+    ExecOptions {
+        program: "cpio",
+        long: &["--rsh-command"],
+        own_options: &[],
+        letters: &[],
+        bundled_first: false,
+    },
+    ExecOptions {
         program: "tcpdump",
         long: &[],
         own_options: &[],
@@ -289,7 +331,8 @@ pub(crate) const EXEC_OPTIONS: &[ExecOptions] = &[
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ExecOptions {
     pub(crate) program: &'static str,
-    /// Long options (`--…` ones also by prefix; single-dash ones exactly).
+    /// Long options (`--…` ones also by prefix; a single-dash one, zip's
+    /// `-TT`, anywhere in a cluster, its value attached or not).
     pub(crate) long: &'static [&'static str],
     /// Options that are a prefix of one in `long` but mean something else.
     pub(crate) own_options: &'static [&'static str],
