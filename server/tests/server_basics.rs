@@ -110,6 +110,17 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     server.stop().await.unwrap();
 }
 
+/// Waits (30 s at most, a generous bound: only "eventually" is asserted
+/// by the caller) until `n` connections are open.
+async fn wait_for_connections(server: &TestServer, n: u64) {
+    for _ in 0..600 {
+        if server.app.metrics.connections_open() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// At `limits.max_connections` daisy stops accepting: a third client waits
 /// in the listen queue, unanswered, until one of the two served closes.
 #[tokio::test]
@@ -125,12 +136,7 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     for _ in 0..2 {
         held.push(TcpStream::connect(server.addr).await.unwrap());
     }
-    for _ in 0..600 {
-        if server.app.metrics.connections_open() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_connections(&server, 2).await;
     assert_eq!(server.app.metrics.connections_open(), 2);
     let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let mut third = TcpStream::connect(server.addr).await.unwrap();
@@ -173,19 +179,8 @@ async fn a_client_that_never_reads_its_answers_loses_its_connection() {
         while stream.write_all(&requests).await.is_ok() {}
         stream
     });
-    for _ in 0..600 {
-        if server.app.metrics.connections_open() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Generous bound over the configured 1 s: only "eventually" is asserted.
-    for _ in 0..600 {
-        if server.app.metrics.connections_open() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_connections(&server, 1).await;
+    wait_for_connections(&server, 0).await;
     assert_eq!(
         server.app.metrics.connections_open(),
         0,
