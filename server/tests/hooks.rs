@@ -238,6 +238,39 @@ async fn a_matching_crash_gets_the_hook_and_its_result_is_stored() {
             "seat0: failed to start X server\n"
         );
         assert_eq!(v["report"]["Package"], "lightdm 1.30.0-0ubuntu14");
+        // With the OOPS id, the system id fetches the machine's hook list
+        // (and replaces its token): a developer does not see it, an admin
+        // does.
+        assert!(v["system_id"].is_null(), "{v}");
+        let admin_token = daisy::auth::new_token();
+        server
+            .app
+            .storage
+            .add_user(
+                "root",
+                "admin",
+                &daisy::auth::hash_token(&admin_token),
+                "test",
+                0,
+            )
+            .await
+            .unwrap();
+        let r = request(
+            server.addr,
+            "GET",
+            &format!("/api/1.0/oops/{oops}"),
+            &[("Authorization", &format!("Bearer {admin_token}"))],
+            b"",
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["system_id"], SYSTEM);
+        // A NUL in a path value is the client's error, on both engines
+        // (PostgreSQL's text cannot hold it).
+        for path in ["/api/1.0/oops/a%00b", "/api/1.0/problems/x%00"] {
+            let r = request(server.addr, "GET", path, &[("Authorization", &auth)], b"").await;
+            assert_eq!(r.status, 400, "{path}: {}", r.text());
+        }
         let r = request(
             server.addr,
             "GET",

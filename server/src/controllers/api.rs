@@ -138,17 +138,21 @@ pub async fn hook_results(
 /// `GET /api/1.0/oops/{id}`: the OOPS with its hook results.
 pub async fn oops(
     State(app): State<AppState>,
-    _user: ApiUser,
+    user: ApiUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, AppError> {
+    check_path_value("OOPS id", &id)?;
     let Some(stored) = app.storage.oops(&id).await.map_err(storage_err)? else {
         return Err(not_found("OOPS"));
     };
     let results = app.storage.oops_results(&id).await.map_err(storage_err)?;
     let o = &stored.oops;
+    // With the OOPS id, the system id is what fetches the machine's hook
+    // list (and replaces its token): only admins see it.
+    let system_id = (user.0.team == "admin").then_some(o.system_id.as_str());
     Ok(Json(json!({
         "id": o.id,
-        "system_id": o.system_id,
+        "system_id": system_id,
         "received": o.received,
         "bucket": o.bucket,
         "sas": o.sas,
@@ -168,12 +172,30 @@ pub async fn problem(
     ApiPath(bucket): ApiPath<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, AppError> {
+    check_path_value("bucket", &bucket)?;
     let ids = app
         .storage
         .oopses_in_bucket(&bucket, page.limit())
         .await
         .map_err(storage_err)?;
     Ok(Json(json!({ "bucket": bucket, "oopses": ids })))
+}
+
+/// Longest OOPS id, bucket or SAS taken from a path (signatures are cut
+/// at 32,768 characters, see [`MAX_SIGNATURE_CHARS`]).
+pub const MAX_PATH_VALUE_BYTES: usize = 4 * MAX_SIGNATURE_CHARS;
+
+/// `400` for a path value no stored object can have: NUL (which
+/// PostgreSQL's text cannot hold, so the query would fail as if the
+/// database were down) or more than [`MAX_PATH_VALUE_BYTES`].
+fn check_path_value(what: &str, value: &str) -> Result<(), AppError> {
+    if value.contains('\0') || value.len() > MAX_PATH_VALUE_BYTES {
+        return Err(AppError::json(
+            StatusCode::BAD_REQUEST,
+            format!("the {what} in the path holds NUL or is too long"),
+        ));
+    }
+    Ok(())
 }
 
 /// Body of `PUT /api/1.0/sas/{sas}`.
@@ -195,6 +217,7 @@ pub async fn put_sas(
 ) -> Result<Json<Value>, AppError> {
     // Rights first: a caller without them learns nothing about the body.
     user.require_team(&["retracer"])?;
+    check_path_value("SAS", &sas)?;
     let ApiJson(body) = body?;
     let signature = body.signature.trim();
     if sas.is_empty() || signature.is_empty() || signature.chars().count() > MAX_SIGNATURE_CHARS {
