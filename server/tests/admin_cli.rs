@@ -104,3 +104,28 @@ fn user_add_prints_a_token_that_is_stored_hashed() {
     assert!(!ok);
     assert!(err.contains("unknown team"), "{err}");
 }
+
+#[test]
+fn user_tokens_are_listed_replaced_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, first, err) = daisy(dir.path(), &["user", "add", "alice"]);
+    assert!(ok, "{err}");
+    let (ok, second, err) = daisy(dir.path(), &["user", "token", "alice"]);
+    assert!(ok, "{err}");
+    assert_eq!(second.trim().len(), 64);
+    assert_ne!(first.trim(), second.trim());
+    let (ok, list, err) = daisy(dir.path(), &["user", "list"]);
+    assert!(ok, "{err}");
+    let alice = list.lines().find(|l| l.starts_with("alice")).unwrap();
+    assert_eq!(
+        alice.split_whitespace().take(3).collect::<Vec<_>>(),
+        ["alice", "core-dev", "1"],
+        "the old token was revoked: {list}"
+    );
+    let (ok, out, err) = daisy(dir.path(), &["user", "revoke", "alice"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "revoked 1 token(s) of alice");
+    let (ok, _, err) = daisy(dir.path(), &["user", "revoke", "mallory"]);
+    assert!(!ok);
+    assert!(err.contains("no user \"mallory\""), "{err}");
+}

@@ -19,7 +19,7 @@ fn daisy(args: &[&str]) -> Output {
 
 /// Every page `daisy man` must write: the command, each subcommand, and
 /// each nested one an operator types (`daisy admin hook activate`).
-const PAGES: [&str; 14] = [
+const PAGES: [&str; 17] = [
     "daisy",
     "daisy-serve",
     "daisy-admin",
@@ -30,6 +30,9 @@ const PAGES: [&str; 14] = [
     "daisy-admin-hook-disable",
     "daisy-admin-user",
     "daisy-admin-user-add",
+    "daisy-admin-user-list",
+    "daisy-admin-user-revoke",
+    "daisy-admin-user-token",
     "daisy-keygen",
     "daisy-hook",
     "daisy-hook-compile",

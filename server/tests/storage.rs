@@ -292,6 +292,63 @@ async fn postgresql_a_sas_mapped_between_lookup_and_store_still_buckets_the_cras
     );
 }
 
+/// A leaked or departed user's token can be revoked, and replaced in one
+/// step; both audited.
+#[tokio::test]
+async fn tokens_are_revoked_and_replaced_and_both_are_audited() {
+    on_both_engines(|s| async move {
+        s.add_user("alice", "core-dev", "hash-1", "tester", NOW)
+            .await
+            .unwrap();
+        assert!(s.user_by_token("hash-1").await.unwrap().is_some());
+        assert_eq!(
+            s.replace_tokens("alice", Some("hash-2"), "tester", NOW)
+                .await
+                .unwrap(),
+            Some(1)
+        );
+        assert!(s.user_by_token("hash-1").await.unwrap().is_none());
+        assert_eq!(
+            s.user_by_token("hash-2").await.unwrap().map(|u| u.name),
+            Some("alice".to_owned())
+        );
+        let listed = s.users().await.unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|u| (u.name.as_str(), u.team.as_str(), u.active_tokens))
+                .collect::<Vec<_>>(),
+            [("alice", "core-dev", 1)]
+        );
+        assert_eq!(
+            s.replace_tokens("alice", None, "tester", NOW)
+                .await
+                .unwrap(),
+            Some(1)
+        );
+        assert!(s.user_by_token("hash-2").await.unwrap().is_none());
+        assert_eq!(s.users().await.unwrap()[0].active_tokens, 0);
+        assert_eq!(
+            s.replace_tokens("nobody", None, "tester", NOW)
+                .await
+                .unwrap(),
+            None
+        );
+        let actions: Vec<String> = s
+            .audit_log(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.subject == "alice")
+            .map(|e| e.action)
+            .collect();
+        for action in ["user.add", "user.revoke", "user.token"] {
+            assert!(actions.iter().any(|a| a == action), "{actions:?}");
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn crashes_with_long_sases_and_signatures_are_bucketed_and_found() {
     on_both_engines(|s| async move {

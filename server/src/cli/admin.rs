@@ -77,6 +77,25 @@ pub enum UserCommand {
         #[arg(long, default_value = "core-dev")]
         team: String,
     },
+    /// List users with their team and how many tokens they hold.
+    List,
+    /// Revoke every API token of a user (audited); the user stays listed.
+    Revoke {
+        /// Login name.
+        name: String,
+    },
+    /// Give a user a new API token and revoke its others (audited); prints
+    /// the new token (shown once).
+    Token {
+        /// Login name.
+        name: String,
+    },
+}
+
+fn no_such_user(name: &str) -> CliError {
+    CliError::Usage(format!(
+        "no user {name:?}: `daisy admin user list` shows the users"
+    ))
 }
 
 /// The actor recorded in the audit log for CLI actions.
@@ -115,6 +134,43 @@ pub async fn run_on(
             storage
                 .add_user(&name, &team, &hash_token(&token), ACTOR, storage::now())
                 .await?;
+            writeln!(out, "{token}").map_err(w)?;
+        }
+        AdminCommand::User(UserCommand::List) => {
+            writeln!(
+                out,
+                "{:<24} {:<10} {:>6}  created",
+                "name", "team", "tokens"
+            )
+            .map_err(w)?;
+            for u in storage.users().await? {
+                writeln!(
+                    out,
+                    "{:<24} {:<10} {:>6}  {}",
+                    u.name, u.team, u.active_tokens, u.created
+                )
+                .map_err(CliError::io("writing output"))?;
+            }
+        }
+        AdminCommand::User(UserCommand::Revoke { name }) => {
+            let Some(revoked) = storage
+                .replace_tokens(&name, None, ACTOR, storage::now())
+                .await?
+            else {
+                return Err(no_such_user(&name));
+            };
+            writeln!(out, "revoked {revoked} token(s) of {name}").map_err(w)?;
+        }
+        AdminCommand::User(UserCommand::Token { name }) => {
+            let token = new_token();
+            let hash = hash_token(&token);
+            if storage
+                .replace_tokens(&name, Some(&hash), ACTOR, storage::now())
+                .await?
+                .is_none()
+            {
+                return Err(no_such_user(&name));
+            }
             writeln!(out, "{token}").map_err(w)?;
         }
         AdminCommand::Hook(HookCommand::Activate {

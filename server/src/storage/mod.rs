@@ -384,6 +384,24 @@ pub struct HookResult {
     pub failed: bool,
 }
 
+/// Both engines' query behind [`Storage::users`].
+pub(super) const USERS: &str = "SELECT u.name, u.team, u.created, \
+    (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked IS NULL) \
+    FROM users u ORDER BY u.name";
+
+/// A user as `daisy admin user list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// Login name.
+    pub name: String,
+    /// Team.
+    pub team: String,
+    /// When it was added.
+    pub created: UnixTime,
+    /// Tokens not revoked.
+    pub active_tokens: i64,
+}
+
 /// An API user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -559,6 +577,18 @@ pub trait Storage: Send + Sync {
     async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>, StorageError>;
     /// Number of users.
     async fn user_count(&self) -> Result<i64, StorageError>;
+    /// Every user, by name, with how many of its tokens are not revoked.
+    async fn users(&self) -> Result<Vec<UserSummary>, StorageError>;
+    /// Revokes every token of user `name` (audited `user.revoke`); with
+    /// `new_token_hash`, in the same transaction gives it that new token
+    /// (audited `user.token`). `None` when there is no such user.
+    async fn replace_tokens(
+        &self,
+        name: &str,
+        new_token_hash: Option<&str>,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<Option<u64>, StorageError>;
 
     /// Appends to the audit log.
     async fn audit(&self, entry: AuditEntry) -> Result<(), StorageError>;

@@ -17,7 +17,7 @@ use super::sqlite::HOOK_COLUMNS;
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
     NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
-    Totals, UnixTime, User,
+    Totals, USERS, UnixTime, User, UserSummary,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
@@ -803,6 +803,78 @@ impl Storage for PostgresStorage {
             .query_one("SELECT COUNT(*) FROM users", &[])
             .await?
             .try_get(0)?)
+    }
+
+    async fn users(&self) -> Result<Vec<UserSummary>, StorageError> {
+        let client = self.client().await?;
+        client
+            .query(USERS, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(UserSummary {
+                    name: r.try_get(0)?,
+                    team: r.try_get(1)?,
+                    created: r.try_get(2)?,
+                    active_tokens: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn replace_tokens(
+        &self,
+        name: &str,
+        new_token_hash: Option<&str>,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<Option<u64>, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt("SELECT id FROM users WHERE name = $1 FOR UPDATE", &[&name])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get(0)?;
+        let revoked = tx
+            .execute(
+                "UPDATE api_tokens SET revoked = $1 WHERE user_id = $2 AND revoked IS NULL",
+                &[&now, &id],
+            )
+            .await?;
+        audit_in(
+            &tx,
+            &AuditEntry {
+                at: now,
+                actor: actor.to_owned(),
+                action: "user.revoke".into(),
+                subject: name.to_owned(),
+                detail: format!("{revoked} token(s)"),
+            },
+        )
+        .await?;
+        if let Some(hash) = new_token_hash {
+            tx.execute(
+                "INSERT INTO api_tokens (token_hash, user_id, created) VALUES ($1, $2, $3)",
+                &[&hash, &id, &now],
+            )
+            .await?;
+            audit_in(
+                &tx,
+                &AuditEntry {
+                    at: now,
+                    actor: actor.to_owned(),
+                    action: "user.token".into(),
+                    subject: name.to_owned(),
+                    detail: "new token".into(),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(revoked))
     }
 
     async fn audit(&self, entry: AuditEntry) -> Result<(), StorageError> {

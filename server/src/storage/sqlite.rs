@@ -20,7 +20,7 @@ use super::sqlite_dedup::{
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
     NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
-    Totals, UnixTime, User, day_of,
+    Totals, USERS, UnixTime, User, UserSummary, day_of,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
@@ -1052,6 +1052,83 @@ impl Storage for SqliteStorage {
     async fn user_count(&self) -> Result<i64, StorageError> {
         self.with(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
             .await
+    }
+
+    async fn users(&self) -> Result<Vec<UserSummary>, StorageError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(USERS)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(UserSummary {
+                        name: r.get(0)?,
+                        team: r.get(1)?,
+                        created: r.get(2)?,
+                        active_tokens: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn replace_tokens(
+        &self,
+        name: &str,
+        new_token_hash: Option<&str>,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<Option<u64>, StorageError> {
+        let (name, new_token_hash, actor) = (
+            name.to_owned(),
+            new_token_hash.map(str::to_owned),
+            actor.to_owned(),
+        );
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(id) = tx
+                .query_row("SELECT id FROM users WHERE name = ?1", params![name], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let revoked = tx.execute(
+                "UPDATE api_tokens SET revoked = ?1 WHERE user_id = ?2 AND revoked IS NULL",
+                params![now, id],
+            )?;
+            let revoked = u64::try_from(revoked).unwrap_or(u64::MAX);
+            audit_in(
+                &tx,
+                &AuditEntry {
+                    at: now,
+                    actor: actor.clone(),
+                    action: "user.revoke".into(),
+                    subject: name.clone(),
+                    detail: format!("{revoked} token(s)"),
+                },
+            )?;
+            if let Some(hash) = new_token_hash {
+                tx.execute(
+                    "INSERT INTO api_tokens (token_hash, user_id, created) VALUES (?1, ?2, ?3)",
+                    params![hash, id, now],
+                )?;
+                audit_in(
+                    &tx,
+                    &AuditEntry {
+                        at: now,
+                        actor,
+                        action: "user.token".into(),
+                        subject: name,
+                        detail: "new token".into(),
+                    },
+                )?;
+            }
+            tx.commit()?;
+            Ok(Some(revoked))
+        })
+        .await
     }
 
     async fn audit(&self, entry: AuditEntry) -> Result<(), StorageError> {
