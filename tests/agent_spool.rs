@@ -417,4 +417,11 @@ fn files_root_writes_into_a_users_spool_belong_to_that_user() {
     };
     assert_eq!(owner(".lock"), expected);
     assert_eq!(owner(&k.file_name()), expected);
+    // The quarantine directory root makes, and the send lock, too.
+    let bad = key("oops", "hook", 2);
+    std::fs::write(spool_dir.join(bad.file_name()), b"not an entry").unwrap();
+    assert_eq!(spool.pending().unwrap().len(), 1);
+    assert_eq!(owner("quarantine"), expected);
+    drop(spool.try_send_lock().unwrap());
+    assert_eq!(owner(".send-lock"), expected);
 }

@@ -214,6 +214,35 @@ fn a_spooled_result_stays_when_no_new_token_can_be_fetched() {
 /// An entry spooled for another server (a `collect --server` run, a
 /// changed `server_url`) never carries its token and result anywhere but
 /// the configured server: it is dropped unsent.
+/// One process at a time sends the spool: a second sender (the service
+/// and an administrator's `collect` at once) leaves it alone instead of
+/// posting the same results and rewriting entries under the first.
+#[test]
+fn a_spool_another_process_is_sending_is_left_to_it() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    spool_entry(&spool, &server, "valid", now_secs() + 3600);
+    let other = Spool::open(dir.path(), 1 << 20).unwrap();
+    let sending = other.try_send_lock().unwrap().expect("nobody else sends");
+    assert!(
+        other.try_send_lock().unwrap().is_none(),
+        "one sender at a time"
+    );
+    let results = runtime()
+        .block_on(collector(&server).drain(&spool))
+        .unwrap();
+    assert!(results.is_empty(), "{results:?}");
+    assert!(posts(&server).is_empty());
+    assert_eq!(spool.pending().unwrap().len(), 1);
+    drop(sending);
+    let results = runtime()
+        .block_on(collector(&server).drain(&spool))
+        .unwrap();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(posts(&server).len(), 1);
+}
+
 #[test]
 fn a_spooled_result_for_another_server_is_dropped_unsent() {
     let configured = Server::start();

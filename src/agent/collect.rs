@@ -609,7 +609,7 @@ impl Collector {
                 let status = r.status().as_u16();
                 let text = capped_body(r, 4096, "reading the answer")
                     .await
-                    .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+                    .map(|b| super::text::printable(String::from_utf8_lossy(&b).trim()))
                     .unwrap_or_default();
                 match status {
                     200 | 409 => Delivery::Delivered(status),
@@ -684,6 +684,13 @@ impl Collector {
     /// [`CollectError::Spool`] when the spool cannot be listed.
     pub async fn drain(&self, spool: &Spool) -> Result<Vec<(EntryKey, Delivery)>, CollectError> {
         let mut out = Vec::new();
+        let Some(_sending) = spool.try_send_lock()? else {
+            tracing::info!(
+                "another apport-hook is sending the spool {}; leaving it to that one",
+                spool.dir().display()
+            );
+            return Ok(out);
+        };
         for entry in spool.due(SystemTime::now())? {
             let key = entry.key().clone();
             let opened = entry
@@ -738,14 +745,20 @@ impl Collector {
                     }
                 },
             };
-            match &delivery {
+            // An entry replaced or removed meanwhile (a new result for the
+            // same hook and OOPS) is no reason to stop the others.
+            let recorded = match &delivery {
                 Delivery::Delivered(_) | Delivery::Dropped(_) => {
                     tracing::info!("spooled result {key}: {}", delivery.as_str());
-                    spool.mark_delivered(&key)?;
+                    spool.mark_delivered(&key)
                 }
-                Delivery::Spooled(why) => {
-                    spool.record_failure(&key, why, SystemTime::now())?;
-                }
+                Delivery::Spooled(why) => spool
+                    .record_failure(&key, why, SystemTime::now())
+                    .map(|_| ()),
+            };
+            match recorded {
+                Ok(()) | Err(SpoolError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
             }
             out.push((key, delivery));
         }

@@ -21,7 +21,9 @@
 //! - Corruption: an entry that cannot be read back is moved to
 //!   `quarantine/` (at most [`MAX_QUARANTINED`] files kept) with a warning,
 //!   and the rest of the spool carries on.
-//! - Concurrency: writers hold an exclusive lock on `.lock` in the directory.
+//! - Concurrency: writers hold an exclusive lock on `.lock` in the directory;
+//!   one process at a time sends the due entries (`.send-lock`, not waited
+//!   for: another sender skips the spool).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -55,6 +57,8 @@ pub const MAX_HEADER_BYTES: usize = 4096;
 pub const MAX_ERROR_CHARS: usize = 512;
 /// Name of the lock file.
 const LOCK_FILE: &str = ".lock";
+/// Held by the one process sending the due entries ([`Spool::try_send_lock`]).
+const SEND_LOCK_FILE: &str = ".send-lock";
 /// Mode of entry files: results may hold private data.
 const ENTRY_MODE: u32 = 0o600;
 
@@ -316,6 +320,23 @@ impl Spool {
         Ok(file)
     }
 
+    /// The right to send the due entries, when no other process is
+    /// sending them (`None`): two senders would post the same results and
+    /// rewrite each other's entries under them. Held until dropped.
+    ///
+    /// # Errors
+    /// The lock file cannot be opened.
+    pub fn try_send_lock(&self) -> Result<Option<File>, SpoolError> {
+        let path = self.dir.join(SEND_LOCK_FILE);
+        let file = atomic_file::open_lock(&self.dir, SEND_LOCK_FILE, ENTRY_MODE)
+            .map_err(self.io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.io(&path)(e)),
+        }
+    }
+
     fn names(&self) -> Result<Vec<String>, SpoolError> {
         let mut names = Vec::new();
         for item in std::fs::read_dir(&self.dir).map_err(self.io(&self.dir))? {
@@ -386,7 +407,15 @@ impl Spool {
     fn quarantine(&self, name: &str, reason: &str) -> Result<(), SpoolError> {
         let qdir = self.dir.join(QUARANTINE_DIR);
         match std::fs::DirBuilder::new().mode(0o700).create(&qdir) {
-            Ok(()) => {}
+            Ok(()) => {
+                // Made by root for the service's spool: the service (the
+                // spool's owner) must still be able to move entries in.
+                let opened =
+                    File::open(&qdir).and_then(|d| atomic_file::adopt_dir_owner(&d, &self.dir));
+                if let Err(source) = opened {
+                    return Err(SpoolError::Io { path: qdir, source });
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => return Err(SpoolError::Io { path: qdir, source }),
         }
@@ -606,6 +635,9 @@ impl Spool {
                 total = total.saturating_add(entry.file_bytes);
             }
         }
+        // The new entry first: if it cannot be committed, nothing older
+        // has been given up for it.
+        atomic_file::commit(file, &temp, &self.dir, &name).map_err(self.io(&self.dir))?;
         for entry in others.iter().filter(|e| e.key != *key) {
             if total <= self.max_bytes {
                 break;
@@ -622,14 +654,17 @@ impl Spool {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    let _ = std::fs::remove_file(&temp);
-                    return Err(self.io(&entry.path)(e));
+                    // The spool stays over its bound until the next put.
+                    tracing::warn!("cannot drop {} from the spool: {e}", entry.path.display());
+                    continue;
                 }
             }
             total = total.saturating_sub(entry.file_bytes);
             outcome.dropped.push(entry.key.clone());
         }
-        atomic_file::commit(file, &temp, &self.dir, &name).map_err(self.io(&self.dir))?;
+        if !outcome.dropped.is_empty() {
+            atomic_file::sync_dir(&self.dir).map_err(self.io(&self.dir))?;
+        }
         Ok(outcome)
     }
 

@@ -126,7 +126,11 @@ async fn collect_phase(
         }
     };
     let mut drained = Vec::new();
-    if let Some(spool) = &spool {
+    // The shared spool holds results for the configured server: a one-off
+    // `--server` must not send them elsewhere (or drop them as spooled
+    // for another server).
+    let one_off_server = args.server.is_some() && args.spool.is_none();
+    if let Some(spool) = spool.as_ref().filter(|_| !one_off_server) {
         for (key, delivery) in collector.drain(spool).await? {
             drained.push(serde_json::json!({
                 "entry": key.to_string(), "delivery": delivery.as_str(), "detail": detail(&delivery),
