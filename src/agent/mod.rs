@@ -19,6 +19,7 @@
 //! - [`state_dir`], [`runlog`]: the agent's state directory and the last runs.
 //! - [`ids`]: validated identifiers; only these ever reach a file name or a
 //!   URL path.
+//! - [`text`]: server text escaped before it is printed or logged.
 
 pub mod atomic_file;
 pub mod collect;
@@ -34,5 +35,6 @@ pub mod result_upload;
 pub mod runlog;
 pub mod spool;
 pub mod state_dir;
+pub mod text;
 pub mod token;
 pub mod upload;

@@ -154,17 +154,25 @@ pub enum UploadError {
 pub fn classify(status: u16, body: &str) -> UploadOutcome {
     match status {
         200 => UploadOutcome::Accepted(parse_reply(body)),
+        // The server's words are printed and logged: escaped, and cut.
         400 => UploadOutcome::Refused {
-            message: body.trim().to_owned(),
+            message: server_words(body),
         },
         409 => UploadOutcome::AlreadyReported {
-            message: body.trim().to_owned(),
+            message: server_words(body),
         },
         other => UploadOutcome::RetryLater {
             status: Some(other),
-            message: body.trim().chars().take(500).collect(),
+            message: server_words(body),
         },
     }
+}
+
+/// A refusal's text as it is shown: its first 500 characters, control
+/// characters escaped.
+fn server_words(body: &str) -> String {
+    let cut: String = body.trim().chars().take(500).collect();
+    super::text::printable(&cut)
 }
 
 /// Speaks the whoopsie protocol to one server for one machine.
@@ -408,6 +416,21 @@ mod tests {
         for status in [401, 404, 429, 500, 502, 503] {
             assert!(!classify(status, "").is_done(), "{status}");
         }
+    }
+
+    #[test]
+    fn a_refusals_text_is_escaped_and_cut_before_it_is_shown() {
+        let refused = classify(400, "bad\u{1b}[2J\nfake log line");
+        assert!(
+            matches!(&refused, UploadOutcome::Refused { message }
+                if message == "bad\\u{1b}[2J\\nfake log line"),
+            "{refused:?}"
+        );
+        let later = classify(503, &"x".repeat(70_000));
+        assert!(
+            matches!(&later, UploadOutcome::RetryLater { message, .. } if message.len() == 500),
+            "{later:?}"
+        );
     }
 
     #[test]

@@ -101,7 +101,11 @@ fn main() -> ExitCode {
         // `apport-hook lint … | head`: the reader has what it wanted.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("apport-hook: {e:#}");
+            // The chain may hold a server's words (a refused field name).
+            eprintln!(
+                "apport-hook: {}",
+                apport_hooks::agent::text::printable(&format!("{e:#}"))
+            );
             ExitCode::from(EXIT_RUNTIME_ERROR)
         }
     }

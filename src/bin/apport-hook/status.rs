@@ -8,6 +8,7 @@ use apport_hooks::agent::config::{self, Environment, Paths, Settings};
 use apport_hooks::agent::runlog;
 use apport_hooks::agent::spool::Spool;
 use apport_hooks::agent::state_dir::StateDir;
+use apport_hooks::agent::text::printable;
 use apport_hooks::bundle::KeyRing;
 
 /// Show the agent's settings, opt-out state, system id, trusted keys and
@@ -198,31 +199,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Text that may come from a server (an error answer, a field name in a
-/// refused hook list), made safe for a terminal: control characters, such
-/// as the escape sequences a hostile server could send, are shown escaped.
-fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn control_characters_from_a_server_are_shown_escaped() {
-        assert_eq!(
-            super::printable("503: \u{1b}]0;owned\u{7}\u{1b}[2Jbusy"),
-            "503: \\u{1b}]0;owned\\u{7}\\u{1b}[2Jbusy"
-        );
-        assert_eq!(super::printable("plain text: ok"), "plain text: ok");
-    }
 }

@@ -323,7 +323,21 @@ impl Watcher {
             }
             Err(_) => return false,
         }
-        let oops = read_uploaded_oops(&report).ok();
+        // A marker without a valid OOPS id is final (handled below); one
+        // that cannot be read now (permissions, I/O) is tried again.
+        let oops = match read_uploaded_oops(&report) {
+            Ok(oops) => Some(oops),
+            Err(CollectError::BadOops(_)) => None,
+            Err(CollectError::Uploaded { source, .. })
+                if source.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                None
+            }
+            Err(e) => {
+                self.retry_later(marker, &anyhow::Error::new(e));
+                return true;
+            }
+        };
         if self
             .handled
             .contains(&key, oops.as_ref().map(|o| o.as_str()))
