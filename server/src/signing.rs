@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use apport_hooks::bundle::{SecretKey, generate_key_pair, load_secret_key};
+use apport_hooks::bundle::{SecretKey, check_trusted_dir, generate_key_pair, load_secret_key};
 
 /// Folder of the key pair inside the data directory (mode 0700).
 pub const KEY_DIR: &str = "keys";
@@ -37,6 +37,28 @@ pub enum SigningError {
     /// The key file is unusable, or signing failed.
     #[error("signing key: {0}")]
     Key(String),
+    /// Someone else could replace the keys: the clients would then trust
+    /// whatever key was put there.
+    #[error(
+        "{dir} is not a safe place for the signing keys ({reason}): it and every directory \
+         above it must belong to root or to daisy's user and not be writable by group or others"
+    )]
+    Unsafe {
+        /// The keys' directory.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Refuses a keys directory that another user could write into (or one of
+/// whose ancestors they could): `daisy.pub` is what clients install as
+/// trusted, and `daisy.key` signs what runs as root on them.
+fn check_key_dir(dir: &Path) -> Result<(), SigningError> {
+    check_trusted_dir(dir).map_err(|e| SigningError::Unsafe {
+        dir: dir.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SigningError + '_ {
@@ -57,6 +79,7 @@ pub fn ensure_signing_key(data_dir: &Path) -> Result<Option<PathBuf>, SigningErr
     let dir = data_dir.join(KEY_DIR);
     let secret = dir.join(SECRET_KEY_FILE);
     let public = dir.join(PUBLIC_KEY_FILE);
+    check_key_dir(&dir)?;
     if secret.symlink_metadata().is_ok() {
         return Ok(None);
     }
@@ -65,6 +88,8 @@ pub fn ensure_signing_key(data_dir: &Path) -> Result<Option<PathBuf>, SigningErr
         .mode(0o700)
         .create(&dir)
         .map_err(io(&dir))?;
+    // Checked again now that it exists (it may have been made meanwhile).
+    check_key_dir(&dir)?;
     let pair = generate_key_pair().map_err(|e| SigningError::Key(e.to_string()))?;
     // Mode set in the same open call: never a moment where the secret is readable.
     write_new(&secret, pair.secret_key_file.as_bytes(), 0o600)?;
@@ -90,6 +115,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), SigningError
 /// Reads the secret key.
 pub fn load_signing_key(data_dir: &Path) -> Result<SecretKey, SigningError> {
     let path = secret_key_path(data_dir);
+    check_key_dir(&data_dir.join(KEY_DIR))?;
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -111,3 +111,30 @@ async fn first_start_creates_the_signing_key_and_prints_a_bootstrap_token_once()
     );
     assert_eq!(std::fs::read(&secret).unwrap(), key_before);
 }
+
+/// A keys directory another user could write into is refused before any key
+/// is made or read: whoever replaced `daisy.pub` there would have the
+/// clients trust their key.
+#[test]
+fn a_keys_directory_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keys = data.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_daisy"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("DAISY_CONFIG")
+        .env_remove("DAISY_DATABASE")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not a safe place for the signing keys"),
+        "{stderr}"
+    );
+    assert!(!keys.join("daisy.key").exists(), "no key made there");
+}
