@@ -295,6 +295,18 @@ impl Config {
                     .into(),
             ));
         }
+        let max_days = apport_hooks::bundle::MAX_BUNDLE_DAYS;
+        if limits.max_hook_reports == 0 || limits.max_hook_days == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_hook_reports and limits.max_hook_days must be at least 1".into(),
+            ));
+        }
+        if u64::from(limits.max_hook_days) > u64::from(max_days) {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_hook_days is {}, but a signed bundle lives at most {max_days} days",
+                limits.max_hook_days
+            )));
+        }
         let tls = tls_files(file.tls_cert, file.tls_key)?;
         Ok(Config {
             listen,
@@ -454,6 +466,29 @@ mod tests {
             .unwrap();
         assert_eq!(c.public_url, "https://127.0.0.1:8080");
         assert_eq!(c.tls.unwrap().key, PathBuf::from("/k.pem"));
+    }
+
+    #[test]
+    fn hook_limits_a_signed_bundle_cannot_carry_are_refused() {
+        for toml in [
+            "[limits]\nmax_hook_days = 91\n",
+            "[limits]\nmax_hook_days = 0\n",
+            "[limits]\nmax_hook_reports = 0\n",
+        ] {
+            let err = Config::from_toml(toml, &CommonArgs::default(), None).unwrap_err();
+            assert!(
+                err.to_string().contains("limits.max_hook_"),
+                "{toml}: {err}"
+            );
+        }
+        assert!(
+            Config::from_toml(
+                "[limits]\nmax_hook_days = 90\n",
+                &CommonArgs::default(),
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]
