@@ -28,8 +28,18 @@ pub fn hash_token(token: &str) -> String {
 
 /// The token of an `Authorization: Bearer …` header.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
+    bearer_token(parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token of an `Authorization` value `Bearer …` (API tokens and hook
+/// result tokens alike): not empty, at most 256 bytes.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    // The scheme is case-insensitive (RFC 9110, section 11.1).
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
     (!token.is_empty() && token.len() <= 256).then_some(token)
 }
 
@@ -72,5 +82,26 @@ impl FromRequestParts<AppState> for ApiUser {
             .map_err(|e| AppError::from(e).into_json())?;
         user.map(ApiUser)
             .ok_or_else(|| AppError::json(StatusCode::UNAUTHORIZED, "unknown API token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_without_regard_to_case() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc "] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value}");
+        }
+        for value in [
+            "Basic abc",
+            "Bearer",
+            "Bearer ",
+            "Bearerabc",
+            &format!("Bearer {}", "a".repeat(257)),
+        ] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
     }
 }

@@ -156,9 +156,7 @@ pub async fn post_result(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 256);
+        .and_then(crate::auth::bearer_token);
     let Some(token) = token else {
         return Err(refused(
             &app,
