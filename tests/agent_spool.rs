@@ -425,3 +425,32 @@ fn files_root_writes_into_a_users_spool_belong_to_that_user() {
     drop(spool.try_send_lock().unwrap());
     assert_eq!(owner(".send-lock"), expected);
 }
+
+/// A result put again under the same key while the old one was being sent
+/// is neither removed by the old one's delivery nor charged with its
+/// failure.
+#[test]
+fn an_entry_replaced_while_it_was_sent_survives_the_old_ones_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let k = key("oops", "hook", 1);
+    spool.put(&k, b"old result", at(0)).unwrap();
+    let sent = spool.pending().unwrap()[0].created_ns();
+    spool.put(&k, b"new result", at(5)).unwrap();
+    assert!(matches!(
+        spool.mark_delivered_if(&k, Some(sent)),
+        Err(SpoolError::NotFound(_))
+    ));
+    assert!(matches!(
+        spool.record_failure_if(&k, Some(sent), "503", at(6)),
+        Err(SpoolError::NotFound(_))
+    ));
+    let left = spool.pending().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].read_payload().unwrap(), b"new result");
+    assert_eq!(left[0].attempts(), 0);
+    spool
+        .mark_delivered_if(&k, Some(left[0].created_ns()))
+        .unwrap();
+    assert!(spool.pending().unwrap().is_empty());
+}

@@ -13,7 +13,9 @@ mod hooklist_server;
 
 use std::time::Duration;
 
-use apport_hooks::agent::collect::{Collector, Delivery, HookList, PendingResult, spool_result};
+use apport_hooks::agent::collect::{
+    CollectError, Collector, Delivery, HookList, PendingResult, spool_result,
+};
 use apport_hooks::agent::http::{ClientSettings, build_client};
 use apport_hooks::agent::ids::{OopsId, SystemId};
 use apport_hooks::agent::spool::{EntryKey, Spool};
@@ -229,10 +231,10 @@ fn a_spool_another_process_is_sending_is_left_to_it() {
         other.try_send_lock().unwrap().is_none(),
         "one sender at a time"
     );
-    let results = runtime()
+    let busy = runtime()
         .block_on(collector(&server).drain(&spool))
-        .unwrap();
-    assert!(results.is_empty(), "{results:?}");
+        .unwrap_err();
+    assert!(matches!(busy, CollectError::SpoolBusy(_)), "{busy:?}");
     assert!(posts(&server).is_empty());
     assert_eq!(spool.pending().unwrap().len(), 1);
     drop(sending);

@@ -97,6 +97,9 @@ pub enum CollectError {
     /// The spool failed.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// Another process is sending the spool's due entries now.
+    #[error("another apport-hook is sending the spool {0} now; it is left to that one")]
+    SpoolBusy(String),
 }
 
 impl CollectError {
@@ -685,11 +688,7 @@ impl Collector {
     pub async fn drain(&self, spool: &Spool) -> Result<Vec<(EntryKey, Delivery)>, CollectError> {
         let mut out = Vec::new();
         let Some(_sending) = spool.try_send_lock()? else {
-            tracing::info!(
-                "another apport-hook is sending the spool {}; leaving it to that one",
-                spool.dir().display()
-            );
-            return Ok(out);
+            return Err(CollectError::SpoolBusy(spool.dir().display().to_string()));
         };
         for entry in spool.due(SystemTime::now())? {
             let key = entry.key().clone();
@@ -747,13 +746,16 @@ impl Collector {
             };
             // An entry replaced or removed meanwhile (a new result for the
             // same hook and OOPS) is no reason to stop the others.
+            // Only the entry that was sent: a new result put under the same
+            // key meanwhile is neither removed nor charged with a failure.
+            let sent = Some(entry.created_ns());
             let recorded = match &delivery {
                 Delivery::Delivered(_) | Delivery::Dropped(_) => {
                     tracing::info!("spooled result {key}: {}", delivery.as_str());
-                    spool.mark_delivered(&key)
+                    spool.mark_delivered_if(&key, sent)
                 }
                 Delivery::Spooled(why) => spool
-                    .record_failure(&key, why, SystemTime::now())
+                    .record_failure_if(&key, sent, why, SystemTime::now())
                     .map(|_| ()),
             };
             match recorded {

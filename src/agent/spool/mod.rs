@@ -320,6 +320,18 @@ impl Spool {
         Ok(file)
     }
 
+    /// `NotFound` when `key`'s entry is not the one created at `created_ns`
+    /// (nothing to check without it); under the lock.
+    fn check_same(&self, key: &EntryKey, created_ns: Option<u64>) -> Result<(), SpoolError> {
+        let Some(created_ns) = created_ns else {
+            return Ok(());
+        };
+        match self.read_entry(&key.file_name()) {
+            ReadEntry::Ok(entry) if entry.header.created_ns == created_ns => Ok(()),
+            _ => Err(SpoolError::NotFound(key.to_string())),
+        }
+    }
+
     /// The right to send the due entries, when no other process is
     /// sending them (`None`): two senders would post the same results and
     /// rewrite each other's entries under them. Held until dropped.
@@ -674,7 +686,22 @@ impl Spool {
     /// # Errors
     /// [`SpoolError::NotFound`] if there is none, [`SpoolError::Io`].
     pub fn mark_delivered(&self, key: &EntryKey) -> Result<(), SpoolError> {
+        self.mark_delivered_if(key, None)
+    }
+
+    /// [`Spool::mark_delivered`], but only when the entry is still the one
+    /// created at `created_ns` (when given): a result put again under the
+    /// same key while the old one was being sent is not removed.
+    ///
+    /// # Errors
+    /// [`SpoolError::NotFound`] if there is no such entry, [`SpoolError::Io`].
+    pub fn mark_delivered_if(
+        &self,
+        key: &EntryKey,
+        created_ns: Option<u64>,
+    ) -> Result<(), SpoolError> {
         let _lock = self.lock()?;
+        self.check_same(key, created_ns)?;
         let path = self.dir.join(key.file_name());
         match std::fs::remove_file(&path) {
             Ok(()) => atomic_file::sync_dir(&self.dir).map_err(self.io(&self.dir)),
@@ -696,9 +723,28 @@ impl Spool {
         error: &str,
         now: SystemTime,
     ) -> Result<Entry, SpoolError> {
+        self.record_failure_if(key, None, error, now)
+    }
+
+    /// [`Spool::record_failure`], but only when the entry is still the one
+    /// created at `created_ns` (when given).
+    ///
+    /// # Errors
+    /// [`SpoolError::NotFound`] if the entry is gone or was replaced,
+    /// [`SpoolError::Io`].
+    pub fn record_failure_if(
+        &self,
+        key: &EntryKey,
+        created_ns: Option<u64>,
+        error: &str,
+        now: SystemTime,
+    ) -> Result<Entry, SpoolError> {
         let _lock = self.lock()?;
         let name = key.file_name();
         let entry = match self.read_entry(&name) {
+            ReadEntry::Ok(entry) if created_ns.is_some_and(|c| c != entry.header.created_ns) => {
+                return Err(SpoolError::NotFound(key.to_string()));
+            }
             ReadEntry::Ok(entry) => entry,
             ReadEntry::Gone => return Err(SpoolError::NotFound(key.to_string())),
             ReadEntry::Corrupt(reason) => {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use apport_hooks::agent::collect::{
-    Collector, Delivery, HookList, HookOffer, PendingResult, open_uploaded_report,
+    CollectError, Collector, Delivery, HookList, HookOffer, PendingResult, open_uploaded_report,
     read_uploaded_oops, spool_result,
 };
 use apport_hooks::agent::config::{self, Environment, Paths, Settings};
@@ -131,7 +131,14 @@ async fn collect_phase(
     // for another server).
     let one_off_server = args.server.is_some() && args.spool.is_none();
     if let Some(spool) = spool.as_ref().filter(|_| !one_off_server) {
-        for (key, delivery) in collector.drain(spool).await? {
+        let sent = match collector.drain(spool).await {
+            Err(busy @ CollectError::SpoolBusy(_)) => {
+                tracing::info!("{busy}");
+                Vec::new()
+            }
+            other => other?,
+        };
+        for (key, delivery) in sent {
             drained.push(serde_json::json!({
                 "entry": key.to_string(), "delivery": delivery.as_str(), "detail": detail(&delivery),
             }));

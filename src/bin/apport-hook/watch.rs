@@ -490,6 +490,12 @@ impl Watcher {
         .await;
         match result {
             Ok(()) => true,
+            // Not a failure, but the entries stay due: wait as after one,
+            // instead of asking again at once while the other sends.
+            Err(e) if matches!(e.downcast_ref(), Some(CollectError::SpoolBusy(_))) => {
+                tracing::info!("{e:#}; looking again in {} s", DRAIN_PAUSE.as_secs());
+                false
+            }
             Err(e) => {
                 tracing::warn!(
                     "retrying the spool failed: {e:#}; trying again in {} s",
