@@ -1,6 +1,8 @@
 //! The crate's only `unsafe` code: system calls with no safe wrapper in the
-//! dependencies the core may use (nix is client-only, and daisy links the core
-//! without it). Keep every such call here, each with its `// SAFETY:` comment.
+//! dependencies the core may use (the core's nix is behind the client
+//! features; daisy links the core without them, and uses nix itself only
+//! for its open-file limit). Keep every such call here, each with its
+//! `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
 /// The effective uid of this process.

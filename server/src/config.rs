@@ -344,7 +344,13 @@ impl Config {
 
     /// Creates the data directory (and its `cores/` folder) when missing.
     pub fn create_data_dir(&self) -> std::io::Result<()> {
-        std::fs::create_dir_all(self.data_dir.join("cores"))
+        // 0700 whatever the umask: the signing keys live here, and a
+        // group-writable directory above them is refused (`signing`).
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.data_dir.join("cores"))
     }
 
     /// Removes core uploads' temporary files (`cores/*.partial`) last

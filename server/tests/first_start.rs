@@ -138,3 +138,43 @@ fn a_keys_directory_others_can_write_is_refused() {
     );
     assert!(!keys.join("daisy.key").exists(), "no key made there");
 }
+
+/// Root running `daisy admin` on the service's data directory: the keys
+/// belong to daisy's (dynamic) user, not to root, and are still trusted
+/// while only that user could have written them.
+#[test]
+fn root_may_use_keys_that_only_daisys_user_could_write() {
+    if !euid_is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "this test needs root and CI is set: run the tests as root"
+        );
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    daisy::signing::ensure_signing_key(&data).unwrap();
+    for path in [
+        data.clone(),
+        data.join("keys"),
+        data.join("keys/daisy.key"),
+        data.join("keys/daisy.pub"),
+    ] {
+        std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).unwrap();
+    }
+    assert!(daisy::signing::load_signing_key(&data).is_ok());
+    // Group-writable: another member could have replaced them.
+    std::fs::set_permissions(data.join("keys"), std::fs::Permissions::from_mode(0o770)).unwrap();
+    let refused = daisy::signing::load_signing_key(&data).unwrap_err();
+    assert!(
+        refused.to_string().contains("not a safe place"),
+        "{refused}"
+    );
+}
+
+fn euid_is_root() -> bool {
+    apport_hooks::sys::effective_uid() == 0
+}

@@ -220,10 +220,14 @@ pub async fn put_sas(
     check_path_value("SAS", &sas)?;
     let ApiJson(body) = body?;
     let signature = body.signature.trim();
-    if sas.is_empty() || signature.is_empty() || signature.chars().count() > MAX_SIGNATURE_CHARS {
+    if sas.is_empty()
+        || signature.is_empty()
+        || signature.contains('\0')
+        || signature.chars().count() > MAX_SIGNATURE_CHARS
+    {
         return Err(AppError::json(
             StatusCode::BAD_REQUEST,
-            "signature must be 1 to 32768 characters",
+            "signature must be 1 to 32768 characters, without NUL",
         ));
     }
     let moved = app

@@ -77,7 +77,9 @@ pub async fn submit(
     let report = match StringFields::parse(&body, &wire, &report_limits) {
         Ok(report) => report,
         Err(e) => {
-            tracing::info!(%system_id, "refused crash upload: {e}");
+            // Never the system id in logs: with an OOPS id it is the key
+            // to that machine's hook list.
+            tracing::info!("refused crash upload: {e}");
             app.metrics.crash("invalid_bson");
             return Err(AppError::bad_request("Invalid BSON."));
         }
@@ -120,7 +122,7 @@ pub async fn submit(
     // group commit) and the hook match, on SQLite in one writer trip.
     let (sas_known, hooks_match) = match app.storage.intake(Intake { oops, keys }).await? {
         IntakeOutcome::Duplicate(existing) => {
-            tracing::info!(%system_id, %existing, "duplicate crash");
+            tracing::info!(%existing, "duplicate crash");
             app.metrics.crash("duplicate");
             return Err(AppError::text(
                 StatusCode::CONFLICT,
