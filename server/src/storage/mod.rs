@@ -428,6 +428,27 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+impl AuditEntry {
+    /// An entry about user `name` (`user.add`, `user.revoke`, `user.token`).
+    pub fn of_user(at: UnixTime, actor: &str, action: &str, name: &str, detail: String) -> Self {
+        AuditEntry {
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: name.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// Both engines' statement giving a user a token (`$1`/`?1` hash, user id,
+/// time).
+pub(super) const INSERT_TOKEN_SQLITE: &str =
+    "INSERT INTO api_tokens (token_hash, user_id, created) VALUES (?1, ?2, ?3)";
+/// [`INSERT_TOKEN_SQLITE`] in PostgreSQL's placeholders.
+pub(super) const INSERT_TOKEN_POSTGRES: &str =
+    "INSERT INTO api_tokens (token_hash, user_id, created) VALUES ($1, $2, $3)";
+
 /// Totals for `/metrics` and `/healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Totals {

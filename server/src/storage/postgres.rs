@@ -15,9 +15,9 @@ use super::postgres_batch::PgWriter;
 use super::result_room::{HookRoom, RoomCache};
 use super::sqlite::HOOK_COLUMNS;
 use super::{
-    AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
-    NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
-    Totals, USERS, UnixTime, User, UserSummary,
+    AuditEntry, HookRecord, HookResult, HookState, INSERT_TOKEN_POSTGRES, InsertOops, Intake,
+    IntakeOutcome, NewHook, NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage,
+    StorageError, TargetKey, Totals, USERS, UnixTime, User, UserSummary,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
@@ -756,20 +756,11 @@ impl Storage for PostgresStorage {
             )
             .await?
             .try_get(0)?;
-        tx.execute(
-            "INSERT INTO api_tokens (token_hash, user_id, created) VALUES ($1, $2, $3)",
-            &[&token_hash, &id, &now],
-        )
-        .await?;
+        tx.execute(INSERT_TOKEN_POSTGRES, &[&token_hash, &id, &now])
+            .await?;
         audit_in(
             &tx,
-            &AuditEntry {
-                at: now,
-                actor: actor.to_owned(),
-                action: "user.add".into(),
-                subject: name.to_owned(),
-                detail: format!("team {team}"),
-            },
+            &AuditEntry::of_user(now, actor, "user.add", name, format!("team {team}")),
         )
         .await?;
         tx.commit().await?;
@@ -846,30 +837,21 @@ impl Storage for PostgresStorage {
             .await?;
         audit_in(
             &tx,
-            &AuditEntry {
-                at: now,
-                actor: actor.to_owned(),
-                action: "user.revoke".into(),
-                subject: name.to_owned(),
-                detail: format!("{revoked} token(s)"),
-            },
+            &AuditEntry::of_user(
+                now,
+                actor,
+                "user.revoke",
+                name,
+                format!("{revoked} token(s)"),
+            ),
         )
         .await?;
         if let Some(hash) = new_token_hash {
-            tx.execute(
-                "INSERT INTO api_tokens (token_hash, user_id, created) VALUES ($1, $2, $3)",
-                &[&hash, &id, &now],
-            )
-            .await?;
+            tx.execute(INSERT_TOKEN_POSTGRES, &[&hash, &id, &now])
+                .await?;
             audit_in(
                 &tx,
-                &AuditEntry {
-                    at: now,
-                    actor: actor.to_owned(),
-                    action: "user.token".into(),
-                    subject: name.to_owned(),
-                    detail: "new token".into(),
-                },
+                &AuditEntry::of_user(now, actor, "user.token", name, "new token".into()),
             )
             .await?;
         }

@@ -18,9 +18,9 @@ use super::sqlite_dedup::{
     DedupKey, STAGE_KEY, StagedKeys, StoredOopsId, bad_key_row, key_hash, oops_id_from,
 };
 use super::{
-    AuditEntry, HookRecord, HookResult, HookState, InsertOops, Intake, IntakeOutcome, NewHook,
-    NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage, StorageError, TargetKey,
-    Totals, USERS, UnixTime, User, UserSummary, day_of,
+    AuditEntry, HookRecord, HookResult, HookState, INSERT_TOKEN_SQLITE, InsertOops, Intake,
+    IntakeOutcome, NewHook, NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage,
+    StorageError, TargetKey, Totals, USERS, UnixTime, User, UserSummary, day_of,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
@@ -1009,19 +1009,10 @@ impl Storage for SqliteStorage {
                 params![name, team, now],
                 |r| r.get(0),
             )?;
-            tx.execute(
-                "INSERT INTO api_tokens (token_hash, user_id, created) VALUES (?1, ?2, ?3)",
-                params![token_hash, id, now],
-            )?;
+            tx.execute(INSERT_TOKEN_SQLITE, params![token_hash, id, now])?;
             audit_in(
                 &tx,
-                &AuditEntry {
-                    at: now,
-                    actor,
-                    action: "user.add".into(),
-                    subject: name.clone(),
-                    detail: format!("team {team}"),
-                },
+                &AuditEntry::of_user(now, &actor, "user.add", &name, format!("team {team}")),
             )?;
             tx.commit()?;
             Ok(User { id, name, team })
@@ -1101,28 +1092,19 @@ impl Storage for SqliteStorage {
             let revoked = u64::try_from(revoked).unwrap_or(u64::MAX);
             audit_in(
                 &tx,
-                &AuditEntry {
-                    at: now,
-                    actor: actor.clone(),
-                    action: "user.revoke".into(),
-                    subject: name.clone(),
-                    detail: format!("{revoked} token(s)"),
-                },
+                &AuditEntry::of_user(
+                    now,
+                    &actor,
+                    "user.revoke",
+                    &name,
+                    format!("{revoked} token(s)"),
+                ),
             )?;
             if let Some(hash) = new_token_hash {
-                tx.execute(
-                    "INSERT INTO api_tokens (token_hash, user_id, created) VALUES (?1, ?2, ?3)",
-                    params![hash, id, now],
-                )?;
+                tx.execute(INSERT_TOKEN_SQLITE, params![hash, id, now])?;
                 audit_in(
                     &tx,
-                    &AuditEntry {
-                        at: now,
-                        actor,
-                        action: "user.token".into(),
-                        subject: name,
-                        detail: "new token".into(),
-                    },
+                    &AuditEntry::of_user(now, &actor, "user.token", &name, "new token".into()),
                 )?;
             }
             tx.commit()?;
