@@ -25,6 +25,17 @@ pub enum ActivateError {
     /// Signing failed.
     #[error("cannot sign the bundle: {0}")]
     Sign(String),
+    /// Another activation of the same name took this version first.
+    #[error(
+        "another activation of {name} took version {version} at the same time; nothing was \
+         stored for this one: run it again (it gets the next version)"
+    )]
+    Raced {
+        /// The hook's name.
+        name: String,
+        /// The version both chose.
+        version: i64,
+    },
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -112,9 +123,9 @@ pub async fn activate(
     );
     let bundle = sign_bundle(&payload, secret).map_err(|e| ActivateError::Sign(e.to_string()))?;
     let sha256 = hex::encode(Sha256::digest(&bundle));
-    let record = storage
+    let inserted = storage
         .insert_hook(NewHook {
-            name,
+            name: name.clone(),
             version,
             target,
             max_reports: reports,
@@ -127,6 +138,18 @@ pub async fn activate(
             actor: request.actor.to_owned(),
             created: request.now,
         })
-        .await?;
-    Ok(record)
+        .await;
+    match inserted {
+        Ok(record) => Ok(record),
+        // The version was read before the insert's transaction: a second
+        // `hook activate` of the name at the same time chose it too, and
+        // the unique (name, version) refused this one. Say so, not the
+        // database's words.
+        Err(e) => match storage.hooks().await {
+            Ok(hooks) if hooks.iter().any(|h| h.name == name && h.version == version) => {
+                Err(ActivateError::Raced { name, version })
+            }
+            _ => Err(e.into()),
+        },
+    }
 }

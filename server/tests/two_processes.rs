@@ -169,3 +169,60 @@ async fn two_daisy_processes_accept_exactly_reports_results_of_200() {
     stop(a).await;
     stop(b).await;
 }
+
+/// Two operators activating one hook name at once (two `daisy admin`
+/// processes): each activation is stored under its own version, or told
+/// that the other took its version and to run it again; never the
+/// database's own words, and never both versions the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_activations_of_one_name_get_versions_or_a_clear_refusal() {
+    use daisy::activation::ActivateError;
+    let Some(pg) = Postgres::start() else { return };
+    let db = pg.create_database().await;
+    let uri = pg.uri(&db);
+    let dir = tempfile::tempdir().unwrap();
+    daisy::signing::ensure_signing_key(dir.path()).unwrap();
+    let secret = daisy::signing::load_signing_key(dir.path()).unwrap();
+    let text = std::fs::read(format!(
+        "{}/../examples/hooks/lightdm.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let first: Arc<dyn Storage> = Arc::new(PostgresStorage::connect(&uri).await.unwrap());
+    let second: Arc<dyn Storage> = Arc::new(PostgresStorage::connect(&uri).await.unwrap());
+    let mut stored = 0;
+    for _ in 0..5 {
+        let run = |storage: Arc<dyn Storage>| {
+            let (secret, text) = (secret.clone(), text.clone());
+            tokio::spawn(async move {
+                activate(
+                    &storage,
+                    &Limits::default(),
+                    &secret,
+                    ActivateRequest {
+                        text: &text,
+                        file_name: "lightdm.toml",
+                        reports: Some(10),
+                        days: None,
+                        actor: "test",
+                        now: daisy::storage::now(),
+                    },
+                )
+                .await
+            })
+        };
+        let (a, b) = tokio::join!(run(Arc::clone(&first)), run(Arc::clone(&second)));
+        for outcome in [a.unwrap(), b.unwrap()] {
+            match outcome {
+                Ok(_) => stored += 1,
+                Err(ActivateError::Raced { .. }) => {}
+                Err(other) => panic!("not a clear answer: {other}"),
+            }
+        }
+    }
+    let hooks = first.hooks().await.unwrap();
+    assert_eq!(hooks.len(), stored);
+    let mut versions: Vec<i64> = hooks.iter().map(|h| h.version).collect();
+    versions.dedup();
+    assert_eq!(versions.len(), stored, "each version stored once");
+}
