@@ -115,3 +115,36 @@ fn man_writes_one_page_per_subcommand() {
     let help = String::from_utf8(apport_hook(&["--help"]).stdout).unwrap();
     assert!(!help.contains("\n  man "), "{help}");
 }
+
+/// `run --report` naming a FIFO is refused at once instead of hanging in
+/// `open` (the report is opened before anything else happens).
+#[test]
+fn run_refuses_a_fifo_report_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.crash");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_apport-hook"))
+        .args(["run", "--unsigned", "/nonexistent/hook.toml", "--report"])
+        .arg(&fifo)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Generous bound: only "it does not hang" is asserted.
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if waited >= 600 {
+            child.kill().unwrap();
+            panic!("apport-hook run still blocks on the FIFO after 30 s");
+        }
+        waited += 1;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(!status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}

@@ -1,9 +1,9 @@
 //! `apport-hook run`: drive apportd by hand and print the new keys.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,8 +50,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
-    let report =
-        File::open(&args.report).with_context(|| format!("opening {}", args.report.display()))?;
+    // Non-blocking, so that a FIFO named by mistake is refused instead of
+    // hanging the open; links are followed (the caller's own file, opened
+    // with the caller's rights).
+    let report = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&args.report)
+        .with_context(|| format!("opening {}", args.report.display()))?;
+    if !report.metadata()?.is_file() {
+        bail!(
+            "{} is not a regular file: pass a crash report",
+            args.report.display()
+        );
+    }
     let connection = zbus::Connection::system()
         .await
         .context("connecting to the system bus")?;
