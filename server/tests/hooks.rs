@@ -120,17 +120,17 @@ async fn hook_list(server: &TestServer, oops: &str, system: &str) -> Vec<Offer> 
 /// Adds the core developer `dev` with a fresh API token; returns its
 /// `Authorization` header value.
 async fn new_developer_auth(server: &TestServer) -> String {
+    new_auth(server, "dev", "core-dev").await
+}
+
+/// Adds user `name` of `team` with a fresh API token; returns its
+/// `Authorization` header value.
+async fn new_auth(server: &TestServer, name: &str, team: &str) -> String {
     let token = daisy::auth::new_token();
     server
         .app
         .storage
-        .add_user(
-            "dev",
-            "core-dev",
-            &daisy::auth::hash_token(&token),
-            "test",
-            0,
-        )
+        .add_user(name, team, &daisy::auth::hash_token(&token), "test", 0)
         .await
         .unwrap();
     format!("Bearer {token}")
@@ -242,24 +242,12 @@ async fn a_matching_crash_gets_the_hook_and_its_result_is_stored() {
         // (and replaces its token): a developer does not see it, an admin
         // does.
         assert!(v["system_id"].is_null(), "{v}");
-        let admin_token = daisy::auth::new_token();
-        server
-            .app
-            .storage
-            .add_user(
-                "root",
-                "admin",
-                &daisy::auth::hash_token(&admin_token),
-                "test",
-                0,
-            )
-            .await
-            .unwrap();
+        let admin = new_auth(&server, "root", "admin").await;
         let r = request(
             server.addr,
             "GET",
             &format!("/api/1.0/oops/{oops}"),
-            &[("Authorization", &format!("Bearer {admin_token}"))],
+            &[("Authorization", &admin)],
             b"",
         )
         .await;
@@ -269,6 +257,19 @@ async fn a_matching_crash_gets_the_hook_and_its_result_is_stored() {
         // (PostgreSQL's text cannot hold it).
         for path in ["/api/1.0/oops/a%00b", "/api/1.0/problems/x%00"] {
             let r = request(server.addr, "GET", path, &[("Authorization", &auth)], b"").await;
+            assert_eq!(r.status, 400, "{path}: {}", r.text());
+        }
+        // The retracer's SAS (path) and signature (body) alike.
+        let retracer = new_auth(&server, "ret", "retracer").await;
+        let headers = [
+            ("Authorization", retracer.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        for (path, body) in [
+            ("/api/1.0/sas/x%00", &br#"{"signature": "s"}"#[..]),
+            ("/api/1.0/sas/x", &br#"{"signature": "a\u0000b"}"#[..]),
+        ] {
+            let r = request(server.addr, "PUT", path, &headers, body).await;
             assert_eq!(r.status, 400, "{path}: {}", r.text());
         }
         let r = request(

@@ -23,6 +23,33 @@ use harness::Postgres;
 use harness::http::request;
 use tokio::process::{Child, Command};
 
+/// Activates the example hook `lightdm.toml` with `reports = 10`, as an
+/// operator's `daisy admin hook activate` does.
+async fn activate_lightdm(
+    storage: &Arc<dyn Storage>,
+    secret: &apport_hooks::bundle::SecretKey,
+) -> Result<daisy::storage::HookRecord, daisy::activation::ActivateError> {
+    let text = std::fs::read(format!(
+        "{}/../examples/hooks/lightdm.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    activate(
+        storage,
+        &Limits::default(),
+        secret,
+        ActivateRequest {
+            text: &text,
+            file_name: "lightdm.toml",
+            reports: Some(10),
+            days: None,
+            actor: "test",
+            now: daisy::storage::now(),
+        },
+    )
+    .await
+}
+
 fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
@@ -75,26 +102,7 @@ async fn two_daisy_processes_accept_exactly_reports_results_of_200() {
     let storage: Arc<dyn Storage> = Arc::new(PostgresStorage::connect(&uri).await.unwrap());
     daisy::signing::ensure_signing_key(dir.path()).unwrap();
     let secret = daisy::signing::load_signing_key(dir.path()).unwrap();
-    let text = std::fs::read(format!(
-        "{}/../examples/hooks/lightdm.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let hook = activate(
-        &storage,
-        &Limits::default(),
-        &secret,
-        ActivateRequest {
-            text: &text,
-            file_name: "lightdm.toml",
-            reports: Some(10),
-            days: None,
-            actor: "test",
-            now: daisy::storage::now(),
-        },
-    )
-    .await
-    .unwrap();
+    let hook = activate_lightdm(&storage, &secret).await.unwrap();
 
     let (a, addr_a) = start_daisy(&uri, &dir.path().join("a"), &config).await;
     let (b, addr_b) = start_daisy(&uri, &dir.path().join("b"), &config).await;
@@ -183,33 +191,13 @@ async fn concurrent_activations_of_one_name_get_versions_or_a_clear_refusal() {
     let dir = tempfile::tempdir().unwrap();
     daisy::signing::ensure_signing_key(dir.path()).unwrap();
     let secret = daisy::signing::load_signing_key(dir.path()).unwrap();
-    let text = std::fs::read(format!(
-        "{}/../examples/hooks/lightdm.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
     let first: Arc<dyn Storage> = Arc::new(PostgresStorage::connect(&uri).await.unwrap());
     let second: Arc<dyn Storage> = Arc::new(PostgresStorage::connect(&uri).await.unwrap());
     let mut stored = 0;
     for _ in 0..5 {
         let run = |storage: Arc<dyn Storage>| {
-            let (secret, text) = (secret.clone(), text.clone());
-            tokio::spawn(async move {
-                activate(
-                    &storage,
-                    &Limits::default(),
-                    &secret,
-                    ActivateRequest {
-                        text: &text,
-                        file_name: "lightdm.toml",
-                        reports: Some(10),
-                        days: None,
-                        actor: "test",
-                        now: daisy::storage::now(),
-                    },
-                )
-                .await
-            })
+            let secret = secret.clone();
+            tokio::spawn(async move { activate_lightdm(&storage, &secret).await })
         };
         let (a, b) = tokio::join!(run(Arc::clone(&first)), run(Arc::clone(&second)));
         for outcome in [a.unwrap(), b.unwrap()] {
