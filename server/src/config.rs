@@ -363,11 +363,7 @@ impl Config {
             let entry = entry?;
             let name = entry.file_name();
             let meta = entry.metadata()?;
-            let old = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .is_some_and(|age| age > older_than);
+            let old = changed_longer_ago_than(&meta, older_than);
             if name.to_string_lossy().ends_with(".partial") && meta.is_file() && old {
                 std::fs::remove_file(entry.path())?;
                 removed = removed.saturating_add(1);
@@ -375,6 +371,16 @@ impl Config {
         }
         Ok(removed)
     }
+}
+
+/// Whether a file was last written more than `age` ago (`false` when its
+/// time cannot be read or lies in the future): the test for core files no
+/// upload in progress can still own.
+pub(crate) fn changed_longer_ago_than(meta: &std::fs::Metadata, age: std::time::Duration) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|elapsed| elapsed > age)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -297,12 +297,7 @@ async fn remove_orphan_core(
     let Ok(meta) = tokio::fs::symlink_metadata(core).await else {
         return Ok(false);
     };
-    let old = meta
-        .modified()
-        .ok()
-        .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age > grace);
-    if !meta.is_file() || !old {
+    if !meta.is_file() || !crate::config::changed_longer_ago_than(&meta, grace) {
         return Ok(false);
     }
     match tokio::fs::remove_file(core).await {
