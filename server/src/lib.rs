@@ -11,6 +11,7 @@ pub mod activation;
 pub mod app;
 pub mod auth;
 pub mod body_budget;
+pub mod bootstrap;
 pub mod bucketing;
 pub mod cli;
 pub mod config;

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use harness::http::request;
 
 #[tokio::test]
-async fn first_start_creates_the_signing_key_and_prints_a_bootstrap_token_once() {
+async fn first_start_creates_the_signing_key_and_hands_over_a_bootstrap_token_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
@@ -36,20 +36,42 @@ async fn first_start_creates_the_signing_key_and_prints_a_bootstrap_token_once()
     };
     let mut child = start();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut token = None;
+    let mut printed = Vec::new();
     let mut key_line = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
         if line.contains("public key") {
             key_line = Some(line.clone());
         }
-        if let Some(t) = line.strip_prefix("Its API token, shown this once: ") {
-            token = Some(t.trim().to_owned());
+        printed.push(line.clone());
+        if line.contains("Its API token is in") {
             break;
         }
     }
-    let token = token.expect("bootstrap token printed");
     assert!(key_line.unwrap().contains("keys/daisy.pub"));
+    // Standard output is a pipe here, as under systemd: the token goes to
+    // a file of daisy's user, never to the output (the journal).
+    let token_file = data.join(daisy::bootstrap::TOKEN_FILE);
+    assert!(
+        printed
+            .last()
+            .unwrap()
+            .contains(token_file.to_str().unwrap()),
+        "{printed:?}"
+    );
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(token.len(), 64);
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !printed.iter().any(|l| l.contains(&token)),
+        "token printed: {printed:?}"
+    );
     let secret = data.join("keys/daisy.key");
     assert_eq!(
         std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
@@ -110,6 +132,64 @@ async fn first_start_creates_the_signing_key_and_prints_a_bootstrap_token_once()
         "nothing printed on a second start: {printed:?}"
     );
     assert_eq!(std::fs::read(&secret).unwrap(), key_before);
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+        token,
+        "a second start leaves the token file alone"
+    );
+
+    // A new admin token kills the bootstrap one: its file goes with it.
+    let out = Command::new(env!("CARGO_BIN_EXE_daisy"))
+        .args(["admin", "--data-dir"])
+        .arg(&data)
+        .args(["user", "token", "admin"])
+        .env_remove("DAISY_CONFIG")
+        .env_remove("DAISY_DATABASE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!token_file.exists(), "the dead token's file is removed");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no longer works"),
+        "{out:?}"
+    );
+}
+
+/// At a terminal (the README's quick start) the token is shown there and
+/// written nowhere. `script(1)` gives daisy a pseudo-terminal.
+#[test]
+fn at_a_terminal_the_bootstrap_token_is_shown_and_no_file_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let command = format!(
+        "exec {} serve --listen 127.0.0.1:0 --data-dir {}",
+        env!("CARGO_BIN_EXE_daisy"),
+        data.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_remove("DAISY_CONFIG")
+        .env_remove("DAISY_DATABASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut token = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(t) = line.strip_prefix("Its API token, shown this once: ") {
+            token = Some(t.trim().to_owned());
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(token.expect("token shown at the terminal").len(), 64);
+    assert!(!data.join(daisy::bootstrap::TOKEN_FILE).exists());
 }
 
 /// A keys directory another user could write into is refused before any key

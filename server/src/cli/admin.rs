@@ -98,6 +98,23 @@ fn no_such_user(name: &str) -> CliError {
     ))
 }
 
+/// After the admin user's tokens were replaced or revoked, the bootstrap
+/// token file holds a dead token: removed, so that nobody takes it for a
+/// working one. Said on standard error, since standard output may be the
+/// new token alone.
+fn forget_bootstrap_token(config: &Config, user: &str) -> Result<(), CliError> {
+    if user != crate::bootstrap::ADMIN_USER {
+        return Ok(());
+    }
+    let path = config.data_dir.join(crate::bootstrap::TOKEN_FILE);
+    let removed = crate::bootstrap::remove_token_file(&config.data_dir)
+        .map_err(CliError::io(format!("removing {}", path.display())))?;
+    if removed {
+        eprintln!("removed {}: its token no longer works", path.display());
+    }
+    Ok(())
+}
+
 /// The actor recorded in the audit log for CLI actions.
 const ACTOR: &str = "admin-cli";
 
@@ -159,6 +176,7 @@ pub async fn run_on(
             else {
                 return Err(no_such_user(&name));
             };
+            forget_bootstrap_token(config, &name)?;
             writeln!(out, "revoked {revoked} token(s) of {name}").map_err(w)?;
         }
         AdminCommand::User(UserCommand::Token { name }) => {
@@ -171,6 +189,7 @@ pub async fn run_on(
             {
                 return Err(no_such_user(&name));
             }
+            forget_bootstrap_token(config, &name)?;
             writeln!(out, "{token}").map_err(w)?;
         }
         AdminCommand::Hook(HookCommand::Activate {

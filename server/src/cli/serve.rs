@@ -1,14 +1,15 @@
 //! `daisy serve`.
 
-use std::sync::Arc;
+use std::io::IsTerminal as _;
+use std::path::Path;
 
 use tokio::net::TcpListener;
 
 use super::CliError;
 use crate::app::App;
-use crate::auth::{hash_token, new_token};
+use crate::bootstrap;
 use crate::config::{CommonArgs, Config};
-use crate::storage::{self, Storage};
+use crate::storage;
 
 /// Options of `daisy serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,23 +28,33 @@ pub struct ServeArgs {
     pub tls_key: Option<std::path::PathBuf>,
 }
 
-/// Creates the bootstrap admin user when there is no user yet; returns its
-/// token (shown once, stored hashed).
-pub async fn bootstrap_admin(storage: &Arc<dyn Storage>) -> Result<Option<String>, CliError> {
-    if storage.user_count().await? > 0 {
-        return Ok(None);
+/// Shows the bootstrap token to a human at a terminal; anywhere else
+/// (systemd's journal, a pipe) it would stay in a log others may read, so
+/// it goes into a file of daisy's user and the output names the file.
+fn hand_over_bootstrap_token(data_dir: &Path, token: &str) {
+    if std::io::stdout().is_terminal() {
+        println!(
+            "No users yet: created user `admin` (team admin).\n\
+             Its API token, shown this once: {token}\n\
+             Use it as `Authorization: Bearer {token}`; add more with `daisy admin user add`."
+        );
+        return;
     }
-    let token = new_token();
-    storage
-        .add_user(
-            "admin",
-            "admin",
-            &hash_token(&token),
-            "daisy",
-            storage::now(),
-        )
-        .await?;
-    Ok(Some(token))
+    match bootstrap::write_token_file(data_dir, token) {
+        Ok(path) => println!(
+            "No users yet: created user `admin` (team admin).\n\
+             Its API token is in {} (readable by daisy's user only); copy it, then delete \
+             the file. Add more users with `daisy admin user add`.",
+            path.display()
+        ),
+        // The user exists, so the next start makes no token: say how to
+        // get one instead of printing it where others may read it.
+        Err(e) => tracing::error!(
+            "created user `admin` but could not write its token to {}: {e}; \
+             make a new one with `daisy admin user token admin`",
+            data_dir.join(bootstrap::TOKEN_FILE).display()
+        ),
+    }
 }
 
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
@@ -77,12 +88,8 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
         );
     }
     let storage = storage::open(&config.database).await?;
-    if let Some(token) = bootstrap_admin(&storage).await? {
-        println!(
-            "No users yet: created user `admin` (team admin).\n\
-             Its API token, shown this once: {token}\n\
-             Use it as `Authorization: Bearer {token}`; add more with `daisy admin user add`."
-        );
+    if let Some(token) = bootstrap::create_admin(&storage).await? {
+        hand_over_bootstrap_token(&config.data_dir, &token);
     }
     let listener = TcpListener::bind(config.listen)
         .await
