@@ -73,6 +73,11 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
+        Setup::with_idle_exit(2)
+    }
+
+    /// As [`Setup::new`], with apportd exiting after `idle_exit_secs` idle.
+    fn with_idle_exit(idle_exit_secs: u64) -> Setup {
         let keys = shared_tempdir();
         let trusted = generate_key_pair().unwrap();
         let revoked = generate_key_pair().unwrap();
@@ -95,7 +100,7 @@ impl Setup {
         )
         .unwrap();
         let config = format!(
-            "idle_exit_secs = 2\nkey_dirs = [\"{}\"]\nrevoked_keys = \"{}\"\n",
+            "idle_exit_secs = {idle_exit_secs}\nkey_dirs = [\"{}\"]\nrevoked_keys = \"{}\"\n",
             keys.path().join("keys.d").display(),
             keys.path().join("revoked-keys").display()
         );
@@ -256,6 +261,82 @@ fn tampered_expired_revoked_and_untrusted_bundles_run_nothing() {
     assert!(marker.exists(), "the valid bundle's step did not run");
 }
 
+/// A key revoked or removed while apportd runs is refused by that same
+/// process at once: any caller can keep apportd from its idle exit, so a
+/// revocation read only at start could wait for ever.
+#[test]
+fn a_key_revoked_or_removed_while_apportd_runs_is_refused_at_once() {
+    if !have_root("a_key_revoked_or_removed_while_apportd_runs_is_refused_at_once") {
+        return;
+    }
+    // Long enough that one apportd process serves every call below.
+    let setup = Setup::with_idle_exit(600);
+    let admin = TestUser::create("bk", &["sudo"], false);
+    let markers = setup.keys.path().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let report = setup.report(&admin);
+    let first = setup.trusted_bundle("first", &touch_hook(&markers.join("first")));
+    let result = json(&setup.run(&admin, &first, &report));
+    assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
+    let pid = apportd_pid(&setup.bus);
+
+    // Revoked: the next bundle of that key runs nothing.
+    let revoked_list = setup.keys.path().join("revoked-keys");
+    let mut list = std::fs::read_to_string(&revoked_list).unwrap();
+    list.push_str(&format!("{}\n", setup.trusted.key_id));
+    std::fs::write(&revoked_list, list).unwrap();
+    let second = setup.trusted_bundle("second", &touch_hook(&markers.join("second")));
+    let output = setup.run(&admin, &second, &report);
+    assert_rejected(&output, "revoked-key");
+    assert!(
+        !markers.join("second").exists(),
+        "a revoked key's bundle ran"
+    );
+
+    // Removed from the trusted keys: unknown.
+    std::fs::write(&revoked_list, format!("{}\n", setup.revoked.key_id)).unwrap();
+    std::fs::remove_file(setup.keys.path().join("keys.d/daisy.pub")).unwrap();
+    let output = setup.run(&admin, &second, &report);
+    assert_rejected(&output, "unknown-key");
+
+    // A revocation list that cannot be trusted any more fails closed.
+    std::fs::write(
+        setup.keys.path().join("keys.d/daisy.pub"),
+        &setup.trusted.public_key_file,
+    )
+    .unwrap();
+    std::fs::remove_file(&revoked_list).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &revoked_list).unwrap();
+    let output = setup.run(&admin, &second, &report);
+    assert_rejected(&output, "trust-store");
+    assert!(
+        !markers.join("second").exists(),
+        "ran without a revocation list"
+    );
+    assert_eq!(
+        apportd_pid(&setup.bus),
+        pid,
+        "one apportd process served every call"
+    );
+}
+
+/// The pid of the process owning apportd's name on `bus`.
+fn apportd_pid(bus: &SystemBus) -> String {
+    let out = bus
+        .bus_daemon_call("GetConnectionUnixProcessID", "s", &["com.ubuntu.apport"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pid = text
+        .trim()
+        .strip_prefix("u ")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!pid.is_empty(), "apportd owns its name: {out:?}");
+    pid
+}
+
 fn assert_rejected(output: &Output, code: &str) {
     assert_refused(output, "com.ubuntu.Apport1.Error.BundleRejected");
     assert_refused(output, code);
@@ -296,6 +377,16 @@ fn an_older_bundle_of_a_hook_replayed_after_a_newer_one_runs_nothing() {
         !markers.join("v1").exists(),
         "the replayed old bundle ran a step"
     );
+    // A newer version that does not apply to this report (another
+    // package) raises no mark: v2 still runs after it.
+    let mut elsewhere = touching("v3");
+    elsewhere.target = hook("coreutils", Vec::new()).target;
+    let v3 = setup.bundle_version("bash-ids-3", &elsewhere, 3, now() - 30);
+    let output = setup.run(&admin, &v3, &report);
+    assert_refused(&output, "com.ubuntu.Apport1.Error.NotApplicable");
+    std::fs::remove_file(markers.join("v2")).unwrap();
+    let result = json(&setup.run(&admin, &v2, &report));
+    assert_eq!(step_outcome(&result, "Touch"), "collected", "{result}");
     // A corrupt mark for the hook fails closed, even for the newest bundle.
     let state = setup.bus.dir.path().join("apportd-state/bundle-high-water");
     assert!(

@@ -98,11 +98,27 @@ impl From<AdmissionError> for Error {
     }
 }
 
+/// Where apportd reads its trusted keys and revocation list from.
+#[derive(Debug, Clone)]
+pub struct KeySource {
+    /// Directories of trusted public keys.
+    pub key_dirs: Vec<std::path::PathBuf>,
+    /// The revocation list.
+    pub revoked_keys: std::path::PathBuf,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// State shared by the manager, its jobs and the idle loop.
 #[derive(Debug)]
 pub struct Shared {
     executor: Executor,
-    keyring: KeyRing,
+    /// The trusted keys as last loaded.
+    keyring: Mutex<Arc<KeyRing>>,
+    /// Where the keys come from, when they are read again for every bundle.
+    key_source: Option<KeySource>,
     high_water: HighWater,
     slots: JobSlots,
     calls: CallCounter,
@@ -126,7 +142,8 @@ impl Shared {
     /// kept in [`DEFAULT_STATE_DIR`] unless [`Shared::with_high_water`] says otherwise.
     pub fn new(executor: Executor, keyring: KeyRing, whoopsie_uid: Option<u32>) -> Self {
         Shared {
-            keyring,
+            keyring: Mutex::new(Arc::new(keyring)),
+            key_source: None,
             high_water: HighWater::new(DEFAULT_STATE_DIR.into()),
             slots: JobSlots::new(executor.limits()),
             calls: CallCounter::new(MAX_CALLS_PER_CALLER),
@@ -140,6 +157,45 @@ impl Shared {
             changed: Notify::new(),
             report_budget: ReportBudget::new(REPORT_READ_BUDGET_BYTES),
         }
+    }
+
+    /// Read the trusted keys and the revocation list again from `source`
+    /// before every bundle is verified: a key revoked or removed while
+    /// apportd runs (and any caller can keep it running) is refused at
+    /// once, not at its next start.
+    #[must_use]
+    pub fn with_key_source(mut self, source: KeySource) -> Self {
+        self.key_source = Some(source);
+        self
+    }
+
+    /// The trusted keys to verify a bundle with now: read again when a
+    /// [`KeySource`] is set, off the runtime's one thread (up to 512 small
+    /// files; callers are already bounded by [`Shared::enter_call`]). A
+    /// trust store that cannot be read refuses the bundle (fail closed),
+    /// never falls back to the keys read before.
+    async fn current_keyring(&self) -> Result<Arc<KeyRing>, Error> {
+        let Some(source) = self.key_source.clone() else {
+            return Ok(Arc::clone(&lock(&self.keyring)));
+        };
+        let loaded = tokio::task::spawn_blocking(move || {
+            KeyRing::load(&source.key_dirs, Some(&source.revoked_keys))
+        })
+        .await
+        .map_err(|e| {
+            Error::BundleRejected(format!("trust-store: reading the trusted keys: {e}"))
+        })?;
+        let ring = Arc::new(loaded.map_err(|e| {
+            tracing::error!("reading the trusted keys: {e}");
+            Error::BundleRejected(format!("trust-store: reading the trusted keys: {e}"))
+        })?);
+        *lock(&self.keyring) = Arc::clone(&ring);
+        Ok(ring)
+    }
+
+    /// The trusted keys as last read (for the properties).
+    fn last_keyring(&self) -> Arc<KeyRing> {
+        Arc::clone(&lock(&self.keyring))
     }
 
     /// Keep bundle high-water marks with `high_water`.
@@ -288,11 +344,21 @@ impl Manager {
         // Signature first: nothing from an untrusted bundle is parsed or run.
         let verified = self
             .shared
-            .keyring
+            .current_keyring()
+            .await?
             .verify(&bundle, unix_now())
             .map_err(|e| Error::BundleRejected(format!("{}: {e}", e.code())))?;
+        // Admission before work: a caller over its limits gets no report read.
+        let slot = self.shared.slots.try_acquire(caller.uid)?;
+        let (parsed, _budget) = read_report(&self.shared.report_budget, &report).await?;
+        check_applicable(verified.hook(), &parsed)
+            .map_err(|e| Error::NotApplicable(e.to_string()))?;
         // A validly signed but older bundle of this hook (a replay by a
         // compromised server or mirror) is refused before anything runs.
+        // Checked and recorded only once the bundle applies to the report:
+        // a bundle run against a report it does not apply to must not
+        // raise the mark (any user could otherwise lock out a later
+        // version with a bundle they only downloaded).
         // Marked per hook name, not bundle id: daisy gives every version
         // its own id (`NAME-VERSION`), so an id's mark never meets an older
         // version.
@@ -308,11 +374,6 @@ impl Manager {
                 tracing::warn!(bundle = verified.id(), error = %e, "bundle refused");
                 Error::BundleRejected(format!("{}: {e}", e.code()))
             })?;
-        // Admission before work: a caller over its limits gets no report read.
-        let slot = self.shared.slots.try_acquire(caller.uid)?;
-        let (parsed, _budget) = read_report(&self.shared.report_budget, &report).await?;
-        check_applicable(verified.hook(), &parsed)
-            .map_err(|e| Error::NotApplicable(e.to_string()))?;
         let interactive = header
             .primary()
             .flags()
@@ -415,7 +476,7 @@ impl Manager {
     #[zbus(property)]
     fn trusted_keys(&self) -> Vec<String> {
         self.shared
-            .keyring
+            .last_keyring()
             .trusted_key_ids()
             .into_iter()
             .map(|id| id.to_string())
@@ -425,11 +486,10 @@ impl Manager {
     /// Ids of trusted keys that are revoked.
     #[zbus(property)]
     fn revoked_keys(&self) -> Vec<String> {
-        self.shared
-            .keyring
-            .trusted_key_ids()
+        let ring = self.shared.last_keyring();
+        ring.trusted_key_ids()
             .into_iter()
-            .filter(|id| self.shared.keyring.is_revoked(*id))
+            .filter(|id| ring.is_revoked(*id))
             .map(|id| id.to_string())
             .collect()
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::caller::whoopsie_uid;
 use super::config::Config;
-use super::dbus::{BUS_NAME, Manager, OBJECT_PATH, Shared};
+use super::dbus::{BUS_NAME, KeySource, Manager, OBJECT_PATH, Shared};
 use super::job::Executor;
 use super::principal::Launcher;
 use super::rollback::HighWater;
@@ -31,12 +31,18 @@ pub enum ServiceError {
 /// set) until no job ran and nothing was called for `config.idle_exit_secs`.
 pub async fn serve(config: Config) -> Result<(), ServiceError> {
     let executor = Executor::new(Launcher::current_exe()?, config.limits.clone());
+    // Read once here so that a broken trust store stops the start with a
+    // clear error; read again for every bundle (`with_key_source`).
     let keyring = KeyRing::load(&config.key_dirs, Some(&config.revoked_keys))?;
     for skipped in keyring.skipped() {
         tracing::warn!(?skipped, "key file not trusted");
     }
     let shared = Arc::new(
         Shared::new(executor, keyring, whoopsie_uid())
+            .with_key_source(KeySource {
+                key_dirs: config.key_dirs.clone(),
+                revoked_keys: config.revoked_keys.clone(),
+            })
             .with_high_water(HighWater::new(config.state_dir.clone())),
     );
     // The builder exports the objects first and requests the name last, so no
