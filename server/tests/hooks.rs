@@ -305,6 +305,24 @@ async fn a_matching_crash_gets_the_hook_and_its_result_is_stored() {
             "{metrics}"
         );
         assert!(metrics.contains("daisy_hooks_active 1"), "{metrics}");
+        // Disabled: its bundle is withdrawn, so a kept or mirrored copy is
+        // all that is left, and that expires.
+        assert!(
+            server
+                .app
+                .storage
+                .set_hook_state(
+                    hook_id,
+                    HookState::Disabled,
+                    "wrong bucket",
+                    "t",
+                    daisy::storage::now()
+                )
+                .await
+                .unwrap()
+        );
+        let bundle = request(server.addr, "GET", &offer.bundle_path, &[], b"").await;
+        assert_eq!(bundle.status, 404, "{}", bundle.text());
     }
 }
 

@@ -15,6 +15,7 @@ use daisy::storage::{
     HookState, InsertOops, Intake, IntakeOutcome, NewHook, NewOops, NewResult, OfferRequest,
     ResultOutcome, SqliteStorage, Storage, TargetKey, day_of, next_version,
 };
+use daisy::totals_cache::TotalsCache;
 use harness::on_both_engines;
 
 const NOW: i64 = 1_800_000_000;
@@ -97,6 +98,29 @@ fn result(token: &str, hook_id: i64, oops_id: &str, bytes: i64) -> NewResult {
         failed: false,
         now: NOW + 10,
     }
+}
+
+/// `/metrics`' totals are read once per interval, whatever the number of
+/// scrapes; `/healthz` only pings.
+#[tokio::test]
+async fn metrics_totals_are_read_at_most_once_per_interval() {
+    on_both_engines(|s| async move {
+        s.ping().await.unwrap();
+        let cache = TotalsCache::new(std::time::Duration::from_secs(3600));
+        let first = cache.get(s.as_ref()).await.unwrap();
+        s.insert_oops(oops("t1", "sys1")).await.unwrap();
+        assert_eq!(
+            cache.get(s.as_ref()).await.unwrap(),
+            first,
+            "within the interval: the first reading"
+        );
+        let fresh = TotalsCache::new(std::time::Duration::ZERO)
+            .get(s.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(fresh.oopses, first.oopses + 1);
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -393,9 +417,14 @@ async fn hook_versions_count_per_name_and_activation_is_audited_with_its_text() 
         assert_eq!((one.version, two.version, other.version), (1, 2, 1));
         assert_eq!(one.state, HookState::Active);
         assert_eq!(
-            s.hook_bundle(one.id).await.unwrap().unwrap(),
+            s.hook_bundle(two.id, NOW).await.unwrap().unwrap(),
             b"bundle bytes"
         );
+        // Withdrawn: the superseded version's bundle, and any bundle past
+        // its hook's days.
+        assert!(s.hook_bundle(one.id, NOW).await.unwrap().is_none());
+        let expiry = s.hook(two.id).await.unwrap().unwrap().not_after;
+        assert!(s.hook_bundle(two.id, expiry).await.unwrap().is_none());
         assert_eq!(s.hooks().await.unwrap().len(), 3);
         // The new version replaced the old one; another name is untouched.
         let one_now = s.hook(one.id).await.unwrap().unwrap();

@@ -118,7 +118,7 @@ pub async fn bundle(
     State(app): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    match app.storage.hook_bundle(id).await? {
+    match app.storage.hook_bundle(id, storage::now()).await? {
         Some(bytes) => {
             Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
         }

@@ -523,8 +523,9 @@ pub trait Storage: Send + Sync {
     async fn insert_hook(&self, hook: NewHook) -> Result<HookRecord, StorageError>;
     /// One hook.
     async fn hook(&self, id: i64) -> Result<Option<HookRecord>, StorageError>;
-    /// The signed bundle of a hook.
-    async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError>;
+    /// The signed bundle of a hook that is active at `now`: a disabled,
+    /// completed, superseded or expired hook's bundle is withdrawn.
+    async fn hook_bundle(&self, id: i64, now: UnixTime) -> Result<Option<Vec<u8>>, StorageError>;
     /// All hooks, newest first.
     async fn hooks(&self) -> Result<Vec<HookRecord>, StorageError>;
     /// Moves an active hook to another state; `false` when it was not active.
@@ -617,8 +618,10 @@ pub trait Storage: Send + Sync {
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StorageError>;
     /// A daily statistic (`day` = Unix day number, hook 0 = server-wide).
     async fn daily_stat(&self, day: i64, hook_id: i64, metric: &str) -> Result<i64, StorageError>;
-    /// Totals for metrics.
+    /// Totals for metrics (counts whole tables: see `totals_cache`).
     async fn totals(&self) -> Result<Totals, StorageError>;
+    /// Whether the database answers a trivial query (`/healthz`).
+    async fn ping(&self) -> Result<(), StorageError>;
 }
 
 /// Opens (and migrates) the configured database.

@@ -573,10 +573,13 @@ impl Storage for PostgresStorage {
             .unwrap_or(false))
     }
 
-    async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
+    async fn hook_bundle(&self, id: i64, now: UnixTime) -> Result<Option<Vec<u8>>, StorageError> {
         let client = self.client().await?;
         Ok(client
-            .query_opt("SELECT bundle FROM hooks WHERE id = $1", &[&id])
+            .query_opt(
+                "SELECT bundle FROM hooks WHERE id = $1 AND state = 'active' AND not_after > $2",
+                &[&id, &now],
+            )
             .await?
             .map(|r| r.try_get(0))
             .transpose()?)
@@ -897,6 +900,12 @@ impl Storage for PostgresStorage {
             .map(|r| r.try_get(0))
             .transpose()?
             .unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client.query_one("SELECT 1", &[]).await?;
+        Ok(())
     }
 
     async fn totals(&self) -> Result<Totals, StorageError> {

@@ -813,11 +813,14 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn hook_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
+    async fn hook_bundle(&self, id: i64, now: UnixTime) -> Result<Option<Vec<u8>>, StorageError> {
         self.with(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT bundle FROM hooks WHERE id = ?1")?
-                .query_row(params![id], |r| r.get(0))
+                .prepare_cached(
+                    "SELECT bundle FROM hooks WHERE id = ?1 AND state = 'active' \
+                     AND not_after > ?2",
+                )?
+                .query_row(params![id, now], |r| r.get(0))
                 .optional()?)
         })
         .await
@@ -1153,6 +1156,11 @@ impl Storage for SqliteStorage {
                 .unwrap_or(0))
         })
         .await
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.with(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 
     async fn totals(&self) -> Result<Totals, StorageError> {
