@@ -6,6 +6,7 @@ use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
+use crate::totals_cache::{TOTALS_MAX_AGE, TotalsCache};
 
 /// Configuration, storage and counters of one daisy process.
 pub struct App {
@@ -20,6 +21,8 @@ pub struct App {
     /// Held while an unrecorded core file is removed and replaced, so that
     /// two uploads of one core cannot both take it for a leftover.
     pub core_replace: tokio::sync::Mutex<()>,
+    /// The database totals of `/metrics`, read at most every few seconds.
+    pub totals: TotalsCache,
 }
 
 /// What handlers receive.
@@ -34,6 +37,7 @@ impl App {
             storage,
             metrics: Metrics::default(),
             core_replace: tokio::sync::Mutex::new(()),
+            totals: TotalsCache::new(TOTALS_MAX_AGE),
         })
     }
 }

@@ -27,3 +27,4 @@ pub mod server;
 pub mod signing;
 pub mod storage;
 pub mod tls;
+pub mod totals_cache;
