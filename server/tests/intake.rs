@@ -335,15 +335,78 @@ async fn unknown_sas_asks_for_the_core_and_a_retrace_rebuckets() {
     }
 }
 
+/// A crash whose stack trace is incomplete, from `system`: parked under
+/// its unknown SAS and answered `CORE` (the server needs `retracer`).
+async fn parked_crash(server: &TestServer, system: &str) -> String {
+    let mut parked = decode(&upload("signal_crash"));
+    parked.insert("StacktraceTop", "?? ()\n?? ()");
+    oops_id(
+        &post_crash(server, system, &parked.to_vec().unwrap()).await,
+        "CORE",
+    )
+}
+
+/// Cores are taken only when daisy asks for one (`CORE`): not without a
+/// retracer, not for a crash without a SAS, and not once its SAS is
+/// mapped.
 #[tokio::test]
-async fn a_core_over_the_cap_is_refused_and_not_kept() {
-    let server = TestServer::start(Engine::Sqlite, "[limits]\nmax_core_bytes = 1000\n")
-        .await
-        .unwrap();
+async fn a_core_daisy_did_not_ask_for_is_refused() {
+    let refused = |server: &TestServer, id: String| {
+        let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
+        let (addr, cores) = (server.addr, server.dir.path().join("cores"));
+        async move {
+            let r = request(addr, "POST", &path, &[], &[b'A'; 100]).await;
+            assert_eq!((r.status, r.text().as_str()), (400, "Core not requested."));
+            assert_eq!(std::fs::read_dir(cores).unwrap().count(), 0);
+        }
+    };
+    let without = TestServer::start(Engine::Sqlite, "").await.unwrap();
     let id = oops_id(
-        &post_crash(&server, SYSTEM, &upload("signal_crash")).await,
+        &post_crash(&without, SYSTEM, &upload("signal_crash")).await,
         "OOPSID",
     );
+    refused(&without, id).await;
+
+    let server = TestServer::start(Engine::Sqlite, "retracer = true\n")
+        .await
+        .unwrap();
+    let mut no_sas = decode(&upload("signal_crash"));
+    no_sas.remove("StacktraceAddressSignature");
+    // Another crash of the same machine, not a duplicate of the next one.
+    no_sas.insert("Date", "Mon Jan  5 10:00:00 2026");
+    let id = oops_id(
+        &post_crash(&server, SYSTEM, &no_sas.to_vec().unwrap()).await,
+        "OOPSID",
+    );
+    refused(&server, id).await;
+    let id = parked_crash(&server, SYSTEM).await;
+    let sas = server
+        .app
+        .storage
+        .oops(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .oops
+        .sas;
+    server
+        .app
+        .storage
+        .map_sas(&sas.unwrap(), "/usr/sbin/lightdm:11:main", "t", 0)
+        .await
+        .unwrap();
+    refused(&server, id).await;
+}
+
+#[tokio::test]
+async fn a_core_over_the_cap_is_refused_and_not_kept() {
+    let server = TestServer::start(
+        Engine::Sqlite,
+        "retracer = true\n[limits]\nmax_core_bytes = 1000\n",
+    )
+    .await
+    .unwrap();
+    let id = parked_crash(&server, SYSTEM).await;
     let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
     let r = request(server.addr, "POST", &path, &[], &vec![b'A'; 5000]).await;
     assert_eq!(r.status, 413);
@@ -372,11 +435,10 @@ async fn a_core_over_the_cap_is_refused_and_not_kept() {
 #[tokio::test]
 async fn core_uploads_never_mix_replace_or_block_each_other() {
     use tokio::io::AsyncWriteExt;
-    let server = TestServer::start(Engine::Sqlite, "").await.unwrap();
-    let id = oops_id(
-        &post_crash(&server, SYSTEM, &upload("signal_crash")).await,
-        "OOPSID",
-    );
+    let server = TestServer::start(Engine::Sqlite, "retracer = true\n")
+        .await
+        .unwrap();
+    let id = parked_crash(&server, SYSTEM).await;
     let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
     let cores = server.dir.path().join("cores");
     let partials = || {
@@ -448,14 +510,13 @@ async fn core_uploads_never_mix_replace_or_block_each_other() {
 /// A young one may be an upload about to be recorded, and is kept.
 #[tokio::test]
 async fn an_unrecorded_core_file_left_by_a_stopped_daisy_is_replaced() {
-    let server = TestServer::start(Engine::Sqlite, "").await.unwrap();
+    let server = TestServer::start(Engine::Sqlite, "retracer = true\n")
+        .await
+        .unwrap();
     let cores = server.dir.path().join("cores");
     let mut ids = Vec::new();
     for system in [SYSTEM, "b".repeat(128).as_str()] {
-        ids.push(oops_id(
-            &post_crash(&server, system, &upload("signal_crash")).await,
-            "OOPSID",
-        ));
+        ids.push(parked_crash(&server, system).await);
     }
     let (old, young) = (&ids[0], &ids[1]);
     let left = std::fs::File::create(cores.join(old)).unwrap();

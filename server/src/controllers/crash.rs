@@ -218,6 +218,19 @@ pub async fn submit_core(
     if stored.oops.system_id != system_id {
         return Err(AppError::not_found("No such OOPS."));
     }
+    // Only the cores daisy asks for (`CORE`: a retracer is configured and
+    // the crash's SAS is not in the index, still): anyone may file a
+    // crash, and every crash's core would otherwise be up to
+    // `max_core_bytes` of disk. `400` is final for whoopsie, which then
+    // stops retrying.
+    let wanted = match (&stored.oops.sas, app.config.retracer) {
+        (Some(sas), true) => app.storage.sas_signature(sas).await?.is_none(),
+        _ => false,
+    };
+    if !wanted {
+        app.metrics.crash("core_not_requested");
+        return Err(AppError::bad_request("Core not requested."));
+    }
     if stored.core_size.is_some() {
         return Err(AppError::text(
             StatusCode::CONFLICT,
@@ -260,6 +273,13 @@ pub async fn submit_core(
         Err(e) => return Err(internal_io("storing the core", e)),
     }
     drop(partial);
+    // The link must be on disk before the database says the core is
+    // there: after a power loss, a recorded core without its file would
+    // refuse every retry with `409`.
+    if let Err(e) = sync_dir(cores).await {
+        let _ = tokio::fs::remove_file(&core).await;
+        return Err(internal_io("syncing the cores directory", e));
+    }
     let size = i64::try_from(size).unwrap_or(i64::MAX);
     let recorded = app.storage.set_core(&oops_id, &system_id, size).await;
     if !matches!(recorded, Ok(true)) {
@@ -312,6 +332,13 @@ async fn remove_orphan_core(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(internal_io("removing an unrecorded core", e)),
     }
+}
+
+/// `fsync` of a directory, so that the names linked in it are durable.
+async fn sync_dir(dir: std::path::PathBuf) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// A core being uploaded, removed when dropped (a hard link keeps a stored
