@@ -497,6 +497,14 @@ async fn hostile_results_are_refused_and_nothing_is_stored() {
         let stored = server.app.storage.oops_results(&oops).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].bytes, big.len() as i64);
+        // The used token no longer unlocks decoding: a bomb sent with it is
+        // answered as the duplicate it is once the first 64 KiB are out,
+        // not inflated to the cap (which answered 413 after 1 MB).
+        let r = post_result(&server, &offer, &offer.token, Some("zstd"), &cases[0].2).await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (409, "Result already reported.")
+        );
         // A body whose wire bytes pass the limit while it decodes to little
         // (a zstd skippable frame first) is checked and replayed the same way.
         let (oops2, _) = crash(&server, OTHER_SYSTEM).await;

@@ -23,7 +23,7 @@ use crate::auth::{hash_token, new_token};
 use crate::bucketing::targets;
 use crate::controllers::result_body::{BodyStop, Coding, ResultBody};
 use crate::error::AppError;
-use crate::storage::{self, NewResult, OfferRequest, ResultOutcome};
+use crate::storage::{self, NewResult, OfferRequest, ResultOutcome, TokenCheck};
 
 /// BSON responses and requests.
 pub const BSON_CONTENT_TYPE: &str = "application/bson";
@@ -234,9 +234,9 @@ pub async fn post_result(
         match pushed {
             Ok(()) => {}
             Err(BodyStop::Unverified) => {
-                if !upload.token_known().await? {
+                if let Some(answer) = upload.check_before_decoding().await? {
                     drop(body);
-                    return Ok(upload.unknown_token());
+                    return Ok(answer);
                 }
                 decoded = ResultBody::new(coding, cap, room).map_err(|e| decoder_error(&app, e))?;
                 if let Err(s) = decoded.push(&wire.take().unwrap_or_default()) {
@@ -262,8 +262,8 @@ pub async fn post_result(
             Ok(keys) => return store_result(&upload, wire.is_none(), keys).await,
             Err(BodyStop::Unverified) => {
                 // The decoder's last bytes crossed the limit.
-                if !upload.token_known().await? {
-                    return Ok(upload.unknown_token());
+                if let Some(answer) = upload.check_before_decoding().await? {
+                    return Ok(answer);
                 }
                 let mut again =
                     ResultBody::new(coding, cap, room).map_err(|e| decoder_error(&app, e))?;
@@ -361,13 +361,37 @@ struct Upload<'a> {
 }
 
 impl Upload<'_> {
-    /// Whether the token was issued for this hook and OOPS and is unexpired.
-    async fn token_known(&self) -> Result<bool, AppError> {
+    /// The token as the database knows it for this hook and OOPS.
+    async fn token(&self) -> Result<TokenCheck, AppError> {
         self.app
             .storage
-            .result_token_known(&self.token_hash, self.hook_id, self.oops_id, storage::now())
+            .result_token(&self.token_hash, self.hook_id, self.oops_id, storage::now())
             .await
             .map_err(|e| unavailable(self.app, e))
+    }
+
+    /// Whether the token was issued for this hook and OOPS and is unexpired.
+    async fn token_known(&self) -> Result<bool, AppError> {
+        Ok(self.token().await? != TokenCheck::Unknown)
+    }
+
+    /// For a body past the bytes decoded before the token is checked:
+    /// `None` to go on decoding (an unused token), else the answer. A used
+    /// token gets what [`Storage::accept_result`] would answer, `409`,
+    /// without its body being decompressed any further: a token that
+    /// already delivered its result must not be a licence to make daisy
+    /// inflate 50 MiB again and again for its 7 days.
+    async fn check_before_decoding(&self) -> Result<Option<Response>, AppError> {
+        Ok(match self.token().await? {
+            TokenCheck::Unused => None,
+            TokenCheck::Unknown => Some(self.unknown_token()),
+            TokenCheck::Used => Some(closing(refused(
+                self.app,
+                "duplicate",
+                StatusCode::CONFLICT,
+                "Result already reported.",
+            ))),
+        })
     }
 
     /// Counts a body refused here (not by `accept_result`) in the hook's

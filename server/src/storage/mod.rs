@@ -342,6 +342,28 @@ pub struct NewResult {
     pub now: UnixTime,
 }
 
+/// A result token as the database knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// Never issued for this hook and OOPS, or expired.
+    Unknown,
+    /// Issued, unexpired, no result taken with it yet.
+    Unused,
+    /// A result was taken with it: another upload is a duplicate.
+    Used,
+}
+
+impl TokenCheck {
+    /// From the `used` flag of the token's row, if it has one.
+    pub fn of_row(used: Option<bool>) -> Self {
+        match used {
+            None => TokenCheck::Unknown,
+            Some(false) => TokenCheck::Unused,
+            Some(true) => TokenCheck::Used,
+        }
+    }
+}
+
 /// What happened to a result upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultOutcome {
@@ -567,17 +589,17 @@ pub trait Storage: Send + Sync {
         oops_id: &str,
         now: UnixTime,
     ) -> Result<bool, StorageError>;
-    /// Whether `token_hash` was issued for this hook and OOPS and has not
-    /// expired (used or not): a read, for a result upload that must prove
+    /// Whether `token_hash` was issued for this hook and OOPS, has not
+    /// expired, and was used: a read, for a result upload that must prove
     /// its token before daisy decodes more of it; [`Storage::accept_result`]
     /// still decides.
-    async fn result_token_known(
+    async fn result_token(
         &self,
         token_hash: &str,
         hook_id: i64,
         oops_id: &str,
         now: UnixTime,
-    ) -> Result<bool, StorageError>;
+    ) -> Result<TokenCheck, StorageError>;
     /// Accepts or refuses a result, atomically against the hook's limits.
     async fn accept_result(&self, result: NewResult) -> Result<ResultOutcome, StorageError>;
     /// Results of one hook, newest first.

@@ -17,7 +17,7 @@ use super::sqlite::HOOK_COLUMNS;
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, INSERT_TOKEN_POSTGRES, InsertOops, Intake,
     IntakeOutcome, NewHook, NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage,
-    StorageError, TargetKey, Totals, USERS, UnixTime, User, UserSummary,
+    StorageError, TargetKey, TokenCheck, Totals, USERS, UnixTime, User, UserSummary,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
@@ -547,18 +547,18 @@ impl Storage for PostgresStorage {
         Ok(counted)
     }
 
-    async fn result_token_known(
+    async fn result_token(
         &self,
         token_hash: &str,
         hook_id: i64,
         oops_id: &str,
         now: UnixTime,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<TokenCheck, StorageError> {
         let client = self.shared().await?;
-        Ok(client
+        let used: Option<bool> = client
             .query_typed(
-                "SELECT EXISTS (SELECT 1 FROM hook_tokens WHERE token_hash = $1 \
-                 AND hook_id = $2 AND oops_id = $3 AND expires > $4)",
+                "SELECT used FROM hook_tokens WHERE token_hash = $1 \
+                 AND hook_id = $2 AND oops_id = $3 AND expires > $4",
                 &[
                     (&token_hash, Type::TEXT),
                     (&hook_id, Type::INT8),
@@ -569,8 +569,8 @@ impl Storage for PostgresStorage {
             .await?
             .first()
             .map(|r| r.try_get(0))
-            .transpose()?
-            .unwrap_or(false))
+            .transpose()?;
+        Ok(TokenCheck::of_row(used))
     }
 
     async fn hook_bundle(&self, id: i64, now: UnixTime) -> Result<Option<Vec<u8>>, StorageError> {

@@ -20,7 +20,7 @@ use super::sqlite_dedup::{
 use super::{
     AuditEntry, HookRecord, HookResult, HookState, INSERT_TOKEN_SQLITE, InsertOops, Intake,
     IntakeOutcome, NewHook, NewOops, NewResult, OfferRequest, Oops, ResultOutcome, Storage,
-    StorageError, TargetKey, Totals, USERS, UnixTime, User, UserSummary, day_of,
+    StorageError, TargetKey, TokenCheck, Totals, USERS, UnixTime, User, UserSummary, day_of,
 };
 
 /// Ordered migrations; index + 1 is the schema version.
@@ -794,21 +794,23 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn result_token_known(
+    async fn result_token(
         &self,
         token_hash: &str,
         hook_id: i64,
         oops_id: &str,
         now: UnixTime,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<TokenCheck, StorageError> {
         let (token_hash, oops_id) = (token_hash.to_owned(), oops_id.to_owned());
         self.with(move |conn| {
-            Ok(conn
+            let used: Option<bool> = conn
                 .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM hook_tokens WHERE token_hash = ?1 \
-                     AND hook_id = ?2 AND oops_id = ?3 AND expires > ?4)",
+                    "SELECT used FROM hook_tokens WHERE token_hash = ?1 \
+                     AND hook_id = ?2 AND oops_id = ?3 AND expires > ?4",
                 )?
-                .query_row(params![token_hash, hook_id, oops_id, now], |r| r.get(0))?)
+                .query_row(params![token_hash, hook_id, oops_id, now], |r| r.get(0))
+                .optional()?;
+            Ok(TokenCheck::of_row(used))
         })
         .await
     }
