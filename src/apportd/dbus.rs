@@ -22,13 +22,13 @@ use super::caller::{
     BusCallerResolver, Caller, CallerCache, CallerError, CallerResolver, report_owner,
 };
 use super::command::cancelled;
-use super::job::{Authorizer, Executor, Fixed, JobOutput, JobRequest};
+use super::job::{AUTHORIZATION_WAIT, Authorizer, Executor, Fixed, JobOutput, JobRequest};
 use super::limits::{
     AdmissionError, CallCounter, CallInProgress, JobSlot, JobSlots, MAX_CALLS_PER_CALLER,
     REPORT_READ_TIMEOUT,
 };
 use super::output::{encode_fields, sealed_memfd};
-use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, is_authorized};
+use super::polkit::{PolkitAuthorizer, TEST_HOOK_ACTION, answered_within, is_authorized};
 use super::proxy::StepReport;
 use super::rollback::{DEFAULT_STATE_DIR, HighWater};
 use super::unsigned::validate_unsigned;
@@ -439,14 +439,18 @@ impl Manager {
             ("hook_version", "unsigned"),
             ("polkit.message", UNSIGNED_HOOK_MESSAGE),
         ]);
+        // Bounded like a root step's authorization (`AUTHORIZATION_WAIT`).
         let authorized = match Subject::new_for_message_header(&header) {
             Ok(subject) => {
-                is_authorized(
-                    connection,
-                    &subject,
-                    TEST_HOOK_ACTION,
-                    &details,
-                    interactive,
+                answered_within(
+                    AUTHORIZATION_WAIT,
+                    is_authorized(
+                        connection,
+                        &subject,
+                        TEST_HOOK_ACTION,
+                        &details,
+                        interactive,
+                    ),
                 )
                 .await
             }

@@ -50,6 +50,20 @@ pub async fn is_authorized(
     }
 }
 
+/// `check`'s answer if it comes within `wait`, else "not authorized": an
+/// authentication dialog left open, or an agent of the caller's own that
+/// never answers, must not hold a call (its slot, its descriptors, and
+/// apportd's idle exit) for ever.
+pub async fn answered_within(wait: std::time::Duration, check: impl Future<Output = bool>) -> bool {
+    match tokio::time::timeout(wait, check).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::warn!("polkit gave no answer within {} s: denying", wait.as_secs());
+            false
+        }
+    }
+}
+
 /// The message polkit shows when it asks for a password.
 pub fn root_message(request: &RootRequest) -> String {
     format!(
@@ -103,5 +117,19 @@ impl Authorizer for PolkitAuthorizer {
             )
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use std::time::Duration;
+
+    use super::answered_within;
+
+    #[tokio::test]
+    async fn an_answer_that_never_comes_is_no_and_one_in_time_stands() {
+        assert!(!answered_within(Duration::from_millis(50), std::future::pending()).await);
+        assert!(answered_within(Duration::from_secs(120), async { true }).await);
+        assert!(!answered_within(Duration::from_secs(120), async { false }).await);
     }
 }
