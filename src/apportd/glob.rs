@@ -135,92 +135,131 @@ fn class_matches(body: &[u8], c: u8) -> bool {
 /// Wildcards may appear in any component; `*` does not match a leading `.`
 /// unless the pattern component starts with one (shell behaviour). Symlinks are
 /// neither followed as directories nor returned as matches.
+///
+/// Depth first, one directory descriptor open per level of the pattern (and
+/// one more while a directory is listed): a root step runs this inside
+/// apportd, whose descriptors every job shares, and a walk that held one
+/// per matched directory (`/proc/*/status` with a thousand processes) used
+/// them all up. Running out of descriptors or memory fails the step; it is
+/// never taken for a directory that is not there.
 pub fn expand(pattern: &Path, max_matches: usize) -> Result<GlobMatches, FileError> {
     check_path(pattern)?;
+    let io = |source: nix::Error| FileError::Io {
+        path: pattern.to_path_buf(),
+        source: source.into(),
+    };
     let root = open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| FileError::Io {
-        path: pattern.to_path_buf(),
-        source: e.into(),
-    })?;
+    .map_err(io)?;
     let components: Vec<&[u8]> = pattern
         .as_os_str()
         .as_bytes()
         .split(|b| *b == b'/')
         .filter(|c| !c.is_empty())
         .collect();
-    let mut level: Vec<(PathBuf, OwnedFd)> = vec![(PathBuf::from("/"), root)];
-    let mut scanned = 0usize;
-    let mut truncated = false;
-    let last = components.len().saturating_sub(1);
-    for (index, component) in components.iter().enumerate() {
-        let want = if index == last {
+    let mut walk = Walk {
+        max_matches,
+        scanned: 0,
+        truncated: false,
+        matches: Vec::new(),
+    };
+    walk.descend(Path::new("/"), &root, &components)
+        .map_err(io)?;
+    let mut paths = walk.matches;
+    let mut truncated = walk.truncated;
+    if paths.len() > max_matches {
+        truncated = true;
+        paths.truncate(max_matches);
+    }
+    Ok(GlobMatches { paths, truncated })
+}
+
+/// A walk in progress: its bounds and what it found.
+struct Walk {
+    max_matches: usize,
+    scanned: usize,
+    truncated: bool,
+    matches: Vec<PathBuf>,
+}
+
+impl Walk {
+    /// Whether the walk has more matches than it may return (the entries
+    /// scanned are bounded by each listing's budget instead).
+    fn done(&self) -> bool {
+        self.matches.len() > self.max_matches
+    }
+
+    /// Matches `components` below `dir`, in path order. `Err` only for a
+    /// lack of resources (see [`exhausted`]).
+    fn descend(&mut self, dir_path: &Path, dir: &OwnedFd, components: &[&[u8]]) -> nix::Result<()> {
+        let Some((component, rest)) = components.split_first() else {
+            return Ok(());
+        };
+        let names: Vec<Vec<u8>> = if has_wildcard(component) {
+            let listed = list_dir(dir, MAX_GLOB_SCAN.saturating_sub(self.scanned))?;
+            self.scanned = self.scanned.saturating_add(listed.scanned);
+            self.truncated |= listed.truncated;
+            listed
+                .names
+                .into_iter()
+                .filter(|name| {
+                    (component.first() == Some(&b'.') || name.first() != Some(&b'.'))
+                        && pattern_matches(component, name)
+                })
+                .collect()
+        } else {
+            vec![component.to_vec()]
+        };
+        let want = if rest.is_empty() {
             SFlag::S_IFREG
         } else {
             SFlag::S_IFDIR
         };
-        let mut next = Vec::new();
-        for (dir_path, dir_fd) in &level {
-            let names: Vec<Vec<u8>> = if has_wildcard(component) {
-                let listed = list_dir(dir_fd, MAX_GLOB_SCAN.saturating_sub(scanned));
-                scanned = scanned.saturating_add(listed.scanned);
-                truncated |= listed.truncated;
-                listed
-                    .names
-                    .into_iter()
-                    .filter(|name| {
-                        (component.first() == Some(&b'.') || name.first() != Some(&b'.'))
-                            && pattern_matches(component, name)
-                    })
-                    .collect()
-            } else {
-                vec![component.to_vec()]
-            };
-            for name in names {
-                let bound = if index == last {
-                    max_matches.saturating_add(1)
-                } else {
-                    MAX_GLOB_SCAN
-                };
-                if next.len() >= bound {
-                    truncated = true;
-                    break;
-                }
-                let name = OsStr::from_bytes(&name);
-                let Ok(fd) = openat(
-                    dir_fd.as_fd(),
-                    name,
-                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                ) else {
-                    continue;
-                };
-                let Ok(stat) = fstat(fd.as_fd()) else {
-                    continue;
-                };
-                // A symlink opened with O_PATH|O_NOFOLLOW is S_IFLNK: never matches.
-                if file_type(&stat) == want {
-                    next.push((dir_path.join(name), fd));
-                }
-            }
-            if scanned >= MAX_GLOB_SCAN {
-                truncated = true;
+        for name in names {
+            if self.done() {
+                self.truncated = true;
                 break;
             }
+            let name = OsStr::from_bytes(&name);
+            let fd = match openat(
+                dir.as_fd(),
+                name,
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(e) if exhausted(e) => return Err(e),
+                Err(_) => continue,
+            };
+            let Ok(stat) = fstat(fd.as_fd()) else {
+                continue;
+            };
+            // A symlink opened with O_PATH|O_NOFOLLOW is S_IFLNK: never matches.
+            if file_type(&stat) != want {
+                continue;
+            }
+            let path = dir_path.join(name);
+            if rest.is_empty() {
+                self.matches.push(path);
+            } else {
+                // `fd` is closed when this returns: one per level.
+                self.descend(&path, &fd, rest)?;
+            }
         }
-        level = next;
+        Ok(())
     }
-    if level.len() > max_matches {
-        truncated = true;
-        level.truncate(max_matches);
-    }
-    Ok(GlobMatches {
-        paths: level.into_iter().map(|(path, _)| path).collect(),
-        truncated,
-    })
+}
+
+/// Errors that say the process ran short of descriptors or memory, not
+/// that a path is missing or forbidden: they end the walk.
+fn exhausted(e: nix::Error) -> bool {
+    matches!(
+        e,
+        nix::Error::EMFILE | nix::Error::ENFILE | nix::Error::ENOMEM
+    )
 }
 
 struct Listing {
@@ -229,22 +268,26 @@ struct Listing {
     truncated: bool,
 }
 
-fn list_dir(dir: &OwnedFd, budget: usize) -> Listing {
+fn list_dir(dir: &OwnedFd, budget: usize) -> nix::Result<Listing> {
     let mut listing = Listing {
         names: Vec::new(),
         scanned: 0,
         truncated: false,
     };
-    let Ok(fd) = openat(
+    let fd = match openat(
         dir.as_fd(),
         ".",
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
-    ) else {
-        return listing;
+    ) {
+        Ok(fd) => fd,
+        Err(e) if exhausted(e) => return Err(e),
+        Err(_) => return Ok(listing),
     };
-    let Ok(mut dir) = Dir::from_fd(fd) else {
-        return listing;
+    let mut dir = match Dir::from_fd(fd) {
+        Ok(dir) => dir,
+        Err(e) if exhausted(e) => return Err(e),
+        Err(_) => return Ok(listing),
     };
     for entry in dir.iter().flatten() {
         let name = entry.file_name().to_bytes();
@@ -259,7 +302,7 @@ fn list_dir(dir: &OwnedFd, budget: usize) -> Listing {
         listing.names.push(name.to_vec());
     }
     listing.names.sort();
-    listing
+    Ok(listing)
 }
 
 #[cfg(test)]
