@@ -143,16 +143,57 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), SigningError
 pub fn load_signing_key(data_dir: &Path) -> Result<SecretKey, SigningError> {
     let path = secret_key_path(data_dir);
     check_key_dir(&data_dir.join(KEY_DIR))?;
-    let file = match std::fs::File::open(&path) {
+    // Not through a link, and never blocking: a FIFO in its place would
+    // hang `serve` and `hook activate` at the open.
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(&path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SigningError::Missing(path));
         }
         Err(e) => return Err(io(&path)(e)),
     };
+    let meta = file.metadata().map_err(io(&path))?;
+    if !meta.is_file() {
+        return Err(SigningError::Key(format!(
+            "{} is not a regular file; remove it to have daisy make a new key pair, or put the \
+             secret key file itself there",
+            path.display()
+        )));
+    }
+    if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
+        tracing::warn!(
+            "{} can be read or written by others than its owner: chmod 600 it",
+            path.display()
+        );
+    }
     let mut text = String::new();
     file.take(MAX_SECRET_KEY_BYTES)
         .read_to_string(&mut text)
         .map_err(io(&path))?;
     load_secret_key(&text).map_err(|e| SigningError::Key(e.to_string()))
+}
+
+#[cfg(test)]
+mod fifo_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_fifo_in_place_of_the_secret_key_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join(KEY_DIR);
+        DirBuilder::new().mode(0o700).create(&keys).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(keys.join(SECRET_KEY_FILE))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = load_signing_key(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
 }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::limits::{IDLE_EXIT, Limits};
 use super::rollback::DEFAULT_STATE_DIR;
+use crate::bundle::regular_file::{RegularFileError, check_trusted_parent, read_trusted_file};
 use crate::bundle::{DEFAULT_KEY_DIRS, DEFAULT_REVOKED_KEYS};
 
 /// Read when `--config` is not given and the file exists.
@@ -51,6 +52,19 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// It could not be read as trust material: a symbolic link, not a
+    /// regular file, too large, or writable (it or a directory above it)
+    /// by a user other than root.
+    #[error(
+        "{path}: {reason}; the configuration chooses the trusted keys, so it must be a \
+         regular file only root can write, in directories only root can write"
+    )]
+    Untrusted {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// It is not valid TOML for this schema.
     #[error("{path}: {source}")]
     Parse {
@@ -72,14 +86,25 @@ impl Config {
             None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
             None => return Ok(Config::default()),
         };
-        let read = |source| ConfigError::Read {
-            path: path.clone(),
-            source,
+        // It names the trusted keys, the revocation list and the state
+        // directory of the anti-rollback marks: checked like the keys
+        // themselves, failing closed.
+        let untrusted = |e: RegularFileError| match e {
+            RegularFileError::Io { source, .. } => ConfigError::Read {
+                path: path.clone(),
+                source,
+            },
+            other => ConfigError::Untrusted {
+                path: path.clone(),
+                reason: other.to_string(),
+            },
         };
-        let file = std::fs::File::open(&path).map_err(read)?;
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_CONFIG_BYTES), &mut text)
-            .map_err(read)?;
+        check_trusted_parent(&path).map_err(untrusted)?;
+        let bytes = read_trusted_file(&path, MAX_CONFIG_BYTES).map_err(untrusted)?;
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
         Config::parse(&text).map_err(|source| ConfigError::Parse { path, source })
     }
 
@@ -93,6 +118,35 @@ impl Config {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_config_others_could_write_or_a_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apportd.toml");
+        std::fs::write(&path, "idle_exit_secs = 5\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(Config::load(Some(&path)).unwrap().idle_exit_secs, 5);
+        // World-writable: its writer would choose the trusted keys.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Config::load(Some(&path)).unwrap_err();
+        assert!(matches!(err, ConfigError::Untrusted { .. }), "{err}");
+        // A link to a file elsewhere.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let err = Config::load(Some(&link)).unwrap_err();
+        assert!(matches!(err, ConfigError::Untrusted { .. }), "{err}");
+        // In a directory others may write into.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let inside = open.join("apportd.toml");
+        std::fs::write(&inside, "").unwrap();
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::load(Some(&inside)).unwrap_err();
+        assert!(matches!(err, ConfigError::Untrusted { .. }), "{err}");
+    }
 
     #[test]
     fn empty_config_means_the_documented_defaults() {

@@ -12,7 +12,7 @@ mod container;
 mod key_id;
 mod keyring;
 mod payload;
-mod regular_file;
+pub(crate) mod regular_file;
 #[cfg(feature = "sign")]
 mod sign;
 mod verify;
