@@ -555,6 +555,24 @@ async fn read_report(
     read_report_within(budget, report, REPORT_READ_TIMEOUT).await
 }
 
+/// File systems whose reads another process or machine answers, by their
+/// `statfs` magic (`linux/magic.h`): a report there is refused, since a
+/// FUSE daemon or a hung server can keep apportd's read waiting for ever.
+pub fn served_elsewhere(magic: i64) -> Option<&'static str> {
+    match magic {
+        0x6573_5546 => Some("FUSE"),
+        0x6969 => Some("NFS"),
+        0xFF53_4D42 => Some("CIFS"),
+        0xFE53_4D42 => Some("SMB2"),
+        0x517B => Some("SMB"),
+        0x0102_1997 => Some("9P"),
+        0x7375_7245 => Some("Coda"),
+        0x5346_414F => Some("AFS"),
+        0x00C3_6400 => Some("Ceph"),
+        _ => None,
+    }
+}
+
 /// Memory that report reads may hold at once. A report is read whole and
 /// then parsed, about twice its size at the peak, and the unit caps apportd
 /// at `MemoryMax=768M` beside up to 400 MB of job output: without a budget
@@ -599,6 +617,19 @@ async fn read_report_within(
     report: &OwnedFd,
     timeout: Duration,
 ) -> Result<(Report, OwnedSemaphorePermit), Error> {
+    // Before any of the budget is taken: a read that never returns keeps
+    // its share (its thread still holds it) and its blocking thread for
+    // good, and a caller can make one on a file system another process
+    // serves.
+    if let Some(kind) = nix::sys::statfs::fstatfs(report)
+        .ok()
+        .and_then(|fs| served_elsewhere(i64::from(fs.filesystem_type().0)))
+    {
+        return Err(Error::InvalidArgs(format!(
+            "the report is on a {kind} file system, whose reads may never return; copy it to a \
+             local file system (such as /var/crash) first"
+        )));
+    }
     let size = fd_size(report);
     // Twice the file for the read and the parse, plus a unit for rounding.
     let units = size
@@ -1171,6 +1202,22 @@ mod tests {
         std::io::Write::write_all(&mut file, &text).unwrap();
         std::io::Seek::rewind(&mut file).unwrap();
         OwnedFd::from(file)
+    }
+
+    #[tokio::test]
+    async fn reports_on_file_systems_served_elsewhere_are_refused() {
+        assert_eq!(served_elsewhere(0x6573_5546), Some("FUSE"));
+        assert_eq!(served_elsewhere(0x6969), Some("NFS"));
+        assert_eq!(served_elsewhere(0xFE53_4D42), Some("SMB2"));
+        // ext4 and tmpfs: read as before.
+        assert_eq!(served_elsewhere(0xEF53), None);
+        assert_eq!(served_elsewhere(0x0102_1994), None);
+        // A report here (a local file system) is read.
+        let budget = ReportBudget::new(REPORT_READ_BUDGET_BYTES);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "ProblemType: Crash\n").unwrap();
+        let fd = OwnedFd::from(std::fs::File::open(file.path()).unwrap());
+        assert!(read_report(&budget, &fd).await.is_ok());
     }
 
     #[tokio::test]
