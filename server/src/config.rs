@@ -77,6 +77,7 @@ struct FileConfig {
 struct FileLimits {
     max_report_bytes: Option<usize>,
     max_core_bytes: Option<usize>,
+    core_free_disk_bytes: Option<u64>,
     max_result_bytes: Option<usize>,
     max_api_body_bytes: Option<usize>,
     body_bytes_in_flight: Option<usize>,
@@ -106,6 +107,11 @@ pub struct Limits {
     pub max_report_bytes: usize,
     /// Largest core dump upload (base64 text). Default 256 MiB.
     pub max_core_bytes: usize,
+    /// Free space a core upload must leave on the data directory's file
+    /// system (checked before it starts, as free space minus
+    /// `max_core_bytes`): cores never fill the disk the database needs.
+    /// Default 1 GiB.
+    pub core_free_disk_bytes: u64,
     /// Largest hook result after decompression. Default 50 MiB (the client's own cap).
     pub max_result_bytes: usize,
     /// Largest JSON API body. Default 1 MiB.
@@ -143,6 +149,7 @@ impl Default for Limits {
         Limits {
             max_report_bytes: 16 << 20,
             max_core_bytes: 256 << 20,
+            core_free_disk_bytes: 1 << 30,
             max_result_bytes: 50 << 20,
             max_api_body_bytes: 1 << 20,
             body_bytes_in_flight: 256 << 20,
@@ -270,6 +277,7 @@ impl Config {
         let limits = Limits {
             max_report_bytes: f.max_report_bytes.unwrap_or(d.max_report_bytes),
             max_core_bytes: f.max_core_bytes.unwrap_or(d.max_core_bytes),
+            core_free_disk_bytes: f.core_free_disk_bytes.unwrap_or(d.core_free_disk_bytes),
             max_result_bytes: f.max_result_bytes.unwrap_or(d.max_result_bytes),
             max_api_body_bytes: f.max_api_body_bytes.unwrap_or(d.max_api_body_bytes),
             body_bytes_in_flight: f.body_bytes_in_flight.unwrap_or(d.body_bytes_in_flight),

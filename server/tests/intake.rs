@@ -398,6 +398,30 @@ async fn a_core_daisy_did_not_ask_for_is_refused() {
     refused(&server, id).await;
 }
 
+/// A core that would leave less than `core_free_disk_bytes` free is
+/// refused for later (`503`) before a byte is written.
+#[tokio::test]
+async fn a_core_is_refused_while_the_disk_is_nearly_full() {
+    // More free space asked for than any disk has.
+    let server = TestServer::start(
+        Engine::Sqlite,
+        "retracer = true\n[limits]\ncore_free_disk_bytes = 9000000000000000000\n",
+    )
+    .await
+    .unwrap();
+    let id = parked_crash(&server, SYSTEM).await;
+    let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
+    let r = request(server.addr, "POST", &path, &[], &[b'A'; 100]).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (503, "Disk nearly full, try again later.")
+    );
+    let cores = std::fs::read_dir(server.dir.path().join("cores")).unwrap();
+    assert_eq!(cores.count(), 0);
+    let stored = server.app.storage.oops(&id).await.unwrap().unwrap();
+    assert_eq!(stored.core_size, None, "a retry can still store it");
+}
+
 #[tokio::test]
 async fn a_core_over_the_cap_is_refused_and_not_kept() {
     let server = TestServer::start(

@@ -238,6 +238,29 @@ pub async fn submit_core(
         ));
     }
     let cores = app.config.data_dir.join("cores");
+    // Cores must never take the space the database needs: with a retracer,
+    // every crash with an unknown SAS may send one. `503`: whoopsie keeps
+    // the core and tries again later.
+    let limits = &app.config.limits;
+    let needed = limits
+        .core_free_disk_bytes
+        .saturating_add(u64::try_from(limits.max_core_bytes).unwrap_or(u64::MAX));
+    match free_disk_bytes(&cores) {
+        Ok(free) if free >= needed => {}
+        Ok(free) => {
+            tracing::warn!(
+                free,
+                "refusing a core upload: the data directory's file system has less free space \
+                 than limits.core_free_disk_bytes plus limits.max_core_bytes ({needed} bytes)"
+            );
+            app.metrics.crash("core_disk_full");
+            return Err(AppError::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Disk nearly full, try again later.",
+            ));
+        }
+        Err(e) => return Err(internal_io("reading the free disk space", e)),
+    }
     // A file of this upload's own: two uploads of one core never share
     // one (they used to truncate and interleave), and the guard removes it
     // however the upload ends (refused, cut off by the timeout, its client
@@ -332,6 +355,12 @@ async fn remove_orphan_core(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(internal_io("removing an unrecorded core", e)),
     }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `dir`.
+fn free_disk_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
+    Ok(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
 }
 
 /// `fsync` of a directory, so that the names linked in it are durable.
