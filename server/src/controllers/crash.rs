@@ -358,6 +358,8 @@ async fn remove_orphan_core(
 }
 
 /// Bytes an unprivileged writer may still use on the file system of `dir`.
+// `fsblkcnt_t` and `c_ulong` are 64 bits here but 32 on other targets.
+#[allow(clippy::useless_conversion)]
 fn free_disk_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
     Ok(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
