@@ -573,6 +573,13 @@ pub fn served_elsewhere(magic: i64) -> Option<&'static str> {
     }
 }
 
+/// A file system's `statfs` magic as a number: `fs_type_t` is an `i64` here,
+/// 32 bits wide on some other targets.
+#[allow(clippy::useless_conversion)]
+fn fs_magic(kind: nix::sys::statfs::FsType) -> i64 {
+    i64::from(kind.0)
+}
+
 /// Memory that report reads may hold at once. A report is read whole and
 /// then parsed, about twice its size at the peak, and the unit caps apportd
 /// at `MemoryMax=768M` beside up to 400 MB of job output: without a budget
@@ -623,7 +630,7 @@ async fn read_report_within(
     // serves.
     if let Some(kind) = nix::sys::statfs::fstatfs(report)
         .ok()
-        .and_then(|fs| served_elsewhere(i64::from(fs.filesystem_type().0)))
+        .and_then(|fs| served_elsewhere(fs_magic(fs.filesystem_type())))
     {
         return Err(Error::InvalidArgs(format!(
             "the report is on a {kind} file system, whose reads may never return; copy it to a \
