@@ -722,6 +722,32 @@ async fn a_compressed_upload_past_the_disk_cap_is_cut_off_mid_stream() {
 /// A result that inflates past the bodies' budget (after its token was
 /// checked) is refused with `503` and nothing is stored; the token still
 /// works for a result that fits.
+/// A valid token's bomb is charged to the bodies' budget as it inflates,
+/// not after a whole chunk was inflated (up to `max_result_bytes` at once,
+/// beyond any budget, for every such upload in flight).
+#[tokio::test]
+async fn a_bomb_with_a_valid_token_stops_at_the_bodies_budget() {
+    let (server, hook_id) = server_with_hook(
+        Engine::Sqlite,
+        "[limits]\nbody_bytes_in_flight = 1000000\n",
+        2,
+    )
+    .await
+    .unwrap();
+    let (oops, _) = crash(&server, SYSTEM).await;
+    let offer = hook_list(&server, &oops, SYSTEM).await.remove(0);
+    let bomb = zstd::encode_all(&vec![0u8; 100 << 20][..], 19).unwrap();
+    let r = post_result(&server, &offer, &offer.token, Some("zstd"), &bomb).await;
+    // Not `413` after inflating 50 MiB (`max_result_bytes`).
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("Connection"), Some("close"));
+    let hook = server.app.storage.hook(hook_id).await.unwrap().unwrap();
+    assert_eq!((hook.results, hook.state), (0, HookState::Active));
+    // The budget is whole again: a good result with the same token fits.
+    let r = post_result(&server, &offer, &offer.token, None, &result_bson()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 #[tokio::test]
 async fn a_result_past_the_bodies_budget_is_refused_for_later() {
     let (server, hook_id) = server_with_hook(

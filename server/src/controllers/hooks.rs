@@ -203,10 +203,14 @@ pub async fn post_result(
     let room = usize::try_from(hook.room()).unwrap_or(usize::MAX);
     // Decoding stops at UNVERIFIED_RESULT_BYTES until the token is known
     // to be good; the wire bytes are kept until then to decode again.
+    // The decoded bytes are charged to the bodies' budget as the decoder
+    // grows its buffer (one chunk may inflate to the whole cap).
     let mut decoded = ResultBody::unverified(coding, cap, room, UNVERIFIED_RESULT_BYTES)
-        .map_err(|e| decoder_error(&app, e))?;
+        .map_err(|e| decoder_error(&app, e))?
+        .charged(app.bodies.charge());
     let mut wire = Some(Vec::new());
-    // Held until the result is answered: what its bytes take of the budget.
+    // Held until the result is answered: what the kept wire bytes take of
+    // the budget.
     let mut charge = app.bodies.charge();
     let mut body = body;
     let mut stop = None;
@@ -238,7 +242,9 @@ pub async fn post_result(
                     drop(body);
                     return Ok(answer);
                 }
-                decoded = ResultBody::new(coding, cap, room).map_err(|e| decoder_error(&app, e))?;
+                decoded = ResultBody::new(coding, cap, room)
+                    .map_err(|e| decoder_error(&app, e))?
+                    .charged(app.bodies.charge());
                 if let Err(s) = decoded.push(&wire.take().unwrap_or_default()) {
                     stop = Some(s);
                     break;
@@ -250,7 +256,7 @@ pub async fn post_result(
             }
         }
         let kept = wire.as_ref().map_or(0, Vec::len);
-        if charge.cover(decoded.held().saturating_add(kept)).is_err() {
+        if charge.cover(kept).is_err() {
             drop(body);
             app.metrics.result("busy");
             return Ok(super::busy());
@@ -265,8 +271,9 @@ pub async fn post_result(
                 if let Some(answer) = upload.check_before_decoding().await? {
                     return Ok(answer);
                 }
-                let mut again =
-                    ResultBody::new(coding, cap, room).map_err(|e| decoder_error(&app, e))?;
+                let mut again = ResultBody::new(coding, cap, room)
+                    .map_err(|e| decoder_error(&app, e))?
+                    .charged(app.bodies.charge());
                 let kept = wire.take().unwrap_or_default();
                 match again.push(&kept).and_then(|()| again.finish()) {
                     Ok(keys) => return store_result(&upload, true, keys).await,
@@ -279,6 +286,13 @@ pub async fn post_result(
     // The rest of the body is never read: `drop` it before answering.
     drop(body);
     match stop {
+        // Decoding only passes the budget after the token was found good
+        // (before, it stops at `UNVERIFIED_RESULT_BYTES`, within every
+        // body's free share): no stranger gets this answer.
+        BodyStop::Busy => {
+            app.metrics.result("busy");
+            Ok(super::busy())
+        }
         BodyStop::OverDiskCap { decompressed } => {
             // Spec: stop reading, answer 413, close, disable the hook. The
             // storage disables it (audited, atomically with other uploads)

@@ -20,6 +20,8 @@ use apport_hooks::report::ZSTD_MAX_WINDOW_LOG;
 use axum::http::{HeaderMap, header};
 use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 
+use crate::body_budget::BodyCharge;
+
 /// The content codings accepted for results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {
@@ -72,6 +74,9 @@ pub enum BodyStop {
     /// known to be good ([`ResultBody::unverified`]): check it, then decode
     /// the body again from its start without that limit.
     Unverified,
+    /// The bodies in flight used up their memory budget
+    /// ([`ResultBody::charged`]): refuse for later.
+    Busy,
 }
 
 /// Collects the decompressed bytes, refusing to hold more than `limit`.
@@ -81,6 +86,25 @@ struct CappedSink {
     /// Decompressed bytes the decoder tried to hand over when it crossed
     /// the limit (0 while under it).
     crossed_at: usize,
+    /// The share of the bodies' memory budget the buffer holds, grown
+    /// before the buffer is: one pushed chunk may inflate to the whole cap,
+    /// which the budget must see before the memory is taken, not after.
+    charge: Option<BodyCharge>,
+    /// The budget refused to grow.
+    busy: bool,
+}
+
+impl CappedSink {
+    /// Charges the budget for a buffer of `bytes`.
+    fn cover(&mut self, bytes: usize) -> io::Result<()> {
+        let Some(charge) = self.charge.as_mut() else {
+            return Ok(());
+        };
+        charge.cover(bytes).map_err(|_| {
+            self.busy = true;
+            io::Error::other("the bodies in flight used up their memory budget")
+        })
+    }
 }
 
 impl Write for CappedSink {
@@ -90,6 +114,7 @@ impl Write for CappedSink {
             self.crossed_at = total;
             return Err(io::Error::other("decompressed result over its cap"));
         }
+        self.cover(total)?;
         self.out.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -167,6 +192,9 @@ impl ZstdStream {
                     return Err(io::Error::other("decompressed result over its cap"));
                 }
                 let target = len.saturating_mul(2).max(ZSTD_MIN_GROWTH).min(most);
+                // What the buffer may come to hold (the byte past the
+                // limit only shows it was crossed).
+                sink.cover(target.min(sink.limit))?;
                 sink.out.reserve_exact(target.saturating_sub(len));
             }
             let full = {
@@ -286,6 +314,8 @@ impl ResultBody {
             out: Vec::new(),
             limit: cap.min(room).min(verify_at),
             crossed_at: 0,
+            charge: None,
+            busy: false,
         };
         let decoder = match coding {
             Coding::Identity => Decoder::Identity(sink),
@@ -300,6 +330,20 @@ impl ResultBody {
             room,
             verify_at,
         })
+    }
+
+    /// Charges the decompressed bytes to `charge` as they are decoded,
+    /// before each buffer grows ([`BodyStop::Busy`] when it cannot).
+    #[must_use]
+    pub fn charged(mut self, charge: BodyCharge) -> ResultBody {
+        self.decoder.sink_mut().charge = Some(charge);
+        self
+    }
+
+    /// The charge given to [`ResultBody::charged`], to carry it over to the
+    /// decoder that replaces this one.
+    pub fn take_charge(&mut self) -> Option<BodyCharge> {
+        self.decoder.sink_mut().charge.take()
     }
 
     /// Decodes one chunk of the body as received.
@@ -345,7 +389,9 @@ impl ResultBody {
 
     fn stop(&self, error: io::Error) -> BodyStop {
         let sink = self.decoder.sink();
-        if sink.crossed_at == 0 {
+        if sink.busy {
+            BodyStop::Busy
+        } else if sink.crossed_at == 0 {
             BodyStop::Undecodable(error)
         } else if sink.limit == self.verify_at && self.verify_at < self.cap.min(self.room) {
             BodyStop::Unverified
