@@ -398,19 +398,22 @@ async fn a_core_daisy_did_not_ask_for_is_refused() {
     refused(&server, id).await;
 }
 
+/// A server with a retracer and the `[limits]` line `limits`, a crash
+/// parked on it, and the path its core is uploaded to.
+async fn parked_core(limits: &str) -> (TestServer, String, String) {
+    let config = format!("retracer = true\n[limits]\n{limits}\n");
+    let server = TestServer::start(Engine::Sqlite, &config).await.unwrap();
+    let id = parked_crash(&server, SYSTEM).await;
+    let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
+    (server, id, path)
+}
+
 /// A core that would leave less than `core_free_disk_bytes` free is
 /// refused for later (`503`) before a byte is written.
 #[tokio::test]
 async fn a_core_is_refused_while_the_disk_is_nearly_full() {
     // More free space asked for than any disk has.
-    let server = TestServer::start(
-        Engine::Sqlite,
-        "retracer = true\n[limits]\ncore_free_disk_bytes = 9000000000000000000\n",
-    )
-    .await
-    .unwrap();
-    let id = parked_crash(&server, SYSTEM).await;
-    let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
+    let (server, id, path) = parked_core("core_free_disk_bytes = 9000000000000000000").await;
     let r = request(server.addr, "POST", &path, &[], &[b'A'; 100]).await;
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -424,14 +427,7 @@ async fn a_core_is_refused_while_the_disk_is_nearly_full() {
 
 #[tokio::test]
 async fn a_core_over_the_cap_is_refused_and_not_kept() {
-    let server = TestServer::start(
-        Engine::Sqlite,
-        "retracer = true\n[limits]\nmax_core_bytes = 1000\n",
-    )
-    .await
-    .unwrap();
-    let id = parked_crash(&server, SYSTEM).await;
-    let path = format!("/{id}/submit-core/amd64/{SYSTEM}");
+    let (server, id, path) = parked_core("max_core_bytes = 1000").await;
     let r = request(server.addr, "POST", &path, &[], &vec![b'A'; 5000]).await;
     assert_eq!(r.status, 413);
     let cores: Vec<_> = std::fs::read_dir(server.dir.path().join("cores"))
