@@ -319,6 +319,12 @@ fn a_key_revoked_or_removed_while_apportd_runs_is_refused_at_once() {
         pid,
         "one apportd process served every call"
     );
+    // With a 600 s idle exit it would outlive the test's bus.
+    let stopped = std::process::Command::new("kill")
+        .arg(&pid)
+        .status()
+        .unwrap();
+    assert!(stopped.success());
 }
 
 /// The pid of the process owning apportd's name on `bus`.
