@@ -7,21 +7,19 @@
 //! overwritten.
 
 use std::fs::{DirBuilder, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use apport_hooks::bundle::{
-    LOCAL_KEY_DIR, SecretKey, check_trusted_dir, generate_key_pair, load_secret_key,
-};
+use apport_hooks::bundle::{LOCAL_KEY_DIR, SecretKey, check_trusted_dir, generate_key_pair};
+
+use daisy::signing::read_secret_key_file;
 
 /// File name of the secret key `daisy keygen` writes.
 pub const SECRET_KEY_FILE: &str = "daisy.key";
 /// File name of the public key `daisy keygen` writes.
 pub const PUBLIC_KEY_FILE: &str = "daisy.pub";
-/// Largest secret key file read, in bytes (a real one is about 250).
-const MAX_SECRET_KEY_FILE_BYTES: u64 = 4096;
 
 /// Arguments of `daisy keygen`.
 #[derive(Debug, clap::Args)]
@@ -129,32 +127,16 @@ pub fn refuse_special_file(path: &Path, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a secret key file written by `daisy keygen` (or `minisign -G -W`).
-///
-/// Symlinks are followed (secret stores often mount keys through them); the
-/// target must be a regular file of at most 4 KiB.
+/// Reads a secret key file written by `daisy keygen` (or `minisign -G -W`)
+/// for `daisy hook compile`: [`read_secret_key_file`], following a
+/// symbolic link (secret stores often mount keys through them).
 pub fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
-    refuse_special_file(path, "secret key")?;
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open the secret key {}", path.display()))?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_SECRET_KEY_FILE_BYTES {
-        bail!(
-            "{} is not a minisign secret key file (not a regular file of at most \
-             {MAX_SECRET_KEY_FILE_BYTES} bytes); pass the daisy.key written by `daisy keygen`",
+    let file = read_secret_key_file(path, true)?;
+    if file.exposed {
+        eprintln!(
+            "warning: {} is readable by other users; run `chmod 600` on it",
             path.display()
         );
     }
-    if meta.mode() & 0o077 != 0 {
-        eprintln!(
-            "warning: {} is readable by other users (mode {:o}); run `chmod 600` on it",
-            path.display(),
-            meta.mode() & 0o777
-        );
-    }
-    let mut text = String::new();
-    file.take(MAX_SECRET_KEY_FILE_BYTES)
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    load_secret_key(&text).with_context(|| format!("in {}", path.display()))
+    Ok(file.key)
 }

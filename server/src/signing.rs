@@ -15,7 +15,8 @@ pub const SECRET_KEY_FILE: &str = "daisy.key";
 /// The public key clients install into their trust directory.
 pub const PUBLIC_KEY_FILE: &str = "daisy.pub";
 /// Largest secret key file read (a real one is about 250 bytes).
-const MAX_SECRET_KEY_BYTES: u64 = 4096;
+/// Largest secret key file read, in bytes (a real one is about 250).
+pub const MAX_SECRET_KEY_BYTES: u64 = 4096;
 
 /// Why the key could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -143,38 +144,69 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), SigningError
 pub fn load_signing_key(data_dir: &Path) -> Result<SecretKey, SigningError> {
     let path = secret_key_path(data_dir);
     check_key_dir(&data_dir.join(KEY_DIR))?;
-    // Not through a link, and never blocking: a FIFO in its place would
-    // hang `serve` and `hook activate` at the open.
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SigningError::Missing(path));
+    // Not through a link: the keys directory is daisy's own.
+    match read_secret_key_file(&path, false) {
+        Ok(file) => {
+            if file.exposed {
+                tracing::warn!(
+                    "{} can be read or written by others than its owner: chmod 600 it",
+                    path.display()
+                );
+            }
+            Ok(file.key)
         }
-        Err(e) => return Err(io(&path)(e)),
+        Err(SigningError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(SigningError::Missing(path))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A secret key file as [`read_secret_key_file`] read it.
+pub struct SecretKeyFile {
+    /// The key.
+    pub key: SecretKey,
+    /// Users other than its owner may read or write the file.
+    pub exposed: bool,
+}
+
+/// Reads a minisign secret key file without a password (`daisy keygen`,
+/// `minisign -G -W`), for `serve`, `admin hook activate` and `hook
+/// compile` alike. It is opened without blocking, since a FIFO in its place
+/// would hang the open, and must be a regular file of at most
+/// [`MAX_SECRET_KEY_BYTES`]. A symbolic link as its last component is
+/// followed only with `follow_links` (secret stores mount keys through
+/// links; daisy's own keys directory has none).
+pub fn read_secret_key_file(
+    path: &Path,
+    follow_links: bool,
+) -> Result<SecretKeyFile, SigningError> {
+    let flags = if follow_links {
+        nix::libc::O_NONBLOCK
+    } else {
+        nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW
     };
-    let meta = file.metadata().map_err(io(&path))?;
-    if !meta.is_file() {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(io(path))?;
+    let meta = file.metadata().map_err(io(path))?;
+    if !meta.is_file() || meta.len() > MAX_SECRET_KEY_BYTES {
         return Err(SigningError::Key(format!(
-            "{} is not a regular file; remove it to have daisy make a new key pair, or put the \
-             secret key file itself there",
+            "{} is not a minisign secret key file (not a regular file of at most \
+             {MAX_SECRET_KEY_BYTES} bytes); put the daisy.key written by `daisy keygen` there",
             path.display()
         )));
     }
-    if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
-        tracing::warn!(
-            "{} can be read or written by others than its owner: chmod 600 it",
-            path.display()
-        );
-    }
+    let exposed = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0;
     let mut text = String::new();
     file.take(MAX_SECRET_KEY_BYTES)
         .read_to_string(&mut text)
-        .map_err(io(&path))?;
-    load_secret_key(&text).map_err(|e| SigningError::Key(e.to_string()))
+        .map_err(io(path))?;
+    let key = load_secret_key(&text)
+        .map_err(|e| SigningError::Key(format!("in {}: {e}", path.display())))?;
+    Ok(SecretKeyFile { key, exposed })
 }
 
 #[cfg(test)]
